@@ -1,0 +1,134 @@
+"""Reading and validating input tables (CSV, CSV.GZ or Parquet) with precise error messages.
+
+Shared by every loader (transactions here; catalog and judgments in ``objectives``) so that all
+of them report problems the same way: file, line, column, value. Nothing is silently dropped:
+loaders that exclude rows record why in an :class:`ExclusionReport`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from clv.errors import DataError
+
+#: CSV line of the first data row: line 1 is the header.
+FIRST_DATA_LINE = 2
+
+
+def read_table(path: str | Path, *, dtype: dict[str, type] | None = None) -> pd.DataFrame:
+    """Read a CSV (optionally gzipped) or Parquet file into a DataFrame.
+
+    ``dtype`` pins columns such as ids to ``str`` so that "00123" stays "00123". Any parse
+    failure becomes a :class:`DataError` naming the file instead of a pandas traceback.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError("file not found", file=path)
+    name = path.name.lower()
+    try:
+        if name.endswith(".parquet"):
+            frame = pd.read_parquet(path)
+            if dtype:
+                frame = frame.astype({c: t for c, t in dtype.items() if c in frame.columns})
+            return frame
+        if name.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz")):
+            sep = "\t" if ".tsv" in name else ","
+            return pd.read_csv(path, sep=sep, dtype=dtype, keep_default_na=True)
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
+        raise DataError(f"cannot parse table: {exc}", file=path) from exc
+    raise DataError("unsupported file type; use .csv, .csv.gz, .tsv or .parquet", file=path)
+
+
+def line_of(index_position: int) -> int:
+    """CSV line number of the data row at 0-based ``index_position``."""
+    return index_position + FIRST_DATA_LINE
+
+
+def require_columns(frame: pd.DataFrame, required: Iterable[str], *, file: str | Path) -> None:
+    """Raise a :class:`DataError` listing every required column that is missing."""
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"missing required column(s) {missing}; found {list(frame.columns)}", file=file
+        )
+
+
+def numeric_column(
+    frame: pd.DataFrame,
+    column: str,
+    *,
+    file: str | Path,
+    allow_missing: bool = False,
+    min_value: float | None = None,
+    max_value: float | None = None,
+) -> np.ndarray:
+    """Return ``frame[column]`` as float64, or raise at the first bad row.
+
+    Bad means: not a number, NaN/inf (unless ``allow_missing``, which lets NaN through as
+    "not given"), or outside ``[min_value, max_value]``.
+    """
+    raw = frame[column]
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    unparsable = np.isnan(values) & raw.notna().to_numpy()
+    _raise_at_first(unparsable, raw, column, file, "not a number")
+    if not allow_missing:
+        _raise_at_first(np.isnan(values), raw, column, file, "missing value (NaN)")
+    _raise_at_first(np.isinf(values), raw, column, file, "infinite value")
+    with np.errstate(invalid="ignore"):
+        if min_value is not None:
+            _raise_at_first(values < min_value, raw, column, file, f"value below {min_value}")
+        if max_value is not None:
+            _raise_at_first(values > max_value, raw, column, file, f"value above {max_value}")
+    return values
+
+
+def unique_column(frame: pd.DataFrame, column: str, *, file: str | Path) -> None:
+    """Raise at the first repeated value of an id column."""
+    dup = frame[column].duplicated(keep="first").to_numpy()
+    _raise_at_first(dup, frame[column], column, file, "duplicate id")
+
+
+def _raise_at_first(
+    bad: np.ndarray, raw: pd.Series, column: str, file: str | Path, reason: str
+) -> None:
+    if bad.any():
+        pos = int(np.flatnonzero(bad)[0])
+        count = int(bad.sum())
+        suffix = f" ({count} rows in all)" if count > 1 else ""
+        raise DataError(reason + suffix, file=file, line=line_of(pos), column=column,
+                        value=raw.iloc[pos])
+
+
+@dataclass
+class ExclusionReport:
+    """Counts of rows a loader excluded, by reason, so that nothing disappears unreported."""
+
+    source: str
+    total_rows: int = 0
+    excluded: dict[str, int] = field(default_factory=dict)
+
+    def exclude(self, reason: str, count: int) -> None:
+        """Record ``count`` rows excluded for ``reason`` (zero counts are not recorded)."""
+        if count:
+            self.excluded[reason] = self.excluded.get(reason, 0) + int(count)
+
+    @property
+    def kept_rows(self) -> int:
+        return self.total_rows - sum(self.excluded.values())
+
+    def summary(self) -> str:
+        """One human line: kept/total and each exclusion reason with its count."""
+        head = f"{self.source}: kept {self.kept_rows:,} of {self.total_rows:,} rows"
+        if not self.excluded:
+            return head
+        reasons = "; ".join(f"{n:,} {why}" for why, n in sorted(self.excluded.items()))
+        return f"{head} (excluded: {reasons})"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"source": self.source, "total_rows": self.total_rows,
+                "kept_rows": self.kept_rows, "excluded": dict(self.excluded)}

@@ -1,0 +1,2 @@
+"""Business objectives: per-product terms, the merchandiser weights YAML, evaluation metrics
+and the cvxpy weight tuner."""
