@@ -1,0 +1,168 @@
+"""Tune the blend weights with cvxpy so business value rises while relevance does not fall.
+
+The convex program (solved by Clarabel): the variables are the non-negative weights of the
+terms the merchandiser cares about. It maximizes a linear surrogate of business value moved up
+the ranking: the per-query covariance between each candidate's business value and its blended
+score. It is constrained by a relevance surrogate: a pairwise hinge on judged pairs of
+different grades, each weighted by how much swapping the pair would change NDCG@k at the
+relevance-only ranking, may exceed its relevance-only value by at most a relative slack
+epsilon. Equal-grade pairs are unconstrained; reordering them is where margin comes from at no
+NDCG cost. The true NDCG@k is then checked on held-out queries, and epsilon is bisected to the
+largest value whose NDCG drop is within ``max_ndcg_drop`` (0 means: not significantly below,
+the paired bootstrap interval of the difference includes 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import cvxpy as cp
+import numpy as np
+
+from objectives.groups import QueryGroups
+from objectives.metrics import discounts, gains, paired_bootstrap
+
+
+@dataclass(frozen=True)
+class PairSet:
+    """Judged pairs (better, worse) with their |delta NDCG@k| weights."""
+
+    better: np.ndarray
+    worse: np.ndarray
+    weight: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.better.shape[0])
+
+
+@dataclass
+class TuneResult:
+    """Chosen weights and the evidence for them."""
+
+    weights: np.ndarray
+    epsilon: float
+    message: str
+    valid_ndcg_base: float = float("nan")
+    valid_ndcg_tuned: float = float("nan")
+    trace: list[dict[str, float]] = field(default_factory=list)
+
+
+def judged_pairs(groups: QueryGroups, k: int) -> PairSet:
+    """Pairs of different grade whose swap changes NDCG@k at the relevance-only ranking."""
+    z = groups.z_relevance()
+    better, worse, weight = [], [], []
+    for order in groups.orders(z):
+        n = order.shape[0]
+        disc = np.zeros(n)
+        disc[: min(k, n)] = discounts(min(k, n))
+        g = gains(groups.grades[order])
+        idcg = float(np.sort(g)[::-1][:k] @ discounts(min(k, n)))
+        if idcg <= 0:
+            continue
+        i, j = np.triu_indices(n, 1)
+        dg = groups.grades[order[i]] - groups.grades[order[j]]
+        w = np.abs((g[i] - g[j]) * (disc[i] - disc[j])) / idcg
+        keep = (dg != 0) & (w > 0)
+        hi = np.where(dg > 0, i, j)[keep]
+        lo = np.where(dg > 0, j, i)[keep]
+        better.append(order[hi])
+        worse.append(order[lo])
+        weight.append(w[keep])
+    if not better:
+        empty = np.zeros(0, dtype=np.int64)
+        return PairSet(empty, empty, np.zeros(0))
+    return PairSet(np.concatenate(better), np.concatenate(worse), np.concatenate(weight))
+
+
+def business_gradient(groups: QueryGroups, importance: np.ndarray) -> np.ndarray:
+    """d/dw of the mean per-query covariance between business value and blended score."""
+    value = groups.terms.astype(np.float64) @ importance
+    grad = np.zeros(groups.terms.shape[1])
+    for s in groups.slices():
+        t = groups.terms[s].astype(np.float64)
+        v = value[s]
+        grad += ((v - v.mean())[:, None] * (t - t.mean(axis=0))).mean(axis=0)
+    return grad / max(groups.n_queries, 1)
+
+
+def solve_weights(
+    groups: QueryGroups, pairs: PairSet, importance: np.ndarray, epsilon: float, *,
+    max_weight: float = 3.0, hinge_margin: float = 0.5,
+) -> np.ndarray:
+    """One solve of the convex program at relative slack ``epsilon``."""
+    z = groups.z_relevance()
+    terms = groups.terms.astype(np.float64)
+    diff_terms = terms[pairs.better] - terms[pairs.worse]
+    base = z[pairs.better] - z[pairs.worse]
+    h0 = float(pairs.weight @ np.maximum(0.0, hinge_margin - base))
+    w = cp.Variable(terms.shape[1], nonneg=True)
+    hinge = cp.pos(hinge_margin - base - diff_terms @ w)
+    upper = np.where(importance > 0, max_weight, 0.0)
+    problem = cp.Problem(
+        cp.Maximize(business_gradient(groups, importance) @ w),
+        [pairs.weight @ hinge <= h0 * (1.0 + epsilon), w <= upper],
+    )
+    problem.solve(solver=cp.CLARABEL)
+    if w.value is None or problem.status not in ("optimal", "optimal_inaccurate"):
+        return np.zeros(terms.shape[1])
+    return np.clip(np.asarray(w.value, dtype=np.float64), 0.0, upper)
+
+
+def tune_weights(
+    train: QueryGroups, valid: QueryGroups, importance: np.ndarray, *,
+    k: int = 10, max_ndcg_drop: float = 0.0, max_epsilon: float = 1.0, n_bisect: int = 6,
+    max_weight: float = 3.0, seed: int = 0, progress: Callable[[str], None] | None = None,
+) -> TuneResult:
+    """Largest-slack weights whose validation NDCG@k passes the ``max_ndcg_drop`` check.
+
+    ``importance`` says which terms count and how much (the merchandiser's current weights);
+    terms with importance 0 stay at 0. Degenerate problems return zero weights (relevance
+    only) with a message saying why.
+    """
+    importance = np.asarray(importance, dtype=np.float64)
+    zeros = np.zeros_like(importance)
+    if importance.sum() <= 0:
+        return TuneResult(zeros, 0.0, "no business term has a positive weight: relevance only")
+    pairs = judged_pairs(train, k)
+    if len(pairs) == 0:
+        return TuneResult(zeros, 0.0, "no judged pairs of different grades: relevance only")
+    importance = importance / importance.sum()
+    base_scores = valid.z_relevance()
+    base_ndcg = valid.ndcg(base_scores, k)
+
+    def attempt(eps: float) -> tuple[bool, np.ndarray, dict[str, float]]:
+        w = solve_weights(train, pairs, importance, eps, max_weight=max_weight)
+        ndcg = valid.ndcg(valid.blend(w), k)
+        ci = paired_bootstrap(ndcg, base_ndcg, seed=seed)
+        drop = (np.nanmean(base_ndcg) - np.nanmean(ndcg)) / np.nanmean(base_ndcg)
+        ok = ci.high >= 0.0 if max_ndcg_drop == 0 else drop <= max_ndcg_drop
+        row = {"epsilon": eps, "ndcg": float(np.nanmean(ndcg)), "drop": float(drop),
+               "ci_low": ci.low, "ci_high": ci.high, "accepted": float(ok)}
+        if progress:
+            progress(f"epsilon={eps:.4f}: NDCG@{k} {row['ndcg']:.4f} (drop {drop:+.2%}) "
+                     f"{'accepted' if ok else 'rejected'}")
+        return ok, w, row
+
+    trace: list[dict[str, float]] = []
+    ok, w, row = attempt(max_epsilon)
+    trace.append(row)
+    best_eps, best_w = (max_epsilon, w) if ok else (0.0, None)
+    lo, hi = 0.0, max_epsilon
+    for _ in range(0 if ok else n_bisect):
+        mid = (lo + hi) / 2
+        ok, w, row = attempt(mid)
+        trace.append(row)
+        if ok:
+            lo, best_eps, best_w = mid, mid, w
+        else:
+            hi = mid
+    if best_w is None:
+        ok, best_w, row = attempt(0.0)
+        trace.append(row)
+        if not ok:
+            return TuneResult(zeros, 0.0, "even epsilon=0 drops validation NDCG: relevance only",
+                              float(np.nanmean(base_ndcg)), float(np.nanmean(base_ndcg)), trace)
+    tuned = valid.ndcg(valid.blend(best_w), k)
+    return TuneResult(best_w, best_eps, f"tuned at epsilon={best_eps:.4f} on {len(pairs):,} pairs",
+                      float(np.nanmean(base_ndcg)), float(np.nanmean(tuned)), trace)

@@ -1,0 +1,63 @@
+"""Numba kernel of the blend core: z-scored relevance + weighted business terms, guardrails,
+partial top-k and per-term contributions. Pure function over arrays; :mod:`ranking.core` is
+the documented wrapper in front.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ranking._topk_kernels import topk_select
+
+OOS_DEMOTE, OOS_HIDE, OOS_IGNORE = 0, 1, 2
+#: Primary-key penalty that sinks demoted items below every tier of normal items.
+DEMOTED = np.int64(1) << np.int64(40)
+
+
+@njit(cache=True)
+def blend_topk(relevance, cand, terms, weights, in_stock, buried, oos_policy, tier_width, k):  # noqa: ANN001, ANN201, E501
+    """Rank candidates ``cand`` (product rows) by z(relevance) + sum_k weights[row, k] * terms.
+
+    ``weights`` is (n_candidates, n_terms): the weights already resolved for each candidate's
+    segment and category. Out-of-stock items are demoted below all others, hidden, or left
+    alone by ``oos_policy``; buried items always sink to the end. With ``tier_width > 0``
+    business terms only reorder within relevance tiers ``floor(z / tier_width)``. Returns the
+    chosen candidate positions (best first), their scores, and contributions (k, 1 + n_terms):
+    column 0 is the relevance part, the rest each term's part; each row sums to the score.
+    """
+    n = cand.shape[0]
+    n_terms = terms.shape[1]
+    mean = 0.0
+    for i in range(n):
+        mean += relevance[i]
+    mean = mean / n if n > 0 else 0.0
+    var = 0.0
+    for i in range(n):
+        var += (relevance[i] - mean) ** 2
+    sd = np.sqrt(var / n) if n > 0 else 0.0
+    contrib = np.zeros((n, 1 + n_terms), dtype=np.float64)
+    score = np.zeros(n, dtype=np.float64)
+    primary = np.zeros(n, dtype=np.int64)
+    keep = np.ones(n, dtype=np.bool_)
+    for i in range(n):
+        p = cand[i]
+        z = (relevance[i] - mean) / sd if sd > 1e-12 else 0.0
+        contrib[i, 0] = z
+        total = z
+        for t in range(n_terms):
+            part = weights[i, t] * terms[p, t]
+            contrib[i, 1 + t] = part
+            total += part
+        score[i] = total
+        if tier_width > 0:
+            primary[i] = np.int64(np.floor(z / tier_width))
+        if buried[p] or (oos_policy == OOS_DEMOTE and not in_stock[p]):
+            primary[i] -= DEMOTED
+        if oos_policy == OOS_HIDE and not in_stock[p]:
+            keep[i] = False
+    positions = np.flatnonzero(keep)
+    order = np.arange(n)
+    best_local = topk_select(primary[positions], score[positions], order[positions], k)
+    best = positions[best_local]
+    return best, score[best], contrib[best]

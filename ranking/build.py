@@ -1,0 +1,182 @@
+"""The main job: catalog + judgments + transactions + weights -> a tuned, evaluated bundle.
+
+Steps: load and validate the three tables; build the BM25 indexes; split queries into train,
+validation and test; train LambdaMART on the train queries' judged pools (early stopping on
+validation); fit BG/NBD + Gamma-Gamma and derive customer CLV, segments and product CLV
+affinity; compute the business terms; tune the blend weights with cvxpy under the NDCG
+constraint (verified on validation); evaluate BM25, LambdaMART and the tuned blend on the
+held-out test queries; write the bundle and a report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from clv.segments import clv_quantiles, product_clv_affinity
+from objectives.evaluation import Evaluation, evaluate
+
+from clv.model import CLVModel
+from clv.rfm import rfm_summary
+from clv.transactions import load_transactions
+from objectives.catalog import load_catalog, load_judgments
+from objectives.config import DEFAULT_CONFIG_TEXT, TERM_NAMES, dump_config, parse_config
+from objectives.groups import QueryGroups
+from objectives.terms import compute_terms
+from objectives.tuner import TuneResult, tune_weights
+from ranking import features
+from ranking.bm25 import MultiFieldIndex
+from ranking.ltr import LambdaMART
+from ranking.progress import Progress
+from ranking.ranker import Catalog, Customers, Ranker
+from ranking.text import Analyzer
+
+
+@dataclass(frozen=True)
+class BuildInputs:
+    """Paths of the input tables; ``config`` None means the default weights file."""
+
+    catalog: Path
+    judgments: Path
+    transactions: Path
+    config: Path | None = None
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """Knobs of the job. Query split fractions are train / validation (rest is test)."""
+
+    seed: int = 7
+    train_fraction: float = 0.6
+    valid_fraction: float = 0.2
+    n_candidates: int = 200
+    k: int = 10
+
+
+@dataclass
+class BuildResult:
+    """What the job made and measured."""
+
+    ranker: Ranker
+    evaluation: Evaluation
+    tune: TuneResult
+    clv: CLVModel
+    reports: list[str] = field(default_factory=list)
+    importance: dict[str, float] = field(default_factory=dict)
+
+
+def split_queries(query_ids: np.ndarray, settings: BuildSettings) -> tuple[np.ndarray, ...]:
+    """Seeded split of distinct query ids into (train, validation, test) boolean masks."""
+    unique = np.unique(query_ids)
+    rng = np.random.default_rng(settings.seed)
+    shuffled = unique[rng.permutation(unique.size)]
+    n_train = int(round(settings.train_fraction * unique.size))
+    n_valid = int(round(settings.valid_fraction * unique.size))
+    parts = (shuffled[:n_train], shuffled[n_train:n_train + n_valid], shuffled[n_train + n_valid:])
+    return tuple(np.isin(query_ids, p) for p in parts)
+
+
+def field_tokens(catalog: pd.DataFrame, analyzer: Analyzer) -> dict[str, list[list[str]]]:
+    """Tokens of each text field, plus ``all`` (every field concatenated) for retrieval."""
+    out = {f: [analyzer(t) for t in catalog[f]] for f in features.TEXT_FIELDS}
+    out["all"] = [sum((out[f][i] for f in features.TEXT_FIELDS), []) for i in range(len(catalog))]
+    return out
+
+
+def product_priors(catalog: pd.DataFrame) -> np.ndarray:
+    """(n, 2) float32: rating and log(1 + reviews), NaN where the catalog has none."""
+    return np.column_stack([catalog["rating"].to_numpy(np.float64),
+                            np.log1p(catalog["review_count"].to_numpy(np.float64))]).astype(np.float32)
+
+
+def pool_features(index: MultiFieldIndex, analyzer: Analyzer, judgments: pd.DataFrame,
+                  rows: np.ndarray, priors: np.ndarray, progress: Progress) -> np.ndarray:
+    """Feature rows for every judgment (each query's pool in one kernel call)."""
+    X = np.empty((len(judgments), len(features.FEATURE_NAMES)), dtype=np.float32)
+    groups = judgments.groupby("query_id", sort=False).indices
+    for qid in progress.bar(groups, "features", total=len(groups)):
+        at = groups[qid]
+        query = index.vocab.lookup(analyzer(judgments["query"].iat[at[0]]))
+        X[at] = features.extract(index, query, rows[at], priors)
+    return X
+
+
+def query_groups(judgments: pd.DataFrame, mask: np.ndarray, relevance: np.ndarray,
+                 rows: np.ndarray, terms: np.ndarray, margin: np.ndarray) -> QueryGroups:
+    """Flat per-query arrays of the masked judgments, grouped by query id."""
+    sel = np.flatnonzero(mask)
+    order = sel[np.argsort(judgments["query_id"].to_numpy()[sel], kind="stable")]
+    qids = judgments["query_id"].to_numpy()[order]
+    starts = np.flatnonzero(np.r_[True, qids[1:] != qids[:-1]]) if qids.size else np.zeros(0, int)
+    qptr = np.r_[starts, qids.size].astype(np.int64)
+    return QueryGroups(qptr, relevance[order], terms[rows[order]],
+                       judgments["grade"].to_numpy(np.float64)[order], margin[rows[order]])
+
+
+def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSettings(),
+          progress: Progress | None = None) -> BuildResult:
+    """Run the whole job and write the bundle into ``out_dir``."""
+    progress = progress or Progress()
+    with progress.stage("loading tables"):
+        catalog, catalog_report = load_catalog(inputs.catalog)
+        product_index = pd.Index(catalog["product_id"])
+        judgments = load_judgments(inputs.judgments, product_index)
+        tx, tx_report = load_transactions(inputs.transactions)
+        config_text = (inputs.config.read_text(encoding="utf-8") if inputs.config
+                       else DEFAULT_CONFIG_TEXT)
+        config = parse_config(config_text, source=str(inputs.config or "<default config>"),
+                              product_ids=set(catalog["product_id"]))
+    analyzer = Analyzer()
+    with progress.stage("building BM25 indexes"):
+        index = MultiFieldIndex.build(field_tokens(catalog, analyzer))
+    rows = product_index.get_indexer(judgments["product_id"])
+    priors = product_priors(catalog)
+    train, valid, test = split_queries(judgments["query_id"].to_numpy(), settings)
+    with progress.stage("training LambdaMART"):
+        X = pool_features(index, analyzer, judgments, rows, priors, progress)
+        y, qid = judgments["grade"].to_numpy(), pd.factorize(judgments["query_id"])[0]
+        model = LambdaMART(feature_names=features.FEATURE_NAMES, eval_at=settings.k,
+                           seed=settings.seed)
+        model.fit(X[train], y[train], qid[train], X[valid], y[valid], qid[valid])
+        relevance = model.predict(X)
+    with progress.stage("fitting BG/NBD + Gamma-Gamma"):
+        summary = rfm_summary(tx)
+        clv_model = CLVModel().fit(summary)
+        customer_clv = clv_model.customer_clv(summary)
+        affinity, _ = product_clv_affinity(tx, pd.Series(customer_clv, index=summary.index),
+                                           catalog["product_id"].tolist())
+    with progress.stage("computing business terms"):
+        terms = compute_terms(catalog, affinity)
+        margin = terms.raw["margin"]
+        groups = {name: query_groups(judgments, m, relevance, rows, terms.values, margin)
+                  for name, m in (("train", train), ("valid", valid), ("test", test))}
+    with progress.stage("tuning weights (cvxpy)"):
+        tune = tune_weights(groups["train"], groups["valid"], config.weight_vector(), k=settings.k,
+                            max_ndcg_drop=config.guardrails.max_ndcg_drop, seed=settings.seed,
+                            progress=progress.note)
+        tuned_config = config.with_weights(dict(zip(TERM_NAMES, tune.weights, strict=True)))
+    with progress.stage("evaluating on held-out queries"):
+        bm25 = X[:, features.FEATURE_NAMES.index("bm25_all")].astype(np.float64)
+        test_bm25 = query_groups(judgments, test, bm25, rows, terms.values, margin)
+        evaluation = evaluate(groups["test"], test_bm25, tune.weights, k=settings.k,
+                              seed=settings.seed)
+    with progress.stage("writing bundle"):
+        order = np.argsort(summary.index.to_numpy().astype(str))
+        ranker = Ranker(
+            analyzer=analyzer, index=index, model=model,
+            catalog=Catalog(catalog["product_id"].tolist(), catalog["title"].tolist(),
+                            catalog["category"].tolist(), terms.values, terms.in_stock, priors),
+            customers=Customers(summary.index.to_numpy().astype(str)[order], customer_clv[order],
+                                clv_quantiles(customer_clv)[order]),
+            config=tuned_config, config_text=dump_config(tuned_config),
+            n_candidates=settings.n_candidates,
+        )
+        ranker.save(out_dir, settings={"seed": settings.seed, "k": settings.k},
+                    extra_json={"clv.json": clv_model.to_dict()})
+    return BuildResult(
+        ranker=ranker, evaluation=evaluation, tune=tune, clv=clv_model,
+        reports=[catalog_report.summary(), tx_report.summary(), terms.summary()],
+        importance=dict(zip(TERM_NAMES, config.weight_vector().tolist(), strict=True)),
+    )

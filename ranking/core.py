@@ -1,0 +1,112 @@
+"""The blend core: turns relevance scores and business terms into the final top-k.
+
+``score = z(relevance) + sum_k w_k * term_k[product]``, with the weights resolved for the
+customer's segment and each product's category, then the guardrails (out-of-stock policy,
+buries, relevance tiers, pins). The numeric work is one Numba kernel
+(:func:`ranking._blend_kernels.blend_topk`); this module prepares its inputs from a validated
+weights config and applies pins, which may bring in products retrieval did not find.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from objectives.config import TERM_NAMES, WeightsConfig
+from ranking import _blend_kernels as kernels
+
+_OOS_CODES = {"demote": kernels.OOS_DEMOTE, "hide": kernels.OOS_HIDE, "ignore": kernels.OOS_IGNORE}
+#: Width of a relevance tier in z units when ``relevance_tiers`` is on: business terms may
+#: reorder items whose relevance is within about one standard deviation band.
+TIER_WIDTH = 1.0
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """An immutable, ready-to-serve snapshot of a weights config.
+
+    Built once per config load and swapped in whole, so a search always sees one consistent
+    config even while another thread reloads.
+    """
+
+    config: WeightsConfig
+    segment_names: tuple[str | None, ...]  # index 0 is the default (no segment)
+    weight_table: np.ndarray  # (n_segments + 1, n_category_rules + 1, n_terms) float64
+    product_group: np.ndarray  # int64 per product: index of its category rule (0 = none)
+    buried: np.ndarray  # bool per product
+    pins: dict[str, np.ndarray]  # normalized query -> product rows, in pinned order
+    oos_policy: int
+    tier_width: float
+    text: str  # the YAML as loaded, written back verbatim when the bundle is saved
+    version: str  # sha256 prefix of the config text
+    loaded_at: float
+
+    @classmethod
+    def build(
+        cls, config: WeightsConfig, product_index: dict[str, int], categories: list[str],
+        normalize: Callable[[str], str], text: str,
+    ) -> ServingConfig:
+        """Resolve every (segment, category rule) weight vector and per-product lookups.
+
+        ``normalize`` maps a query to its canonical form (the analyzer's tokens joined), so
+        pins match however the query is typed.
+        """
+        segments: tuple[str | None, ...] = (None, *sorted(config.segments))
+        rules: tuple[str | None, ...] = (None, *config.categories)
+        table = np.array([[config.resolved(s, r) for r in rules] for s in segments], np.float64)
+        rule_index = {r: i for i, r in enumerate(rules)}
+        groups = np.array([rule_index[config.category_rule_for(c)] for c in categories], np.int64)
+        buried = np.zeros(len(categories), dtype=np.bool_)
+        buried[[product_index[p] for p in config.buries]] = True
+        pins = {normalize(q): np.array([product_index[p] for p in ids], np.int64)
+                for q, ids in config.pins.items()}
+        return cls(
+            config=config, segment_names=segments, weight_table=table, product_group=groups,
+            buried=buried, pins=pins, oos_policy=_OOS_CODES[config.guardrails.out_of_stock],
+            tier_width=TIER_WIDTH if config.guardrails.relevance_tiers else 0.0,
+            text=text, version=hashlib.sha256(text.encode()).hexdigest()[:12],
+            loaded_at=time.time(),
+        )
+
+    def segment_index(self, clv_quantile: float | None) -> int:
+        """Row of the weight table for a customer at ``clv_quantile`` (None: default)."""
+        if clv_quantile is None:
+            return 0
+        return self.segment_names.index(self.config.segment_for_quantile(clv_quantile))
+
+
+@dataclass(frozen=True)
+class Blended:
+    """Top-k rows of the catalog with scores and per-term contributions."""
+
+    rows: np.ndarray  # product rows, best first
+    scores: np.ndarray
+    contributions: np.ndarray  # (k, 1 + n_terms): relevance, then TERM_NAMES
+    pinned: np.ndarray  # bool: placed by a pin
+
+
+def blend(
+    relevance: np.ndarray, candidates: np.ndarray, terms: np.ndarray, in_stock: np.ndarray,
+    serving: ServingConfig, segment: int, k: int, pins: np.ndarray | None = None,
+) -> Blended:
+    """Rank ``candidates`` (product rows) and return the top ``k``, pins first."""
+    weights = serving.weight_table[segment][serving.product_group[candidates]]
+    pos, scores, contrib = kernels.blend_topk(
+        np.asarray(relevance, np.float64), candidates, terms, weights, in_stock,
+        serving.buried, serving.oos_policy, serving.tier_width, k + (0 if pins is None else len(pins)),
+    )
+    rows = candidates[pos]
+    if pins is None or len(pins) == 0:
+        return Blended(rows, scores, contrib, np.zeros(rows.shape[0], dtype=np.bool_))
+    rest = ~np.isin(rows, pins)
+    n_terms = len(TERM_NAMES)
+    return Blended(
+        rows=np.concatenate([pins, rows[rest]])[:k],
+        scores=np.concatenate([np.full(len(pins), np.nan), scores[rest]])[:k],
+        contributions=np.concatenate([np.full((len(pins), 1 + n_terms), np.nan), contrib[rest]])[:k],
+        pinned=np.concatenate([np.ones(len(pins), bool), np.zeros(int(rest.sum()), bool)])[:k],
+    )

@@ -1,0 +1,232 @@
+"""The facade a search service imports: ``Ranker.load(bundle_dir)`` then ``ranker.search()``.
+
+One query runs: analyzer -> BM25 candidates (``all`` field) -> features -> LambdaMART ->
+blend core (weights for the customer's segment and each product's category, guardrails) ->
+top-k with optional per-term explanation. Everything per product is an array loaded from the
+bundle; query time touches arrays only. The weights config is an immutable snapshot swapped in
+whole by :meth:`Ranker.reload_config`, so searches are safe from many threads and never see a
+half-applied config.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from clv.errors import MarginRankError
+from clv.segments import load_customers, save_customers
+from objectives.config import TERM_NAMES, WeightsConfig, load_config
+from ranking import bundle, core, features
+from ranking.bm25 import MultiFieldIndex
+from ranking.ltr import LambdaMART
+from ranking.text import Analyzer
+
+#: Longest query text accepted; longer input is refused rather than silently cut.
+MAX_QUERY_CHARS = 4096
+MAX_K = 1000
+WEIGHTS_FILE = "weights.yaml"
+
+
+class QueryError(MarginRankError):
+    """A search request is invalid (wrong type, too long, k out of range)."""
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """One ranked product; ``contributions`` (relevance and each term) only with explain."""
+
+    rank: int
+    product_id: str
+    title: str
+    score: float | None  # None for a pinned product (placed by rule, not by score)
+    pinned: bool = False
+    contributions: dict[str, float] | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Per-product arrays the query path reads."""
+
+    product_ids: list[str]
+    titles: list[str]
+    categories: list[str]
+    terms: np.ndarray  # float32 (n, len(TERM_NAMES))
+    in_stock: np.ndarray  # bool
+    priors: np.ndarray  # float32 (n, 2): rating, log reviews (NaN = unknown)
+
+    def save(self, directory: Path) -> list[Path]:
+        meta, arrays = directory / "products.json", directory / "products.npz"
+        meta.write_text(json.dumps({"product_id": self.product_ids, "title": self.titles,
+                                    "category": self.categories}, ensure_ascii=False))
+        np.savez(arrays, terms=self.terms, in_stock=self.in_stock, priors=self.priors,
+                 term_names=np.array(TERM_NAMES))
+        return [meta, arrays]
+
+    @classmethod
+    def load(cls, directory: Path) -> Catalog:
+        meta = json.loads((directory / "products.json").read_text(encoding="utf-8"))
+        with np.load(directory / "products.npz", allow_pickle=False) as npz:
+            if tuple(npz["term_names"]) != TERM_NAMES:
+                raise bundle.BundleError(f"{directory}: term names {list(npz['term_names'])} "
+                                         f"differ from this version's {list(TERM_NAMES)}")
+            return cls(meta["product_id"], meta["title"], meta["category"], npz["terms"],
+                       npz["in_stock"], npz["priors"])
+
+
+@dataclass(frozen=True)
+class Customers:
+    """Sorted customer ids and their CLV quantile, for segment lookup."""
+
+    ids: np.ndarray  # sorted unicode
+    clv: np.ndarray
+    quantile: np.ndarray
+
+    def quantile_of(self, customer_id: str | None) -> float | None:
+        """CLV quantile of a known customer; None (the default segment) for unknown ones."""
+        if customer_id is None or self.ids.size == 0:
+            return None
+        pos = int(np.searchsorted(self.ids, customer_id))
+        if pos < self.ids.size and self.ids[pos] == customer_id:
+            return float(self.quantile[pos])
+        return None
+
+
+class Ranker:
+    """Search over one bundle. Build with :func:`ranking.build.build_bundle`, open with
+    :meth:`load`."""
+
+    def __init__(self, *, analyzer: Analyzer, index: MultiFieldIndex, model: LambdaMART,
+                 catalog: Catalog, customers: Customers, config: WeightsConfig,
+                 config_text: str, n_candidates: int = 200) -> None:
+        self.analyzer = analyzer
+        self.index = index
+        self.model = model
+        self.catalog = catalog
+        self.customers = customers
+        self.n_candidates = n_candidates
+        self._product_index = {p: i for i, p in enumerate(catalog.product_ids)}
+        self._reload_lock = threading.Lock()
+        self._serving = self._serving_config(config, config_text)
+
+    # -- configuration ---------------------------------------------------------------------
+    def _serving_config(self, config: WeightsConfig, text: str) -> core.ServingConfig:
+        return core.ServingConfig.build(config, self._product_index, self.catalog.categories,
+                                        self._normalize, text)
+
+    def _normalize(self, query: str) -> str:
+        return " ".join(self.analyzer(query))
+
+    @property
+    def config(self) -> WeightsConfig:
+        return self._serving.config
+
+    @property
+    def config_version(self) -> str:
+        return self._serving.version
+
+    def reload_config(self, path: str | Path) -> core.ServingConfig:
+        """Validate ``path`` and swap it in atomically; on any error the old config stays.
+
+        Raises :class:`objectives.config.ConfigError` naming file, line and key.
+        """
+        path = Path(path)
+        with self._reload_lock:
+            config = load_config(path, product_ids=self._product_index.keys())
+            serving = self._serving_config(config, path.read_text(encoding="utf-8"))
+            self._serving = serving  # a single reference assignment: atomic for readers
+            return serving
+
+    # -- search ----------------------------------------------------------------------------
+    def search(self, query: str, customer_id: str | None = None, k: int = 20,
+               explain: bool = False) -> list[SearchResult]:
+        """Ranked products for ``query``; an empty or all-unknown query returns []."""
+        _check_request(query, k)
+        serving = self._serving  # one snapshot for the whole request
+        tokens = self.analyzer(query)
+        q = self.index.vocab.lookup(tokens)
+        pins = serving.pins.get(" ".join(tokens))
+        cand = self.index.fields["all"].search(q, self.n_candidates)[0] if tokens else np.zeros(0, np.int64)
+        if cand.size == 0 and pins is None:
+            return []
+        relevance = (self.model.predict(features.extract(self.index, q, cand, self.catalog.priors))
+                     if cand.size else np.zeros(0))
+        segment = serving.segment_index(self.customers.quantile_of(customer_id))
+        out = core.blend(relevance, cand, self.catalog.terms, self.catalog.in_stock, serving,
+                         segment, k, pins)
+        return [self._result(i, out, explain) for i in range(out.rows.shape[0])]
+
+    def _result(self, i: int, out: core.Blended, explain: bool) -> SearchResult:
+        row = int(out.rows[i])
+        contributions = None
+        if explain and not out.pinned[i]:
+            names = ("relevance", *TERM_NAMES)
+            contributions = {n: float(v) for n, v in zip(names, out.contributions[i], strict=True)}
+        return SearchResult(rank=i + 1, product_id=self.catalog.product_ids[row],
+                            title=self.catalog.titles[row],
+                            score=None if out.pinned[i] else float(out.scores[i]),
+                            pinned=bool(out.pinned[i]), contributions=contributions)
+
+    def warm(self) -> None:
+        """Run one search through every kernel so the first real query is not slow."""
+        probe = next((self.index.vocab.token(i) for i in range(len(self.index.vocab))), "")
+        self.search(probe or "warm", k=1, explain=True)
+
+    # -- bundle ----------------------------------------------------------------------------
+    def save(self, directory: str | Path, settings: dict[str, object] | None = None,
+             extra_json: dict[str, object] | None = None) -> Path:
+        """Write the bundle and its manifest (last, so a half-written bundle has none).
+
+        ``extra_json`` adds checksummed JSON documents such as ``clv.json`` (CLV parameters).
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / bundle.MANIFEST).unlink(missing_ok=True)
+        analyzer = directory / "analyzer.json"
+        analyzer.write_text(json.dumps(self.analyzer.to_dict()))
+        weights = directory / WEIGHTS_FILE
+        weights.write_text(self._serving.text, encoding="utf-8")
+        customers = directory / "customers.npz"
+        save_customers(customers, self.customers.ids, self.customers.clv, self.customers.quantile)
+        files = [analyzer, weights, customers, *self.index.save(directory),
+                 *self.model.save(directory), *self.catalog.save(directory)]
+        for name, document in (extra_json or {}).items():
+            files.append(directory / name)
+            files[-1].write_text(json.dumps(document, indent=2))
+        bundle.write_manifest(directory, files,
+                              {"n_candidates": self.n_candidates, **(settings or {})})
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, *, warm: bool = True) -> Ranker:
+        """Open a bundle after verifying every file against its manifest."""
+        directory = Path(directory)
+        manifest = bundle.verify(directory)
+        text = (directory / WEIGHTS_FILE).read_text(encoding="utf-8")
+        catalog = Catalog.load(directory)
+        config = load_config(directory / WEIGHTS_FILE, product_ids=set(catalog.product_ids))
+        ids, clv, quantile = load_customers(directory / "customers.npz")
+        ranker = cls(
+            analyzer=Analyzer.from_dict(json.loads((directory / "analyzer.json").read_text())),
+            index=MultiFieldIndex.load(directory), model=LambdaMART.load(directory),
+            catalog=catalog, customers=Customers(ids, clv, quantile), config=config,
+            config_text=text, n_candidates=int(manifest["settings"]["n_candidates"]),
+        )
+        if warm:
+            ranker.warm()
+        return ranker
+
+
+def _check_request(query: object, k: object) -> None:
+    if not isinstance(query, str):
+        raise QueryError(f"query must be a string, got {type(query).__name__}")
+    if len(query) > MAX_QUERY_CHARS:
+        raise QueryError(f"query is {len(query):,} characters; the limit is {MAX_QUERY_CHARS:,}")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise QueryError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")

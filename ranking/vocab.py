@@ -1,0 +1,51 @@
+"""Token <-> term id mapping shared by every field index of a bundle."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+class Vocabulary:
+    """Dense term ids for tokens, in first-seen order; unknown tokens look up as -1."""
+
+    def __init__(self, tokens: Sequence[str] = ()) -> None:
+        self._ids: dict[str, int] = {}
+        self._tokens: list[str] = []
+        for token in tokens:
+            self.add(token)
+
+    def add(self, token: str) -> int:
+        """Id of ``token``, assigning the next id if it is new."""
+        tid = self._ids.get(token)
+        if tid is None:
+            tid = len(self._tokens)
+            self._ids[token] = tid
+            self._tokens.append(token)
+        return tid
+
+    def add_all(self, docs: Iterable[Sequence[str]]) -> None:
+        for doc in docs:
+            for token in doc:
+                self.add(token)
+
+    def lookup(self, tokens: Sequence[str]) -> np.ndarray:
+        """int64 ids of ``tokens`` in order; -1 for tokens not in the vocabulary."""
+        get = self._ids.get
+        return np.fromiter((get(t, -1) for t in tokens), dtype=np.int64, count=len(tokens))
+
+    def token(self, tid: int) -> str:
+        return self._tokens[tid]
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self._tokens, ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> Vocabulary:
+        return cls(json.loads(path.read_text(encoding="utf-8")))
