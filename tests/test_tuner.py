@@ -1,0 +1,58 @@
+"""The cvxpy tuner: margin comes from equal-grade reordering at no NDCG cost; degenerate
+problems fall back to relevance-only weights with a message."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from objectives.groups import QueryGroups
+from objectives.tuner import judged_pairs, solve_weights, tune_weights
+
+
+def groups_of(relevance: list[list[float]], grades: list[list[float]],
+              margin: list[list[float]]) -> QueryGroups:
+    sizes = [len(r) for r in relevance]
+    qptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    m = np.concatenate(margin).astype(np.float64)
+    terms = np.zeros((m.size, 4), np.float32)
+    terms[:, 0] = m
+    return QueryGroups(qptr, np.concatenate(relevance).astype(np.float64), terms,
+                       np.concatenate(grades).astype(np.float64), m)
+
+
+def tie_world(n_queries: int = 6) -> QueryGroups:
+    """Two grade tiers per query; within each tier the less relevant item has more margin."""
+    rel = [[3.0, 2.9, 1.0, 0.9]] * n_queries
+    grades = [[2, 2, 1, 1]] * n_queries
+    margin = [[-1.0, 1.0, -1.0, 1.0]] * n_queries
+    return groups_of(rel, grades, margin)
+
+
+def test_epsilon_zero_raises_margin_without_moving_ndcg() -> None:
+    world = tie_world()
+    importance = np.array([1.0, 0, 0, 0])
+    w = solve_weights(world, judged_pairs(world, 2), importance, epsilon=0.0)
+    assert w[0] > 0.05 and np.all(w[1:] == 0)
+    base, tuned = world.z_relevance(), world.blend(w)
+    np.testing.assert_allclose(world.ndcg(tuned, 2), world.ndcg(base, 2))
+    assert world.value_at_k(tuned, world.margin, 1).mean() > world.value_at_k(base, world.margin, 1).mean()
+
+
+def test_tune_weights_verifies_on_validation_and_reports() -> None:
+    world = tie_world()
+    result = tune_weights(world, world, np.array([1.0, 0, 0, 0]), k=2)
+    assert result.weights[0] > 0
+    assert result.valid_ndcg_tuned == result.valid_ndcg_base
+    assert result.trace and "tuned" in result.message
+
+
+def test_degenerate_problems_return_relevance_only() -> None:
+    importance = np.array([1.0, 0, 0, 0])
+    equal = groups_of([[1.0, 0.5, 0.2]], [[2, 2, 2]], [[1.0, 2.0, 3.0]])
+    result = tune_weights(equal, equal, importance)
+    assert np.all(result.weights == 0) and "no judged pairs" in result.message
+    single = groups_of([[1.0]], [[3]], [[1.0]])
+    assert np.all(tune_weights(single, single, importance).weights == 0)
+    world = tie_world()
+    result = tune_weights(world, world, np.zeros(4))
+    assert np.all(result.weights == 0) and "relevance only" in result.message
