@@ -497,6 +497,21 @@ def test_from_vector_inverts_weight_vector() -> None:
         TermWeights.from_vector([0.1, 0.2, -1e-12, 0.0])
 
 
+def test_with_weights_replaces_defaults_and_keeps_the_rest(layered: WeightsConfig) -> None:
+    tuned = layered.with_weights(dict(zip(TERM_NAMES, np.array([0.4, 0.0, 0.25, 0.1]),
+                                          strict=True)))
+    np.testing.assert_array_equal(tuned.weight_vector(), [0.4, 0.0, 0.25, 0.1])
+    assert tuned.segments == layered.segments and tuned.categories == layered.categories
+    np.testing.assert_array_equal(tuned.resolved("gold"), [0.5, 0.0, 0.25, 0.1])
+    np.testing.assert_array_equal(layered.with_weights({"clv": 0.7}).weight_vector(),
+                                  [0.3, 0.7, 0.2, 0.15])
+    assert parse_config(dump_config(tuned)) == tuned
+    with pytest.raises(ValidationError):
+        layered.with_weights({"margin": -0.1})
+    with pytest.raises(ValidationError):
+        layered.with_weights({"marign": 0.1})
+
+
 def test_rules_apply_to_configs_built_in_code() -> None:
     with pytest.raises(ValidationError, match="must use only letters"):
         WeightsConfig(version=1, segments={"top decile": SegmentRule(min_clv_quantile=0.9)})

@@ -12,10 +12,20 @@ from ranking._blend_kernels import DEMOTED, OOS_DEMOTE, OOS_HIDE, OOS_IGNORE, bl
 def reference(relevance, cand, terms, weights, in_stock, buried, policy, tier_width, k):  # noqa: ANN001, ANN201
     """The same ranking in plain numpy: full sort by (primary desc, score desc, position)."""
     n = cand.size
-    sd = relevance.std() if n else 0.0
-    z = (relevance - relevance.mean()) / sd if sd > 1e-12 else np.zeros(n)
+    # Accumulate in the kernel's order, so exact ties stay exact ties in both.
+    mean = 0.0
+    for r in relevance:
+        mean += r
+    mean = mean / n if n else 0.0
+    var = 0.0
+    for r in relevance:
+        var += (r - mean) ** 2
+    sd = np.sqrt(var / n) if n else 0.0
+    z = (relevance - mean) / sd if sd > 1e-12 else np.zeros(n)
     parts = weights * terms[cand].astype(np.float64)
-    score = z + parts.sum(axis=1)
+    score = z.copy()
+    for t in range(parts.shape[1]):
+        score = score + parts[:, t]
     primary = np.floor(z / tier_width).astype(np.int64) if tier_width > 0 else np.zeros(n, np.int64)
     sunk = buried[cand] | ((policy == OOS_DEMOTE) & ~in_stock[cand])
     primary = primary - sunk * DEMOTED

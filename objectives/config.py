@@ -1,0 +1,700 @@
+"""The merchandiser's weights file: schema, validation with file:line messages, layering.
+
+A weights file says how much each business term (margin, CLV, returns, inventory) is worth next
+to relevance, which guardrails apply, and how customer segments and category prefixes override
+the defaults (schema: "The weights file" in DESIGN.md). Merchandisers edit it by hand, so a
+mistake must be refused with a message that points at the file, the line and the key, and every
+mistake in a file is reported at once rather than one per edit-and-retry round.
+
+Validation happens in three passes over one document:
+
+1. PyYAML composes the node tree (``yaml.compose`` with the safe loader, so no tag can run
+   code). The tree gives the line of every key and sequence item, and shows duplicate keys,
+   which ``yaml.safe_load`` would silently collapse to the last one.
+2. Pydantic checks the schema and collects every error; each error's ``loc`` is mapped back
+   to the nearest line we know.
+3. Semantic checks the schema cannot express: products in pins and buries exist, segment names
+   are plain identifiers, no two segments share a threshold, category paths are well formed.
+
+The models are frozen and their sequences are tuples: the ranker swaps a whole config in
+atomically while other threads read the old one, so a config must never change under a reader.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+import numpy as np
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+from yaml.constructor import SafeConstructor
+
+from clv.errors import MarginRankError
+
+#: Order of the business terms in every weight vector of the project.
+TERM_NAMES = ("margin", "clv", "returns", "inventory")
+
+#: A key path: mapping keys and sequence indices from the top of the document.
+Loc = tuple[Any, ...]
+#: A problem found before it has a line: where it is and what is wrong.
+Problem = tuple[Loc, str]
+
+_SEGMENT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_/\-]+")
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+#: Validation-context flag: parse_config has already run the rule checks with line numbers.
+_RULES_CHECKED = "rules_checked"
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    """One problem in a weights file, located well enough for a person to open and fix it.
+
+    ``line`` is 1-based (None when the file could not be read at all); ``key_path`` is like
+    ``weights.marign`` or ``pins."patio umbrella"[0]``, and empty for the document itself.
+    """
+
+    file: str
+    line: int | None
+    key_path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        return ": ".join(part for part in (where, self.key_path, self.message) if part)
+
+
+class ConfigError(MarginRankError):
+    """A weights file was refused; ``issues`` holds every problem found, in file order."""
+
+    def __init__(self, issues: Iterable[ConfigIssue]) -> None:
+        self.issues: list[ConfigIssue] = sorted(issues, key=lambda issue: issue.line or 0)
+        super().__init__("\n".join(str(issue) for issue in self.issues))
+
+
+class UnknownSegmentError(MarginRankError, LookupError):
+    """A segment name was asked for that the config does not define (a caller bug, not a
+    file problem: names come from :meth:`WeightsConfig.segment_for_quantile`)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Schema
+# ---------------------------------------------------------------------------------------------
+
+#: Strict so that YAML ``true`` or a quoted ``"0.3"`` is refused instead of coerced to a number.
+Weight = Annotated[float, Field(ge=0.0, allow_inf_nan=False, strict=True)]
+
+
+class _Schema(BaseModel):
+    """Common settings: a typo is an error, not a silently ignored key; snapshots are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TermWeights(_Schema):
+    """Weights of the business terms; relevance counts 1.
+
+    Also used as a partial override (segments, categories): only the terms written in the file
+    (``model_fields_set``) replace the layer below; the others inherit. Equality therefore
+    includes which terms are set, since ``{margin: 0.0}`` and ``{}`` resolve differently.
+    """
+
+    margin: Weight = 0.0
+    clv: Weight = 0.0
+    returns: Weight = 0.0
+    inventory: Weight = 0.0
+
+    @classmethod
+    def from_vector(cls, vector: Any) -> TermWeights:
+        """Build complete weights from a vector in TERM_NAMES order (what the tuner produces).
+
+        Values must already be non-negative and finite; solver noise such as -1e-12 is the
+        caller's to clip, because silently changing a weight here would hide a real bug.
+        """
+        values = np.asarray(vector, dtype=np.float64)
+        if values.shape != (len(TERM_NAMES),):
+            raise ValueError(f"expected {len(TERM_NAMES)} weights {TERM_NAMES}, got {values.shape}")
+        return cls(**{name: float(value) for name, value in zip(TERM_NAMES, values, strict=True)})
+
+    def overrides(self) -> dict[str, float]:
+        """The terms this layer sets, in TERM_NAMES order."""
+        return {name: getattr(self, name) for name in TERM_NAMES if name in self.model_fields_set}
+
+    def apply_to(self, base: np.ndarray) -> np.ndarray:
+        """A copy of ``base`` with the terms this layer sets replaced."""
+        result = np.array(base, dtype=np.float64)
+        for index, name in enumerate(TERM_NAMES):
+            if name in self.model_fields_set:
+                result[index] = getattr(self, name)
+        return result
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TermWeights):
+            return NotImplemented
+        return super().__eq__(other) and self.model_fields_set == other.model_fields_set
+
+
+class Guardrails(_Schema):
+    """Limits on what the business terms may do to a result list."""
+
+    max_ndcg_drop: Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False, strict=True)] = 0.0
+    out_of_stock: Literal["demote", "hide", "ignore"] = "demote"
+    relevance_tiers: StrictBool = False
+
+
+class SegmentRule(_Schema):
+    """Weights for customers whose CLV quantile is at least ``min_clv_quantile``."""
+
+    min_clv_quantile: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False, strict=True)]
+    weights: TermWeights = TermWeights()
+
+
+class CategoryRule(_Schema):
+    """Weights for products under a category path prefix."""
+
+    weights: TermWeights = TermWeights()
+
+
+class WeightsConfig(_Schema):
+    """One validated weights file: an immutable snapshot the ranker can share across threads."""
+
+    version: Literal[1]
+    weights: TermWeights = Field(default_factory=TermWeights, validate_default=True)
+    guardrails: Guardrails = Guardrails()
+    segments: dict[StrictStr, SegmentRule] = {}
+    categories: dict[StrictStr, CategoryRule] = {}
+    pins: dict[StrictStr, tuple[StrictStr, ...]] = {}
+    buries: tuple[StrictStr, ...] = ()
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_is_one(cls, value: Any) -> Any:
+        """Refuse ``true`` and ``1.0``, which a plain Literal[1] would accept as equal to 1."""
+        if type(value) is not int or value != 1:
+            raise PydanticCustomError(
+                "unsupported_version",
+                "must be 1, the only version this release reads; got {got}",
+                {"got": _describe(value)},
+            )
+        return value
+
+    @field_validator("weights", mode="after")
+    @classmethod
+    def _complete_defaults(cls, value: TermWeights) -> TermWeights:
+        """The defaults are the bottom layer, where an unwritten term simply means 0: mark every
+        term set so that equality and dumps do not depend on which zeros were spelled out."""
+        return TermWeights(**value.model_dump())
+
+    @model_validator(mode="after")
+    def _check_rules(self, info: ValidationInfo) -> Self:
+        """Apply the rule checks to configs built in code too (parse_config runs them itself,
+        with line numbers, and tells us so through the validation context)."""
+        if info.context and info.context.get(_RULES_CHECKED):
+            return self
+        problems = _rule_problems(self.model_dump())
+        if problems:
+            raise ValueError("; ".join(f"{_format_path(loc)}: {text}" for loc, text in problems))
+        return self
+
+    def with_weights(self, weights: Mapping[str, float]) -> WeightsConfig:
+        """A copy whose default weights take the given terms (e.g. the tuner's result); terms not
+        given keep their value. Validated, unlike a bare ``model_copy(update=...)``."""
+        merged = {**self.weights.model_dump(), **{name: float(v) for name, v in weights.items()}}
+        return self.model_copy(update={"weights": TermWeights(**merged)})
+
+    def weight_vector(self) -> np.ndarray:
+        """The default weights as float64 in TERM_NAMES order."""
+        return np.array([getattr(self.weights, name) for name in TERM_NAMES], dtype=np.float64)
+
+    def resolved(self, segment: str | None = None, category: str | None = None) -> np.ndarray:
+        """Weights for one customer segment and product category, in TERM_NAMES order.
+
+        Layers, each replacing only the terms it sets: the defaults, then the segment, then the
+        longest category prefix that matches ``category`` on whole path components. Only that
+        one category rule applies: shorter matching prefixes do not cascade into it.
+        """
+        vector = self.weight_vector()
+        if segment is not None:
+            vector = self._segment(segment).weights.apply_to(vector)
+        key = None if category is None else self.category_rule_for(category)
+        if key is not None:
+            vector = self.categories[key].weights.apply_to(vector)
+        return vector
+
+    def segment_for_quantile(self, q: float) -> str | None:
+        """The segment with the highest ``min_clv_quantile`` <= ``q``; None means the defaults
+        (also for NaN, i.e. a customer without a CLV estimate)."""
+        eligible = [(rule.min_clv_quantile, name) for name, rule in self.segments.items()
+                    if rule.min_clv_quantile <= q]
+        return max(eligible)[1] if eligible else None
+
+    def category_rule_for(self, path: str) -> str | None:
+        """The longest category key that is a prefix of ``path`` in whole components, so that
+        ``Tools/Power`` matches ``Tools/Power/Drills`` but not ``Tools/Powerful``. Components
+        compare case-sensitively after trimming surrounding spaces."""
+        parts = _path_parts(path)
+        matches = [key for key in self.categories if _is_prefix(_path_parts(key), parts)]
+        return max(matches, key=lambda key: len(_path_parts(key)), default=None)
+
+    def _segment(self, name: str) -> SegmentRule:
+        try:
+            return self.segments[name]
+        except KeyError:
+            known = ", ".join(sorted(self.segments)) or "none"
+            raise UnknownSegmentError(f"unknown segment {name!r}; defined: {known}") from None
+
+
+def _path_parts(path: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in path.split("/"))
+
+
+def _is_prefix(prefix: tuple[str, ...], parts: tuple[str, ...]) -> bool:
+    return parts[: len(prefix)] == prefix
+
+
+# ---------------------------------------------------------------------------------------------
+# Rule checks (shared by parse_config, which knows lines, and by WeightsConfig itself)
+# ---------------------------------------------------------------------------------------------
+
+
+def _rule_problems(data: Any) -> list[Problem]:
+    """Checks on segments and categories that the field types cannot express. Works on raw
+    YAML data, so it skips whatever has the wrong type (the schema pass reports that)."""
+    if not isinstance(data, dict):
+        return []
+    return [*_segment_problems(data.get("segments")), *_category_problems(data.get("categories"))]
+
+
+def _segment_problems(segments: Any) -> list[Problem]:
+    """Names must be identifiers (they travel through YAML, logs and metrics labels), and
+    thresholds must differ, or which tier a customer falls in would be arbitrary."""
+    if not isinstance(segments, dict):
+        return []
+    problems: list[Problem] = []
+    owner_of: dict[float, str] = {}
+    for name, rule in segments.items():
+        if isinstance(name, str) and not _SEGMENT_NAME.fullmatch(name):
+            problems.append((("segments", name), f"segment name {name!r} must use only letters, "
+                             "digits and underscores, and not start with a digit"))
+        threshold = rule.get("min_clv_quantile") if isinstance(rule, dict) else None
+        if not _is_number(threshold):
+            continue
+        if threshold in owner_of:
+            problems.append((("segments", name, "min_clv_quantile"), f"min_clv_quantile "
+                             f"{threshold} is already used by segment {owner_of[threshold]!r}"))
+        else:
+            owner_of[threshold] = name
+    return problems
+
+
+def _category_problems(categories: Any) -> list[Problem]:
+    """Paths need non-empty components, and two keys must not name the same path."""
+    if not isinstance(categories, dict):
+        return []
+    problems: list[Problem] = []
+    owner_of: dict[tuple[str, ...], str] = {}
+    for key in categories:
+        if not isinstance(key, str):
+            continue
+        parts = _path_parts(key)
+        if not all(parts):
+            problems.append((("categories", key), f"category path {key!r} has an empty "
+                             "component; write it like 'Furniture/Sofas'"))
+        elif parts in owner_of:
+            problems.append((("categories", key), f"category path {key!r} is the same as "
+                             f"{owner_of[parts]!r}"))
+        else:
+            owner_of[parts] = key
+    return problems
+
+
+def _product_problems(data: Any, known: Collection[str]) -> list[Problem]:
+    """Every pinned or buried product must exist, or the rule would silently do nothing."""
+    if not isinstance(data, dict):
+        return []
+    pins = data.get("pins")
+    problems: list[Problem] = []
+    if isinstance(pins, dict):
+        for query, ids in pins.items():
+            problems += _unknown_products(("pins", query), ids, known)
+    return problems + _unknown_products(("buries",), data.get("buries"), known)
+
+
+def _unknown_products(loc: Loc, ids: Any, known: Collection[str]) -> list[Problem]:
+    if not isinstance(ids, list):
+        return []
+    return [((*loc, index), f"unknown product {product!r}; it is not in the catalog")
+            for index, product in enumerate(ids)
+            if isinstance(product, str) and product not in known]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML: compose, index lines, construct
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Document:
+    """A composed YAML document: the plain data, the line of every key path, early problems."""
+
+    data: Any
+    lines: dict[Loc, int]
+    problems: list[Problem]
+
+
+class _NodeIndex:
+    """Walks a composed node tree, recording the 1-based line of each key (or sequence item),
+    duplicate keys, and scalars that cannot be constructed (bad tags, impossible dates)."""
+
+    def __init__(self) -> None:
+        self.lines: dict[Loc, int] = {}
+        self.duplicates: list[Problem] = []
+        self.unreadable: list[Problem] = []
+        self._constructor = SafeConstructor()
+        self._active: set[int] = set()
+
+    def visit(self, node: yaml.Node, loc: Loc) -> None:
+        if id(node) in self._active:  # a recursive alias; its lines are already known
+            return
+        self._active.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            self._visit_mapping(node, loc)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                self.lines[(*loc, index)] = item.start_mark.line + 1
+                self.visit(item, (*loc, index))
+        else:
+            self._construct(node, loc)
+        self._active.discard(id(node))
+
+    def _visit_mapping(self, node: yaml.MappingNode, loc: Loc) -> None:
+        """Merge keys (``<<``) are skipped: merged entries then report at the mapping's line."""
+        first_line: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key = self._construct(key_node, loc)
+            line = key_node.start_mark.line + 1
+            if key in first_line:
+                self.duplicates.append(((*loc, key), f"duplicate key {key!r} (first on line "
+                                        f"{first_line[key]}); YAML would keep only this one"))
+            else:
+                first_line[key] = line
+            self.lines[(*loc, key)] = line
+            self.visit(value_node, (*loc, key))
+
+    def _construct(self, node: yaml.Node, loc: Loc) -> Any:
+        try:
+            return self._constructor.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError) as exc:
+            reason = getattr(exc, "problem", None) or str(exc)
+            self.unreadable.append((loc, f"cannot read value {node.value!r}: {reason}"))
+            return node.value
+
+
+def _compose(text: str, source: str) -> _Document:
+    """Parse ``text`` with ``yaml.safe_load`` semantics, keeping line numbers; raise a
+    ConfigError for what leaves nothing to validate (syntax errors, empty file)."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigError([_yaml_issue(exc, text, source)]) from None
+    if root is None:
+        raise ConfigError([ConfigIssue(source, 1, "", "empty file; a weights file needs at least "
+                                       "'version: 1'")])
+    index = _NodeIndex()
+    index.lines[()] = root.start_mark.line + 1
+    index.visit(root, ())
+    if index.unreadable:
+        raise ConfigError(_issues(source, index.lines, index.unreadable + index.duplicates))
+    try:
+        data = SafeConstructor().construct_document(root)
+    except (yaml.YAMLError, ValueError) as exc:
+        raise ConfigError([_yaml_issue(exc, text, source)]) from None
+    return _Document(data, index.lines, index.duplicates)
+
+
+def _yaml_issue(exc: Exception, text: str, source: str) -> ConfigIssue:
+    """Locate a PyYAML error by its problem mark (or its character position for reader errors)
+    and name the key being read when it happened."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    position = mark.index if mark is not None else getattr(exc, "position", 0)
+    # A mark at the end of the stream sits after the last newline: report the last real line.
+    line = min(text.count("\n", 0, position) + 1, len(text.splitlines()) or 1)
+    reason = getattr(exc, "problem", None) or getattr(exc, "reason", None) or str(exc)
+    context = getattr(exc, "context", None)
+    message = f"YAML error: {reason}" + (f" ({context})" if context else "")
+    return ConfigIssue(source, line, _format_path(_path_at(text, position)), message)
+
+
+@dataclass
+class _Frame:
+    """An open collection while replaying parser events: its current key or item index."""
+
+    is_mapping: bool
+    key: Any = None
+    expects_key: bool = True
+
+
+def _path_at(text: str, position: int) -> Loc:
+    """Best-effort key path at character ``position``, found by replaying parser events up to
+    it (or up to the syntax error), so that even a YAML error names where in the schema it is."""
+    frames: list[_Frame] = []
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if event.start_mark.index >= position:
+                break
+            if isinstance(event, yaml.CollectionEndEvent):
+                frames.pop()
+                _value_done(frames)
+            elif isinstance(event, yaml.NodeEvent):
+                _node_started(frames, event)
+    except yaml.YAMLError:
+        pass
+    return tuple(frame.key for frame in frames if frame.key is not None)
+
+
+def _node_started(frames: list[_Frame], event: yaml.NodeEvent) -> None:
+    top = frames[-1] if frames else None
+    if top is not None and top.is_mapping and top.expects_key:
+        top.key = getattr(event, "value", "?")
+        top.expects_key = False
+        return
+    if top is not None and not top.is_mapping:
+        top.key = 0 if top.key is None else top.key + 1
+    if isinstance(event, yaml.CollectionStartEvent):
+        frames.append(_Frame(is_mapping=isinstance(event, yaml.MappingStartEvent)))
+    else:
+        _value_done(frames)
+
+
+def _value_done(frames: list[_Frame]) -> None:
+    if frames and frames[-1].is_mapping:
+        frames[-1].key = None
+        frames[-1].expects_key = True
+
+
+# ---------------------------------------------------------------------------------------------
+# Locating and wording problems
+# ---------------------------------------------------------------------------------------------
+
+
+def _issues(source: str, lines: dict[Loc, int], problems: Iterable[Problem]) -> list[ConfigIssue]:
+    return [ConfigIssue(source, _line_of(lines, loc), _format_path(loc), text)
+            for loc, text in problems]
+
+
+def _line_of(lines: dict[Loc, int], loc: Loc) -> int:
+    """Line of the deepest prefix of ``loc`` present in the file (a missing key reports at its
+    parent); the document root is always present."""
+    parts = tuple(part for part in loc if part != "[key]")
+    return next(lines[parts[:end]] for end in range(len(parts), -1, -1) if parts[:end] in lines)
+
+
+def _format_path(loc: Loc) -> str:
+    """``weights.margin``, ``buries[1]``, ``pins."patio umbrella"[0]``."""
+    text = ""
+    for part in loc:
+        if part == "[key]":
+            continue
+        if isinstance(part, int) and not isinstance(part, bool):
+            text += f"[{part}]"
+            continue
+        name = str(part)
+        name = name if _PLAIN_KEY.fullmatch(name) else f'"{name}"'
+        text += f".{name}" if text else name
+    return text
+
+
+_TYPE_MESSAGES = {
+    "model_type": "must be a mapping (key: value pairs)",
+    "dict_type": "must be a mapping (key: value pairs)",
+    "list_type": "must be a list",
+    "tuple_type": "must be a list",
+    "string_type": "must be a string",
+    "float_type": "must be a number",
+    "bool_type": "must be true or false",
+    "finite_number": "must be a finite number",
+}
+_BOUNDS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
+           "less_than": "<"}
+
+
+def _error_problem(error: Any) -> Problem:
+    """A pydantic error as (loc, message) in a merchandiser's words rather than pydantic's."""
+    loc, kind, got = tuple(error["loc"]), error["type"], error["input"]
+    context = error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return loc, _unknown_key_message(loc)
+    if kind == "missing":
+        return loc, f"required key {loc[-1]!r} is missing"
+    if kind == "literal_error":
+        return loc, f"must be one of {context['expected']}; got {_describe(got)}"
+    if kind in _BOUNDS:
+        bound = next(iter(context.values()))
+        return loc, f"must be {_BOUNDS[kind]} {bound}; got {_describe(got)}"
+    if kind not in _TYPE_MESSAGES:
+        return loc, error["msg"]
+    text = f"{_TYPE_MESSAGES[kind]}; got {_describe(got)}"
+    if kind == "string_type" and _is_number(got):
+        text += " (quote it to make it text)"
+    return loc, ("key " + text) if loc and loc[-1] == "[key]" else text
+
+
+def _unknown_key_message(loc: Loc) -> str:
+    allowed = _allowed_keys(loc[:-1])
+    message = f"unknown key {loc[-1]!r}"
+    close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+    if close:
+        return f"{message}; did you mean {close[0]!r}?"
+    return f"{message}; allowed keys: {', '.join(allowed)}"
+
+
+def _allowed_keys(loc: Loc) -> list[str]:
+    """Field names of the model found at ``loc``, by walking WeightsConfig's field types
+    (dict values and sequence items consume one element of ``loc``)."""
+    annotation: Any = WeightsConfig
+    for part in loc:
+        if _is_model(annotation):
+            field = annotation.model_fields.get(part)
+            if field is None:
+                return []
+            annotation = field.annotation
+        else:
+            args = getattr(annotation, "__args__", ())
+            if not args:
+                return []
+            annotation = args[-1] if getattr(annotation, "__origin__", None) is dict else args[0]
+    return list(annotation.model_fields) if _is_model(annotation) else []
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _describe(value: Any) -> str:
+    """A value as the merchandiser wrote it in YAML, not as Python prints it."""
+    if value is None:
+        return "an empty value"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Public API
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_config(
+    text: str, *, source: str = "<string>", product_ids: Collection[str] | None = None
+) -> WeightsConfig:
+    """Validate weights-file text and return the config, or raise a ConfigError listing every
+    problem found. ``source`` names the file in messages; with ``product_ids``, pins and
+    buries must name products that exist."""
+    document = _compose(text, source)
+    problems = document.problems + _rule_problems(document.data)
+    if product_ids is not None:
+        problems += _product_problems(document.data, frozenset(product_ids))
+    try:
+        config = WeightsConfig.model_validate(document.data, context={_RULES_CHECKED: True})
+    except ValidationError as exc:
+        problems += [_error_problem(error) for error in exc.errors()]
+    if problems:
+        raise ConfigError(_issues(source, document.lines, problems))
+    return config
+
+
+def load_config(path: str | Path, *, product_ids: Collection[str] | None = None) -> WeightsConfig:
+    """Read and validate a weights file; messages name ``path``."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else f"not UTF-8 text ({exc.reason})"
+        raise ConfigError([ConfigIssue(str(path), None, "", f"cannot read: {reason}")]) from exc
+    return parse_config(text, source=str(path), product_ids=product_ids)
+
+
+_DUMP_HEADER = "# marginrank weights file, written by marginrank (comments are not preserved).\n"
+
+
+def dump_config(cfg: WeightsConfig) -> str:
+    """YAML text that :func:`parse_config` reads back to an equal config (the tuner writes
+    weights back with this for a merchandiser to review).
+
+    PyYAML does not keep comments, so a merchandiser's comments in the file the config came
+    from are lost; the output says so in its header. Defaults and guardrails are written in
+    full so the reviewer sees every value; overrides keep only the terms they set, because an
+    unset term inherits and writing it would change its meaning.
+    """
+    document = {
+        "version": cfg.version,
+        "weights": cfg.weights.model_dump(mode="json"),
+        "guardrails": cfg.guardrails.model_dump(mode="json"),
+        "segments": {name: {"min_clv_quantile": rule.min_clv_quantile,
+                            "weights": rule.weights.overrides()}
+                     for name, rule in cfg.segments.items()},
+        "categories": {key: {"weights": rule.weights.overrides()}
+                       for key, rule in cfg.categories.items()},
+        "pins": {query: list(ids) for query, ids in cfg.pins.items()},
+        "buries": list(cfg.buries),
+    }
+    body = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    return _DUMP_HEADER + body
+
+
+DEFAULT_CONFIG_TEXT = """\
+# marginrank weights file.
+# Relevance counts 1; each weight is how much one unit of a business term is worth next to it.
+# Terms are scaled to comparable units, and a positive weight always means "care more".
+version: 1
+weights:
+  margin: 0.3       # unit margin (price - cost)
+  clv: 0.1          # how valuable a product's buyers are over their lifetime
+  returns: 0.2      # pushes down products that are often returned
+  inventory: 0.1    # pushes overstocked products up and scarce ones down
+guardrails:
+  max_ndcg_drop: 0.0        # relative NDCG@10 drop the tuner may accept on held-out queries
+  out_of_stock: demote      # demote | hide | ignore
+  relevance_tiers: false    # true: business terms only reorder within a relevance tier
+# Overrides replace only the terms they set; the others inherit from `weights`.
+# segments:                 # by customer CLV tier: the highest min_clv_quantile <= the customer's
+#   top_decile: {min_clv_quantile: 0.9, weights: {margin: 0.1}}
+# categories:               # by category path prefix: the longest matching prefix wins
+#   "Furniture/Sofas": {weights: {inventory: 0.3}}
+# pins: {"patio umbrella": ["P123"]}    # query -> products placed first
+# buries: ["P999"]                      # products placed last
+"""
