@@ -1,2 +1,43 @@
 """Customer lifetime value: transactions -> RFM -> BG/NBD + Gamma-Gamma -> CLV, segments,
-product CLV affinity. Imports nothing else of marginrank."""
+product CLV affinity. Imports nothing else of marginrank.
+
+Public names resolve lazily (PEP 562): ``ranking`` and ``objectives`` import ``clv.errors`` on
+every start, and that should not pay for importing lifetimes (about 0.7 s) unless the CLV model
+is actually used.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "MarginRankError": "clv.errors",
+    "DataError": "clv.errors",
+    "ExclusionReport": "clv.tables",
+    "TRANSACTION_COLUMNS": "clv.transactions",
+    "UCI_ONLINE_RETAIL_COLUMNS": "clv.transactions",
+    "load_transactions": "clv.transactions",
+    "validate_transactions": "clv.transactions",
+    "rfm_summary": "clv.rfm",
+    "calibration_holdout_split": "clv.rfm",
+    "CLVFitError": "clv.model",
+    "CLVModel": "clv.model",
+    "CustomerCLV": "clv.segments",
+    "clv_quantiles": "clv.segments",
+    "product_clv_affinity": "clv.segments",
+    "save_customers": "clv.segments",
+    "load_customers": "clv.segments",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'clv' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

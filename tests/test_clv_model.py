@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import lifetimes
@@ -143,8 +144,8 @@ def test_customer_clv_is_the_discounted_sum_of_steps(paper_model: CLVModel,
     assert (clv < undiscounted.customer_clv(s)).all() and (clv > 0).all()
 
 
-def _summary(frequency: list[float], recency: list[float], T: list[float],
-             monetary: list[float]) -> pd.DataFrame:
+def _summary(frequency: Sequence[float], recency: Sequence[float], T: Sequence[float],
+             monetary: Sequence[float]) -> pd.DataFrame:
     return pd.DataFrame({"frequency": frequency, "recency": recency, "T": T,
                          "monetary_value": monetary})
 
@@ -204,6 +205,23 @@ def test_few_spenders_fall_back_to_mean_spend(paper_summary: pd.DataFrame) -> No
     assert np.isfinite(model.customer_clv(sample)).all()
 
 
+def test_no_dropout_data_fit_as_nbd() -> None:
+    """Purchases simulated without dropout: the likelihood is flat along a -> 0, b -> inf;
+    the fit still succeeds and predicts like the NBD limit, (r + x) t / (alpha + T)."""
+    rng = np.random.default_rng(3)
+    n = 3000
+    rate = rng.gamma(0.8, 1 / 70, n)
+    T = rng.integers(30, 365, n).astype(float)
+    x = rng.poisson(rate * T).astype(float)
+    recency = np.where(x > 0, np.floor(T * rng.random(n) ** (1 / np.maximum(x, 1))), 0.0)
+    model = CLVModel().fit(_summary(x, recency, T, np.where(x > 0, 20.0 + x, 0.0)))
+    assert any("no dropout" in note for note in model.notes_)
+    assert model.p_alive(x, recency, T).min() > 0.999
+    r, alpha = model.bgnbd_params_["r"], model.bgnbd_params_["alpha"]
+    np.testing.assert_allclose(model.expected_purchases(90.0, x, recency, T),
+                               (r + x) * 90.0 / (alpha + T), rtol=1e-3)
+
+
 def test_save_load_round_trip(tmp_path: Path, paper_model: CLVModel,
                               paper_summary: pd.DataFrame) -> None:
     path = tmp_path / "clv.json"
@@ -231,7 +249,7 @@ def test_load_refuses_a_bad_file(tmp_path: Path) -> None:
 @pytest.mark.realdata
 def test_fit_on_uci_online_retail() -> None:
     if not UCI_FILE.exists():
-        pytest.skip(f"UCI Online Retail not present: {UCI_FILE} (see DESIGN.md, data/)")
+        pytest.skip(f"real dataset not present: {UCI_FILE} (see data/README.md)")
     tx, report = load_transactions(UCI_FILE, columns=UCI_ONLINE_RETAIL_COLUMNS)
     assert report.excluded["missing customer_id"] == 135_080
     summary = rfm_summary(tx)
@@ -240,5 +258,6 @@ def test_fit_on_uci_online_retail() -> None:
     assert len(params) == 7 and all(math.isfinite(v) and v > 0 for v in params.values())
     assert math.isfinite(model.log_likelihood_)
     assert model.n_customers_ == len(summary) > 4000
+    assert model.p_alive(summary["frequency"], summary["recency"], summary["T"]).max() <= 1.0
     clv = model.customer_clv(summary)
     assert np.isfinite(clv).all() and (clv >= 0).all()

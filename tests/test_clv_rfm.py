@@ -11,6 +11,7 @@ import pytest
 from lifetimes.utils import summary_data_from_transaction_data
 
 from clv import (
+    UCI_ONLINE_RETAIL_COLUMNS,
     DataError,
     calibration_holdout_split,
     load_transactions,
@@ -79,6 +80,25 @@ def test_parquet_round_trip(tmp_path: Path) -> None:
     frame.to_parquet(tmp_path / "tx.parquet")
     tx, _ = load_transactions(tmp_path / "tx.parquet")
     pd.testing.assert_frame_equal(tx, frame, check_dtype=False)
+
+
+def test_column_mapping_for_public_datasets(tmp_path: Path) -> None:
+    path = tmp_path / "retail.csv"
+    path.write_text("InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID\n"
+                    "536365,85123A,HEART,6,2010-12-01 08:26:00,2.55,17850\n"
+                    "C536379,D,Discount,-1,2010-12-01 09:41:00,27.5,14527\n"
+                    "536414,22139,,56,2010-12-01 11:52:00,0.0,\n")
+    tx, report = load_transactions(path, columns=UCI_ONLINE_RETAIL_COLUMNS)
+    assert tx[["customer_id", "product_id", "quantity", "order_id"]].values.tolist() == [
+        ["14527", "D", -1, "C536379"], ["17850", "85123A", 6, "536365"]]
+    assert report.excluded == {"missing customer_id": 1}
+
+
+def test_missing_datetime_is_an_error() -> None:
+    frame = _frame([("c1", pd.Timestamp("2024-01-01"), "p", 1, 2.0), ("c1", pd.NaT, "p", 1, 2.0)])
+    with pytest.raises(DataError, match="missing timestamp") as info:
+        validate_transactions(frame)
+    assert (info.value.line, info.value.column) == (3, "timestamp")
 
 
 def test_missing_column_is_named() -> None:
