@@ -63,12 +63,13 @@ def lift(new: Sequence[float], base: Sequence[float]) -> Lift:
 
 @dataclass(frozen=True)
 class PairedCI:
-    """Mean paired difference and its bootstrap percentile interval."""
+    """Mean paired difference, its bootstrap percentile interval and standard error."""
 
     mean: float
     low: float
     high: float
     n: int
+    se: float = float("nan")
 
     @property
     def includes_zero(self) -> bool:
@@ -84,8 +85,17 @@ def paired_bootstrap(
     diff = diff[np.isfinite(diff)]
     if diff.size == 0:
         return PairedCI(float("nan"), float("nan"), float("nan"), 0)
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, diff.size, size=(n_boot, diff.size))].mean(axis=1)
+    means = _bootstrap_means(diff, n_boot, np.random.default_rng(seed))
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(means, [tail, 1.0 - tail])
-    return PairedCI(float(diff.mean()), float(low), float(high), int(diff.size))
+    return PairedCI(float(diff.mean()), float(low), float(high), int(diff.size),
+                    float(means.std()))
+
+
+def _bootstrap_means(diff: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Means of ``n_boot`` resamples; one resample at a time when the index matrix would be
+    large (10k queries x 2000 resamples is 160 MB)."""
+    if diff.size * n_boot <= 5_000_000:
+        return diff[rng.integers(0, diff.size, size=(n_boot, diff.size))].mean(axis=1)
+    return np.array([diff[rng.integers(0, diff.size, size=diff.size)].mean()
+                     for _ in range(n_boot)])

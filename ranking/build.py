@@ -28,7 +28,7 @@ from objectives.terms import compute_terms
 from objectives.tuner import TuneResult, tune_weights
 from ranking import features
 from ranking.bm25 import MultiFieldIndex
-from ranking.ltr import LambdaMART
+from ranking.ltr import LambdaMART, cross_fit_relevance
 from ranking.progress import Progress
 from ranking.ranker import Catalog, Customers, Ranker
 from ranking.text import Analyzer
@@ -49,8 +49,8 @@ class BuildSettings:
     """Knobs of the job. Query split fractions are train / validation (rest is test)."""
 
     seed: int = 7
-    train_fraction: float = 0.6
-    valid_fraction: float = 0.2
+    train_fraction: float = 0.5
+    valid_fraction: float = 0.25
     n_candidates: int = 200
     k: int = 10
 
@@ -140,7 +140,8 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
         model = LambdaMART(feature_names=features.FEATURE_NAMES, eval_at=settings.k,
                            seed=settings.seed)
         model.fit(X[train], y[train], qid[train], X[valid], y[valid], qid[valid])
-        relevance = model.predict(X)
+        relevance = np.where(train, cross_fit_relevance(model, X, y, qid, train, valid),
+                             model.predict(X))
     with progress.stage("fitting BG/NBD + Gamma-Gamma"):
         summary = rfm_summary(tx)
         clv_model = CLVModel().fit(summary)

@@ -128,3 +128,27 @@ class LambdaMART:
         booster.set_param({"nthread": 1})
         return cls(feature_names=tuple(meta["feature_names"]), booster_=booster,
                    best_iteration_=meta["best_iteration"])
+
+
+def cross_fit_relevance(
+    model: LambdaMART, X: np.ndarray, y: np.ndarray, qid: np.ndarray,
+    fit_mask: np.ndarray, valid_mask: np.ndarray, n_folds: int = 3,
+) -> np.ndarray:
+    """Out-of-fold relevance scores for the ``fit_mask`` rows (zeros elsewhere).
+
+    Scores a model gives its own training queries are overconfident; the tuner needs scores
+    like those it will see on new queries, so each fold of training queries is scored by a
+    model trained on the other folds (early stopping on ``valid_mask`` rows).
+    """
+    out = np.zeros(len(X), dtype=np.float64)
+    queries = np.unique(qid[fit_mask])
+    rng = np.random.default_rng(model.seed)
+    fold_of = dict(zip(rng.permutation(queries), np.arange(queries.size) % n_folds, strict=True))
+    fold = np.array([fold_of.get(q, -1) for q in qid])
+    for f in range(n_folds):
+        held = fit_mask & (fold == f)
+        rest = fit_mask & (fold != f)
+        fitted = LambdaMART(**{**model.__dict__, "booster_": None, "best_iteration_": None})
+        fitted.fit(X[rest], y[rest], qid[rest], X[valid_mask], y[valid_mask], qid[valid_mask])
+        out[held] = fitted.predict(X[held])
+    return out

@@ -1,0 +1,163 @@
+"""End to end on a reduced demo world: build -> bundle -> load -> search, plus the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from objectives.config import ConfigError
+from ranking.build import BuildInputs, BuildSettings, build
+from ranking.bundle import BundleError
+from ranking.cli import main
+from ranking.ranker import QueryError, Ranker
+
+
+@pytest.fixture(scope="module")
+def built(small_world: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    out = tmp_path_factory.mktemp("bundle") / "bundle"
+    inputs = BuildInputs(small_world / "catalog.csv", small_world / "judgments.csv",
+                         small_world / "transactions.csv.gz")
+    return build(inputs, out, BuildSettings(seed=3)), out
+
+
+def test_pipeline_evaluates_all_rankers_on_held_out_queries(built) -> None:  # noqa: ANN001
+    result, _ = built
+    ev = result.evaluation
+    assert [r.name for r in ev.rows] == ["BM25", "LambdaMART", "tuned blend"]
+    assert ev.n_queries == 15  # 60 queries, a quarter held out
+    for row in ev.rows:
+        assert 0.0 < row.ndcg <= 1.0 and np.isfinite(row.margin)
+        assert len(row.per_query_ndcg) == ev.n_queries
+    assert np.all(result.tune.weights >= 0) and result.tune.trace
+    assert "| tuned blend |" in ev.markdown()
+
+
+def test_bundle_search_explain_and_segments(built) -> None:  # noqa: ANN001
+    _, out = built
+    ranker = Ranker.load(out)
+    results = ranker.search("drill", k=5, explain=True)
+    assert 1 <= len(results) <= 5
+    assert [r.rank for r in results] == list(range(1, len(results) + 1))
+    scores = [r.score for r in results]
+    assert scores == sorted(scores, reverse=True) or any(
+        not ranker.catalog.in_stock[ranker._product_index[r.product_id]] for r in results)
+    for r in results:
+        assert set(r.contributions) == {"relevance", "margin", "clv", "returns", "inventory"}
+        assert sum(r.contributions.values()) == pytest.approx(r.score, abs=1e-9)
+    assert ranker.search("", k=5) == []
+    assert ranker.search("zzzqqq unknownword", k=5) == []
+    assert ranker.search("ドリル", k=3) == []
+    customer = str(ranker.customers.ids[0])
+    assert ranker.search("drill", customer_id=customer, k=3)
+    assert ranker.search("drill", customer_id="no-such-customer", k=3)
+
+
+def test_bad_requests_get_clear_errors(built) -> None:  # noqa: ANN001
+    ranker = Ranker.load(built[1], warm=False)
+    with pytest.raises(QueryError, match="limit is 4,096"):
+        ranker.search("drill " * 1000)
+    with pytest.raises(QueryError, match="k must be"):
+        ranker.search("drill", k=0)
+    with pytest.raises(QueryError, match="must be a string"):
+        ranker.search(None)  # type: ignore[arg-type]
+
+
+def test_reload_config_atomic_and_bad_file_keeps_old(built, tmp_path: Path) -> None:  # noqa: ANN001
+    ranker = Ranker.load(built[1], warm=False)
+    product = ranker.catalog.product_ids[0]
+    good = tmp_path / "good.yaml"
+    good.write_text(f"version: 1\nweights: {{margin: 1.0}}\npins: {{\"drill\": [{product}]}}\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nweights:\n  marign: 1.0\n")
+    ranker.reload_config(good)
+    first = ranker.search("drill", k=3)[0]
+    assert first.product_id == product and first.pinned
+    version = ranker.config_version
+    with pytest.raises(ConfigError, match=r"bad.yaml:3: weights.marign"):
+        ranker.reload_config(bad)
+    assert ranker.config_version == version
+    assert ranker.search("drill", k=3)[0].product_id == product
+
+
+def test_concurrent_searches_during_reloads(built, tmp_path: Path) -> None:  # noqa: ANN001
+    ranker = Ranker.load(built[1])
+    files = []
+    for i, margin in enumerate((0.0, 2.0)):
+        path = tmp_path / f"w{i}.yaml"
+        path.write_text(f"version: 1\nweights: {{margin: {margin}}}\n")
+        files.append(path)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nweights: {margin: -1}\n")
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def searcher() -> None:
+        try:
+            while not stop.is_set():
+                for r in ranker.search("drill", k=5, explain=True):
+                    assert sum(r.contributions.values()) == pytest.approx(r.score, abs=1e-9)
+        except BaseException as exc:  # noqa: BLE001 - collected and re-raised below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=searcher) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for i in range(40):
+        ranker.reload_config(files[i % 2])
+        with pytest.raises(ConfigError):
+            ranker.reload_config(bad)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not errors
+
+
+@pytest.mark.parametrize("damage", ["truncate", "alter", "delete", "version", "no_manifest"])
+def test_damaged_bundle_is_refused(built, tmp_path: Path, damage: str) -> None:  # noqa: ANN001
+    copy = tmp_path / "b"
+    shutil.copytree(built[1], copy)
+    target = copy / "bm25.npz"
+    if damage == "truncate":
+        target.write_bytes(target.read_bytes()[:100])
+    elif damage == "alter":
+        data = bytearray(target.read_bytes())
+        data[-10] ^= 0xFF
+        target.write_bytes(bytes(data))
+    elif damage == "delete":
+        target.unlink()
+    elif damage == "version":
+        manifest = json.loads((copy / "manifest.json").read_text())
+        manifest["format_version"] = 99
+        (copy / "manifest.json").write_text(json.dumps(manifest))
+    else:
+        (copy / "manifest.json").unlink()
+    with pytest.raises(BundleError):
+        Ranker.load(copy)
+
+
+def test_cli_search_validate_and_errors(built, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    _, out = built
+    assert main(["search", "--bundle", str(out), "--k", "3", "--explain", "drill"]) == 0
+    printed = capsys.readouterr().out
+    assert "relevance" in printed and "margin" in printed
+    bad = tmp_path / "w.yaml"
+    bad.write_text("version: 1\nweights: {margin: .nan}\n")
+    assert main(["validate-config", str(bad)]) == 2
+    assert "w.yaml:2" in capsys.readouterr().err
+    assert main(["search", "--bundle", str(tmp_path), "drill"]) == 2
+    assert "not a bundle" in capsys.readouterr().err
+
+
+def test_cli_demo_on_small_world(small_world: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    assert main(["demo", "--data", str(small_world), "--out", str(tmp_path / "demo")]) == 0
+    printed = capsys.readouterr().out
+    assert "| tuned blend |" in printed and "NDCG@10" in printed
+    assert (tmp_path / "demo" / "report.md").read_text().startswith("# marginrank demo")
+    report = json.loads((tmp_path / "demo" / "report.json").read_text())
+    assert set(report["tuned_weights"]) == {"margin", "clv", "returns", "inventory"}
+    assert (tmp_path / "demo" / "bundle" / "manifest.json").is_file()
