@@ -44,7 +44,9 @@ def load_catalog(path: str | Path) -> tuple[pd.DataFrame, CatalogReport]:
     return validate_catalog(frame, source=str(path))
 
 
-def validate_catalog(frame: pd.DataFrame, *, source: str = "<catalog>") -> tuple[pd.DataFrame, CatalogReport]:
+def validate_catalog(
+    frame: pd.DataFrame, *, source: str = "<catalog>"
+) -> tuple[pd.DataFrame, CatalogReport]:
     """Check a catalog and return it with every known column present and typed.
 
     Missing text becomes ""; missing numbers stay NaN (counted). Errors: missing required
@@ -86,7 +88,8 @@ def validate_judgments(
     """
     require_columns(frame, ("query", "product_id", "grade"), file=source)
     out = pd.DataFrame({
-        "query": frame["query"].astype("string"), "product_id": frame["product_id"].astype("string"),
+        "query": frame["query"].astype("string"),
+        "product_id": frame["product_id"].astype("string"),
     })
     _reject_blank(out["query"], "query", source)
     _reject_blank(out["product_id"], "product_id", source)

@@ -43,7 +43,8 @@ def match_features(query, doc_indptr, doc_terms, docs):  # noqa: ANN001, ANN201
                     bigrams += 1
                     break
         out[j, 2] = bigrams / (nq - 1) if nq > 1 else 0.0
-        out[j, 1] = 1.0 if nq > 1 and bigrams == nq - 1 and _contiguous(query, doc_terms, start, end) else 0.0
+        phrase = nq > 1 and bigrams == nq - 1 and _contiguous(query, doc_terms, start, end)
+        out[j, 1] = 1.0 if phrase else 0.0
         out[j, 3] = 1.0
         for p in range(start, end):
             hit = False

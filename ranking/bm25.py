@@ -10,7 +10,7 @@ kernels in :mod:`ranking._bm25_kernels`; this module builds, saves and fronts th
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -111,7 +111,8 @@ class FieldIndex:
         """BM25 score of each doc in ``docs`` (any order; zeros where nothing matches)."""
         docs = np.asarray(docs, dtype=np.int64)
         if docs.size and (docs.min() < 0 or docs.max() >= self.n_docs):
-            raise IndexError_(f"doc ids must be in [0, {self.n_docs}); got {docs.min()}..{docs.max()}")
+            raise IndexError_(
+                f"doc ids must be in [0, {self.n_docs}); got {docs.min()}..{docs.max()}")
         if self.n_docs == 0:
             return np.zeros(docs.shape[0], dtype=np.float64)
         return kernels.score_candidates(
@@ -129,7 +130,9 @@ class FieldIndex:
         }
 
     @classmethod
-    def from_arrays(cls, data: dict[str, np.ndarray], prefix: str, params: BM25Params) -> FieldIndex:
+    def from_arrays(
+        cls, data: dict[str, np.ndarray], prefix: str, params: BM25Params
+    ) -> FieldIndex:
         try:
             return cls(
                 doc_indptr=data[f"{prefix}.doc_indptr"], doc_terms=data[f"{prefix}.doc_terms"],

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from clv.segments import clv_quantiles, product_clv_affinity
-from objectives.evaluation import Evaluation, evaluate
 
 from clv.model import CLVModel
 from clv.rfm import rfm_summary
+from clv.segments import clv_quantiles, product_clv_affinity
 from clv.transactions import load_transactions
 from objectives.catalog import load_catalog, load_judgments
 from objectives.config import DEFAULT_CONFIG_TEXT, TERM_NAMES, dump_config, parse_config
+from objectives.evaluation import Evaluation, evaluate
 from objectives.groups import QueryGroups
 from objectives.terms import compute_terms
 from objectives.tuner import TuneResult, tune_weights

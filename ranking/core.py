@@ -95,18 +95,19 @@ def blend(
 ) -> Blended:
     """Rank ``candidates`` (product rows) and return the top ``k``, pins first."""
     weights = serving.weight_table[segment][serving.product_group[candidates]]
+    n_pins = 0 if pins is None else len(pins)
     pos, scores, contrib = kernels.blend_topk(
         np.asarray(relevance, np.float64), candidates, terms, weights, in_stock,
-        serving.buried, serving.oos_policy, serving.tier_width, k + (0 if pins is None else len(pins)),
+        serving.buried, serving.oos_policy, serving.tier_width, k + n_pins,
     )
     rows = candidates[pos]
-    if pins is None or len(pins) == 0:
+    if n_pins == 0:
         return Blended(rows, scores, contrib, np.zeros(rows.shape[0], dtype=np.bool_))
     rest = ~np.isin(rows, pins)
-    n_terms = len(TERM_NAMES)
+    no_parts = np.full((n_pins, 1 + len(TERM_NAMES)), np.nan)
     return Blended(
         rows=np.concatenate([pins, rows[rest]])[:k],
-        scores=np.concatenate([np.full(len(pins), np.nan), scores[rest]])[:k],
-        contributions=np.concatenate([np.full((len(pins), 1 + n_terms), np.nan), contrib[rest]])[:k],
-        pinned=np.concatenate([np.ones(len(pins), bool), np.zeros(int(rest.sum()), bool)])[:k],
+        scores=np.concatenate([np.full(n_pins, np.nan), scores[rest]])[:k],
+        contributions=np.concatenate([no_parts, contrib[rest]])[:k],
+        pinned=np.concatenate([np.ones(n_pins, bool), np.zeros(int(rest.sum()), bool)])[:k],
     )
