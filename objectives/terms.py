@@ -72,21 +72,25 @@ def compute_terms(
 ) -> TermTable:
     """Business terms for every catalog row, in :data:`TERM_NAMES` order.
 
-    margin: unit margin (price - cost). returns: minus the expected return rate. inventory:
+    margin: unit margin (price - cost) on a signed log scale, because unit margins are as skewed
+    as prices and a linear z-score would clip every expensive product to the same value.
+    returns: minus the expected return rate. inventory:
     log of weeks of cover over ``target_weeks`` (overstock pushes up, scarce stock down).
     clv: the product's CLV affinity (mean future value of its buyers).
     """
     price = catalog["price"].to_numpy(np.float64)
     cover = weeks_of_cover(catalog["stock"].to_numpy(np.float64),
                            catalog["daily_sales"].to_numpy(np.float64))
+    unit_margin = price - catalog["cost"].to_numpy(np.float64)
     raw = {
-        "margin": price - catalog["cost"].to_numpy(np.float64),
+        "margin": np.sign(unit_margin) * np.log1p(np.abs(unit_margin)),
         "clv": (np.full(len(catalog), np.nan) if clv_affinity is None
                 else np.asarray(clv_affinity, dtype=np.float64)),
         "returns": -catalog["return_rate"].to_numpy(np.float64),
         "inventory": np.log((cover + 0.5) / (target_weeks + 0.5)),
     }
     values = np.column_stack([robust_z(raw[name], clip) for name in TERM_NAMES])
+    raw["unit_margin"] = unit_margin
     stock = catalog["stock"].to_numpy(np.float64)
     return TermTable(
         names=TERM_NAMES, values=np.ascontiguousarray(values, dtype=np.float32), raw=raw,

@@ -115,8 +115,14 @@ def solve_weights(
     return np.clip(np.asarray(w.value, dtype=np.float64), 0.0, upper)
 
 
-#: Relative slacks tried in rising order before bisecting between the last pass and first fail.
-EPSILON_GRID = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+#: The search path, weakest to strongest: (relative slack epsilon, scale of the weights). The
+#: solve at epsilon = 0 is first scaled down, because a linear objective puts the solution on a
+#: vertex and even the tightest surrogate can move NDCG on new queries; scaling toward 0 is a
+#: continuous way back to the relevance-only ranking. Then the slack grows.
+STRENGTH_PATH: tuple[tuple[float, float], ...] = (
+    (0.0, 0.125), (0.0, 0.25), (0.0, 0.5), (0.0, 1.0),
+    (0.01, 1.0), (0.02, 1.0), (0.05, 1.0), (0.1, 1.0), (0.2, 1.0), (0.5, 1.0), (1.0, 1.0),
+)
 
 
 def passes(ci: PairedCI, drop: float, max_ndcg_drop: float) -> bool:
@@ -131,11 +137,12 @@ def tune_weights(
     k: int = 10, max_ndcg_drop: float = 0.0, n_bisect: int = 3,
     max_weight: float = 3.0, seed: int = 0, progress: Callable[[str], None] | None = None,
 ) -> TuneResult:
-    """Largest-slack weights whose validation NDCG@k passes the ``max_ndcg_drop`` check.
+    """Strongest weights along :data:`STRENGTH_PATH` whose validation NDCG@k passes the check.
 
     ``importance`` says which terms count and how much (the merchandiser's current weights);
-    terms with importance 0 stay at 0. Degenerate problems return zero weights (relevance
-    only) with a message saying why.
+    terms with importance 0 stay at 0. Walks the path until the first failure, then bisects
+    between the last pass and that failure. Degenerate problems return zero weights
+    (relevance only) with a message saying why.
     """
     importance = np.asarray(importance, dtype=np.float64)
     zeros = np.zeros_like(importance)
@@ -145,43 +152,47 @@ def tune_weights(
     if len(pairs) == 0:
         return TuneResult(zeros, 0.0, "no judged pairs of different grades: relevance only")
     importance = importance / importance.sum()
-    base_scores = valid.z_relevance()
-    base_ndcg = valid.ndcg(base_scores, k)
+    base_ndcg = valid.ndcg(valid.z_relevance(), k)
+    solved: dict[float, np.ndarray] = {}
 
-    def attempt(eps: float) -> tuple[bool, np.ndarray, dict[str, float]]:
-        w = solve_weights(train, pairs, importance, eps, max_weight=max_weight)
+    def attempt(eps: float, scale: float) -> tuple[bool, np.ndarray, dict[str, float]]:
+        if eps not in solved:
+            solved[eps] = solve_weights(train, pairs, importance, eps, max_weight=max_weight)
+        w = scale * solved[eps]
         ndcg = valid.ndcg(valid.blend(w), k)
         ci = paired_bootstrap(ndcg, base_ndcg, seed=seed)
         drop = (np.nanmean(base_ndcg) - np.nanmean(ndcg)) / np.nanmean(base_ndcg)
         ok = passes(ci, drop, max_ndcg_drop)
-        row = {"epsilon": eps, "ndcg": float(np.nanmean(ndcg)), "drop": float(drop),
-               "ci_low": ci.low, "ci_high": ci.high, "accepted": float(ok)}
+        row = {"epsilon": eps, "scale": scale, "ndcg": float(np.nanmean(ndcg)),
+               "drop": float(drop), "ci_low": ci.low, "ci_high": ci.high, "accepted": float(ok)}
         if progress:
-            progress(f"epsilon={eps:.4f}: NDCG@{k} {row['ndcg']:.4f} (drop {drop:+.2%}) "
-                     f"{'accepted' if ok else 'rejected'}")
+            progress(f"epsilon={eps:.4f} scale={scale:.3f}: NDCG@{k} {row['ndcg']:.4f} "
+                     f"(drop {drop:+.2%}) {'accepted' if ok else 'rejected'}")
         return ok, w, row
 
     trace: list[dict[str, float]] = []
-    best_eps, best_w, failed_at = None, zeros, None
-    for eps in EPSILON_GRID:
-        ok, w, row = attempt(eps)
+    best: tuple[float, float] | None = None
+    best_w, failed = zeros, None
+    for point in STRENGTH_PATH:
+        ok, w, row = attempt(*point)
         trace.append(row)
         if not ok:
-            failed_at = eps
+            failed = point
             break
-        best_eps, best_w = eps, w
-    if best_eps is None:
-        return TuneResult(zeros, 0.0, "even epsilon=0 lowers validation NDCG: relevance only",
-                          float(np.nanmean(base_ndcg)), float(np.nanmean(base_ndcg)), trace)
-    lo, hi = best_eps, failed_at
-    for _ in range(n_bisect if hi is not None else 0):
-        mid = (lo + hi) / 2
-        ok, w, row = attempt(mid)
+        best, best_w = point, w
+    low = best or (0.0, 0.0)
+    for _ in range(n_bisect if failed is not None else 0):
+        mid = ((low[0] + failed[0]) / 2, (low[1] + failed[1]) / 2)
+        ok, w, row = attempt(*mid)
         trace.append(row)
         if ok:
-            lo, best_eps, best_w = mid, mid, w
+            low, best, best_w = mid, mid, w
         else:
-            hi = mid
-    tuned = valid.ndcg(valid.blend(best_w), k)
-    return TuneResult(best_w, best_eps, f"tuned at epsilon={best_eps:.4f} on {len(pairs):,} pairs",
-                      float(np.nanmean(base_ndcg)), float(np.nanmean(tuned)), trace)
+            failed = mid
+    valid_base = float(np.nanmean(base_ndcg))
+    if best is None:
+        return TuneResult(zeros, 0.0, "every tried weighting lowers validation NDCG: "
+                          "relevance only", valid_base, valid_base, trace)
+    tuned = float(np.nanmean(valid.ndcg(valid.blend(best_w), k)))
+    return TuneResult(best_w, best[0], f"tuned at epsilon={best[0]:.4f}, scale {best[1]:.3f}, "
+                      f"on {len(pairs):,} judged pairs", valid_base, tuned, trace)

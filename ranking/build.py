@@ -150,7 +150,7 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
                                            catalog["product_id"].tolist())
     with progress.stage("computing business terms"):
         terms = compute_terms(catalog, affinity)
-        margin = terms.raw["margin"]
+        margin = terms.raw["unit_margin"]
         groups = {name: query_groups(judgments, m, relevance, rows, terms.values, margin)
                   for name, m in (("train", train), ("valid", valid), ("test", test))}
     with progress.stage("tuning weights (cvxpy)"):
