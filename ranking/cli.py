@@ -84,7 +84,8 @@ def _run_build(inputs: BuildInputs, out: Path, seed: int, title: str) -> int:
     (out / "report.md").write_text(report, encoding="utf-8")
     (out / "report.json").write_text(json.dumps(_report_json(result), indent=2))
     print(report)
-    print(f"bundle: {out / 'bundle'}\nreport: {out / 'report.md'}")
+    print(f"bundle: {out / 'bundle'}\nreport: {out / 'report.md'}\n"
+          f"try:    marginrank search --bundle {out / 'bundle'} --explain \"cordless drill\"")
     return 0
 
 
