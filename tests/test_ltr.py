@@ -1,0 +1,80 @@
+"""LambdaMART: label mapping, training on real judgments, save/load that serves the same
+scores as XGBoost's own predict, and a clear error for a corrupted model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xgboost as xgb
+
+from ranking import features
+from ranking.bm25 import MultiFieldIndex
+from ranking.ltr import LambdaMART, ModelError, cross_fit_relevance, grade_labels
+from ranking.text import Analyzer
+
+
+def test_grade_labels() -> None:
+    assert grade_labels(np.array([0, 1, 3])).tolist() == [0, 1, 3]
+    home_depot = np.array([1.0, 1.33, 1.67, 2.0, 2.33, 2.67, 3.0])
+    assert grade_labels(home_depot).tolist() == [0, 1, 2, 3, 4, 5, 6]
+    with pytest.raises(ModelError):
+        grade_labels(np.array([1.0, np.nan]))
+
+
+@pytest.fixture(scope="module")
+def home_depot_sample(home_depot: Path) -> tuple[np.ndarray, ...]:
+    """Features for 400 real Home Depot queries over their judged pools (titles only)."""
+    frame = pd.read_csv(home_depot, encoding="latin-1")
+    queries = frame["search_term"].drop_duplicates().sample(400, random_state=1)
+    frame = frame[frame["search_term"].isin(queries)].reset_index(drop=True)
+    products = frame.drop_duplicates("product_uid").reset_index(drop=True)
+    analyzer = Analyzer()
+    titles = [analyzer(t) for t in products["product_title"]]
+    empty = [[] for _ in titles]
+    index = MultiFieldIndex.build({"title": titles, "description": empty, "category": empty,
+                                   "brand": empty, "attributes": empty, "all": titles})
+    rows = pd.Index(products["product_uid"]).get_indexer(frame["product_uid"])
+    priors = np.full((len(products), 2), np.nan, dtype=np.float32)
+    X = np.empty((len(frame), len(features.FEATURE_NAMES)), np.float32)
+    for _, at in frame.groupby("search_term").indices.items():
+        q = index.vocab.lookup(analyzer(frame["search_term"].iat[at[0]]))
+        X[at] = features.extract(index, q, rows[at], priors)
+    qid = pd.factorize(frame["search_term"])[0]
+    return X, frame["relevance"].to_numpy(), qid
+
+
+@pytest.mark.realdata
+def test_train_save_load_serves_xgboost_scores(home_depot_sample, tmp_path: Path) -> None:  # noqa: ANN001
+    X, y, qid = home_depot_sample
+    train, valid = qid % 4 != 0, qid % 4 == 0
+    model = LambdaMART(n_estimators=60, feature_names=features.FEATURE_NAMES)
+    model.fit(X[train], y[train], qid[train], X[valid], y[valid], qid[valid])
+    model.save(tmp_path)
+    loaded = LambdaMART.load(tmp_path)
+    X_missing = X.copy()
+    X_missing[::7, 3] = np.nan
+    reference = model.booster_.predict(xgb.DMatrix(X_missing, feature_names=list(
+        features.FEATURE_NAMES)), output_margin=True)
+    np.testing.assert_allclose(loaded.predict(X_missing), reference, rtol=1e-5, atol=1e-5)
+    importance = loaded.feature_importance()
+    assert importance and abs(sum(importance.values()) - 1) < 1e-9
+    oof = cross_fit_relevance(model, X, y, qid, train, valid, n_folds=2)
+    assert np.all(oof[valid] == 0) and np.isfinite(oof[train]).all()
+
+
+def test_corrupted_model_file_is_a_clear_error(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    X, y = rng.random((60, 3)).astype(np.float32), rng.integers(0, 3, 60)
+    qid = np.repeat(np.arange(6), 10)
+    model = LambdaMART(n_estimators=5, early_stopping_rounds=2).fit(X, y, qid, X, y, qid)
+    model.save(tmp_path)
+    (tmp_path / "model.ubj").write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="model.ubj: cannot load model"):
+        LambdaMART.load(tmp_path)
+    with pytest.raises(ModelError, match="not fitted"):
+        LambdaMART().predict(X)
+    with pytest.raises(ModelError, match="no training rows"):
+        LambdaMART().fit(X[:0], y[:0], qid[:0], X, y, qid)
