@@ -75,27 +75,28 @@ def numeric_column(
     raw = frame[column]
     values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     unparsable = np.isnan(values) & raw.notna().to_numpy()
-    _raise_at_first(unparsable, raw, column, file, "not a number")
+    raise_at_first(unparsable, raw, column, file, "not a number")
     if not allow_missing:
-        _raise_at_first(np.isnan(values), raw, column, file, "missing value (NaN)")
-    _raise_at_first(np.isinf(values), raw, column, file, "infinite value")
+        raise_at_first(np.isnan(values), raw, column, file, "missing value (NaN)")
+    raise_at_first(np.isinf(values), raw, column, file, "infinite value")
     with np.errstate(invalid="ignore"):
         if min_value is not None:
-            _raise_at_first(values < min_value, raw, column, file, f"value below {min_value}")
+            raise_at_first(values < min_value, raw, column, file, f"value below {min_value}")
         if max_value is not None:
-            _raise_at_first(values > max_value, raw, column, file, f"value above {max_value}")
+            raise_at_first(values > max_value, raw, column, file, f"value above {max_value}")
     return values
 
 
 def unique_column(frame: pd.DataFrame, column: str, *, file: str | Path) -> None:
     """Raise at the first repeated value of an id column."""
     dup = frame[column].duplicated(keep="first").to_numpy()
-    _raise_at_first(dup, frame[column], column, file, "duplicate id")
+    raise_at_first(dup, frame[column], column, file, "duplicate id")
 
 
-def _raise_at_first(
+def raise_at_first(
     bad: np.ndarray, raw: pd.Series, column: str, file: str | Path, reason: str
 ) -> None:
+    """Raise a :class:`DataError` at the first row flagged in ``bad``, with the total count."""
     if bad.any():
         pos = int(np.flatnonzero(bad)[0])
         count = int(bad.sum())

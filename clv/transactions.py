@@ -19,9 +19,9 @@ import pandas as pd
 from clv.errors import DataError
 from clv.tables import (
     ExclusionReport,
-    _raise_at_first,
     line_of,
     numeric_column,
+    raise_at_first,
     read_table,
     require_columns,
 )
@@ -89,7 +89,7 @@ def validate_transactions(
 
     timestamp = _parse_timestamps(frame["timestamp"], file=source)
     product_id = _id_strings(frame["product_id"])
-    _raise_at_first(product_id.isna().to_numpy(), frame["product_id"], "product_id", source,
+    raise_at_first(product_id.isna().to_numpy(), frame["product_id"], "product_id", source,
                     "missing product_id")
     quantity = numeric_column(frame, "quantity", file=source)
     fractional = quantity != np.round(quantity)
@@ -147,7 +147,7 @@ def _parse_timestamps(raw: pd.Series, *, file: str) -> pd.Series:
         parsed = raw
     else:
         return _parse_text_timestamps(raw, file=file)
-    _raise_at_first(parsed.isna().to_numpy(), raw, "timestamp", file, "missing timestamp")
+    raise_at_first(parsed.isna().to_numpy(), raw, "timestamp", file, "missing timestamp")
     return parsed.reset_index(drop=True)
 
 
@@ -158,12 +158,12 @@ def _parse_text_timestamps(raw: pd.Series, *, file: str) -> pd.Series:
     million rows). ``utc=True`` lets offsets and naive stamps share the column.
     """
     text = raw.astype(str).where(raw.notna())
-    _raise_at_first(text.isna().to_numpy(), raw, "timestamp", file, "missing timestamp")
+    raise_at_first(text.isna().to_numpy(), raw, "timestamp", file, "missing timestamp")
     parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
     failed = parsed.isna()
     if failed.any():
         parsed[failed] = pd.to_datetime(text[failed], utc=True, format="mixed", errors="coerce")
-    _raise_at_first(parsed.isna().to_numpy(), raw, "timestamp", file, "unparsable timestamp")
+    raise_at_first(parsed.isna().to_numpy(), raw, "timestamp", file, "unparsable timestamp")
     return parsed.dt.tz_localize(None).reset_index(drop=True)
 
 

@@ -13,8 +13,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from clv.errors import DataError
-from clv.tables import numeric_column, read_table, require_columns, unique_column
+from clv.tables import (
+    numeric_column,
+    raise_at_first,
+    read_table,
+    require_columns,
+    unique_column,
+)
 
 TEXT_COLUMNS = ("title", "description", "category", "brand", "attributes")
 #: Optional numeric columns with their allowed range (inclusive).
@@ -98,21 +103,13 @@ def validate_judgments(
     out["query_id"] = qid.astype("string")
     _reject_blank(out["query_id"], "query_id", source)
     if product_ids is not None:
-        unknown = ~out["product_id"].isin(product_ids).to_numpy()
-        if unknown.any():
-            pos = int(np.flatnonzero(unknown)[0])
-            raise DataError(f"unknown product ({int(unknown.sum())} rows in all)", file=source,
-                            line=pos + 2, column="product_id", value=out["product_id"].iloc[pos])
-    dup = out.duplicated(["query_id", "product_id"]).to_numpy()
-    if dup.any():
-        pos = int(np.flatnonzero(dup)[0])
-        raise DataError("repeated (query_id, product_id) judgment", file=source, line=pos + 2,
-                        column="product_id", value=out["product_id"].iloc[pos])
+        raise_at_first(~out["product_id"].isin(product_ids).to_numpy(), out["product_id"],
+                       "product_id", source, "unknown product")
+    raise_at_first(out.duplicated(["query_id", "product_id"]).to_numpy(), out["product_id"],
+                   "product_id", source, "repeated (query_id, product_id) judgment")
     return out.astype({"query": str, "product_id": str, "query_id": str}).reset_index(drop=True)
 
 
 def _reject_blank(values: pd.Series, column: str, source: str) -> None:
     blank = (values.isna() | (values.fillna("").str.strip() == "")).to_numpy()
-    if blank.any():
-        pos = int(np.flatnonzero(blank)[0])
-        raise DataError(f"empty {column}", file=source, line=pos + 2, column=column)
+    raise_at_first(blank, values, column, source, f"empty {column}")
