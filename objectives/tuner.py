@@ -125,6 +125,11 @@ STRENGTH_PATH: tuple[tuple[float, float], ...] = (
 )
 
 
+#: Tuned weights are rounded (before the final check) so the YAML a merchandiser reads holds
+#: exactly the weights that were checked and are served.
+WEIGHT_DECIMALS = 4
+
+
 def passes(ci: PairedCI, drop: float, max_ndcg_drop: float) -> bool:
     """The validation check (see the module docstring)."""
     if max_ndcg_drop == 0:
@@ -193,6 +198,7 @@ def tune_weights(
     if best is None:
         return TuneResult(zeros, 0.0, "every tried weighting lowers validation NDCG: "
                           "relevance only", valid_base, valid_base, trace)
+    best_w = np.round(best_w, WEIGHT_DECIMALS)
     tuned = float(np.nanmean(valid.ndcg(valid.blend(best_w), k)))
     return TuneResult(best_w, best[0], f"tuned at epsilon={best[0]:.4f}, scale {best[1]:.3f}, "
                       f"on {len(pairs):,} judged pairs", valid_base, tuned, trace)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from clv.errors import DataError
 from clv.model import CLVModel
 from clv.rfm import rfm_summary
 from clv.segments import clv_quantiles, product_clv_affinity
@@ -30,7 +31,7 @@ from ranking import features
 from ranking.bm25 import MultiFieldIndex
 from ranking.ltr import LambdaMART, cross_fit_relevance
 from ranking.progress import Progress
-from ranking.ranker import Catalog, Customers, Ranker
+from ranking.ranker import WEIGHTS_FILE, Catalog, Customers, Ranker
 from ranking.text import Analyzer
 
 
@@ -63,8 +64,13 @@ class BuildResult:
     evaluation: Evaluation
     tune: TuneResult
     clv: CLVModel
+    weights_file: Path
     reports: list[str] = field(default_factory=list)
     importance: dict[str, float] = field(default_factory=dict)
+
+
+#: Fewest judged queries the job accepts: each of train, validation and test needs some.
+MIN_QUERIES = 8
 
 
 def split_queries(query_ids: np.ndarray, settings: BuildSettings) -> tuple[np.ndarray, ...]:
@@ -123,6 +129,10 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
         catalog, catalog_report = load_catalog(inputs.catalog)
         product_index = pd.Index(catalog["product_id"])
         judgments = load_judgments(inputs.judgments, product_index)
+        n_queries = judgments["query_id"].nunique()
+        if n_queries < MIN_QUERIES:
+            raise DataError(f"{n_queries} judged queries; the job needs at least {MIN_QUERIES} "
+                            "to train, validate and test", file=inputs.judgments)
         tx, tx_report = load_transactions(inputs.transactions)
         config_text = (inputs.config.read_text(encoding="utf-8") if inputs.config
                        else DEFAULT_CONFIG_TEXT)
@@ -178,6 +188,7 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
                     extra_json={"clv.json": clv_model.to_dict()})
     return BuildResult(
         ranker=ranker, evaluation=evaluation, tune=tune, clv=clv_model,
+        weights_file=out_dir / WEIGHTS_FILE,
         reports=[catalog_report.summary(), tx_report.summary(), terms.summary()],
         importance=dict(zip(TERM_NAMES, config.weight_vector().tolist(), strict=True)),
     )

@@ -102,7 +102,8 @@ def _report(result: BuildResult, title: str, seconds: float) -> str:
         ev.markdown(), "",
         f"- tuned weights: {weights} (merchandiser's starting weights: {start})",
         f"- tuner: {tune.message}; validation NDCG@{ev.k} {tune.valid_ndcg_base:.4f} -> "
-        f"{tune.valid_ndcg_tuned:.4f}",
+        f"{tune.valid_ndcg_tuned:.4f}; tuned weights file: {result.weights_file} (segment and "
+        "category overrides kept as given)",
         f"- BG/NBD: {params}; customers {clv.n_customers_:,}",
         *(f"- {line}" for line in result.reports),
         f"- wall time {seconds:.1f} s", "",
@@ -140,5 +141,5 @@ def _search(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     config = load_config(args.file)
     print(f"{args.file}: OK (weights: {config.weight_vector().round(3).tolist()}, "
-          f"{len(config.segments)} segments, {len(config.categories)} category rules)")
+          f"segments: {len(config.segments)}, category rules: {len(config.categories)})")
     return 0

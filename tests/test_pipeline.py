@@ -8,12 +8,14 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from objectives.config import ConfigError
+from clv.errors import DataError
+from objectives.config import ConfigError, load_config
 from ranking.build import BuildInputs, BuildSettings, build
 from ranking.bundle import BundleError
-from ranking.cli import main
+from ranking.cli import DEMO_DATA, main
 from ranking.ranker import QueryError, Ranker
 
 
@@ -161,3 +163,18 @@ def test_cli_demo_on_small_world(small_world: Path, tmp_path: Path, capsys) -> N
     report = json.loads((tmp_path / "demo" / "report.json").read_text())
     assert set(report["tuned_weights"]) == {"margin", "clv", "returns", "inventory"}
     assert (tmp_path / "demo" / "bundle" / "manifest.json").is_file()
+
+
+def test_too_few_queries_is_a_clear_error(small_world: Path, tmp_path: Path) -> None:
+    judgments = pd.read_csv(small_world / "judgments.csv", dtype=str)
+    few = judgments[judgments["query_id"].isin(judgments["query_id"].unique()[:5])]
+    path = tmp_path / "few.csv"
+    few.to_csv(path, index=False)
+    inputs = BuildInputs(small_world / "catalog.csv", path, small_world / "transactions.csv.gz")
+    with pytest.raises(DataError, match=r"few.csv: 5 judged queries; the job needs at least 8"):
+        build(inputs, tmp_path / "bundle")
+
+
+def test_demo_weights_file_is_valid_and_used_by_the_demo() -> None:
+    config = load_config(DEMO_DATA / "weights.yaml")
+    assert "top_decile" in config.segments and "Outdoors/Patio" in config.categories
