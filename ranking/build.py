@@ -65,6 +65,7 @@ class BuildResult:
     tune: TuneResult
     clv: CLVModel
     weights_file: Path
+    sample_query: str  # a held-out test query, for showing the bundle at work
     reports: list[str] = field(default_factory=list)
     importance: dict[str, float] = field(default_factory=dict)
 
@@ -189,6 +190,7 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
     return BuildResult(
         ranker=ranker, evaluation=evaluation, tune=tune, clv=clv_model,
         weights_file=out_dir / WEIGHTS_FILE,
+        sample_query=str(judgments["query"].to_numpy()[test][0]),
         reports=[catalog_report.summary(), tx_report.summary(), terms.summary()],
         importance=dict(zip(TERM_NAMES, config.weight_vector().tolist(), strict=True)),
     )

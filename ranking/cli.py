@@ -12,7 +12,7 @@ from clv.errors import MarginRankError
 from objectives.config import load_config
 from ranking.build import BuildInputs, BuildResult, BuildSettings, build
 from ranking.progress import Progress
-from ranking.ranker import Ranker
+from ranking.ranker import Ranker, SearchResult
 
 #: The embedded demo world, beside the packages in a source checkout.
 DEMO_DATA = Path(__file__).resolve().parents[1] / "data" / "demo"
@@ -84,8 +84,12 @@ def _run_build(inputs: BuildInputs, out: Path, seed: int, title: str) -> int:
     (out / "report.md").write_text(report, encoding="utf-8")
     (out / "report.json").write_text(json.dumps(_report_json(result), indent=2))
     print(report)
-    print(f"bundle: {out / 'bundle'}\nreport: {out / 'report.md'}\n"
-          f"try:    marginrank search --bundle {out / 'bundle'} --explain \"cordless drill\"")
+    query = result.sample_query
+    ranker = Ranker.load(out / "bundle")  # the serving path, checksums verified, as a service would
+    print(f"Sample search on the bundle, held-out query {query!r} (top 5, with explanation):\n")
+    print(format_results(ranker.search(query, k=5, explain=True), explain=True))
+    print(f"\nbundle: {out / 'bundle'}\nreport: {out / 'report.md'}\n"
+          f"try:    marginrank search --bundle {out / 'bundle'} --explain {query!r}")
     return 0
 
 
@@ -123,19 +127,23 @@ def _report_json(result: BuildResult) -> dict[str, object]:
 def _search(args: argparse.Namespace) -> int:
     ranker = Ranker.load(args.bundle)
     results = ranker.search(args.query, customer_id=args.customer, k=args.k, explain=args.explain)
+    print(format_results(results, explain=args.explain))
+    return 0
+
+
+def format_results(results: list[SearchResult], explain: bool) -> str:
+    """A plain-text table of search results, with each term's contribution under each row."""
     if not results:
-        print("no results")
-        return 0
-    head = f"{'#':>3}  {'product':<10} {'score':>7}  title"
-    if args.explain:
-        head += "\n" + " " * 23 + "contributions: relevance, margin, clv, returns, inventory"
-    print(head)
+        return "no results"
+    lines = [f"{'#':>3}  {'product':<10} {'score':>7}  title"]
+    if explain:
+        lines.append(" " * 23 + "contributions: relevance, margin, clv, returns, inventory")
     for r in results:
         score = "pinned" if r.pinned else f"{r.score:7.3f}"
-        print(f"{r.rank:>3}  {r.product_id:<10} {score:>7}  {r.title}")
+        lines.append(f"{r.rank:>3}  {r.product_id:<10} {score:>7}  {r.title}")
         if r.contributions:
-            print(" " * 23 + "  ".join(f"{n} {v:+.3f}" for n, v in r.contributions.items()))
-    return 0
+            lines.append(" " * 23 + "  ".join(f"{n} {v:+.3f}" for n, v in r.contributions.items()))
+    return "\n".join(lines)
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -159,6 +159,7 @@ def test_cli_demo_on_small_world(small_world: Path, tmp_path: Path, capsys) -> N
     assert main(["demo", "--data", str(small_world), "--out", str(tmp_path / "demo")]) == 0
     printed = capsys.readouterr().out
     assert "| tuned blend |" in printed and "NDCG@10" in printed
+    assert "Sample search on the bundle" in printed and "contributions" in printed
     assert (tmp_path / "demo" / "report.md").read_text().startswith("# marginrank demo")
     report = json.loads((tmp_path / "demo" / "report.json").read_text())
     assert set(report["tuned_weights"]) == {"margin", "clv", "returns", "inventory"}
