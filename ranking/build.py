@@ -20,16 +20,24 @@ from clv.errors import DataError
 from clv.model import CLVModel
 from clv.rfm import rfm_summary
 from clv.segments import clv_quantiles, product_clv_affinity
+from clv.tables import raise_at_first
 from clv.transactions import load_transactions
 from objectives.catalog import load_catalog, load_judgments
-from objectives.config import DEFAULT_CONFIG_TEXT, TERM_NAMES, dump_config, parse_config
+from objectives.config import (
+    DEFAULT_CONFIG_TEXT,
+    TERM_NAMES,
+    dump_config,
+    load_config,
+    parse_config,
+)
 from objectives.evaluation import Evaluation, evaluate
 from objectives.groups import QueryGroups
 from objectives.terms import compute_terms
 from objectives.tuner import TuneResult, tune_weights
 from ranking import features
 from ranking.bm25 import MultiFieldIndex
-from ranking.ltr import LambdaMART, cross_fit_relevance
+from ranking.bundle import prepare_directory
+from ranking.ltr import MAX_LABEL, LambdaMART, cross_fit_relevance, grade_labels
 from ranking.progress import Progress
 from ranking.ranker import WEIGHTS_FILE, Catalog, Customers, Ranker
 from ranking.text import Analyzer
@@ -85,6 +93,15 @@ def split_queries(query_ids: np.ndarray, settings: BuildSettings) -> tuple[np.nd
     return tuple(np.isin(query_ids, p) for p in parts)
 
 
+def judgment_labels(judgments: pd.DataFrame, source: Path) -> np.ndarray:
+    """One label per judgment from one mapping of all grades; too large a grade is refused."""
+    labels = grade_labels(judgments["grade"].to_numpy())
+    raise_at_first(labels > MAX_LABEL, judgments["grade"], "grade", source,
+                   f"grade maps to a label above {MAX_LABEL}, the most LambdaMART's exponential "
+                   "gain allows; use grades such as 0-3")
+    return labels
+
+
 def field_tokens(catalog: pd.DataFrame, analyzer: Analyzer) -> dict[str, list[list[str]]]:
     """Tokens of each text field, plus ``all`` (every field concatenated) for retrieval."""
     out = {f: [analyzer(t) for t in catalog[f]] for f in features.TEXT_FIELDS}
@@ -126,6 +143,7 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
           progress: Progress | None = None) -> BuildResult:
     """Run the whole job and write the bundle into ``out_dir``."""
     progress = progress or Progress()
+    prepare_directory(out_dir)  # fail before the work, not after it
     with progress.stage("loading tables"):
         catalog, catalog_report = load_catalog(inputs.catalog)
         product_index = pd.Index(catalog["product_id"])
@@ -134,11 +152,12 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
         if n_queries < MIN_QUERIES:
             raise DataError(f"{n_queries} judged queries; the job needs at least {MIN_QUERIES} "
                             "to train, validate and test", file=inputs.judgments)
+        y = judgment_labels(judgments, inputs.judgments)
         tx, tx_report = load_transactions(inputs.transactions)
-        config_text = (inputs.config.read_text(encoding="utf-8") if inputs.config
-                       else DEFAULT_CONFIG_TEXT)
-        config = parse_config(config_text, source=str(inputs.config or "<default config>"),
-                              product_ids=set(catalog["product_id"]))
+        products = set(catalog["product_id"])
+        config = (load_config(inputs.config, product_ids=products) if inputs.config else
+                  parse_config(DEFAULT_CONFIG_TEXT, source="<default config>",
+                               product_ids=products))
     analyzer = Analyzer()
     with progress.stage("building BM25 indexes"):
         index = MultiFieldIndex.build(field_tokens(catalog, analyzer))
@@ -147,7 +166,7 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
     train, valid, test = split_queries(judgments["query_id"].to_numpy(), settings)
     with progress.stage("training LambdaMART"):
         X = pool_features(index, analyzer, judgments, rows, priors, progress)
-        y, qid = judgments["grade"].to_numpy(), pd.factorize(judgments["query_id"])[0]
+        qid = pd.factorize(judgments["query_id"])[0]
         model = LambdaMART(feature_names=features.FEATURE_NAMES, eval_at=settings.k,
                            seed=settings.seed)
         model.fit(X[train], y[train], qid[train], X[valid], y[valid], qid[valid])

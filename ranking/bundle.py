@@ -6,8 +6,10 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from clv.errors import MarginRankError
 
@@ -29,6 +31,18 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def prepare_directory(directory: Path) -> Path:
+    """Create the bundle directory (and parents) or say clearly why it cannot be."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BundleError(f"{directory}: cannot create the bundle directory: {exc}") from exc
+    if any(directory.iterdir()) and not (directory / MANIFEST).is_file():
+        raise BundleError(f"{directory}: exists, is not empty and is not a bundle; "
+                          "choose another output folder")
+    return directory
+
+
 def write_manifest(directory: Path, files: list[Path], settings: dict[str, object]) -> Path:
     """Record format, library versions, settings and the checksum of each file."""
     manifest = {
@@ -44,8 +58,9 @@ def write_manifest(directory: Path, files: list[Path], settings: dict[str, objec
     return path
 
 
-def verify(directory: Path) -> dict[str, object]:
-    """Return the manifest after checking every listed file's size and sha256."""
+def verify(directory: Path, required: Iterable[str]) -> dict[str, Any]:
+    """Return the manifest after checking its shape, that it lists every ``required`` file,
+    and every listed file's size and sha256."""
     directory = Path(directory)
     path = directory / MANIFEST
     if not path.is_file():
@@ -54,11 +69,19 @@ def verify(directory: Path) -> dict[str, object]:
         manifest = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"{path}: manifest is not valid JSON: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{path}: manifest must be a JSON object")
     if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
         raise BundleError(
             f"{path}: format {manifest.get('format')!r} version {manifest.get('format_version')!r}"
             f" is not {FORMAT!r} version {FORMAT_VERSION}; rebuild the bundle")
-    for name, entry in manifest.get("files", {}).items():
+    files = _checked_entries(path, manifest.get("files"))
+    missing = sorted(set(required) - set(files))
+    if missing:
+        raise BundleError(f"{path}: does not list required file(s) {missing}")
+    if not isinstance(manifest.get("settings"), dict):
+        raise BundleError(f"{path}: 'settings' must be a JSON object")
+    for name, entry in files.items():
         file = directory / name
         if not file.is_file():
             raise BundleError(f"{file}: listed in the manifest but missing")
@@ -68,6 +91,19 @@ def verify(directory: Path) -> dict[str, object]:
         if sha256_of(file) != entry["sha256"]:
             raise BundleError(f"{file}: sha256 does not match the manifest (altered)")
     return manifest
+
+
+def _checked_entries(path: Path, files: object) -> dict[str, dict[str, Any]]:
+    """The manifest's file table, refusing odd shapes and names that leave the bundle."""
+    if not isinstance(files, dict):
+        raise BundleError(f"{path}: 'files' must be a JSON object")
+    for name, entry in files.items():
+        if name in ("", ".", "..") or "/" in name or "\\" in name:
+            raise BundleError(f"{path}: file name {name!r} is not a plain name in the bundle")
+        if not (isinstance(entry, dict) and isinstance(entry.get("bytes"), int)
+                and isinstance(entry.get("sha256"), str)):
+            raise BundleError(f"{path}: entry {name!r} needs 'bytes' (int) and 'sha256' (str)")
+    return files
 
 
 def _version(name: str) -> str | None:

@@ -21,19 +21,25 @@ class ModelError(MarginRankError):
     """Training data or a saved model is unusable."""
 
 
+#: Largest label XGBoost's ``rank:ndcg`` accepts with exponential gain.
+MAX_LABEL = 31
+
+
 def grade_labels(grades: np.ndarray) -> np.ndarray:
     """Integer relevance labels for ``rank:ndcg`` (exponential gain needs small ints).
 
-    Integer grades >= 0 are used as they are. Fractional grades are rater averages (Home Depot
-    averages 1-3 over up to 3 raters): shifted so the lowest possible grade is 0 and counted in
-    thirds, so 1, 1.33, ..., 3 become 0, 1, ..., 6.
+    Call it once on all judgments, so one grade gets one label in every split. Integer grades
+    >= 0 are used as they are. Fractional grades are rater averages (Home Depot averages 1-3
+    over up to 3 raters): shifted so the lowest whole grade is 0 and counted in thirds, so
+    1, 1.33, ..., 3 become 0, 1, ..., 6. Labels above :data:`MAX_LABEL` are the caller's to
+    refuse, with the file and line.
     """
     grades = np.asarray(grades, dtype=np.float64)
     if not np.isfinite(grades).all():
         raise ModelError("grades must be finite numbers")
     if np.all(grades == np.round(grades)) and grades.min(initial=0) >= 0:
-        return grades.astype(np.int32)
-    return np.rint((grades - np.floor(grades.min())) * 3).astype(np.int32)
+        return grades.astype(np.int64)
+    return np.rint((grades - np.floor(grades.min())) * 3).astype(np.int64)
 
 
 @dataclass
@@ -70,7 +76,8 @@ class LambdaMART:
     ) -> LambdaMART:
         """Train on (X, y) grouped by ``qid``; stop early on the held-out validation queries.
 
-        Rows are stably sorted by qid first, because XGBoost requires contiguous groups.
+        ``y`` holds integer labels from :func:`grade_labels`. Rows are stably sorted by qid
+        first, because XGBoost requires contiguous groups.
         """
         train = self._dmatrix(X, y, qid)
         valid = self._dmatrix(X_val, y_val, qid_val)
@@ -86,10 +93,11 @@ class LambdaMART:
     def _dmatrix(self, X: np.ndarray, y: np.ndarray, qid: np.ndarray) -> xgb.DMatrix:
         if len(X) == 0:
             raise ModelError("no training rows: every query needs judged candidates")
+        if y.dtype.kind not in "iu" or y.min() < 0 or y.max() > MAX_LABEL:
+            raise ModelError(f"labels must be integers from 0 to {MAX_LABEL}: use grade_labels")
         order = np.argsort(qid, kind="stable")
         names = list(self.feature_names) or None
-        return xgb.DMatrix(X[order], label=grade_labels(y)[order], qid=qid[order],
-                           feature_names=names)
+        return xgb.DMatrix(X[order], label=y[order], qid=qid[order], feature_names=names)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Relevance scores (the raw margin) for the rows of ``X``."""

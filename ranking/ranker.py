@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import numpy as np
 
 from clv.errors import MarginRankError
 from clv.segments import load_customers, save_customers
-from objectives.config import TERM_NAMES, WeightsConfig, load_config
+from objectives.config import TERM_NAMES, WeightsConfig, load_config, parse_config
 from ranking import bundle, core, features
 from ranking.bm25 import MultiFieldIndex
 from ranking.ltr import LambdaMART
@@ -29,6 +30,9 @@ from ranking.text import Analyzer
 MAX_QUERY_CHARS = 4096
 MAX_K = 1000
 WEIGHTS_FILE = "weights.yaml"
+#: Files every bundle must list in its manifest (``Ranker.load`` reads each of them).
+BUNDLE_FILES = ("analyzer.json", WEIGHTS_FILE, "customers.npz", "bm25.npz", "bm25_vocab.json",
+                "model.ubj", "model.json", "products.json", "products.npz")
 
 
 class QueryError(MarginRankError):
@@ -186,8 +190,7 @@ class Ranker:
 
         ``extra_json`` adds checksummed JSON documents such as ``clv.json`` (CLV parameters).
         """
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        directory = bundle.prepare_directory(Path(directory))
         (directory / bundle.MANIFEST).unlink(missing_ok=True)
         analyzer = directory / "analyzer.json"
         analyzer.write_text(json.dumps(self.analyzer.to_dict()))
@@ -208,17 +211,24 @@ class Ranker:
     def load(cls, directory: str | Path, *, warm: bool = True) -> Ranker:
         """Open a bundle after verifying every file against its manifest."""
         directory = Path(directory)
-        manifest = bundle.verify(directory)
+        manifest = bundle.verify(directory, BUNDLE_FILES)
+        n_candidates = manifest["settings"].get("n_candidates")
+        if not isinstance(n_candidates, int) or n_candidates < 1:
+            raise bundle.BundleError(f"{directory}: settings.n_candidates must be an integer >= 1")
         text = (directory / WEIGHTS_FILE).read_text(encoding="utf-8")
-        catalog = Catalog.load(directory)
-        config = load_config(directory / WEIGHTS_FILE, product_ids=set(catalog.product_ids))
-        ids, clv, quantile = load_customers(directory / "customers.npz")
-        ranker = cls(
-            analyzer=Analyzer.from_dict(json.loads((directory / "analyzer.json").read_text())),
-            index=MultiFieldIndex.load(directory), model=LambdaMART.load(directory),
-            catalog=catalog, customers=Customers(ids, clv, quantile), config=config,
-            config_text=text, n_candidates=int(manifest["settings"]["n_candidates"]),
-        )
+        try:
+            catalog = Catalog.load(directory)
+            customers = Customers(*load_customers(directory / "customers.npz"))
+            analyzer = Analyzer.from_dict(json.loads((directory / "analyzer.json").read_text()))
+            index, model = MultiFieldIndex.load(directory), LambdaMART.load(directory)
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+            raise bundle.BundleError(f"{directory}: a file passed its checksum but cannot be "
+                                     f"read ({type(exc).__name__}: {exc})") from exc
+        config = parse_config(text, source=str(directory / WEIGHTS_FILE),
+                              product_ids=set(catalog.product_ids))
+        ranker = cls(analyzer=analyzer, index=index, model=model, catalog=catalog,
+                     customers=customers, config=config, config_text=text,
+                     n_candidates=n_candidates)
         if warm:
             ranker.warm()
         return ranker

@@ -48,7 +48,8 @@ def home_depot_sample(home_depot: Path) -> tuple[np.ndarray, ...]:
 
 @pytest.mark.realdata
 def test_train_save_load_serves_xgboost_scores(home_depot_sample, tmp_path: Path) -> None:  # noqa: ANN001
-    X, y, qid = home_depot_sample
+    X, grades, qid = home_depot_sample
+    y = grade_labels(grades)
     train, valid = qid % 4 != 0, qid % 4 == 0
     model = LambdaMART(n_estimators=60, feature_names=features.FEATURE_NAMES)
     model.fit(X[train], y[train], qid[train], X[valid], y[valid], qid[valid])
@@ -68,6 +69,8 @@ def test_train_save_load_serves_xgboost_scores(home_depot_sample, tmp_path: Path
 def test_corrupted_model_file_is_a_clear_error(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     X, y = rng.random((60, 3)).astype(np.float32), rng.integers(0, 3, 60)
+    with pytest.raises(ModelError, match="labels must be integers"):
+        LambdaMART().fit(X, y * 20, np.repeat(np.arange(6), 10), X, y, np.zeros(60, int))
     qid = np.repeat(np.arange(6), 10)
     model = LambdaMART(n_estimators=5, early_stopping_rounds=2).fit(X, y, qid, X, y, qid)
     model.save(tmp_path)

@@ -14,7 +14,7 @@ import pytest
 from clv.errors import DataError
 from objectives.config import ConfigError, load_config
 from ranking.build import BuildInputs, BuildSettings, build
-from ranking.bundle import BundleError
+from ranking.bundle import BundleError, sha256_of
 from ranking.cli import DEMO_DATA, main
 from ranking.ranker import QueryError, Ranker
 
@@ -139,6 +139,43 @@ def test_damaged_bundle_is_refused(built, tmp_path: Path, damage: str) -> None: 
     else:
         (copy / "manifest.json").unlink()
     with pytest.raises(BundleError):
+        Ranker.load(copy)
+
+
+def _edit_manifest(directory: Path, edit) -> None:  # noqa: ANN001
+    manifest = json.loads((directory / "manifest.json").read_text())
+    (directory / "manifest.json").write_text(json.dumps(edit(manifest)))
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda m: [m], "must be a JSON object"),
+    (lambda m: {**m, "files": {}}, "does not list required file"),
+    (lambda m: {k: v for k, v in m.items() if k != "settings"}, "'settings' must be"),
+    (lambda m: {**m, "settings": {"n_candidates": 0}}, "n_candidates must be"),
+    (lambda m: {**m, "files": {**m["files"], "bm25.npz": {"sha256": "x"}}}, "needs 'bytes'"),
+    (lambda m: {**m, "files": {**m["files"], "../../etc/hostname": {"sha256": "x", "bytes": 1}}},
+     "not a plain name"),
+])
+def test_malformed_manifest_is_refused(built, tmp_path: Path, edit, message: str) -> None:  # noqa: ANN001
+    copy = tmp_path / "b"
+    shutil.copytree(built[1], copy)
+    _edit_manifest(copy, edit)
+    with pytest.raises(BundleError, match=message):
+        Ranker.load(copy)
+
+
+def test_garbage_behind_a_matching_checksum_is_a_bundle_error(built, tmp_path: Path) -> None:  # noqa: ANN001
+    copy = tmp_path / "b"
+    shutil.copytree(built[1], copy)
+    target = copy / "products.npz"
+    target.write_bytes(b"garbage")
+
+    def rehash(manifest: dict) -> dict:
+        manifest["files"]["products.npz"] = {"sha256": sha256_of(target), "bytes": 7}
+        return manifest
+
+    _edit_manifest(copy, rehash)
+    with pytest.raises(BundleError, match="passed its checksum but cannot be read"):
         Ranker.load(copy)
 
 
