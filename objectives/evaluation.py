@@ -13,6 +13,7 @@ import numpy as np
 
 from objectives.groups import QueryGroups
 from objectives.metrics import Lift, PairedCI, lift, paired_bootstrap
+from objectives.tuner import within_tolerance
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,12 @@ class Evaluation:
 
     def row(self, name: str) -> RankerRow:
         return next(r for r in self.rows if r.name == name)
+
+    def guardrail(self, max_ndcg_drop: float) -> bool:
+        """Whether the tuned blend's NDCG stays within ``max_ndcg_drop`` of LambdaMART."""
+        tuned, base = self.row("tuned blend"), self.row("LambdaMART")
+        drop = (base.ndcg - tuned.ndcg) / base.ndcg if base.ndcg else 0.0
+        return within_tolerance(tuned.ndcg_diff, drop, max_ndcg_drop)
 
     def markdown(self) -> str:
         """The table the demo prints and the report embeds."""

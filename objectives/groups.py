@@ -1,11 +1,14 @@
 """Query groups: candidates of many queries in flat arrays, with per-query evaluation.
 
 The tuner and the quality reports both work on this one representation, so a weight vector is
-scored the same way when it is tuned and when it is reported.
+scored the same way when it is tuned and when it is reported, and the way it is served: the
+same formula, the same category overrides (through ``row_weights``) and the same demotion of
+out-of-stock and buried products.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +25,10 @@ class QueryGroups:
     terms: np.ndarray  # float32 (n_rows, n_terms): scaled business terms
     grades: np.ndarray  # float64: judged grade
     margin: np.ndarray  # float64: unit margin in currency (for margin@k; NaN if unknown)
+    demoted: np.ndarray | None = None  # bool: sinks below the rest (out of stock, buried)
+    products: np.ndarray | None = None  # int64: catalog row of each candidate
+    #: Default weights -> (n_products, n_terms) weights as served (category rules applied).
+    row_weights: Callable[[np.ndarray], np.ndarray] | None = None
 
     @property
     def n_queries(self) -> int:
@@ -41,14 +48,22 @@ class QueryGroups:
         return z
 
     def blend(self, weights: np.ndarray) -> np.ndarray:
-        """score = z(relevance) + terms @ weights (the core's formula without guardrails)."""
-        return self.z_relevance() + self.terms.astype(np.float64) @ np.asarray(weights, np.float64)
+        """score = z(relevance) + sum_k w_k * term_k, with ``weights`` the default weights
+        (resolved per product through ``row_weights`` when given), as the blend core serves."""
+        weights = np.asarray(weights, np.float64)
+        terms = self.terms.astype(np.float64)
+        if self.row_weights is None or self.products is None:
+            return self.z_relevance() + terms @ weights
+        per_row = self.row_weights(weights)[self.products]
+        return self.z_relevance() + (terms * per_row).sum(axis=1)
 
     def orders(self, scores: np.ndarray) -> list[np.ndarray]:
-        """Per query, row numbers by descending score; ties by row (retrieval) order."""
+        """Per query, row numbers best first: demoted rows last, then descending score, ties
+        by row (retrieval) order."""
+        demoted = np.zeros(scores.shape[0], bool) if self.demoted is None else self.demoted
         out = []
         for s in self.slices():
-            local = np.lexsort((np.arange(s.stop - s.start), -scores[s]))
+            local = np.lexsort((np.arange(s.stop - s.start), -scores[s], demoted[s]))
             out.append(local + s.start)
         return out
 

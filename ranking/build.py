@@ -10,6 +10,7 @@ held-out test queries; write the bundle and a report.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,13 +27,14 @@ from objectives.catalog import load_catalog, load_judgments
 from objectives.config import (
     DEFAULT_CONFIG_TEXT,
     TERM_NAMES,
+    WeightsConfig,
     dump_config,
     load_config,
     parse_config,
 )
 from objectives.evaluation import Evaluation, evaluate
 from objectives.groups import QueryGroups
-from objectives.terms import compute_terms
+from objectives.terms import TermTable, compute_terms
 from objectives.tuner import TuneResult, tune_weights
 from ranking import features
 from ranking.bm25 import MultiFieldIndex
@@ -74,8 +76,9 @@ class BuildResult:
     clv: CLVModel
     weights_file: Path
     sample_query: str  # a held-out test query, for showing the bundle at work
+    guardrail_held: bool  # the tuned blend's test NDCG is within max_ndcg_drop of LambdaMART
     reports: list[str] = field(default_factory=list)
-    importance: dict[str, float] = field(default_factory=dict)
+    starting_weights: dict[str, float] = field(default_factory=dict)
 
 
 #: Fewest judged queries the job accepts: each of train, validation and test needs some.
@@ -127,16 +130,54 @@ def pool_features(index: MultiFieldIndex, analyzer: Analyzer, judgments: pd.Data
     return X
 
 
+@dataclass(frozen=True)
+class Served:
+    """Per-product arrays that make evaluation rank as the blend core serves."""
+
+    terms: np.ndarray  # float32 (n_products, n_terms)
+    margin: np.ndarray  # unit margin in currency
+    demoted: np.ndarray  # bool: out of stock (unless the policy is "ignore") or buried
+    row_weights: Callable[[np.ndarray], np.ndarray]  # default weights -> per-product weights
+
+    @classmethod
+    def of(cls, config: WeightsConfig, terms: TermTable, catalog: pd.DataFrame) -> Served:
+        """Pool evaluation cannot drop products, so ``out_of_stock: hide`` counts as demote."""
+        demoted = np.zeros(len(catalog), dtype=bool)
+        demoted[pd.Index(catalog["product_id"]).get_indexer(list(config.buries))] = True
+        if config.guardrails.out_of_stock != "ignore":
+            demoted |= ~terms.in_stock
+        return cls(terms.values, terms.raw["unit_margin"], demoted,
+                   served_row_weights(config, catalog["category"].tolist()))
+
+
+def served_row_weights(config: WeightsConfig,
+                       categories: list[str]) -> Callable[[np.ndarray], np.ndarray]:
+    """A function of the default weights giving every product's weights for a customer
+    without a segment: the defaults, overridden by the product's category rule."""
+    rules = {c: config.category_rule_for(c) for c in set(categories)}
+    distinct = sorted(set(rules.values()), key=lambda r: (r is not None, r or ""))
+    group = np.array([distinct.index(rules[c]) for c in categories], dtype=np.int64)
+
+    def weights_for(weights: np.ndarray) -> np.ndarray:
+        tuned = config.with_weights(dict(zip(TERM_NAMES, weights.tolist(), strict=True)))
+        return np.array([tuned.resolved(None, rule) for rule in distinct])[group]
+
+    return weights_for
+
+
 def query_groups(judgments: pd.DataFrame, mask: np.ndarray, relevance: np.ndarray,
-                 rows: np.ndarray, terms: np.ndarray, margin: np.ndarray) -> QueryGroups:
+                 rows: np.ndarray, served: Served) -> QueryGroups:
     """Flat per-query arrays of the masked judgments, grouped by query id."""
     sel = np.flatnonzero(mask)
     order = sel[np.argsort(judgments["query_id"].to_numpy()[sel], kind="stable")]
     qids = judgments["query_id"].to_numpy()[order]
     starts = np.flatnonzero(np.r_[True, qids[1:] != qids[:-1]]) if qids.size else np.zeros(0, int)
     qptr = np.r_[starts, qids.size].astype(np.int64)
-    return QueryGroups(qptr, relevance[order], terms[rows[order]],
-                       judgments["grade"].to_numpy(np.float64)[order], margin[rows[order]])
+    products = rows[order]
+    return QueryGroups(qptr, relevance[order], served.terms[products],
+                       judgments["grade"].to_numpy(np.float64)[order], served.margin[products],
+                       demoted=served.demoted[products], products=products,
+                       row_weights=served.row_weights)
 
 
 def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSettings(),
@@ -180,8 +221,8 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
                                            catalog["product_id"].tolist())
     with progress.stage("computing business terms"):
         terms = compute_terms(catalog, affinity)
-        margin = terms.raw["unit_margin"]
-        groups = {name: query_groups(judgments, m, relevance, rows, terms.values, margin)
+        served = Served.of(config, terms, catalog)
+        groups = {name: query_groups(judgments, m, relevance, rows, served)
                   for name, m in (("train", train), ("valid", valid), ("test", test))}
     with progress.stage("tuning weights (cvxpy)"):
         tune = tune_weights(groups["train"], groups["valid"], config.weight_vector(), k=settings.k,
@@ -190,9 +231,10 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
         tuned_config = config.with_weights(dict(zip(TERM_NAMES, tune.weights, strict=True)))
     with progress.stage("evaluating on held-out queries"):
         bm25 = X[:, features.FEATURE_NAMES.index("bm25_all")].astype(np.float64)
-        test_bm25 = query_groups(judgments, test, bm25, rows, terms.values, margin)
+        test_bm25 = query_groups(judgments, test, bm25, rows, served)
         evaluation = evaluate(groups["test"], test_bm25, tune.weights, k=settings.k,
                               seed=settings.seed)
+        guardrail = evaluation.guardrail(config.guardrails.max_ndcg_drop)
     with progress.stage("writing bundle"):
         order = np.argsort(summary.index.to_numpy().astype(str))
         ranker = Ranker(
@@ -211,5 +253,6 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
         weights_file=out_dir / WEIGHTS_FILE,
         sample_query=str(judgments["query"].to_numpy()[test][0]),
         reports=[catalog_report.summary(), tx_report.summary(), terms.summary()],
-        importance=dict(zip(TERM_NAMES, config.weight_vector().tolist(), strict=True)),
+        starting_weights=dict(zip(TERM_NAMES, config.weight_vector().tolist(), strict=True)),
+        guardrail_held=guardrail,
     )

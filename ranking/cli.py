@@ -96,14 +96,16 @@ def _run_build(inputs: BuildInputs, out: Path, seed: int, title: str) -> int:
 def _report(result: BuildResult, title: str, seconds: float) -> str:
     ev, tune, clv = result.evaluation, result.tune, result.clv
     weights = ", ".join(f"{n} {w:.3f}" for n, w in
-                        zip(result.importance, tune.weights, strict=True))
-    start = ", ".join(f"{n} {w:.2f}" for n, w in result.importance.items())
+                        zip(result.starting_weights, tune.weights, strict=True))
+    start = ", ".join(f"{n} {w:.2f}" for n, w in result.starting_weights.items())
     params = ", ".join(f"{n}={v:.4g}" for n, v in clv.bgnbd_params_.items())
     return "\n".join([
         f"# {title}", "",
         f"Held-out test queries: {ev.n_queries}. Ranked over each query's judged pool; "
         f"margin is the mean unit margin (price - cost) of the top {ev.k}.", "",
         ev.markdown(), "",
+        f"- NDCG guardrail (max_ndcg_drop {result.ranker.config.guardrails.max_ndcg_drop}) "
+        f"on the held-out queries: {'held' if result.guardrail_held else 'NOT HELD'}",
         f"- tuned weights: {weights} (merchandiser's starting weights: {start})",
         f"- tuner: {tune.message}; validation NDCG@{ev.k} {tune.valid_ndcg_base:.4f} -> "
         f"{tune.valid_ndcg_tuned:.4f}; tuned weights file: {result.weights_file} (segment and "
@@ -117,8 +119,9 @@ def _report(result: BuildResult, title: str, seconds: float) -> str:
 def _report_json(result: BuildResult) -> dict[str, object]:
     return {
         "evaluation": result.evaluation.to_dict(),
-        "tuned_weights": dict(zip(result.importance, result.tune.weights.tolist(), strict=True)),
-        "starting_weights": result.importance, "tuner_message": result.tune.message,
+        "tuned_weights": dict(zip(result.starting_weights, result.tune.weights.tolist(),
+                                  strict=True)),
+        "starting_weights": result.starting_weights, "tuner_message": result.tune.message,
         "tuner_trace": result.tune.trace, "clv": result.clv.to_dict(),
         "feature_importance": result.ranker.model.feature_importance(),
     }
