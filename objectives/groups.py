@@ -37,6 +37,19 @@ class QueryGroups:
     def slices(self) -> list[slice]:
         return [slice(int(a), int(b)) for a, b in zip(self.qptr[:-1], self.qptr[1:], strict=True)]
 
+    def subset(self, queries: np.ndarray) -> QueryGroups:
+        """The groups of the given query numbers, in that order (for cross-validation)."""
+        parts = [self.slices()[q] for q in queries]
+        rows = (np.concatenate([np.arange(s.start, s.stop) for s in parts]) if parts
+                else np.zeros(0, np.int64))
+        qptr = np.concatenate([[0], np.cumsum([s.stop - s.start for s in parts])]).astype(np.int64)
+        return QueryGroups(
+            qptr, self.relevance[rows], self.terms[rows], self.grades[rows], self.margin[rows],
+            demoted=None if self.demoted is None else self.demoted[rows],
+            products=None if self.products is None else self.products[rows],
+            row_weights=self.row_weights,
+        )
+
     def z_relevance(self) -> np.ndarray:
         """Relevance z-scored within each query (0 where a query's scores are all equal)."""
         z = np.zeros_like(self.relevance)

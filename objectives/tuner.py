@@ -7,12 +7,18 @@ score. It is constrained by a relevance surrogate: a pairwise hinge on judged pa
 different grades, each weighted by how much swapping the pair would change NDCG@k at the
 relevance-only ranking, may exceed its relevance-only value by at most a relative slack
 epsilon. Equal-grade pairs are unconstrained; reordering them is where margin comes from at no
-NDCG cost. The true NDCG@k is then checked on held-out queries, and epsilon is searched (a
-rising grid, then bisection) for the largest value whose NDCG drop passes the check.
+NDCG cost.
+
+The true NDCG@k is then checked on queries the weights were not fitted on, by K-fold
+cross-validation over the tuning queries: for each fold the program is solved on the other
+folds and the weights are scored on the held fold, so every query gives one honest paired NDCG
+difference. Walking a path of rising strength (:data:`STRENGTH_PATH`, then bisection), the
+strongest setting whose differences pass the check wins, and the final weights are solved on
+all tuning queries at that setting.
 
 The check for ``max_ndcg_drop == 0`` is "not below beyond noise": the mean paired NDCG
 difference must lie within one bootstrap standard error of zero. That is stricter than "the
-95% interval includes 0" on purpose: the search picks the largest slack that passes, so a
+95% interval includes 0" on purpose: the search picks the strongest setting that passes, so a
 check at the edge of significance would, by selection, land on a real drop for new queries
 (the one-standard-error rule of model selection). A positive ``max_ndcg_drop`` is a relative
 tolerance on the mean.
@@ -49,8 +55,8 @@ class TuneResult:
     weights: np.ndarray
     epsilon: float
     message: str
-    valid_ndcg_base: float = float("nan")
-    valid_ndcg_tuned: float = float("nan")
+    cv_ndcg_base: float = float("nan")  # cross-validated NDCG@k, relevance only
+    cv_ndcg_tuned: float = float("nan")  # the same with the chosen weights
     trace: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -146,13 +152,48 @@ def within_tolerance(ci: PairedCI, drop: float, max_ndcg_drop: float) -> bool:
     return drop <= max_ndcg_drop
 
 
+def fold_of_queries(n_queries: int, n_folds: int, seed: int) -> np.ndarray:
+    """A seeded fold number for each query, folds as equal in size as possible."""
+    return np.random.default_rng(seed).permutation(np.arange(n_queries) % n_folds)
+
+
+@dataclass
+class _CrossValidated:
+    """Solves per fold (cached by epsilon) and the out-of-fold NDCG of any (epsilon, scale)."""
+
+    groups: QueryGroups
+    importance: np.ndarray
+    folds: np.ndarray
+    k: int
+    max_weight: float
+    solved: dict[tuple[int, float], np.ndarray] = field(default_factory=dict)
+
+    def weights(self, fold: int, eps: float, scale: float) -> np.ndarray:
+        """Weights solved without ``fold`` (-1: on all queries), scaled and rounded."""
+        if (fold, eps) not in self.solved:
+            fit = self.groups.subset(np.flatnonzero(self.folds != fold))
+            self.solved[fold, eps] = solve_weights(
+                fit, judged_pairs(fit, self.k), self.importance, eps, max_weight=self.max_weight)
+        return np.round(scale * self.solved[fold, eps], WEIGHT_DECIMALS)
+
+    def out_of_fold_ndcg(self, eps: float, scale: float) -> np.ndarray:
+        """Per-query NDCG@k, each query ranked with weights fitted without its fold."""
+        out = np.empty(self.groups.n_queries)
+        for fold in np.unique(self.folds):
+            held = np.flatnonzero(self.folds == fold)
+            part = self.groups.subset(held)
+            out[held] = part.ndcg(part.blend(self.weights(fold, eps, scale)), self.k)
+        return out
+
+
 def tune_weights(
-    train: QueryGroups, valid: QueryGroups, importance: np.ndarray, *,
-    k: int = 10, max_ndcg_drop: float = 0.0, n_bisect: int = 3,
+    groups: QueryGroups, importance: np.ndarray, *,
+    k: int = 10, max_ndcg_drop: float = 0.0, n_folds: int = 3, n_bisect: int = 3,
     max_weight: float = 3.0, seed: int = 0, progress: Callable[[str], None] | None = None,
 ) -> TuneResult:
-    """Strongest weights along :data:`STRENGTH_PATH` whose validation NDCG@k passes the check.
+    """Strongest weights along :data:`STRENGTH_PATH` whose cross-validated NDCG@k passes.
 
+    ``groups`` are the tuning queries (relevance scored by models that did not train on them).
     ``importance`` says which terms count and how much (the merchandiser's current weights);
     terms with importance 0 stay at 0. Walks the path until the first failure, then bisects
     between the last pass and that failure. Degenerate problems return zero weights
@@ -162,51 +203,52 @@ def tune_weights(
     zeros = np.zeros_like(importance)
     if importance.sum() <= 0:
         return TuneResult(zeros, 0.0, "no business term has a positive weight: relevance only")
-    pairs = judged_pairs(train, k)
-    if len(pairs) == 0:
+    if len(judged_pairs(groups, k)) == 0:
         return TuneResult(zeros, 0.0, "no judged pairs of different grades: relevance only")
-    importance = importance / importance.sum()
-    base_ndcg = valid.ndcg(valid.z_relevance(), k)
-    solved: dict[float, np.ndarray] = {}
+    if groups.n_queries < 2 * n_folds:
+        return TuneResult(zeros, 0.0, f"{groups.n_queries} queries are too few to check "
+                          f"weights by {n_folds}-fold cross-validation: relevance only")
+    cv = _CrossValidated(groups, importance / importance.sum(),
+                         fold_of_queries(groups.n_queries, n_folds, seed), k, max_weight)
+    base_ndcg = groups.ndcg(groups.blend(zeros), k)
 
-    def attempt(eps: float, scale: float) -> tuple[bool, np.ndarray, dict[str, float]]:
-        if eps not in solved:
-            solved[eps] = solve_weights(train, pairs, importance, eps, max_weight=max_weight)
-        w = np.round(scale * solved[eps], WEIGHT_DECIMALS)
-        ndcg = valid.ndcg(valid.blend(w), k)
+    def attempt(eps: float, scale: float) -> tuple[bool, dict[str, float]]:
+        ndcg = cv.out_of_fold_ndcg(eps, scale)
         ci = paired_bootstrap(ndcg, base_ndcg, seed=seed)
         drop = (np.nanmean(base_ndcg) - np.nanmean(ndcg)) / np.nanmean(base_ndcg)
         ok = passes(ci, drop, max_ndcg_drop)
         row = {"epsilon": eps, "scale": scale, "ndcg": float(np.nanmean(ndcg)),
                "drop": float(drop), "ci_low": ci.low, "ci_high": ci.high, "accepted": float(ok)}
         if progress:
-            progress(f"epsilon={eps:.4f} scale={scale:.3f}: NDCG@{k} {row['ndcg']:.4f} "
-                     f"(drop {drop:+.2%}) {'accepted' if ok else 'rejected'}")
-        return ok, w, row
+            progress(f"epsilon={eps:.4f} scale={scale:.3f}: cross-validated NDCG@{k} "
+                     f"{row['ndcg']:.4f} (drop {drop:+.2%}) {'accepted' if ok else 'rejected'}")
+        return ok, row
 
     trace: list[dict[str, float]] = []
     best: tuple[float, float] | None = None
-    best_w, failed = zeros, None
+    failed = None
     for point in STRENGTH_PATH:
-        ok, w, row = attempt(*point)
+        ok, row = attempt(*point)
         trace.append(row)
         if not ok:
             failed = point
             break
-        best, best_w = point, w
+        best = point
     low = best or (0.0, 0.0)
     for _ in range(n_bisect if failed is not None else 0):
         mid = ((low[0] + failed[0]) / 2, (low[1] + failed[1]) / 2)
-        ok, w, row = attempt(*mid)
+        ok, row = attempt(*mid)
         trace.append(row)
         if ok:
-            low, best, best_w = mid, mid, w
+            low = best = mid
         else:
             failed = mid
-    valid_base = float(np.nanmean(base_ndcg))
+    base = float(np.nanmean(base_ndcg))
     if best is None:
-        return TuneResult(zeros, 0.0, "every tried weighting lowers validation NDCG: "
-                          "relevance only", valid_base, valid_base, trace)
-    tuned = float(np.nanmean(valid.ndcg(valid.blend(best_w), k)))
-    return TuneResult(best_w, best[0], f"tuned at epsilon={best[0]:.4f}, scale {best[1]:.3f}, "
-                      f"on {len(pairs):,} judged pairs", valid_base, tuned, trace)
+        return TuneResult(zeros, 0.0, "every tried weighting lowers cross-validated NDCG: "
+                          "relevance only", base, base, trace)
+    tuned = float(np.nanmean(cv.out_of_fold_ndcg(*best)))
+    return TuneResult(cv.weights(-1, *best), best[0],
+                      f"tuned at epsilon={best[0]:.4f}, scale {best[1]:.3f}, checked by "
+                      f"{n_folds}-fold cross-validation on {groups.n_queries} queries",
+                      base, tuned, trace)

@@ -222,17 +222,17 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
     with progress.stage("computing business terms"):
         terms = compute_terms(catalog, affinity)
         served = Served.of(config, terms, catalog)
-        groups = {name: query_groups(judgments, m, relevance, rows, served)
-                  for name, m in (("train", train), ("valid", valid), ("test", test))}
+        tuning = query_groups(judgments, train | valid, relevance, rows, served)
+        test_groups = query_groups(judgments, test, relevance, rows, served)
     with progress.stage("tuning weights (cvxpy)"):
-        tune = tune_weights(groups["train"], groups["valid"], config.weight_vector(), k=settings.k,
+        tune = tune_weights(tuning, config.weight_vector(), k=settings.k,
                             max_ndcg_drop=config.guardrails.max_ndcg_drop, seed=settings.seed,
                             progress=progress.note)
         tuned_config = config.with_weights(dict(zip(TERM_NAMES, tune.weights, strict=True)))
     with progress.stage("evaluating on held-out queries"):
         bm25 = X[:, features.FEATURE_NAMES.index("bm25_all")].astype(np.float64)
         test_bm25 = query_groups(judgments, test, bm25, rows, served)
-        evaluation = evaluate(groups["test"], test_bm25, tune.weights, k=settings.k,
+        evaluation = evaluate(test_groups, test_bm25, tune.weights, k=settings.k,
                               seed=settings.seed)
         guardrail = evaluation.guardrail(config.guardrails.max_ndcg_drop)
     with progress.stage("writing bundle"):

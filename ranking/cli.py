@@ -8,8 +8,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from clv.errors import MarginRankError
 from objectives.config import load_config
+from objectives.tuner import TuneResult
 from ranking.build import BuildInputs, BuildResult, BuildSettings, build
 from ranking.progress import Progress
 from ranking.ranker import Ranker, SearchResult
@@ -107,13 +110,20 @@ def _report(result: BuildResult, title: str, seconds: float) -> str:
         f"- NDCG guardrail (max_ndcg_drop {result.ranker.config.guardrails.max_ndcg_drop}) "
         f"on the held-out queries: {'held' if result.guardrail_held else 'NOT HELD'}",
         f"- tuned weights: {weights} (merchandiser's starting weights: {start})",
-        f"- tuner: {tune.message}; validation NDCG@{ev.k} {tune.valid_ndcg_base:.4f} -> "
-        f"{tune.valid_ndcg_tuned:.4f}; tuned weights file: {result.weights_file} (segment and "
-        "category overrides kept as given)",
+        f"- tuner: {tune.message}{_cv_change(tune, ev.k)}",
+        f"- tuned weights file: {result.weights_file} (segment and category overrides kept "
+        "as given)",
         f"- BG/NBD: {params}; customers {clv.n_customers_:,}",
         *(f"- {line}" for line in result.reports),
         f"- wall time {seconds:.1f} s", "",
     ])
+
+
+def _cv_change(tune: TuneResult, k: int) -> str:
+    """The tuner's cross-validated NDCG change, when it got as far as measuring one."""
+    if not np.isfinite(tune.cv_ndcg_base):
+        return ""
+    return f"; cross-validated NDCG@{k} {tune.cv_ndcg_base:.4f} -> {tune.cv_ndcg_tuned:.4f}"
 
 
 def _report_json(result: BuildResult) -> dict[str, object]:

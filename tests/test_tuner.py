@@ -39,21 +39,32 @@ def test_epsilon_zero_raises_margin_without_moving_ndcg() -> None:
     assert top_margin > world.value_at_k(base, world.margin, 1).mean()
 
 
-def test_tune_weights_verifies_on_validation_and_reports() -> None:
+def test_tune_weights_cross_validates_and_reports() -> None:
     world = tie_world()
-    result = tune_weights(world, world, np.array([1.0, 0, 0, 0]), k=2)
+    result = tune_weights(world, np.array([1.0, 0, 0, 0]), k=2)
     assert result.weights[0] > 0
-    assert result.valid_ndcg_tuned == result.valid_ndcg_base
-    assert result.trace and "tuned" in result.message
+    assert result.cv_ndcg_tuned == result.cv_ndcg_base
+    assert result.trace and "3-fold cross-validation on 6 queries" in result.message
+
+
+def test_weights_that_lower_ndcg_are_refused() -> None:
+    """Margin opposes relevance across grades: any real weight costs NDCG, so none passes."""
+    rel = [[3.0, 2.0, 1.0, 0.0]] * 9
+    world = groups_of(rel, [[3, 2, 1, 0]] * 9, [[-1.0, -0.5, 0.5, 1.0]] * 9)
+    result = tune_weights(world, np.array([1.0, 0, 0, 0]), k=4)
+    assert result.cv_ndcg_tuned >= result.cv_ndcg_base - 1e-12
+    assert np.all(world.ndcg(world.blend(result.weights), 4)
+                  >= world.ndcg(world.blend(np.zeros(4)), 4) - 1e-12)
 
 
 def test_degenerate_problems_return_relevance_only() -> None:
     importance = np.array([1.0, 0, 0, 0])
     equal = groups_of([[1.0, 0.5, 0.2]], [[2, 2, 2]], [[1.0, 2.0, 3.0]])
-    result = tune_weights(equal, equal, importance)
+    result = tune_weights(equal, importance)
     assert np.all(result.weights == 0) and "no judged pairs" in result.message
     single = groups_of([[1.0]], [[3]], [[1.0]])
-    assert np.all(tune_weights(single, single, importance).weights == 0)
-    world = tie_world()
-    result = tune_weights(world, world, np.zeros(4))
+    assert np.all(tune_weights(single, importance).weights == 0)
+    result = tune_weights(tie_world(), np.zeros(4))
     assert np.all(result.weights == 0) and "relevance only" in result.message
+    result = tune_weights(tie_world(n_queries=4), importance)
+    assert np.all(result.weights == 0) and "too few" in result.message
