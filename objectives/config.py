@@ -284,7 +284,8 @@ def _rule_problems(data: Any) -> list[Problem]:
     YAML data, so it skips whatever has the wrong type (the schema pass reports that)."""
     if not isinstance(data, dict):
         return []
-    return [*_segment_problems(data.get("segments")), *_category_problems(data.get("categories"))]
+    return [*_segment_problems(data.get("segments")), *_category_problems(data.get("categories")),
+            *_pin_problems(data.get("pins"), data.get("buries"))]
 
 
 def _segment_problems(segments: Any) -> list[Problem]:
@@ -327,6 +328,40 @@ def _category_problems(categories: Any) -> list[Problem]:
                              f"{owner_of[parts]!r}"))
         else:
             owner_of[parts] = key
+    return problems
+
+
+def pin_key(query: str) -> str:
+    """The form pins are compared in: case, spacing and punctuation do not matter. (The ranker
+    matches pins by its analyzer's tokens, which also ignore them.)"""
+    return " ".join(re.findall(r"\w+", query.casefold()))
+
+
+def _pin_problems(pins: Any, buries: Any) -> list[Problem]:
+    """A pin must be reachable (its query has words), unambiguous (no two keys for the same
+    query), list a product once, and not also bury it."""
+    if not isinstance(pins, dict):
+        return []
+    buried = set(buries) if isinstance(buries, list) else set()
+    problems: list[Problem] = []
+    owner_of: dict[str, str] = {}
+    for query, ids in pins.items():
+        if not isinstance(query, str):
+            continue
+        key = pin_key(query)
+        if not key:
+            problems.append((("pins", query), f"pinned query {query!r} has no words to match"))
+        elif key in owner_of:
+            problems.append((("pins", query), f"pinned query {query!r} is the same query as "
+                             f"{owner_of[key]!r} (case and punctuation are ignored)"))
+        else:
+            owner_of[key] = query
+        for index, product in enumerate(ids if isinstance(ids, list) else []):
+            if product in ids[:index]:
+                problems.append((("pins", query, index), f"product {product!r} is pinned twice"))
+            elif product in buried:
+                problems.append((("pins", query, index), f"product {product!r} is both pinned "
+                                 "and buried"))
     return problems
 
 

@@ -11,11 +11,13 @@ from pathlib import Path
 import numpy as np
 
 from clv.errors import MarginRankError
+from objectives.catalog import load_catalog
 from objectives.config import load_config
 from objectives.tuner import TuneResult
+from ranking import bundle
 from ranking.build import BuildInputs, BuildResult, BuildSettings, build
 from ranking.progress import Progress
-from ranking.ranker import Ranker, SearchResult
+from ranking.ranker import BUNDLE_FILES, Catalog, Ranker, SearchResult
 
 #: The embedded demo world, beside the packages in a source checkout.
 DEMO_DATA = Path(__file__).resolve().parents[1] / "data" / "demo"
@@ -60,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("validate-config", help="check a weights YAML file")
     check.add_argument("file", type=Path)
+    known = check.add_mutually_exclusive_group()
+    known.add_argument("--catalog", type=Path, help="check pinned/buried products against it")
+    known.add_argument("--bundle", type=Path, help="check pinned/buried products against it")
     check.set_defaults(run=_validate)
     return parser
 
@@ -160,7 +165,19 @@ def format_results(results: list[SearchResult], explain: bool) -> str:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    config = load_config(args.file)
+    products = _known_products(args)
+    config = load_config(args.file, product_ids=products)
     print(f"{args.file}: OK (weights: {config.weight_vector().round(3).tolist()}, "
           f"segments: {len(config.segments)}, category rules: {len(config.categories)})")
+    if products is None and (config.pins or config.buries):
+        print("note: pinned and buried product ids were not checked; pass --catalog or --bundle")
     return 0
+
+
+def _known_products(args: argparse.Namespace) -> set[str] | None:
+    if args.catalog:
+        return set(load_catalog(args.catalog)[0]["product_id"])
+    if args.bundle:
+        bundle.verify(args.bundle, BUNDLE_FILES)
+        return set(Catalog.load(args.bundle).product_ids)
+    return None

@@ -154,10 +154,11 @@ class Ranker:
         _check_request(query, k)
         serving = self._serving  # one snapshot for the whole request
         tokens = self.analyzer(query)
+        if not tokens:
+            return []
         q = self.index.vocab.lookup(tokens)
         pins = serving.pins.get(" ".join(tokens))
-        cand = (self.index.fields["all"].search(q, self.n_candidates)[0] if tokens
-                else np.zeros(0, np.int64))
+        cand = self.index.fields["all"].search(q, self.n_candidates)[0]
         if cand.size == 0 and pins is None:
             return []
         relevance = (self.model.predict(features.extract(self.index, q, cand, self.catalog.priors))

@@ -520,3 +520,16 @@ def test_rules_apply_to_configs_built_in_code() -> None:
                                            "b": SegmentRule(min_clv_quantile=0.9)})
     with pytest.raises(ValidationError):
         WeightsConfig(version=True)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("text", "line", "needle"), [
+    ('version: 1\npins:\n  "???": [P123]\n', 3, "has no words to match"),
+    ('version: 1\npins:\n  "Drill": [P123]\n  "drill!": [P999]\n', 4, "is the same query as"),
+    ("version: 1\npins:\n  drill: [P123, P123]\n", 3, "is pinned twice"),
+    ("version: 1\npins:\n  drill: [P123]\nburies: [P123]\n", 3, "both pinned and buried"),
+])
+def test_pin_rules(text: str, line: int, needle: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, source="w.yaml", product_ids={"P123", "P999"})
+    issue = next(i for i in err.value.issues if needle in i.message)
+    assert issue.line == line

@@ -190,6 +190,12 @@ def test_cli_search_validate_and_errors(built, tmp_path: Path, capsys) -> None: 
     assert "w.yaml:2" in capsys.readouterr().err
     assert main(["search", "--bundle", str(tmp_path), "drill"]) == 2
     assert "not a bundle" in capsys.readouterr().err
+    pins = tmp_path / "pins.yaml"
+    pins.write_text('version: 1\npins: {"drill": [NOPE]}\n')
+    assert main(["validate-config", str(pins)]) == 0
+    assert "were not checked" in capsys.readouterr().out
+    assert main(["validate-config", str(pins), "--bundle", str(out)]) == 2
+    assert "pins.yaml:2" in capsys.readouterr().err
 
 
 def test_cli_demo_on_small_world(small_world: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
