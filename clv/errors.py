@@ -33,7 +33,7 @@ class DataError(MarginRankError):
         self.file = str(file) if file is not None else None
         self.line = line
         self.column = column
-        self.value = value
+        self.value = value.item() if hasattr(value, "item") else value  # numpy scalar -> plain
         self.reason = message
         super().__init__(self._format())
 

@@ -674,13 +674,18 @@ def parse_config(
 
 def load_config(path: str | Path, *, product_ids: Collection[str] | None = None) -> WeightsConfig:
     """Read and validate a weights file; messages name ``path``."""
+    return parse_config(read_config_text(path), source=str(path), product_ids=product_ids)
+
+
+def read_config_text(path: str | Path) -> str:
+    """The text of a weights file, or a :class:`ConfigError` saying why it cannot be read.
+    (Callers that keep the text, such as a hot reload, read once and parse that text.)"""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        return path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else f"not UTF-8 text ({exc.reason})"
         raise ConfigError([ConfigIssue(str(path), None, "", f"cannot read: {reason}")]) from exc
-    return parse_config(text, source=str(path), product_ids=product_ids)
 
 
 _DUMP_HEADER = "# marginrank weights file, written by marginrank (comments are not preserved).\n"

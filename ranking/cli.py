@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -97,7 +98,8 @@ def _run_build(inputs: BuildInputs, out: Path, seed: int, title: str) -> int:
     print(f"Sample search on the bundle, held-out query {query!r} (top 5, with explanation):\n")
     print(format_results(ranker.search(query, k=5, explain=True), explain=True))
     print(f"\nbundle: {out / 'bundle'}\nreport: {out / 'report.md'}\n"
-          f"try:    marginrank search --bundle {out / 'bundle'} --explain {query!r}")
+          f"try:    marginrank search --bundle {shlex.quote(str(out / 'bundle'))} --explain "
+          f"{shlex.quote(query)}")
     return 0
 
 

@@ -10,7 +10,6 @@ weights config and applies pins, which may bring in products retrieval did not f
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -43,7 +42,6 @@ class ServingConfig:
     tier_width: float
     text: str  # the YAML as loaded, written back verbatim when the bundle is saved
     version: str  # sha256 prefix of the config text
-    loaded_at: float
 
     @classmethod
     def build(
@@ -69,7 +67,6 @@ class ServingConfig:
             buried=buried, pins=pins, oos_policy=_OOS_CODES[config.guardrails.out_of_stock],
             tier_width=TIER_WIDTH if config.guardrails.relevance_tiers else 0.0,
             text=text, version=hashlib.sha256(text.encode()).hexdigest()[:12],
-            loaded_at=time.time(),
         )
 
     def segment_index(self, clv_quantile: float | None) -> int:

@@ -11,6 +11,7 @@ half-applied config.
 from __future__ import annotations
 
 import json
+import numbers
 import threading
 import zipfile
 from dataclasses import asdict, dataclass
@@ -20,7 +21,7 @@ import numpy as np
 
 from clv.errors import MarginRankError
 from clv.segments import load_customers, save_customers
-from objectives.config import TERM_NAMES, WeightsConfig, load_config, parse_config
+from objectives.config import TERM_NAMES, WeightsConfig, parse_config, read_config_text
 from ranking import bundle, core, features
 from ranking.bm25 import MultiFieldIndex
 from ranking.ltr import LambdaMART
@@ -103,8 +104,8 @@ class Customers:
 
 
 class Ranker:
-    """Search over one bundle. Build with :func:`ranking.build.build_bundle`, open with
-    :meth:`load`."""
+    """Search over one bundle. Build one with :func:`ranking.build.build` (or
+    ``marginrank build``), open it with :meth:`load`."""
 
     def __init__(self, *, analyzer: Analyzer, index: MultiFieldIndex, model: LambdaMART,
                  catalog: Catalog, customers: Customers, config: WeightsConfig,
@@ -140,10 +141,10 @@ class Ranker:
 
         Raises :class:`objectives.config.ConfigError` naming file, line and key.
         """
-        path = Path(path)
         with self._reload_lock:
-            config = load_config(path, product_ids=self._product_index.keys())
-            serving = self._serving_config(config, path.read_text(encoding="utf-8"))
+            text = read_config_text(path)
+            config = parse_config(text, source=str(path), product_ids=self._product_index.keys())
+            serving = self._serving_config(config, text)
             self._serving = serving  # a single reference assignment: atomic for readers
             return serving
 
@@ -151,7 +152,7 @@ class Ranker:
     def search(self, query: str, customer_id: str | None = None, k: int = 20,
                explain: bool = False) -> list[SearchResult]:
         """Ranked products for ``query``; an empty or all-unknown query returns []."""
-        _check_request(query, k)
+        _check_request(query, k, customer_id)
         serving = self._serving  # one snapshot for the whole request
         tokens = self.analyzer(query)
         if not tokens:
@@ -165,7 +166,7 @@ class Ranker:
                      if cand.size else np.zeros(0))
         segment = serving.segment_index(self.customers.quantile_of(customer_id))
         out = core.blend(relevance, cand, self.catalog.terms, self.catalog.in_stock, serving,
-                         segment, k, pins)
+                         segment, int(k), pins)
         return [self._result(i, out, explain) for i in range(out.rows.shape[0])]
 
     def _result(self, i: int, out: core.Blended, explain: bool) -> SearchResult:
@@ -235,10 +236,12 @@ class Ranker:
         return ranker
 
 
-def _check_request(query: object, k: object) -> None:
+def _check_request(query: object, k: object, customer_id: object) -> None:
     if not isinstance(query, str):
         raise QueryError(f"query must be a string, got {type(query).__name__}")
     if len(query) > MAX_QUERY_CHARS:
         raise QueryError(f"query is {len(query):,} characters; the limit is {MAX_QUERY_CHARS:,}")
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= MAX_K:
         raise QueryError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
+    if customer_id is not None and not isinstance(customer_id, str):
+        raise QueryError(f"customer_id must be a string or None, got {type(customer_id).__name__}")

@@ -67,6 +67,9 @@ def test_bad_requests_get_clear_errors(built) -> None:  # noqa: ANN001
         ranker.search("drill", k=0)
     with pytest.raises(QueryError, match="must be a string"):
         ranker.search(None)  # type: ignore[arg-type]
+    with pytest.raises(QueryError, match="customer_id must be a string"):
+        ranker.search("drill", customer_id=["C1"])  # type: ignore[arg-type]
+    assert ranker.search("drill", k=np.int64(2))
 
 
 def test_reload_config_atomic_and_bad_file_keeps_old(built, tmp_path: Path) -> None:  # noqa: ANN001
