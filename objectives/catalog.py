@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from clv.errors import DataError
 from clv.tables import (
     numeric_column,
     raise_at_first,
@@ -59,6 +60,8 @@ def validate_catalog(
     such as a negative price.
     """
     require_columns(frame, ("product_id", "title"), file=source)
+    if frame.empty:
+        raise DataError("the catalog has no products", file=source)
     out = pd.DataFrame({"product_id": frame["product_id"].astype("string")})
     _reject_blank(out["product_id"], "product_id", source)
     unique_column(out, "product_id", file=source)

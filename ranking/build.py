@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from clv.errors import DataError
-from clv.model import CLVModel
+from clv.model import CLVFitError, CLVModel
 from clv.rfm import rfm_summary
 from clv.segments import clv_quantiles, product_clv_affinity
 from clv.tables import raise_at_first
@@ -180,6 +180,13 @@ def query_groups(judgments: pd.DataFrame, mask: np.ndarray, relevance: np.ndarra
                        row_weights=served.row_weights)
 
 
+def _foreign_products(tx: pd.DataFrame, product_index: pd.Index) -> str:
+    """Say how many transaction lines name products the catalog does not have."""
+    foreign = int((~tx["product_id"].isin(product_index)).sum())
+    return (f"{foreign:,} transaction lines name products not in the catalog (they count for "
+            "customer CLV, not for product CLV affinity)")
+
+
 def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSettings(),
           progress: Progress | None = None) -> BuildResult:
     """Run the whole job and write the bundle into ``out_dir``."""
@@ -215,7 +222,10 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
                              model.predict(X))
     with progress.stage("fitting BG/NBD + Gamma-Gamma"):
         summary = rfm_summary(tx)
-        clv_model = CLVModel().fit(summary)
+        try:
+            clv_model = CLVModel().fit(summary)
+        except CLVFitError as exc:
+            raise CLVFitError(f"{inputs.transactions}: {exc}") from exc
         customer_clv = clv_model.customer_clv(summary)
         affinity, _ = product_clv_affinity(tx, pd.Series(customer_clv, index=summary.index),
                                            catalog["product_id"].tolist())
@@ -252,7 +262,8 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
         ranker=ranker, evaluation=evaluation, tune=tune, clv=clv_model,
         weights_file=out_dir / WEIGHTS_FILE,
         sample_query=str(judgments["query"].to_numpy()[test][0]),
-        reports=[catalog_report.summary(), tx_report.summary(), terms.summary()],
+        reports=[catalog_report.summary(), tx_report.summary(),
+                 _foreign_products(tx, product_index), terms.summary()],
         starting_weights=dict(zip(TERM_NAMES, config.weight_vector().tolist(), strict=True)),
         guardrail_held=guardrail,
     )

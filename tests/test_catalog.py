@@ -34,6 +34,7 @@ def test_good_catalog_counts_missing_business_values(tmp_path: Path) -> None:
     ("product_id,title,return_rate\nP1,a,1.5\n", "column 'return_rate': value above 1.0"),
     ("product_id,title\nP1,\n", ":2: column 'title': empty title"),
     ('product_id,title\nP1,"unclosed\n', "cannot parse table"),
+    ("product_id,title\n", "the catalog has no products"),
 ])
 def test_bad_catalogs(tmp_path: Path, text: str, needle: str) -> None:
     path = write(tmp_path, "c.csv", text)

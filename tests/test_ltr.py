@@ -81,3 +81,18 @@ def test_corrupted_model_file_is_a_clear_error(tmp_path: Path) -> None:
         LambdaMART().predict(X)
     with pytest.raises(ModelError, match="no training rows"):
         LambdaMART().fit(X[:0], y[:0], qid[:0], X, y, qid)
+
+
+def test_saved_model_serves_xgboost_scores_on_synthetic_data(tmp_path: Path) -> None:
+    """Runs without the real data: save/load must serve what XGBoost itself predicts."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(600, 4)).astype(np.float32)
+    y = np.clip(np.rint(X[:, 0] + 0.5 * X[:, 1] + rng.normal(0, 0.5, 600)) + 1, 0, 3)
+    qid = np.repeat(np.arange(60), 10)
+    X[::5, 2] = np.nan
+    train, valid = qid % 3 != 0, qid % 3 == 0
+    model = LambdaMART(n_estimators=40).fit(X[train], grade_labels(y[train]), qid[train],
+                                            X[valid], grade_labels(y[valid]), qid[valid])
+    model.save(tmp_path)
+    reference = model.booster_.predict(xgb.DMatrix(X), output_margin=True)
+    np.testing.assert_allclose(LambdaMART.load(tmp_path).predict(X), reference, rtol=1e-6)
