@@ -7,6 +7,8 @@ loaders that exclude rows record why in an :class:`ExclusionReport`.
 
 from __future__ import annotations
 
+import csv
+import gzip
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +18,7 @@ import pandas as pd
 
 from clv.errors import DataError
 
-#: CSV line of the first data row: line 1 is the header.
-FIRST_DATA_LINE = 2
+_CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz")
 
 
 def read_table(path: str | Path, *, dtype: dict[str, type] | None = None) -> pd.DataFrame:
@@ -44,9 +45,34 @@ def read_table(path: str | Path, *, dtype: dict[str, type] | None = None) -> pd.
     raise DataError("unsupported file type; use .csv, .csv.gz, .tsv or .parquet", file=path)
 
 
-def line_of(index_position: int) -> int:
-    """CSV line number of the data row at 0-based ``index_position``."""
-    return index_position + FIRST_DATA_LINE
+def line_of(file: str | Path, position: int) -> int | None:
+    """1-based line of the CSV/TSV file where data row ``position`` (0-based) starts.
+
+    Counts quoted newlines inside fields and skips blank lines as pandas does, so the number is
+    the one an editor shows. Only computed when an error is raised, so a clean load pays nothing.
+    None when ``file`` is not a CSV/TSV file on disk (Parquet, an in-memory frame).
+    """
+    path = Path(file)
+    if not path.name.lower().endswith(_CSV_SUFFIXES) or not path.is_file():
+        return None
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", newline="", encoding="utf-8", errors="replace") as handle:
+        reader = csv.reader(handle, delimiter="\t" if ".tsv" in path.name.lower() else ",")
+        previous_end, record = 0, -1  # record -1 is the header
+        for fields in reader:
+            if fields:
+                if record == position:
+                    return previous_end + 1
+                record += 1
+            previous_end = reader.line_num
+    return None
+
+
+def locate(file: str | Path, position: int, reason: str) -> tuple[int | None, str]:
+    """(line, reason) for a DataError about data row ``position``: the file line when there
+    is one, otherwise the row number goes into the reason."""
+    line = line_of(file, position)
+    return (line, reason) if line is not None else (None, f"row {position + 1}: {reason}")
 
 
 def require_columns(frame: pd.DataFrame, required: Iterable[str], *, file: str | Path) -> None:
@@ -101,7 +127,8 @@ def raise_at_first(
         pos = int(np.flatnonzero(bad)[0])
         count = int(bad.sum())
         suffix = f" ({count} rows in all)" if count > 1 else ""
-        raise DataError(reason + suffix, file=file, line=line_of(pos), column=column,
+        line, where = locate(file, pos, reason + suffix)
+        raise DataError(where, file=file, line=line, column=column,
                         value=raw.iloc[pos])
 
 

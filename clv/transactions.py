@@ -16,10 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from clv.errors import DataError
 from clv.tables import (
     ExclusionReport,
-    line_of,
     numeric_column,
     raise_at_first,
     read_table,
@@ -92,11 +90,8 @@ def validate_transactions(
     raise_at_first(product_id.isna().to_numpy(), frame["product_id"], "product_id", source,
                     "missing product_id")
     quantity = numeric_column(frame, "quantity", file=source)
-    fractional = quantity != np.round(quantity)
-    if fractional.any():
-        pos = int(np.flatnonzero(fractional)[0])
-        raise DataError("quantity is not an integer", file=source, line=line_of(pos),
-                        column="quantity", value=frame["quantity"].iloc[pos])
+    raise_at_first(quantity != np.round(quantity), frame["quantity"], "quantity", source,
+                   "quantity is not an integer")
     unit_price = numeric_column(frame, "unit_price", file=source, allow_missing=True)
 
     customer_id = _id_strings(frame["customer_id"])

@@ -65,3 +65,15 @@ def test_judgments_validation(tmp_path: Path) -> None:
     dup = write(tmp_path, "d.csv", "query,product_id,grade\ndrill,P1,3\ndrill,P1,2\n")
     with pytest.raises(DataError, match=r"d.csv:3: .*repeated"):
         load_judgments(dup, ids)
+
+
+def test_line_numbers_count_quoted_newlines_and_blank_lines(tmp_path: Path) -> None:
+    text = ('product_id,title,description,price\n'
+            'P1,Drill,"two\nlines",10\n'
+            '\n'
+            'P2,Saw,plain,-3\n')
+    path = write(tmp_path, "c.csv", text)
+    with pytest.raises(DataError) as err:
+        load_catalog(path)
+    assert err.value.line == 5  # the line an editor shows for P2
+    assert str(err.value).endswith("value below 0.0 (value: -3)")

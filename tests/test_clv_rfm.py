@@ -98,7 +98,9 @@ def test_missing_datetime_is_an_error() -> None:
     frame = _frame([("c1", pd.Timestamp("2024-01-01"), "p", 1, 2.0), ("c1", pd.NaT, "p", 1, 2.0)])
     with pytest.raises(DataError, match="missing timestamp") as info:
         validate_transactions(frame)
-    assert (info.value.line, info.value.column) == (3, "timestamp")
+    # An in-memory frame has no file lines: the row number goes into the message.
+    assert (info.value.line, info.value.column) == (None, "timestamp")
+    assert "row 2: missing timestamp" in str(info.value)
 
 
 def test_missing_column_is_named() -> None:
@@ -134,7 +136,8 @@ def test_malformed_values_are_errors(column: str, value: object, reason: str) ->
     frame.loc[1, column] = value
     with pytest.raises(DataError, match=reason) as info:
         validate_transactions(frame, source="orders.csv")
-    assert (info.value.file, info.value.line, info.value.column) == ("orders.csv", 3, column)
+    assert (info.value.file, info.value.line, info.value.column) == ("orders.csv", None, column)
+    assert "row 2: " in str(info.value)
 
 
 def test_unusable_rows_are_excluded_and_counted() -> None:
