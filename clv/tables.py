@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,15 +57,19 @@ def line_of(file: str | Path, position: int) -> int | None:
     if not path.name.lower().endswith(_CSV_SUFFIXES) or not path.is_file():
         return None
     opener = gzip.open if path.name.lower().endswith(".gz") else open
+    csv.field_size_limit(sys.maxsize)  # pandas has no field size limit; neither may we
     with opener(path, "rt", newline="", encoding="utf-8", errors="replace") as handle:
         reader = csv.reader(handle, delimiter="\t" if ".tsv" in path.name.lower() else ",")
         previous_end, record = 0, -1  # record -1 is the header
-        for fields in reader:
-            if fields:
-                if record == position:
-                    return previous_end + 1
-                record += 1
-            previous_end = reader.line_num
+        try:
+            for fields in reader:
+                if any(f.strip() for f in fields):  # pandas skips blank lines, spaces or not
+                    if record == position:
+                        return previous_end + 1
+                    record += 1
+                previous_end = reader.line_num
+        except csv.Error:
+            return None
     return None
 
 

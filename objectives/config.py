@@ -25,6 +25,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import unicodedata
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -332,9 +333,10 @@ def _category_problems(categories: Any) -> list[Problem]:
 
 
 def pin_key(query: str) -> str:
-    """The form pins are compared in: case, spacing and punctuation do not matter. (The ranker
-    matches pins by its analyzer's tokens, which also ignore them.)"""
-    return " ".join(re.findall(r"\w+", query.casefold()))
+    """The form pins are compared in: Unicode width, case, spacing and punctuation do not
+    matter. (The ranker matches pins by its analyzer's tokens, which also ignore them, and
+    refuses at load any two pins that its analyzer still finds equal.)"""
+    return " ".join(re.findall(r"\w+", unicodedata.normalize("NFKC", query).casefold()))
 
 
 def _pin_problems(pins: Any, buries: Any) -> list[Problem]:
@@ -342,7 +344,7 @@ def _pin_problems(pins: Any, buries: Any) -> list[Problem]:
     query), list a product once, and not also bury it."""
     if not isinstance(pins, dict):
         return []
-    buried = set(buries) if isinstance(buries, list) else set()
+    buried = {b for b in buries if isinstance(b, str)} if isinstance(buries, list) else set()
     problems: list[Problem] = []
     owner_of: dict[str, str] = {}
     for query, ids in pins.items():
@@ -357,6 +359,8 @@ def _pin_problems(pins: Any, buries: Any) -> list[Problem]:
         else:
             owner_of[key] = query
         for index, product in enumerate(ids if isinstance(ids, list) else []):
+            if not isinstance(product, str):
+                continue  # the schema pass reports the wrong type
             if product in ids[:index]:
                 problems.append((("pins", query, index), f"product {product!r} is pinned twice"))
             elif product in buried:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from objectives.groups import QueryGroups
-from objectives.metrics import Lift, PairedCI, lift, paired_bootstrap
+from objectives.metrics import Lift, PairedCI, finite_mean, lift, paired_bootstrap
 from objectives.tuner import within_tolerance
 
 
@@ -55,13 +55,19 @@ class Evaluation:
         for r in self.rows:
             ci = (f"{r.ndcg_diff.mean:+.4f} [{r.ndcg_diff.low:+.4f}, {r.ndcg_diff.high:+.4f}]"
                   if r.ndcg_diff else "")
-            lifts = (f"{r.margin_lift.ratio_of_means:+.1%} | {r.margin_lift.mean_of_ratios:+.1%}"
-                     if r.margin_lift else " | ")
-            lines.append(f"| {r.name} | {r.ndcg:.4f} | {ci} | {r.margin:.2f} | {lifts} |")
+            lifts = (f"{_fmt(r.margin_lift.ratio_of_means, '+.1%')} | "
+                     f"{_fmt(r.margin_lift.mean_of_ratios, '+.1%')}" if r.margin_lift else " | ")
+            lines.append(f"| {r.name} | {_fmt(r.ndcg, '.4f')} | {ci} | {_fmt(r.margin, '.2f')} | "
+                         f"{lifts} |")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, object]:
         return {"k": self.k, "n_queries": self.n_queries, "rows": [asdict(r) for r in self.rows]}
+
+
+def _fmt(value: float, spec: str) -> str:
+    """A figure for the table; "n/a" where it could not be computed (e.g. no prices)."""
+    return "n/a" if not np.isfinite(value) else format(value, spec)
 
 
 def evaluate(test: QueryGroups, test_bm25: QueryGroups, weights: np.ndarray, *, k: int = 10,
@@ -83,7 +89,7 @@ def evaluate(test: QueryGroups, test_bm25: QueryGroups, weights: np.ndarray, *, 
         margin = groups.value_at_k(scores, groups.margin, k)
         compare = name != "LambdaMART"
         rows.append(RankerRow(
-            name=name, ndcg=float(np.nanmean(ndcg)), margin=float(np.nanmean(margin)),
+            name=name, ndcg=finite_mean(ndcg), margin=finite_mean(margin),
             margin_lift=lift(margin, base_margin) if compare else None,
             ndcg_diff=paired_bootstrap(ndcg, base_ndcg, seed=seed) if compare else None,
             per_query_ndcg=tuple(ndcg.tolist()), per_query_margin=tuple(margin.tolist()),

@@ -29,6 +29,8 @@ class QueryGroups:
     products: np.ndarray | None = None  # int64: catalog row of each candidate
     #: Default weights -> (n_products, n_terms) weights as served (category rules applied).
     row_weights: Callable[[np.ndarray], np.ndarray] | None = None
+    #: With ``relevance_tiers``, business terms reorder only within tiers of this z width.
+    tier_width: float = 0.0
 
     @property
     def n_queries(self) -> int:
@@ -47,7 +49,7 @@ class QueryGroups:
             qptr, self.relevance[rows], self.terms[rows], self.grades[rows], self.margin[rows],
             demoted=None if self.demoted is None else self.demoted[rows],
             products=None if self.products is None else self.products[rows],
-            row_weights=self.row_weights,
+            row_weights=self.row_weights, tier_width=self.tier_width,
         )
 
     def z_relevance(self) -> np.ndarray:
@@ -71,12 +73,14 @@ class QueryGroups:
         return self.z_relevance() + (terms * per_row).sum(axis=1)
 
     def orders(self, scores: np.ndarray) -> list[np.ndarray]:
-        """Per query, row numbers best first: demoted rows last, then descending score, ties
-        by row (retrieval) order."""
+        """Per query, row numbers best first, as the blend core orders them: demoted rows last,
+        then higher relevance tier (when tiers are on), then descending score, ties by row."""
         demoted = np.zeros(scores.shape[0], bool) if self.demoted is None else self.demoted
+        tiers = (np.floor(self.z_relevance() / self.tier_width) if self.tier_width > 0
+                 else np.zeros(scores.shape[0]))
         out = []
         for s in self.slices():
-            local = np.lexsort((np.arange(s.stop - s.start), -scores[s], demoted[s]))
+            local = np.lexsort((np.arange(s.stop - s.start), -scores[s], -tiers[s], demoted[s]))
             out.append(local + s.start)
         return out
 

@@ -50,15 +50,24 @@ class Lift:
     ratio_of_means: float  # mean(new) / mean(base) - 1
 
 
+def finite_mean(values: Sequence[float]) -> float:
+    """Mean of the finite values; NaN (without a warning) when there are none, e.g. margin@k
+    for a catalog without prices."""
+    a = np.asarray(values, dtype=np.float64)
+    a = a[np.isfinite(a)]
+    return float(a.mean()) if a.size else float("nan")
+
+
 def lift(new: Sequence[float], base: Sequence[float]) -> Lift:
     """Lift of per-query values ``new`` over ``base`` (queries with base <= 0 are skipped in
-    the mean of ratios, where a ratio is undefined)."""
+    the mean of ratios, where a ratio is undefined). NaN when nothing can be compared."""
     new_a, base_a = np.asarray(new, dtype=np.float64), np.asarray(base, dtype=np.float64)
     ok = np.isfinite(new_a) & np.isfinite(base_a)
     pos = ok & (base_a > 0)
-    ratios = new_a[pos] / base_a[pos] - 1.0 if pos.any() else np.array([np.nan])
-    return Lift(mean_of_ratios=float(ratios.mean()),
-                ratio_of_means=float(new_a[ok].mean() / base_a[ok].mean() - 1.0))
+    base_mean = finite_mean(base_a[ok])
+    return Lift(mean_of_ratios=finite_mean(new_a[pos] / base_a[pos] - 1.0),
+                ratio_of_means=finite_mean(new_a[ok]) / base_mean - 1.0 if base_mean else
+                float("nan"))
 
 
 @dataclass(frozen=True)

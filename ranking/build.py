@@ -39,7 +39,8 @@ from objectives.tuner import TuneResult, tune_weights
 from ranking import features
 from ranking.bm25 import MultiFieldIndex
 from ranking.bundle import prepare_directory
-from ranking.ltr import MAX_LABEL, LambdaMART, cross_fit_relevance, grade_labels
+from ranking.core import TIER_WIDTH
+from ranking.ltr import MAX_LABEL, LambdaMART, cross_fit_relevance, grade_labels, label_values
 from ranking.progress import Progress
 from ranking.ranker import WEIGHTS_FILE, Catalog, Customers, Ranker
 from ranking.text import Analyzer
@@ -85,24 +86,24 @@ class BuildResult:
 MIN_QUERIES = 8
 
 
-def split_queries(query_ids: np.ndarray, settings: BuildSettings) -> tuple[np.ndarray, ...]:
-    """Seeded split of distinct query ids into (train, validation, test) boolean masks."""
-    unique = np.unique(query_ids)
+def split_queries(query_keys: np.ndarray, settings: BuildSettings) -> tuple[np.ndarray, ...]:
+    """Seeded split of distinct query keys into (train, validation, test) boolean masks."""
+    unique = np.unique(query_keys)
     rng = np.random.default_rng(settings.seed)
     shuffled = unique[rng.permutation(unique.size)]
     n_train = int(round(settings.train_fraction * unique.size))
     n_valid = int(round(settings.valid_fraction * unique.size))
     parts = (shuffled[:n_train], shuffled[n_train:n_train + n_valid], shuffled[n_train + n_valid:])
-    return tuple(np.isin(query_ids, p) for p in parts)
+    return tuple(np.isin(query_keys, p) for p in parts)
 
 
 def judgment_labels(judgments: pd.DataFrame, source: Path) -> np.ndarray:
     """One label per judgment from one mapping of all grades; too large a grade is refused."""
-    labels = grade_labels(judgments["grade"].to_numpy())
-    raise_at_first(labels > MAX_LABEL, judgments["grade"], "grade", source,
+    values = label_values(judgments["grade"].to_numpy())
+    raise_at_first(values > MAX_LABEL, judgments["grade"], "grade", source,
                    f"grade maps to a label above {MAX_LABEL}, the most LambdaMART's exponential "
                    "gain allows; use grades such as 0-3")
-    return labels
+    return grade_labels(judgments["grade"].to_numpy())
 
 
 def field_tokens(catalog: pd.DataFrame, analyzer: Analyzer) -> dict[str, list[list[str]]]:
@@ -138,6 +139,7 @@ class Served:
     margin: np.ndarray  # unit margin in currency
     demoted: np.ndarray  # bool: out of stock (unless the policy is "ignore") or buried
     row_weights: Callable[[np.ndarray], np.ndarray]  # default weights -> per-product weights
+    tier_width: float  # relevance tiers as the core serves them (0: off)
 
     @classmethod
     def of(cls, config: WeightsConfig, terms: TermTable, catalog: pd.DataFrame) -> Served:
@@ -147,7 +149,8 @@ class Served:
         if config.guardrails.out_of_stock != "ignore":
             demoted |= ~terms.in_stock
         return cls(terms.values, terms.raw["unit_margin"], demoted,
-                   served_row_weights(config, catalog["category"].tolist()))
+                   served_row_weights(config, catalog["category"].tolist()),
+                   TIER_WIDTH if config.guardrails.relevance_tiers else 0.0)
 
 
 def served_row_weights(config: WeightsConfig,
@@ -177,7 +180,7 @@ def query_groups(judgments: pd.DataFrame, mask: np.ndarray, relevance: np.ndarra
     return QueryGroups(qptr, relevance[order], served.terms[products],
                        judgments["grade"].to_numpy(np.float64)[order], served.margin[products],
                        demoted=served.demoted[products], products=products,
-                       row_weights=served.row_weights)
+                       row_weights=served.row_weights, tier_width=served.tier_width)
 
 
 def _foreign_products(tx: pd.DataFrame, product_index: pd.Index) -> str:
@@ -211,7 +214,9 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
         index = MultiFieldIndex.build(field_tokens(catalog, analyzer))
     rows = product_index.get_indexer(judgments["product_id"])
     priors = product_priors(catalog)
-    train, valid, test = split_queries(judgments["query_id"].to_numpy(), settings)
+    # Split by query text, so one query judged under two ids cannot sit on both sides.
+    query_text = judgments["query"].str.casefold().str.strip().to_numpy()
+    train, valid, test = split_queries(query_text, settings)
     with progress.stage("training LambdaMART"):
         X = pool_features(index, analyzer, judgments, rows, priors, progress)
         qid = pd.factorize(judgments["query_id"])[0]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from objectives.config import TERM_NAMES, WeightsConfig
+from objectives.config import TERM_NAMES, ConfigError, ConfigIssue, WeightsConfig
 from ranking import _blend_kernels as kernels
 
 _OOS_CODES = {"demote": kernels.OOS_DEMOTE, "hide": kernels.OOS_HIDE, "ignore": kernels.OOS_IGNORE}
@@ -60,8 +60,7 @@ class ServingConfig:
         groups = np.array([rule_index[config.category_rule_for(c)] for c in categories], np.int64)
         buried = np.zeros(len(categories), dtype=np.bool_)
         buried[[product_index[p] for p in config.buries]] = True
-        pins = {normalize(q): np.array([product_index[p] for p in ids], np.int64)
-                for q, ids in config.pins.items()}
+        pins = _pins_by_tokens(config, product_index, normalize)
         return cls(
             config=config, segment_names=segments, weight_table=table, product_group=groups,
             buried=buried, pins=pins, oos_policy=_OOS_CODES[config.guardrails.out_of_stock],
@@ -74,6 +73,23 @@ class ServingConfig:
         if clv_quantile is None:
             return 0
         return self.segment_names.index(self.config.segment_for_quantile(clv_quantile))
+
+
+def _pins_by_tokens(config: WeightsConfig, product_index: dict[str, int],
+                    normalize: Callable[[str], str]) -> dict[str, np.ndarray]:
+    """Pinned product rows by the analyzer's form of each pinned query. Two pins the analyzer
+    reads as one query (e.g. full-width and plain letters) are refused, not silently merged."""
+    pins: dict[str, np.ndarray] = {}
+    owner: dict[str, str] = {}
+    for query, ids in config.pins.items():
+        key = normalize(query)
+        if not key or key in owner:
+            what = "has no words" if not key else f"is the same query as {owner[key]!r}"
+            raise ConfigError([ConfigIssue("<weights>", None, f"pins.{query!r}",
+                                           f"pinned query {query!r} {what} for the analyzer")])
+        owner[key] = query
+        pins[key] = np.array([product_index[p] for p in ids], np.int64)
+    return pins
 
 
 @dataclass(frozen=True)

@@ -31,15 +31,23 @@ def grade_labels(grades: np.ndarray) -> np.ndarray:
     Call it once on all judgments, so one grade gets one label in every split. Integer grades
     >= 0 are used as they are. Fractional grades are rater averages (Home Depot averages 1-3
     over up to 3 raters): shifted so the lowest whole grade is 0 and counted in thirds, so
-    1, 1.33, ..., 3 become 0, 1, ..., 6. Labels above :data:`MAX_LABEL` are the caller's to
-    refuse, with the file and line.
+    1, 1.33, ..., 3 become 0, 1, ..., 6. Grades that would map above :data:`MAX_LABEL` raise
+    :class:`ModelError`; callers with a file check :func:`label_values` first to name the line.
     """
+    values = label_values(grades)
+    if (values > MAX_LABEL).any():
+        raise ModelError(f"grades map to labels above {MAX_LABEL}; use grades such as 0-3")
+    return values.astype(np.int64)
+
+
+def label_values(grades: np.ndarray) -> np.ndarray:
+    """The labels of :func:`grade_labels` as floats, before the range check and the cast."""
     grades = np.asarray(grades, dtype=np.float64)
     if not np.isfinite(grades).all():
         raise ModelError("grades must be finite numbers")
     if np.all(grades == np.round(grades)) and grades.min(initial=0) >= 0:
-        return grades.astype(np.int64)
-    return np.rint((grades - np.floor(grades.min())) * 3).astype(np.int64)
+        return grades
+    return np.rint((grades - np.floor(grades.min())) * 3)
 
 
 @dataclass

@@ -81,8 +81,23 @@ class Catalog:
             if tuple(npz["term_names"]) != TERM_NAMES:
                 raise bundle.BundleError(f"{directory}: term names {list(npz['term_names'])} "
                                          f"differ from this version's {list(TERM_NAMES)}")
-            return cls(meta["product_id"], meta["title"], meta["category"], npz["terms"],
-                       npz["in_stock"], npz["priors"])
+            catalog = cls(meta["product_id"], meta["title"], meta["category"], npz["terms"],
+                          npz["in_stock"], npz["priors"])
+        catalog.check_shapes(directory)
+        return catalog
+
+    def check_shapes(self, directory: Path) -> None:
+        """Every per-product array has one row per product (the kernels index them blindly)."""
+        n = len(self.product_ids)
+        shapes = {"title": (len(self.titles),), "category": (len(self.categories),),
+                  "terms": self.terms.shape, "in_stock": self.in_stock.shape,
+                  "priors": self.priors.shape}
+        expected = {"title": (n,), "category": (n,), "terms": (n, len(TERM_NAMES)),
+                    "in_stock": (n,), "priors": (n, 2)}
+        wrong = {k: v for k, v in shapes.items() if v != expected[k]}
+        if wrong:
+            raise bundle.BundleError(f"{directory}: product arrays disagree with {n:,} products: "
+                                     f"{wrong} (expected {expected})")
 
 
 @dataclass(frozen=True)

@@ -77,3 +77,23 @@ def test_line_numbers_count_quoted_newlines_and_blank_lines(tmp_path: Path) -> N
         load_catalog(path)
     assert err.value.line == 5  # the line an editor shows for P2
     assert str(err.value).endswith("value below 0.0 (value: -3)")
+
+
+def test_line_numbers_with_huge_fields_and_space_only_lines(tmp_path: Path) -> None:
+    huge = "x" * 200_000
+    path = write(tmp_path, "big.csv", f'product_id,title,description,price\nP1,T,"{huge}",-1\n')
+    with pytest.raises(DataError) as err:
+        load_catalog(path)
+    assert err.value.line == 2
+    path = write(tmp_path, "ws.csv", "product_id,title,price\nP1,T,1\n   \nP2,U,-5\n")
+    with pytest.raises(DataError) as err:
+        load_catalog(path)
+    assert err.value.line == 4
+
+
+def test_parquet_errors_name_the_row(tmp_path: Path) -> None:
+    path = tmp_path / "c.parquet"
+    pd.DataFrame({"product_id": ["P1", "P2"], "title": ["a", "b"], "price": [1.0, -2.0]}
+                 ).to_parquet(path)
+    with pytest.raises(DataError, match=r"c.parquet: column 'price': row 2: value below"):
+        load_catalog(path)

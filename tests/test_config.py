@@ -533,3 +533,9 @@ def test_pin_rules(text: str, line: int, needle: str) -> None:
         parse_config(text, source="w.yaml", product_ids={"P123", "P999"})
     issue = next(i for i in err.value.issues if needle in i.message)
     assert issue.line == line
+
+
+def test_unhashable_pin_and_bury_entries_are_schema_errors_not_crashes() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config('version: 1\npins: {"x": [[1]]}\nburies: [{}, P123]\n', source="w.yaml")
+    assert all(issue.line in (2, 3) for issue in err.value.issues)

@@ -96,3 +96,10 @@ def test_saved_model_serves_xgboost_scores_on_synthetic_data(tmp_path: Path) -> 
     model.save(tmp_path)
     reference = model.booster_.predict(xgb.DMatrix(X), output_margin=True)
     np.testing.assert_allclose(LambdaMART.load(tmp_path).predict(X), reference, rtol=1e-6)
+
+
+def test_huge_grades_are_refused_not_overflowed() -> None:
+    with pytest.raises(ModelError, match="above 31"):
+        grade_labels(np.array([0.0, 1e20]))
+    with pytest.raises(ModelError, match="above 31"):
+        grade_labels(np.array([0, 40]))

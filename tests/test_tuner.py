@@ -68,3 +68,16 @@ def test_degenerate_problems_return_relevance_only() -> None:
     assert np.all(result.weights == 0) and "relevance only" in result.message
     result = tune_weights(tie_world(n_queries=4), importance)
     assert np.all(result.weights == 0) and "too few" in result.message
+
+
+def test_orders_follow_the_cores_guardrails() -> None:
+    """Demoted rows sink; with tiers, a business push cannot cross a relevance tier."""
+    world = groups_of([[3.0, 2.0, 1.0, 0.0]], [[3, 2, 1, 0]], [[0.0, 0.0, 0.0, 9.0]])
+    sunk = QueryGroups(world.qptr, world.relevance, world.terms, world.grades, world.margin,
+                       demoted=np.array([True, False, False, False]))
+    assert sunk.orders(sunk.relevance)[0].tolist() == [1, 2, 3, 0]
+    pushed = world.blend(np.array([1.0, 0, 0, 0]))
+    assert world.orders(pushed)[0][0] == 3  # without tiers the margin push wins
+    tiered = QueryGroups(world.qptr, world.relevance, world.terms, world.grades, world.margin,
+                         tier_width=1.0)
+    assert tiered.orders(pushed)[0][0] == 0  # with tiers it cannot leave its tier
