@@ -225,6 +225,26 @@ class WeightsConfig(_Schema):
         merged = {**self.weights.model_dump(), **{name: float(v) for name, v in weights.items()}}
         return self.model_copy(update={"weights": TermWeights(**merged)})
 
+    def tuned(self, weights: np.ndarray) -> WeightsConfig:
+        """The file as the tuner leaves it: default weights replaced by ``weights`` (TERM_NAMES
+        order), every segment and category weight multiplied by the same overall factor
+        sum(new defaults) / sum(old defaults). The tuner sets how strongly the merchandiser's
+        intent is applied; the shape of the rules relative to the defaults is kept, and at
+        strength 0 the ranking is relevance alone."""
+        weights = np.asarray(weights, dtype=np.float64)
+        old = float(self.weight_vector().sum())
+        factor = float(weights.sum()) / old if old > 0 else 1.0
+
+        def scaled(layer: TermWeights) -> TermWeights:
+            return TermWeights(**{name: v * factor for name, v in layer.overrides().items()})
+
+        return self.model_copy(update={
+            "segments": {name: rule.model_copy(update={"weights": scaled(rule.weights)})
+                         for name, rule in self.segments.items()},
+            "categories": {name: rule.model_copy(update={"weights": scaled(rule.weights)})
+                           for name, rule in self.categories.items()},
+        }).with_weights(dict(zip(TERM_NAMES, weights.tolist(), strict=True)))
+
     def weight_vector(self) -> np.ndarray:
         """The default weights as float64 in TERM_NAMES order."""
         return np.array([getattr(self.weights, name) for name in TERM_NAMES], dtype=np.float64)

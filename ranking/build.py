@@ -156,13 +156,14 @@ class Served:
 def served_row_weights(config: WeightsConfig,
                        categories: list[str]) -> Callable[[np.ndarray], np.ndarray]:
     """A function of the default weights giving every product's weights for a customer
-    without a segment: the defaults, overridden by the product's category rule."""
+    without a segment, as :meth:`WeightsConfig.tuned` would serve them: the defaults,
+    overridden by the product's category rule (scaled with the defaults)."""
     rules = {c: config.category_rule_for(c) for c in set(categories)}
     distinct = sorted(set(rules.values()), key=lambda r: (r is not None, r or ""))
     group = np.array([distinct.index(rules[c]) for c in categories], dtype=np.int64)
 
     def weights_for(weights: np.ndarray) -> np.ndarray:
-        tuned = config.with_weights(dict(zip(TERM_NAMES, weights.tolist(), strict=True)))
+        tuned = config.tuned(weights)
         return np.array([tuned.resolved(None, rule) for rule in distinct])[group]
 
     return weights_for
@@ -243,7 +244,7 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
         tune = tune_weights(tuning, config.weight_vector(), k=settings.k,
                             max_ndcg_drop=config.guardrails.max_ndcg_drop, seed=settings.seed,
                             progress=progress.note)
-        tuned_config = config.with_weights(dict(zip(TERM_NAMES, tune.weights, strict=True)))
+        tuned_config = config.tuned(tune.weights)
     with progress.stage("evaluating on held-out queries"):
         bm25 = X[:, features.FEATURE_NAMES.index("bm25_all")].astype(np.float64)
         test_bm25 = query_groups(judgments, test, bm25, rows, served)

@@ -118,8 +118,8 @@ def _report(result: BuildResult, title: str, seconds: float) -> str:
         f"on the held-out queries: {'held' if result.guardrail_held else 'NOT HELD'}",
         f"- tuned weights: {weights} (merchandiser's starting weights: {start})",
         f"- tuner: {tune.message}{_cv_change(tune, ev.k)}",
-        f"- tuned weights file: {result.weights_file} (segment and category overrides kept "
-        "as given)",
+        f"- tuned weights file: {result.weights_file} (segment and category weights scaled by "
+        "the same factor as the defaults)",
         f"- BG/NBD: {params}; customers {clv.n_customers_:,}",
         *(f"- {line}" for line in result.reports),
         f"- wall time {seconds:.1f} s", "",

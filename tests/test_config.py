@@ -539,3 +539,14 @@ def test_unhashable_pin_and_bury_entries_are_schema_errors_not_crashes() -> None
     with pytest.raises(ConfigError) as err:
         parse_config('version: 1\npins: {"x": [[1]]}\nburies: [{}, P123]\n', source="w.yaml")
     assert all(issue.line in (2, 3) for issue in err.value.issues)
+
+
+def test_tuned_scales_rules_with_the_defaults() -> None:
+    cfg = parse_config("version: 1\nweights: {margin: 0.4, clv: 0.1}\n"
+                       "segments: {top: {min_clv_quantile: 0.9, weights: {clv: 0.2}}}\n"
+                       "categories: {\"A/B\": {weights: {inventory: 0.3}}}\n")
+    tuned = cfg.tuned(np.array([0.2, 0.05, 0.0, 0.0]))  # half the strength
+    assert tuned.weight_vector().tolist() == [0.2, 0.05, 0.0, 0.0]
+    assert tuned.segments["top"].weights.overrides() == {"clv": pytest.approx(0.1)}
+    assert tuned.categories["A/B"].weights.overrides() == {"inventory": pytest.approx(0.15)}
+    assert np.all(cfg.tuned(np.zeros(4)).resolved("top", "A/B/C") == 0)
