@@ -236,7 +236,10 @@ class WeightsConfig(_Schema):
         factor = float(weights.sum()) / old if old > 0 else 1.0
 
         def scaled(layer: TermWeights) -> TermWeights:
-            return TermWeights(**{name: v * factor for name, v in layer.overrides().items()})
+            # Rounded like the tuned defaults, so the file a merchandiser reads is short and is
+            # exactly what was checked and is served.
+            return TermWeights(**{name: round(v * factor, 4)
+                                  for name, v in layer.overrides().items()})
 
         return self.model_copy(update={
             "segments": {name: rule.model_copy(update={"weights": scaled(rule.weights)})

@@ -119,11 +119,17 @@ def _report(result: BuildResult, title: str, seconds: float) -> str:
         f"- tuned weights: {weights} (merchandiser's starting weights: {start})",
         f"- tuner: {tune.message}{_cv_change(tune, ev.k)}",
         f"- tuned weights file: {result.weights_file} (segment and category weights scaled by "
-        "the same factor as the defaults)",
+        f"{_strength(result):.3f}, the factor the defaults' sum changed by)",
         f"- BG/NBD: {params}; customers {clv.n_customers_:,}",
         *(f"- {line}" for line in result.reports),
         f"- wall time {seconds:.1f} s", "",
     ])
+
+
+def _strength(result: BuildResult) -> float:
+    """How much the tuner scaled the file: sum of tuned over starting default weights."""
+    start = sum(result.starting_weights.values())
+    return float(result.tune.weights.sum()) / start if start > 0 else 1.0
 
 
 def _cv_change(tune: TuneResult, k: int) -> str:
