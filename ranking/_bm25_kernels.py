@@ -19,11 +19,10 @@ def _term_score(tf, idf, dl, avgdl, k1, b):  # noqa: ANN001, ANN202
 
 
 @njit(cache=True)
-def search_postings(query, post_indptr, post_docs, post_tf, idf, doc_len, avgdl, k1, b, k):  # noqa: ANN001, ANN201, E501
-    """Top-``k`` (doc ids, scores) among documents that contain at least one query term.
-
-    Touches only the postings of the query terms; unknown terms (id < 0) are skipped.
-    """
+def accumulate_postings(query, post_indptr, post_docs, post_tf, idf, doc_len, avgdl, k1, b):  # noqa: ANN001, ANN201, E501
+    """Dense scores of every document, and the documents any query term touched (in the order
+    first touched). Walks only the postings of the query terms; unknown terms (id < 0) are
+    skipped."""
     n_docs = doc_len.shape[0]
     scores = np.zeros(n_docs, dtype=np.float64)
     seen = np.zeros(n_docs, dtype=np.bool_)
@@ -46,7 +45,15 @@ def search_postings(query, post_indptr, post_docs, post_tf, idf, doc_len, avgdl,
                 seen[d] = True
                 touched[n_touched] = d
                 n_touched += 1
-    docs = touched[:n_touched]
+    return scores, touched[:n_touched]
+
+
+@njit(cache=True)
+def search_postings(query, post_indptr, post_docs, post_tf, idf, doc_len, avgdl, k1, b, k):  # noqa: ANN001, ANN201, E501
+    """Top-``k`` (doc ids, scores) among documents that contain at least one query term."""
+    scores, docs = accumulate_postings(query, post_indptr, post_docs, post_tf, idf, doc_len,
+                                       avgdl, k1, b)
+    n_touched = docs.shape[0]
     cand_scores = np.empty(n_touched, dtype=np.float64)
     for i in range(n_touched):
         cand_scores[i] = scores[docs[i]]

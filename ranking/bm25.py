@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -60,8 +61,9 @@ class FieldIndex:
     def n_docs(self) -> int:
         return int(self.doc_indptr.shape[0] - 1)
 
-    @property
+    @cached_property
     def doc_len(self) -> np.ndarray:
+        """Document lengths, computed once (every search reads them)."""
         return np.diff(self.doc_indptr).astype(np.float64)
 
     @classmethod
@@ -107,8 +109,18 @@ class FieldIndex:
             self.avgdl, self.params.k1_value, self.params.b, k,
         )
 
+    def score_all(self, query: np.ndarray) -> np.ndarray:
+        """BM25 of every document (rank_bm25's ``get_scores``), from the postings."""
+        if self.n_docs == 0:
+            return np.zeros(0, dtype=np.float64)
+        return kernels.accumulate_postings(
+            query, self.post_indptr, self.post_docs, self.post_tf, self.idf, self.doc_len,
+            self.avgdl, self.params.k1_value, self.params.b,
+        )[0]
+
     def score(self, query: np.ndarray, docs: np.ndarray) -> np.ndarray:
-        """BM25 score of each doc in ``docs`` (any order; zeros where nothing matches)."""
+        """BM25 score of each doc in ``docs`` (any order; zeros where nothing matches), from the
+        forward index: cost grows with the candidates' lengths, not the catalog's size."""
         docs = np.asarray(docs, dtype=np.int64)
         if docs.size and (docs.min() < 0 or docs.max() >= self.n_docs):
             raise IndexError_(

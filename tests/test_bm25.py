@@ -34,6 +34,8 @@ def test_scores_equal_rank_bm25_including_negative_idf_floor() -> None:
         tokens = Analyzer()(query)
         ours = field.score(index.vocab.lookup(tokens), np.arange(field.n_docs))
         np.testing.assert_allclose(ours, ref.get_scores(tokens), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(field.score_all(index.vocab.lookup(tokens)),
+                                   ref.get_scores(tokens), rtol=1e-12, atol=1e-12)
 
 
 def test_search_returns_matching_docs_best_first_ties_by_index() -> None:
@@ -107,6 +109,7 @@ def test_parity_on_home_depot_titles(home_depot) -> None:  # noqa: ANN001
         expected = ref.get_scores(tokens)
         ours = field.score(q, np.arange(field.n_docs))
         np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(field.score_all(q), expected, rtol=1e-6, atol=1e-9)
         ids, _ = field.search(q, 100)
         n_matching = len({d for t in q[q >= 0]
                           for d in field.post_docs[field.post_indptr[t]:field.post_indptr[t + 1]]})
