@@ -1,5 +1,6 @@
-"""Shared fixtures: paths to the real public datasets (skipped with a reason when absent) and
-a reduced demo world generated once per session by the committed generator."""
+"""Shared fixtures: paths to the real public datasets (skipped with a reason when absent), LTR
+features of a real Home Depot sample, and a reduced demo world generated once per session by
+the committed generator."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+
+from ranking import features
+from ranking.bm25 import MultiFieldIndex
+from ranking.text import Analyzer
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -25,6 +32,29 @@ def require_file(path: Path) -> Path:
 @pytest.fixture(scope="session")
 def home_depot() -> Path:
     return require_file(HOME_DEPOT)
+
+
+@pytest.fixture(scope="session")
+def home_depot_sample(home_depot: Path) -> tuple[np.ndarray, ...]:
+    """Features, grades and qids for 400 real Home Depot queries over their judged pools
+    (titles only; product priors missing), shared by the LambdaMART and compiled-tree tests."""
+    frame = pd.read_csv(home_depot, encoding="latin-1")
+    queries = frame["search_term"].drop_duplicates().sample(400, random_state=1)
+    frame = frame[frame["search_term"].isin(queries)].reset_index(drop=True)
+    products = frame.drop_duplicates("product_uid").reset_index(drop=True)
+    analyzer = Analyzer()
+    titles = [analyzer(t) for t in products["product_title"]]
+    empty = [[] for _ in titles]
+    index = MultiFieldIndex.build({"title": titles, "description": empty, "category": empty,
+                                   "brand": empty, "attributes": empty, "all": titles})
+    rows = pd.Index(products["product_uid"]).get_indexer(frame["product_uid"])
+    priors = np.full((len(products), 2), np.nan, dtype=np.float32)
+    X = np.empty((len(frame), len(features.FEATURE_NAMES)), np.float32)
+    for _, at in frame.groupby("search_term").indices.items():
+        q = index.vocab.lookup(analyzer(frame["search_term"].iat[at[0]]))
+        X[at] = features.extract(index, q, rows[at], priors)
+    qid = pd.factorize(frame["search_term"])[0]
+    return X, frame["relevance"].to_numpy(), qid
 
 
 @pytest.fixture(scope="session")

@@ -6,14 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import xgboost as xgb
 
 from ranking import features
-from ranking.bm25 import MultiFieldIndex
 from ranking.ltr import LambdaMART, ModelError, cross_fit_relevance, grade_labels
-from ranking.text import Analyzer
 
 
 def test_grade_labels() -> None:
@@ -22,28 +19,6 @@ def test_grade_labels() -> None:
     assert grade_labels(home_depot).tolist() == [0, 1, 2, 3, 4, 5, 6]
     with pytest.raises(ModelError):
         grade_labels(np.array([1.0, np.nan]))
-
-
-@pytest.fixture(scope="module")
-def home_depot_sample(home_depot: Path) -> tuple[np.ndarray, ...]:
-    """Features for 400 real Home Depot queries over their judged pools (titles only)."""
-    frame = pd.read_csv(home_depot, encoding="latin-1")
-    queries = frame["search_term"].drop_duplicates().sample(400, random_state=1)
-    frame = frame[frame["search_term"].isin(queries)].reset_index(drop=True)
-    products = frame.drop_duplicates("product_uid").reset_index(drop=True)
-    analyzer = Analyzer()
-    titles = [analyzer(t) for t in products["product_title"]]
-    empty = [[] for _ in titles]
-    index = MultiFieldIndex.build({"title": titles, "description": empty, "category": empty,
-                                   "brand": empty, "attributes": empty, "all": titles})
-    rows = pd.Index(products["product_uid"]).get_indexer(frame["product_uid"])
-    priors = np.full((len(products), 2), np.nan, dtype=np.float32)
-    X = np.empty((len(frame), len(features.FEATURE_NAMES)), np.float32)
-    for _, at in frame.groupby("search_term").indices.items():
-        q = index.vocab.lookup(analyzer(frame["search_term"].iat[at[0]]))
-        X[at] = features.extract(index, q, rows[at], priors)
-    qid = pd.factorize(frame["search_term"])[0]
-    return X, frame["relevance"].to_numpy(), qid
 
 
 @pytest.mark.realdata

@@ -1,0 +1,126 @@
+"""Compiled trees: the Numba forest must serve XGBoost's own margins (missing values, values
+exactly on a threshold, one tree, stumps, a root-only tree, real features), LambdaMART's
+bundle round trip must serve the same scores, and models it cannot evaluate are refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xgboost as xgb
+
+from ranking import features
+from ranking.ltr import COMPILED_MAX_ROWS, LambdaMART, ModelError, grade_labels
+from ranking.trees import CompiledTrees
+
+TOL = {"rtol": 1e-5, "atol": 1e-5}
+
+
+def ranking_data(seed: int, n_queries: int = 80, per_query: int = 12) -> tuple[np.ndarray, ...]:
+    """Synthetic graded ranking data; columns 2, 4 and 5 are missing (NaN) on many rows."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_queries * per_query, 6)).astype(np.float32)
+    signal = X[:, 0] + 0.5 * X[:, 1] - 0.5 * np.nan_to_num(X[:, 2])
+    y = np.clip(np.rint(signal + rng.normal(0, 0.5, len(X))) + 1, 0, 3).astype(np.int64)
+    for column, share in ((2, 0.2), (4, 0.4), (5, 0.1)):
+        X[rng.random(len(X)) < share, column] = np.nan
+    return X, y, np.repeat(np.arange(n_queries), per_query)
+
+
+def train(params: dict[str, object], rounds: int, seed: int = 0) -> tuple[xgb.Booster, np.ndarray]:
+    X, y, qid = ranking_data(seed)
+    dtrain = xgb.DMatrix(X, label=y, qid=qid)
+    booster = xgb.train({"objective": "rank:ndcg", "tree_method": "hist", "seed": seed, **params},
+                        dtrain, num_boost_round=rounds)
+    return booster, X
+
+
+def xgboost_margin(booster: xgb.Booster, X: np.ndarray) -> np.ndarray:
+    return booster.predict(xgb.DMatrix(X), output_margin=True)
+
+
+def on_thresholds(compiled: CompiledTrees, n_rows: int) -> np.ndarray:
+    """Rows whose values sit exactly on split thresholds (those rows must go right)."""
+    inner = np.flatnonzero(compiled.left != np.arange(compiled.left.size))
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(n_rows, compiled.n_features)).astype(np.float32)
+    for row in range(n_rows):
+        for node in rng.choice(inner, size=3):
+            X[row, compiled.split_feature[node]] = compiled.threshold[node]
+    return X
+
+
+def test_parity_with_missing_values_and_values_on_thresholds() -> None:
+    booster, X = train({"max_depth": 6, "eta": 0.1, "subsample": 0.8}, rounds=100)
+    compiled = CompiledTrees.from_booster(booster)
+    assert compiled.n_trees == 100 and compiled.depths.max() == 6
+    all_missing = np.full((3, X.shape[1]), np.nan, dtype=np.float32)
+    for rows in (X, all_missing, on_thresholds(compiled, 300), X[:1]):
+        np.testing.assert_allclose(compiled.predict(rows), xgboost_margin(booster, rows), **TOL)
+
+
+@pytest.mark.parametrize("params, rounds, depth", [
+    ({"max_depth": 6}, 1, 6),  # a single tree
+    ({"max_depth": 1}, 30, 1),  # stumps
+    ({"max_depth": 4, "min_split_loss": 1e9}, 3, 0),  # no split pays: each tree is its root
+])
+def test_parity_for_small_models(params: dict[str, object], rounds: int, depth: int) -> None:
+    booster, X = train(params, rounds, seed=3)
+    compiled = CompiledTrees.from_booster(booster)
+    assert compiled.n_trees == rounds and compiled.depths.max() == depth
+    np.testing.assert_allclose(compiled.predict(X), xgboost_margin(booster, X), **TOL)
+
+
+@pytest.mark.realdata
+def test_parity_on_real_home_depot_features(home_depot_sample) -> None:  # noqa: ANN001
+    X, grades, qid = home_depot_sample
+    order = np.argsort(qid, kind="stable")
+    names = list(features.FEATURE_NAMES)
+    dtrain = xgb.DMatrix(X[order], label=grade_labels(grades)[order], qid=qid[order],
+                         feature_names=names)
+    booster = xgb.train({"objective": "rank:ndcg", "max_depth": 6, "eta": 0.08,
+                         "tree_method": "hist", "seed": 0}, dtrain, num_boost_round=150)
+    X_missing = X.copy()
+    X_missing[::7, 3] = np.nan
+    X_missing[::5, 0] = np.nan
+    reference = booster.predict(xgb.DMatrix(X_missing, feature_names=names), output_margin=True)
+    model = LambdaMART(feature_names=features.FEATURE_NAMES, booster_=booster)
+    assert model.trees_.n_trees == 150
+    np.testing.assert_allclose(model.trees_.predict(X_missing), reference, **TOL)
+    for q in np.unique(qid)[:50]:  # one query's candidates at a time, as a search scores them
+        np.testing.assert_allclose(model.predict(X_missing[qid == q]), reference[qid == q], **TOL)
+
+
+def test_bundle_round_trip_predicts_identically(tmp_path: Path) -> None:
+    X, y, qid = ranking_data(seed=7, n_queries=150)
+    fit, valid = qid % 3 != 0, qid % 3 == 0
+    model = LambdaMART(n_estimators=60, early_stopping_rounds=60)
+    model.fit(X[fit], y[fit], qid[fit], X[valid], y[valid], qid[valid])
+    model.save(tmp_path)
+    loaded = LambdaMART.load(tmp_path)
+    for name in ("left", "right", "split_feature", "threshold", "default_left", "leaf_value"):
+        np.testing.assert_array_equal(getattr(loaded.trees_, name), getattr(model.trees_, name))
+    assert X.shape[0] > COMPILED_MAX_ROWS  # the whole batch goes to XGBoost, a query to Numba
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    np.testing.assert_array_equal(loaded.predict(X[:200]), model.predict(X[:200]))
+    np.testing.assert_allclose(loaded.predict(X[:200]), loaded.predict(X)[:200], **TOL)
+
+
+def test_refuses_what_it_cannot_evaluate() -> None:
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.integers(0, 4, 200), rng.normal(size=200)]).astype(np.float32)
+    y, qid = rng.integers(0, 3, 200), np.repeat(np.arange(20), 10)
+    categorical = xgb.DMatrix(X, label=y, qid=qid, feature_types=["c", "q"],
+                              enable_categorical=True)
+    booster = xgb.train({"objective": "rank:ndcg", "max_depth": 3}, categorical, 5)
+    with pytest.raises(ModelError, match="categorical splits"):
+        CompiledTrees.from_booster(booster)
+    logistic = xgb.train({"objective": "binary:logistic"}, xgb.DMatrix(X, label=y > 1), 3)
+    with pytest.raises(ModelError, match="objective binary:logistic"):
+        CompiledTrees.from_booster(logistic)
+    compiled = CompiledTrees.from_booster(train({"max_depth": 2}, 3)[0])
+    with pytest.raises(ModelError, match=r"expects \(rows, 6\)"):
+        compiled.predict(np.zeros((4, 5), dtype=np.float32))
+    with pytest.raises(ModelError, match=r"expects \(rows, 6\)"):
+        compiled.predict(np.zeros(6, dtype=np.float32))
