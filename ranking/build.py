@@ -1,11 +1,12 @@
 """The main job: catalog + judgments + transactions + weights -> a tuned, evaluated bundle.
 
-Steps: load and validate the three tables; build the BM25 indexes; split queries into train,
-validation and test; train LambdaMART on the train queries' judged pools (early stopping on
-validation); fit BG/NBD + Gamma-Gamma and derive customer CLV, segments and product CLV
-affinity; compute the business terms; tune the blend weights with cvxpy under the NDCG
-constraint (verified on validation); evaluate BM25, LambdaMART and the tuned blend on the
-held-out test queries; write the bundle and a report.
+Steps: load and validate the three tables; build the BM25 indexes; split queries (by text)
+into train, validation and test; train LambdaMART on the train queries' judged pools (early
+stopping on validation; train queries get cross-fitted scores); fit BG/NBD + Gamma-Gamma and
+derive customer CLV, segments and product CLV affinity; compute the business terms; tune the
+blend weights with cvxpy under the NDCG constraint, checked by cross-validation over the train
+and validation queries; evaluate BM25, LambdaMART and the tuned blend on the held-out test
+queries, which nothing before has seen; write the bundle and a report.
 """
 
 from __future__ import annotations
@@ -200,7 +201,9 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
         catalog, catalog_report = load_catalog(inputs.catalog)
         product_index = pd.Index(catalog["product_id"])
         judgments = load_judgments(inputs.judgments, product_index)
-        n_queries = judgments["query_id"].nunique()
+        # Queries are split by text, so one query judged under two ids cannot sit on both sides.
+        query_text = judgments["query"].str.casefold().str.strip().to_numpy()
+        n_queries = len(set(query_text))
         if n_queries < MIN_QUERIES:
             raise DataError(f"{n_queries} judged queries; the job needs at least {MIN_QUERIES} "
                             "to train, validate and test", file=inputs.judgments)
@@ -215,8 +218,6 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
         index = MultiFieldIndex.build(field_tokens(catalog, analyzer))
     rows = product_index.get_indexer(judgments["product_id"])
     priors = product_priors(catalog)
-    # Split by query text, so one query judged under two ids cannot sit on both sides.
-    query_text = judgments["query"].str.casefold().str.strip().to_numpy()
     train, valid, test = split_queries(query_text, settings)
     with progress.stage("training LambdaMART"):
         X = pool_features(index, analyzer, judgments, rows, priors, progress)
