@@ -144,6 +144,11 @@ class Ranker:
         return " ".join(self.analyzer(query))
 
     @property
+    def serving(self) -> core.ServingConfig:
+        """The config snapshot a search started now would use."""
+        return self._serving
+
+    @property
     def config(self) -> WeightsConfig:
         return self._serving.config
 

@@ -6,7 +6,6 @@ by path. Timings are printed by the scripts, never asserted here.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -15,29 +14,21 @@ from types import ModuleType
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import load_benchmark
 
 from clv import CLVModel, validate_transactions
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def _script(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", BENCHMARKS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def clv_holdout() -> ModuleType:
-    return _script("clv_holdout")
+    return load_benchmark("clv_holdout")
 
 
 @pytest.fixture(scope="module")
 def clv_speed() -> ModuleType:
-    return _script("clv_speed")
+    return load_benchmark("clv_speed")
 
 
 def _uci_like_file(path: Path, *, customers: int = 1500, anonymous: int = 37,

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import load_benchmark
 
 from clv.errors import DataError
 from objectives.config import ConfigError, load_config
@@ -225,3 +226,12 @@ def test_too_few_queries_is_a_clear_error(small_world: Path, tmp_path: Path) -> 
 def test_demo_weights_file_is_valid_and_used_by_the_demo() -> None:
     config = load_config(DEMO_DATA / "weights.yaml")
     assert "top_decile" in config.segments and "Outdoors/Patio" in config.categories
+
+
+def test_search_latency_benchmark_runs_on_a_bundle(built) -> None:  # noqa: ANN001
+    bench = load_benchmark("search_latency")
+    result = bench.measure(Ranker.load(built[1]), ["drill", "paint brush"], k=5, repeat=2)
+    assert result["searches"] == 4
+    assert list(result["stages_ms"]) == ["analysis", "retrieval", "features", "relevance",
+                                         "blend"]
+    assert "search, end to end" in bench.table(result)
