@@ -46,7 +46,7 @@ class ServingConfig:
     @classmethod
     def build(
         cls, config: WeightsConfig, product_index: dict[str, int], categories: list[str],
-        normalize: Callable[[str], str], text: str,
+        normalize: Callable[[str], str], text: str, source: str = "<weights>",
     ) -> ServingConfig:
         """Resolve every (segment, category rule) weight vector and per-product lookups.
 
@@ -60,7 +60,7 @@ class ServingConfig:
         groups = np.array([rule_index[config.category_rule_for(c)] for c in categories], np.int64)
         buried = np.zeros(len(categories), dtype=np.bool_)
         buried[[product_index[p] for p in config.buries]] = True
-        pins = _pins_by_tokens(config, product_index, normalize)
+        pins = _pins_by_tokens(config, product_index, normalize, source)
         return cls(
             config=config, segment_names=segments, weight_table=table, product_group=groups,
             buried=buried, pins=pins, oos_policy=_OOS_CODES[config.guardrails.out_of_stock],
@@ -76,7 +76,7 @@ class ServingConfig:
 
 
 def _pins_by_tokens(config: WeightsConfig, product_index: dict[str, int],
-                    normalize: Callable[[str], str]) -> dict[str, np.ndarray]:
+                    normalize: Callable[[str], str], source: str) -> dict[str, np.ndarray]:
     """Pinned product rows by the analyzer's form of each pinned query. Two pins the analyzer
     reads as one query (e.g. full-width and plain letters) are refused, not silently merged."""
     pins: dict[str, np.ndarray] = {}
@@ -85,7 +85,7 @@ def _pins_by_tokens(config: WeightsConfig, product_index: dict[str, int],
         key = normalize(query)
         if not key or key in owner:
             what = "has no words" if not key else f"is the same query as {owner[key]!r}"
-            raise ConfigError([ConfigIssue("<weights>", None, f"pins.{query!r}",
+            raise ConfigError([ConfigIssue(source, None, f"pins.{query!r}",
                                            f"pinned query {query!r} {what} for the analyzer")])
         owner[key] = query
         pins[key] = np.array([product_index[p] for p in ids], np.int64)

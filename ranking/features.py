@@ -2,8 +2,8 @@
 
 Every feature is computed for all candidates of one query at once, in Numba kernels
 (:mod:`ranking._bm25_kernels`, :mod:`ranking._feature_kernels`); Python only loops over the
-fixed list of fields. ``FEATURES`` documents each column; the README's feature table is
-generated from it, so the two cannot drift.
+fixed list of fields. ``FEATURES`` documents each column; a test holds the README's feature
+table to it, so the two cannot drift.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import numbers
 import threading
+import time
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,6 +31,8 @@ from ranking.text import Analyzer
 #: Longest query text accepted; longer input is refused rather than silently cut.
 MAX_QUERY_CHARS = 4096
 MAX_K = 1000
+#: The stages :meth:`Ranker.search_timed` reports, in the order a search runs them.
+SEARCH_STAGES = ("analysis", "retrieval", "features", "relevance", "blend", "results")
 WEIGHTS_FILE = "weights.yaml"
 #: Files every bundle must list in its manifest (``Ranker.load`` reads each of them).
 BUNDLE_FILES = ("analyzer.json", WEIGHTS_FILE, "customers.npz", "bm25.npz", "bm25_vocab.json",
@@ -136,9 +139,10 @@ class Ranker:
         self._serving = self._serving_config(config, config_text)
 
     # -- configuration ---------------------------------------------------------------------
-    def _serving_config(self, config: WeightsConfig, text: str) -> core.ServingConfig:
+    def _serving_config(self, config: WeightsConfig, text: str,
+                        source: str = WEIGHTS_FILE) -> core.ServingConfig:
         return core.ServingConfig.build(config, self._product_index, self.catalog.categories,
-                                        self._normalize, text)
+                                        self._normalize, text, source)
 
     def _normalize(self, query: str) -> str:
         return " ".join(self.analyzer(query))
@@ -164,7 +168,7 @@ class Ranker:
         with self._reload_lock:
             text = read_config_text(path)
             config = parse_config(text, source=str(path), product_ids=self._product_index.keys())
-            serving = self._serving_config(config, text)
+            serving = self._serving_config(config, text, str(path))
             self._serving = serving  # a single reference assignment: atomic for readers
             return serving
 
@@ -172,6 +176,17 @@ class Ranker:
     def search(self, query: str, customer_id: str | None = None, k: int = 20,
                explain: bool = False) -> list[SearchResult]:
         """Ranked products for ``query``; an empty or all-unknown query returns []."""
+        return self._search(query, customer_id, k, explain, _Laps(None))
+
+    def search_timed(self, query: str, customer_id: str | None = None,
+                     k: int = 20) -> tuple[list[SearchResult], dict[str, float]]:
+        """The same search, also returning the seconds spent in each stage it ran (see
+        :data:`SEARCH_STAGES`), so a benchmark times the real path."""
+        times: dict[str, float] = {}
+        return self._search(query, customer_id, k, False, _Laps(times)), times
+
+    def _search(self, query: str, customer_id: str | None, k: int, explain: bool,
+                laps: _Laps) -> list[SearchResult]:
         _check_request(query, k, customer_id)
         serving = self._serving  # one snapshot for the whole request
         tokens = self.analyzer(query)
@@ -179,15 +194,22 @@ class Ranker:
             return []
         q = self.index.vocab.lookup(tokens)
         pins = serving.pins.get(" ".join(tokens))
+        laps.lap("analysis")
         cand = self.index.fields["all"].search(q, self.n_candidates)[0]
+        laps.lap("retrieval")
         if cand.size == 0 and pins is None:
             return []
-        relevance = (self.model.predict(features.extract(self.index, q, cand, self.catalog.priors))
-                     if cand.size else np.zeros(0))
+        X = features.extract(self.index, q, cand, self.catalog.priors)
+        laps.lap("features")
+        relevance = self.model.predict(X) if cand.size else np.zeros(0)
+        laps.lap("relevance")
         segment = serving.segment_index(self.customers.quantile_of(customer_id))
         out = core.blend(relevance, cand, self.catalog.terms, self.catalog.in_stock, serving,
                          segment, int(k), pins)
-        return [self._result(i, out, explain) for i in range(out.rows.shape[0])]
+        laps.lap("blend")
+        results = [self._result(i, out, explain) for i in range(out.rows.shape[0])]
+        laps.lap("results")
+        return results
 
     def _result(self, i: int, out: core.Blended, explain: bool) -> SearchResult:
         row = int(out.rows[i])
@@ -254,6 +276,21 @@ class Ranker:
         if warm:
             ranker.warm()
         return ranker
+
+
+class _Laps:
+    """Stage stopwatch for :meth:`Ranker.search_timed`; does nothing when ``times`` is None,
+    so plain searches pay only a method call per stage."""
+
+    def __init__(self, times: dict[str, float] | None) -> None:
+        self.times = times
+        self.last = time.perf_counter() if times is not None else 0.0
+
+    def lap(self, stage: str) -> None:
+        if self.times is not None:
+            now = time.perf_counter()
+            self.times[stage] = now - self.last
+            self.last = now
 
 
 def _check_request(query: object, k: object, customer_id: object) -> None:

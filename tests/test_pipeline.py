@@ -230,8 +230,9 @@ def test_demo_weights_file_is_valid_and_used_by_the_demo() -> None:
 
 def test_search_latency_benchmark_runs_on_a_bundle(built) -> None:  # noqa: ANN001
     bench = load_benchmark("search_latency")
-    result = bench.measure(Ranker.load(built[1]), ["drill", "paint brush"], k=5, repeat=2)
-    assert result["searches"] == 4
+    queries = ["drill", "paint brush", "zzzqqq"]  # the last stops after retrieval
+    result = bench.measure(Ranker.load(built[1]), queries, k=5, repeat=2)
+    assert result["searches"] == 6
     assert list(result["stages_ms"]) == ["analysis", "retrieval", "features", "relevance",
-                                         "blend"]
+                                         "blend", "results"]
     assert "search, end to end" in bench.table(result)
