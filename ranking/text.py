@@ -7,8 +7,11 @@ an index and the queries run against it can never be tokenized differently.
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from dataclasses import asdict, dataclass
+
+import Stemmer
 
 # Word characters, plus fractions and dimension/decimal tokens kept whole: "3/4", "2x4", "1.5".
 _TOKEN_RE = re.compile(r"\d+(?:[./x]\d+)+|\w+", re.UNICODE)
@@ -29,6 +32,8 @@ class Analyzer:
 
     lowercase: bool = True
     stopwords: bool = False
+    #: English Snowball stemming (PyStemmer): "drills" and "drilling" both become "drill".
+    stem: bool = False
 
     def __call__(self, text: str) -> list[str]:
         """Tokens of ``text`` in order; empty for empty or whitespace-only text."""
@@ -40,6 +45,8 @@ class Analyzer:
         tokens = _TOKEN_RE.findall(text)
         if self.stopwords:
             tokens = [t for t in tokens if t not in ENGLISH_STOPWORDS]
+        if self.stem:
+            tokens = _stemmer().stemWords(tokens)
         return tokens
 
     def to_dict(self) -> dict[str, object]:
@@ -48,3 +55,15 @@ class Analyzer:
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> Analyzer:
         return cls(**data)  # type: ignore[arg-type]
+
+
+_local = threading.local()
+
+
+def _stemmer() -> Stemmer.Stemmer:
+    """This thread's English stemmer: a PyStemmer object keeps a word cache and is not
+    safe to share between threads, and a search service analyzes queries on many."""
+    stemmer = getattr(_local, "stemmer", None)
+    if stemmer is None:
+        stemmer = _local.stemmer = Stemmer.Stemmer("english")
+    return stemmer

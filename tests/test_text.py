@@ -20,3 +20,10 @@ def test_stopwords_optional_and_round_trip() -> None:
     a = Analyzer(stopwords=True)
     assert a("a drill for the wall") == ["drill", "wall"]
     assert Analyzer.from_dict(a.to_dict()) == a
+
+
+def test_stemming_is_an_option_and_round_trips() -> None:
+    stemmed = Analyzer(stem=True)
+    assert stemmed("Drilling cordless DRILLS") == ["drill", "cordless", "drill"]
+    assert Analyzer()("Drilling drills") == ["drilling", "drills"]
+    assert Analyzer.from_dict(stemmed.to_dict()) == stemmed
