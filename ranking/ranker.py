@@ -53,6 +53,7 @@ class SearchResult:
     score: float | None  # None for a pinned product (placed by rule, not by score)
     pinned: bool = False
     contributions: dict[str, float] | None = None
+    arm: str | None = None  # the customer's experiment arm, when an experiment runs
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
