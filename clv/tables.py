@@ -22,11 +22,13 @@ from clv.errors import DataError
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz")
 
 
-def read_table(path: str | Path, *, dtype: dict[str, type] | None = None) -> pd.DataFrame:
+def read_table(path: str | Path, *, dtype: dict[str, type] | None = None,
+               encoding: str = "utf-8") -> pd.DataFrame:
     """Read a CSV (optionally gzipped) or Parquet file into a DataFrame.
 
-    ``dtype`` pins columns such as ids to ``str`` so that "00123" stays "00123". Any parse
-    failure becomes a :class:`DataError` naming the file instead of a pandas traceback.
+    ``dtype`` pins columns such as ids to ``str`` so that "00123" stays "00123". ``encoding``
+    is for CSV files that predate UTF-8 (Home Depot's is latin-1). Any parse failure becomes a
+    :class:`DataError` naming the file instead of a pandas traceback.
     """
     path = Path(path)
     if not path.exists():
@@ -40,7 +42,8 @@ def read_table(path: str | Path, *, dtype: dict[str, type] | None = None) -> pd.
             return frame
         if name.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz")):
             sep = "\t" if ".tsv" in name else ","
-            return pd.read_csv(path, sep=sep, dtype=dtype, keep_default_na=True)
+            return pd.read_csv(path, sep=sep, dtype=dtype, keep_default_na=True,
+                               encoding=encoding)
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
         raise DataError(f"cannot parse table: {exc}", file=path) from exc
     raise DataError("unsupported file type; use .csv, .csv.gz, .tsv or .parquet", file=path)
