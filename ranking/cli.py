@@ -67,6 +67,15 @@ def _parser() -> argparse.ArgumentParser:
     known.add_argument("--catalog", type=Path, help="check pinned/buried products against it")
     known.add_argument("--bundle", type=Path, help="check pinned/buried products against it")
     check.set_defaults(run=_validate)
+
+    serve = sub.add_parser("serve", help="run the HTTP search service (the service extra)")
+    serve.add_argument("--bundle", type=Path, required=True)
+    serve.add_argument("--config", type=Path, help="weights YAML to serve and reload "
+                       "(default: the bundle's)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    serve.set_defaults(run=_serve)
     return parser
 
 
@@ -170,6 +179,13 @@ def format_results(results: list[SearchResult], explain: bool) -> str:
         if r.contributions:
             lines.append(" " * 23 + "  ".join(f"{n} {v:+.3f}" for n, v in r.contributions.items()))
     return "\n".join(lines)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ranking.service import serve  # imported here: fastapi is an optional extra
+
+    serve(args.bundle, args.config, args.host, args.port, args.workers)
+    return 0
 
 
 def _validate(args: argparse.Namespace) -> int:
