@@ -8,9 +8,10 @@ mistake in a file is reported at once rather than one per edit-and-retry round.
 
 Validation happens in three passes over one document:
 
-1. PyYAML composes the node tree (``yaml.compose`` with the safe loader, so no tag can run
-   code). The tree gives the line of every key and sequence item, and shows duplicate keys,
-   which ``yaml.safe_load`` would silently collapse to the last one.
+1. ruamel.yaml composes the node tree (the ``safe`` loader, so no tag can run code; YAML 1.2,
+   so ``yes``/``no``/``on``/``off`` are text, not booleans, and a pin for the query ``no`` stays a
+   string). The tree gives the line of every key and sequence item, and shows duplicate keys,
+   which a plain load would silently collapse to one value.
 2. Pydantic checks the schema and collects every error; each error's ``loc`` is mapped back
    to the nearest line we know.
 3. Semantic checks the schema cannot express: products in pins and buries exist, segment names
@@ -23,6 +24,8 @@ atomically while other threads read the old one, so a config must never change u
 from __future__ import annotations
 
 import difflib
+import hashlib
+import io
 import math
 import re
 import unicodedata
@@ -32,7 +35,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 import numpy as np
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -45,7 +47,10 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
-from yaml.constructor import SafeConstructor
+from ruamel.yaml import YAML
+from ruamel.yaml import events as yaml_events
+from ruamel.yaml import nodes as yaml_nodes
+from ruamel.yaml.error import YAMLError
 
 from clv.errors import MarginRankError
 
@@ -178,6 +183,29 @@ class CategoryRule(_Schema):
     weights: TermWeights = TermWeights()
 
 
+class InventorySettings(_Schema):
+    """How the inventory term measures pressure: log weeks of cover over this target, so a
+    product holding more weeks than the target is pushed up and a scarcer one down. The terms
+    are computed when the bundle is built, so a bundle serves only files with its own target."""
+
+    target_weeks_of_cover: Annotated[
+        float, Field(gt=0.0, le=520.0, allow_inf_nan=False, strict=True)] = 8.0
+
+
+class Arm(_Schema):
+    """One arm of an experiment: the share of customers in it, and the terms it overrides."""
+
+    share: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False, strict=True)]
+    weights: TermWeights = TermWeights()
+
+
+class Experiment(_Schema):
+    """Arms in file order; a customer's hash position falls into the first arm whose cumulative
+    share exceeds it, or into none (the base weights) past the last one."""
+
+    arms: dict[StrictStr, Arm]
+
+
 class WeightsConfig(_Schema):
     """One validated weights file: an immutable snapshot the ranker can share across threads."""
 
@@ -188,6 +216,8 @@ class WeightsConfig(_Schema):
     categories: dict[StrictStr, CategoryRule] = {}
     pins: dict[StrictStr, tuple[StrictStr, ...]] = {}
     buries: tuple[StrictStr, ...] = ()
+    inventory: InventorySettings = InventorySettings()
+    experiments: dict[StrictStr, Experiment] = {}
 
     @field_validator("version", mode="before")
     @classmethod
@@ -227,7 +257,7 @@ class WeightsConfig(_Schema):
 
     def tuned(self, weights: np.ndarray) -> WeightsConfig:
         """The file as the tuner leaves it: default weights replaced by ``weights`` (TERM_NAMES
-        order), every segment and category weight multiplied by the same overall factor
+        order), every segment, category and arm weight multiplied by the same overall factor
         sum(new defaults) / sum(old defaults). The tuner sets how strongly the merchandiser's
         intent is applied; the shape of the rules relative to the defaults is kept, and at
         strength 0 the ranking is relevance alone."""
@@ -246,18 +276,26 @@ class WeightsConfig(_Schema):
                          for name, rule in self.segments.items()},
             "categories": {name: rule.model_copy(update={"weights": scaled(rule.weights)})
                            for name, rule in self.categories.items()},
+            "experiments": {name: Experiment(arms={
+                arm: rule.model_copy(update={"weights": scaled(rule.weights)})
+                for arm, rule in experiment.arms.items()})
+                for name, experiment in self.experiments.items()},
         }).with_weights(dict(zip(TERM_NAMES, weights.tolist(), strict=True)))
 
     def weight_vector(self) -> np.ndarray:
         """The default weights as float64 in TERM_NAMES order."""
         return np.array([getattr(self.weights, name) for name in TERM_NAMES], dtype=np.float64)
 
-    def resolved(self, segment: str | None = None, category: str | None = None) -> np.ndarray:
-        """Weights for one customer segment and product category, in TERM_NAMES order.
+    def resolved(self, segment: str | None = None, category: str | None = None,
+                 arm: str | None = None) -> np.ndarray:
+        """Weights for one customer segment, product category and experiment arm, in
+        TERM_NAMES order.
 
         Layers, each replacing only the terms it sets: the defaults, then the segment, then the
-        longest category prefix that matches ``category`` on whole path components. Only that
-        one category rule applies: shorter matching prefixes do not cascade into it.
+        longest category prefix that matches ``category`` on whole path components, then the
+        arm. Only that one category rule applies: shorter matching prefixes do not cascade into
+        it. The arm comes last so that what an experiment tests is what its customers get,
+        whatever their segment or the product's category.
         """
         vector = self.weight_vector()
         if segment is not None:
@@ -265,7 +303,27 @@ class WeightsConfig(_Schema):
         key = None if category is None else self.category_rule_for(category)
         if key is not None:
             vector = self.categories[key].weights.apply_to(vector)
+        if arm is not None:
+            vector = self.arms()[arm].weights.apply_to(vector)
         return vector
+
+    def arms(self) -> dict[str, Arm]:
+        """The running experiment's arms in file order (empty when none runs)."""
+        return next((experiment.arms for experiment in self.experiments.values()), {})
+
+    def arm_for(self, customer_id: str | None) -> str | None:
+        """The running experiment's arm for ``customer_id``: the first arm whose cumulative
+        share exceeds the customer's :func:`traffic_position`. None (the base weights) for an
+        anonymous request, for customers past the last arm, and when no experiment runs."""
+        if customer_id is None or not self.experiments:
+            return None
+        position = traffic_position(next(iter(self.experiments)), customer_id)
+        cumulative = 0.0
+        for name, arm in self.arms().items():
+            cumulative += arm.share
+            if position < cumulative:
+                return name
+        return None
 
     def segment_for_quantile(self, q: float) -> str | None:
         """The segment with the highest ``min_clv_quantile`` <= ``q``; None means the defaults
@@ -290,6 +348,14 @@ class WeightsConfig(_Schema):
             raise UnknownSegmentError(f"unknown segment {name!r}; defined: {known}") from None
 
 
+def traffic_position(experiment: str, customer_id: str) -> float:
+    """A customer's stable place in [0, 1) for an experiment: BLAKE2b of (experiment, customer)
+    as a uniform fraction. Not Python's ``hash()``, which changes between processes; keyed by
+    the experiment, so a customer's arm in one experiment says nothing about the next one."""
+    digest = hashlib.blake2b(f"{experiment}\x00{customer_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2.0**64
+
+
 def _path_parts(path: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in path.split("/"))
 
@@ -309,7 +375,47 @@ def _rule_problems(data: Any) -> list[Problem]:
     if not isinstance(data, dict):
         return []
     return [*_segment_problems(data.get("segments")), *_category_problems(data.get("categories")),
-            *_pin_problems(data.get("pins"), data.get("buries"))]
+            *_pin_problems(data.get("pins"), data.get("buries")),
+            *_experiment_problems(data.get("experiments"))]
+
+
+def _experiment_problems(experiments: Any) -> list[Problem]:
+    """One experiment at a time (two would need a rule for customers in an arm of each), names
+    that are identifiers, at least one arm, and shares that add up to at most 1."""
+    if not isinstance(experiments, dict):
+        return []
+    problems: list[Problem] = []
+    for position, (name, experiment) in enumerate(experiments.items()):
+        if position == 1:
+            problems.append((("experiments", name), "only one experiment can run at a time; "
+                             f"end {next(iter(experiments))!r} before starting {name!r}"))
+        arms = experiment.get("arms") if isinstance(experiment, dict) else None
+        named = [("experiment", name, ("experiments", name))]
+        if isinstance(arms, dict):
+            named += [("arm", arm, ("experiments", name, "arms", arm)) for arm in arms]
+            if not arms:
+                problems.append((("experiments", name, "arms"), "an experiment needs an arm"))
+            problems += _share_problems(name, arms)
+        problems += [(loc, f"{kind} name {label!r} must use only letters, digits and "
+                      "underscores, and not start with a digit")
+                     for kind, label, loc in named
+                     if isinstance(label, str) and not _SEGMENT_NAME.fullmatch(label)]
+    return problems
+
+
+def _share_problems(name: str, arms: dict[Any, Any]) -> list[Problem]:
+    """Shares are fractions of all customers: reported at the arm whose share crosses 1."""
+    total = 0.0
+    for arm, rule in arms.items():
+        share = rule.get("share") if isinstance(rule, dict) else None
+        if not _is_number(share) or not 0.0 <= share <= 1.0:
+            continue  # the schema pass reports it
+        total += share
+        if total > 1.0 + 1e-9:
+            return [(("experiments", name, "arms", arm, "share"),
+                     f"arm shares add up to {total:.4g} by arm {arm!r}; they may add up to at "
+                     "most 1 (customers past the last arm get the base weights)")]
+    return []
 
 
 def _segment_problems(segments: Any) -> list[Problem]:
@@ -404,6 +510,17 @@ def _product_problems(data: Any, known: Collection[str]) -> list[Problem]:
     return problems + _unknown_products(("buries",), data.get("buries"), known)
 
 
+def _target_problems(data: Any, target: float) -> list[Problem]:
+    """A served bundle's inventory term is fixed at build time: a file asking for another
+    target would silently not apply, so it is refused until the bundle is rebuilt."""
+    inventory = data.get("inventory") if isinstance(data, dict) else None
+    written = inventory.get("target_weeks_of_cover", 8.0) if isinstance(inventory, dict) else 8.0
+    if not _is_number(written) or written == target:
+        return []
+    return [(("inventory", "target_weeks_of_cover"), f"is {written:g} but this bundle's "
+             f"inventory term was built with {target:g}; rebuild the bundle to change it")]
+
+
 def _unknown_products(loc: Loc, ids: Any, known: Collection[str]) -> list[Problem]:
     if not isinstance(ids, list):
         return []
@@ -430,24 +547,33 @@ class _Document:
     problems: list[Problem]
 
 
+def _safe_yaml() -> YAML:
+    """A fresh safe YAML 1.2 loader (ruamel's YAML objects keep state, so one per parse keeps
+    concurrent parses apart). Duplicate keys are allowed through to the node walk, which
+    reports each of them with both lines instead of stopping at the first."""
+    loader = YAML(typ="safe", pure=True)
+    loader.allow_duplicate_keys = True
+    return loader
+
+
 class _NodeIndex:
     """Walks a composed node tree, recording the 1-based line of each key (or sequence item),
     duplicate keys, and scalars that cannot be constructed (bad tags, impossible dates)."""
 
-    def __init__(self) -> None:
+    def __init__(self, loader: YAML) -> None:
         self.lines: dict[Loc, int] = {}
         self.duplicates: list[Problem] = []
         self.unreadable: list[Problem] = []
-        self._constructor = SafeConstructor()
+        self._constructor = loader.constructor
         self._active: set[int] = set()
 
-    def visit(self, node: yaml.Node, loc: Loc) -> None:
+    def visit(self, node: yaml_nodes.Node, loc: Loc) -> None:
         if id(node) in self._active:  # a recursive alias; its lines are already known
             return
         self._active.add(id(node))
-        if isinstance(node, yaml.MappingNode):
+        if isinstance(node, yaml_nodes.MappingNode):
             self._visit_mapping(node, loc)
-        elif isinstance(node, yaml.SequenceNode):
+        elif isinstance(node, yaml_nodes.SequenceNode):
             for index, item in enumerate(node.value):
                 self.lines[(*loc, index)] = item.start_mark.line + 1
                 self.visit(item, (*loc, index))
@@ -455,55 +581,56 @@ class _NodeIndex:
             self._construct(node, loc)
         self._active.discard(id(node))
 
-    def _visit_mapping(self, node: yaml.MappingNode, loc: Loc) -> None:
+    def _visit_mapping(self, node: yaml_nodes.MappingNode, loc: Loc) -> None:
         """Merge keys (``<<``) are skipped: merged entries then report at the mapping's line."""
         first_line: dict[Any, int] = {}
         for key_node, value_node in node.value:
-            if key_node.tag == _MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
+            if key_node.tag == _MERGE_TAG or not isinstance(key_node, yaml_nodes.ScalarNode):
                 continue
             key = self._construct(key_node, loc)
             line = key_node.start_mark.line + 1
             if key in first_line:
                 self.duplicates.append(((*loc, key), f"duplicate key {key!r} (first on line "
-                                        f"{first_line[key]}); YAML would keep only this one"))
+                                        f"{first_line[key]}); a key may appear only once"))
             else:
                 first_line[key] = line
             self.lines[(*loc, key)] = line
             self.visit(value_node, (*loc, key))
 
-    def _construct(self, node: yaml.Node, loc: Loc) -> Any:
+    def _construct(self, node: yaml_nodes.Node, loc: Loc) -> Any:
         try:
             return self._constructor.construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError) as exc:
+        except (YAMLError, ValueError) as exc:
             reason = getattr(exc, "problem", None) or str(exc)
             self.unreadable.append((loc, f"cannot read value {node.value!r}: {reason}"))
             return node.value
 
 
 def _compose(text: str, source: str) -> _Document:
-    """Parse ``text`` with ``yaml.safe_load`` semantics, keeping line numbers; raise a
-    ConfigError for what leaves nothing to validate (syntax errors, empty file)."""
+    """Parse ``text`` with safe-load semantics, keeping line numbers; raise a ConfigError for
+    what leaves nothing to validate (syntax errors, empty file)."""
+    loader = _safe_yaml()
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
+        root = loader.compose(text)
+    except YAMLError as exc:
         raise ConfigError([_yaml_issue(exc, text, source)]) from None
     if root is None:
         raise ConfigError([ConfigIssue(source, 1, "", "empty file; a weights file needs at least "
                                        "'version: 1'")])
-    index = _NodeIndex()
+    index = _NodeIndex(loader)
     index.lines[()] = root.start_mark.line + 1
     index.visit(root, ())
     if index.unreadable:
         raise ConfigError(_issues(source, index.lines, index.unreadable + index.duplicates))
     try:
-        data = SafeConstructor().construct_document(root)
-    except (yaml.YAMLError, ValueError) as exc:
+        data = _safe_yaml().constructor.construct_document(root)
+    except (YAMLError, ValueError) as exc:
         raise ConfigError([_yaml_issue(exc, text, source)]) from None
     return _Document(data, index.lines, index.duplicates)
 
 
 def _yaml_issue(exc: Exception, text: str, source: str) -> ConfigIssue:
-    """Locate a PyYAML error by its problem mark (or its character position for reader errors)
+    """Locate a YAML error by its problem mark (or its character position for reader errors)
     and name the key being read when it happened."""
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     position = mark.index if mark is not None else getattr(exc, "position", 0)
@@ -529,20 +656,20 @@ def _path_at(text: str, position: int) -> Loc:
     it (or up to the syntax error), so that even a YAML error names where in the schema it is."""
     frames: list[_Frame] = []
     try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        for event in _safe_yaml().parse(text):
             if event.start_mark.index >= position:
                 break
-            if isinstance(event, yaml.CollectionEndEvent):
+            if isinstance(event, yaml_events.CollectionEndEvent):
                 frames.pop()
                 _value_done(frames)
-            elif isinstance(event, yaml.NodeEvent):
+            elif isinstance(event, yaml_events.NodeEvent):
                 _node_started(frames, event)
-    except yaml.YAMLError:
+    except YAMLError:
         pass
     return tuple(frame.key for frame in frames if frame.key is not None)
 
 
-def _node_started(frames: list[_Frame], event: yaml.NodeEvent) -> None:
+def _node_started(frames: list[_Frame], event: yaml_events.NodeEvent) -> None:
     top = frames[-1] if frames else None
     if top is not None and top.is_mapping and top.expects_key:
         top.key = getattr(event, "value", "?")
@@ -550,8 +677,8 @@ def _node_started(frames: list[_Frame], event: yaml.NodeEvent) -> None:
         return
     if top is not None and not top.is_mapping:
         top.key = 0 if top.key is None else top.key + 1
-    if isinstance(event, yaml.CollectionStartEvent):
-        frames.append(_Frame(is_mapping=isinstance(event, yaml.MappingStartEvent)))
+    if isinstance(event, yaml_events.CollectionStartEvent):
+        frames.append(_Frame(is_mapping=isinstance(event, yaml_events.MappingStartEvent)))
     else:
         _value_done(frames)
 
@@ -681,15 +808,19 @@ def _describe(value: Any) -> str:
 
 
 def parse_config(
-    text: str, *, source: str = "<string>", product_ids: Collection[str] | None = None
+    text: str, *, source: str = "<string>", product_ids: Collection[str] | None = None,
+    target_weeks_of_cover: float | None = None,
 ) -> WeightsConfig:
     """Validate weights-file text and return the config, or raise a ConfigError listing every
     problem found. ``source`` names the file in messages; with ``product_ids``, pins and
-    buries must name products that exist."""
+    buries must name products that exist; with ``target_weeks_of_cover`` (the target a
+    bundle's inventory term was computed with), the file must not set another one."""
     document = _compose(text, source)
     problems = document.problems + _rule_problems(document.data)
     if product_ids is not None:
         problems += _product_problems(document.data, frozenset(product_ids))
+    if target_weeks_of_cover is not None:
+        problems += _target_problems(document.data, target_weeks_of_cover)
     try:
         config = WeightsConfig.model_validate(document.data, context={_RULES_CHECKED: True})
     except ValidationError as exc:
@@ -722,7 +853,7 @@ def dump_config(cfg: WeightsConfig) -> str:
     """YAML text that :func:`parse_config` reads back to an equal config (the tuner writes
     weights back with this for a merchandiser to review).
 
-    PyYAML does not keep comments, so a merchandiser's comments in the file the config came
+    This writes a config from scratch, so a merchandiser's comments in the file the config came
     from are lost; the output says so in its header. Defaults and guardrails are written in
     full so the reviewer sees every value; overrides keep only the terms they set, because an
     unset term inherits and writing it would change its meaning.
@@ -738,9 +869,18 @@ def dump_config(cfg: WeightsConfig) -> str:
                        for key, rule in cfg.categories.items()},
         "pins": {query: list(ids) for query, ids in cfg.pins.items()},
         "buries": list(cfg.buries),
+        "inventory": cfg.inventory.model_dump(mode="json"),
+        "experiments": {name: {"arms": {arm: {"share": rule.share,
+                                              "weights": rule.weights.overrides()}
+                                        for arm, rule in experiment.arms.items()}}
+                        for name, experiment in cfg.experiments.items()},
     }
-    body = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, default_flow_style=False)
-    return _DUMP_HEADER + body
+    dumper = YAML(typ="safe", pure=True)
+    dumper.default_flow_style = False
+    dumper.allow_unicode = True
+    body = io.StringIO()
+    dumper.dump(document, body)
+    return _DUMP_HEADER + body.getvalue()
 
 
 DEFAULT_CONFIG_TEXT = """\
@@ -762,6 +902,13 @@ guardrails:
 #   top_decile: {min_clv_quantile: 0.9, weights: {margin: 0.1}}
 # categories:               # by category path prefix: the longest matching prefix wins
 #   "Furniture/Sofas": {weights: {inventory: 0.3}}
-# pins: {"patio umbrella": ["P123"]}    # query -> products placed first
+# pins: {"patio umbrella": ["P123"]}    # query -> products placed first, in this order
 # buries: ["P999"]                      # products placed last
+inventory:
+  target_weeks_of_cover: 8  # inventory pressure is log(weeks of cover / this target)
+# experiments:              # one at a time; a customer's arm is a stable hash of (name, id)
+#   margin_push:            # arms' overrides apply last, over segment and category weights
+#     arms:
+#       control: {share: 0.5}
+#       push: {share: 0.25, weights: {margin: 0.5}}   # the other 25%: base weights
 """

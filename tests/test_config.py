@@ -3,6 +3,7 @@ layers overrides as documented and survives a dump/parse round trip."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from objectives.config import (
     dump_config,
     load_config,
     parse_config,
+    traffic_position,
 )
 
 DESIGN_EXAMPLE = """\
@@ -154,8 +156,9 @@ BAD_FILES = {
                       3, "weights.margin", "must be a number; got '0.3'"),
     "bool weight": (weights_file("weights:", "  margin: true"),
                     3, "weights.margin", "must be a number; got true"),
+    # YAML 1.2 (ruamel.yaml): yes/no/on/off are text, not booleans.
     "yes weight": (weights_file("weights:", "  inventory: yes"),
-                   3, "weights.inventory", "must be a number; got true"),
+                   3, "weights.inventory", "must be a number; got 'yes'"),
     "empty weight": (weights_file("weights:", "  margin:"),
                      3, "weights.margin", "must be a number; got an empty value"),
     "unknown guardrail value": (weights_file("guardrails:", "  out_of_stock: delete"),
@@ -550,3 +553,115 @@ def test_tuned_scales_rules_with_the_defaults() -> None:
     assert tuned.segments["top"].weights.overrides() == {"clv": pytest.approx(0.1)}
     assert tuned.categories["A/B"].weights.overrides() == {"inventory": pytest.approx(0.15)}
     assert np.all(cfg.tuned(np.zeros(4)).resolved("top", "A/B/C") == 0)
+
+
+# --- inventory target and experiments -----------------------------------------------------------
+
+EXPERIMENT = """\
+version: 1
+weights: {margin: 0.3, clv: 0.1}
+segments:
+  gold: {min_clv_quantile: 0.8, weights: {margin: 0.5, returns: 0.2}}
+categories:
+  Tools: {weights: {margin: 0.4, inventory: 0.3}}
+inventory: {target_weeks_of_cover: 6}
+experiments:
+  margin_push:
+    arms:
+      control: {share: 0.5}
+      push: {share: 0.25, weights: {margin: 0.9}}
+"""
+
+BAD_EXPERIMENTS = {
+    "shares over 1": (weights_file("experiments:", "  e:", "    arms:", "      a: {share: 0.7}",
+                                   "      b:", "        share: 0.4"),
+                      7, "experiments.e.arms.b.share", "arm shares add up to 1.1 by arm 'b'"),
+    "share above 1": (weights_file("experiments: {e: {arms: {a: {share: 1.5}}}}"),
+                      2, "experiments.e.arms.a.share", "must be <= 1.0; got 1.5"),
+    "negative share": (weights_file("experiments:", "  e:", "    arms:", "      a: {share: -0.1}"),
+                       5, "experiments.e.arms.a.share", "must be >= 0.0"),
+    "share as text": (weights_file("experiments:", "  e:", "    arms:", "      a:",
+                                   '        share: "half"'),
+                      6, "experiments.e.arms.a.share", "must be a number; got 'half'"),
+    "arm without share": (weights_file("experiments:", "  e:", "    arms:", "      a: {}"),
+                          5, "experiments.e.arms.a.share", "required key 'share' is missing"),
+    "arm weight typo": (weights_file("experiments:", "  e:", "    arms:",
+                                     "      a: {share: 0.5, weights: {marign: 1}}"),
+                        5, "experiments.e.arms.a.weights.marign", "did you mean 'margin'?"),
+    "arms as a list": (weights_file("experiments:", "  e:", "    arms: [a, b]"),
+                       4, "experiments.e.arms", "must be a mapping"),
+    "no arms": (weights_file("experiments:", "  e: {arms: {}}"),
+                3, "experiments.e.arms", "needs an arm"),
+    "two experiments": (weights_file("experiments:", "  e: {arms: {a: {share: 0.1}}}",
+                                     "  f: {arms: {a: {share: 0.1}}}"),
+                        4, "experiments.f", "only one experiment can run at a time"),
+    "arm name with a space": (weights_file("experiments:", '  e: {arms: {"a b": {share: 0.1}}}'),
+                              3, 'experiments.e.arms."a b"', "arm name 'a b' must use only"),
+    "zero target": (weights_file("inventory:", "  target_weeks_of_cover: 0"),
+                    3, "inventory.target_weeks_of_cover", "must be > 0.0; got 0"),
+    "nan target": (weights_file("inventory: {target_weeks_of_cover: .nan}"),
+                   2, "inventory.target_weeks_of_cover", "must be a finite number"),
+    "target typo": (weights_file("inventory:", "  target_weeks: 8"),
+                    3, "inventory.target_weeks", "did you mean 'target_weeks_of_cover'?"),
+}
+
+
+@pytest.mark.parametrize(("text", "line", "key_path", "fragment"), BAD_EXPERIMENTS.values(),
+                         ids=BAD_EXPERIMENTS.keys())
+def test_bad_experiment_or_inventory_is_reported_at_its_line(
+    text: str, line: int, key_path: str, fragment: str
+) -> None:
+    issue = only_issue(text)
+    assert (issue.line, issue.key_path) == (line, key_path)
+    assert fragment in issue.message
+
+
+def test_shares_adding_up_to_exactly_one_are_fine() -> None:
+    cfg = parse_config(weights_file("experiments: {e: {arms: {a: {share: 0.7}, b: {share: 0.2},"
+                                    " c: {share: 0.1}}}}"))
+    assert sum(arm.share for arm in cfg.arms().values()) == pytest.approx(1.0)
+    assert all(cfg.arm_for(f"C{i}") is not None for i in range(200))
+
+
+def test_inventory_target_default_and_bundle_check() -> None:
+    assert parse_config("version: 1\n").inventory.target_weeks_of_cover == 8.0
+    assert parse_config(EXPERIMENT).inventory.target_weeks_of_cover == 6.0
+    parse_config(EXPERIMENT, target_weeks_of_cover=6.0)
+    issue = only_issue(EXPERIMENT, target_weeks_of_cover=8.0)
+    assert (issue.line, issue.key_path) == (7, "inventory.target_weeks_of_cover")
+    assert "built with 8" in issue.message
+    only_issue("version: 1\n", target_weeks_of_cover=6.0)  # the default 8 differs from 6 too
+
+
+def test_arm_precedence_is_defaults_segment_category_arm() -> None:
+    cfg = parse_config(EXPERIMENT)
+    np.testing.assert_array_equal(cfg.resolved("gold", "Tools/Saws"), [0.4, 0.1, 0.2, 0.3])
+    np.testing.assert_array_equal(cfg.resolved("gold", "Tools/Saws", "push"), [0.9, 0.1, 0.2, 0.3])
+    np.testing.assert_array_equal(cfg.resolved(arm="control"), cfg.weight_vector())
+
+
+def test_arm_assignment_is_stable_shared_out_and_anonymous_gets_none() -> None:
+    cfg = parse_config(EXPERIMENT)
+    assert cfg.arm_for(None) is None
+    arms = [cfg.arm_for(f"customer-{i}") for i in range(20_000)]
+    assert arms == [cfg.arm_for(f"customer-{i}") for i in range(20_000)]
+    shares = {name: arms.count(name) / len(arms) for name in ("control", "push", None)}
+    assert shares == pytest.approx({"control": 0.5, "push": 0.25, None: 0.25}, abs=0.015)
+    # Fixed across processes and releases: BLAKE2b, not Python's salted hash().
+    assert traffic_position("margin_push", "C1") == pytest.approx(
+        int.from_bytes(hashlib.blake2b(b"margin_push\x00C1", digest_size=8).digest(), "big")
+        / 2**64)
+    # A different experiment reshuffles customers independently.
+    renamed = parse_config(EXPERIMENT.replace("margin_push", "other"))
+    moved = sum(a != renamed.arm_for(f"customer-{i}") for i, a in enumerate(arms[:2000]))
+    assert moved > 500
+    assert parse_config("version: 1\n").arm_for("C1") is None
+
+
+def test_experiment_round_trip_and_tuning_scales_arms() -> None:
+    cfg = parse_config(EXPERIMENT)
+    assert parse_config(dump_config(cfg)) == cfg
+    tuned = cfg.tuned(np.array([0.6, 0.2, 0.0, 0.0]))  # twice the strength
+    assert tuned.arms()["push"].weights.overrides() == {"margin": pytest.approx(1.8)}
+    assert tuned.arms()["control"].share == 0.5
+    assert tuned.inventory == cfg.inventory
