@@ -43,7 +43,7 @@ from ranking.bundle import prepare_directory
 from ranking.core import TIER_WIDTH
 from ranking.ltr import MAX_LABEL, LambdaMART, cross_fit_relevance, grade_labels, label_values
 from ranking.progress import Progress
-from ranking.ranker import WEIGHTS_FILE, Catalog, Customers, Ranker
+from ranking.ranker import QUERIES_FILE, WEIGHTS_FILE, Catalog, Customers, Ranker
 from ranking.text import Analyzer
 
 
@@ -237,7 +237,8 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
         affinity, _ = product_clv_affinity(tx, pd.Series(customer_clv, index=summary.index),
                                            catalog["product_id"].tolist())
     with progress.stage("computing business terms"):
-        terms = compute_terms(catalog, affinity)
+        terms = compute_terms(catalog, affinity,
+                              target_weeks=config.inventory.target_weeks_of_cover)
         served = Served.of(config, terms, catalog)
         tuning = query_groups(judgments, train | valid, relevance, rows, served)
         test_groups = query_groups(judgments, test, relevance, rows, served)
@@ -257,14 +258,19 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
         ranker = Ranker(
             analyzer=analyzer, index=index, model=model,
             catalog=Catalog(catalog["product_id"].tolist(), catalog["title"].tolist(),
-                            catalog["category"].tolist(), terms.values, terms.in_stock, priors),
+                            catalog["category"].tolist(), terms.values, terms.in_stock, priors,
+                            terms.raw["unit_margin"].astype(np.float32),
+                            catalog["return_rate"].to_numpy(np.float32)),
             customers=Customers(summary.index.to_numpy().astype(str)[order], customer_clv[order],
                                 clv_quantiles(customer_clv)[order]),
             config=tuned_config, config_text=dump_config(tuned_config),
             n_candidates=settings.n_candidates,
         )
-        ranker.save(out_dir, settings={"seed": settings.seed, "k": settings.k},
-                    extra_json={"clv.json": clv_model.to_dict()})
+        ranker.save(out_dir, settings={
+            "seed": settings.seed, "k": settings.k,
+            "target_weeks_of_cover": config.inventory.target_weeks_of_cover,
+        }, extra_json={"clv.json": clv_model.to_dict(),
+                       QUERIES_FILE: {"queries": judgments["query"].drop_duplicates().tolist()}})
     return BuildResult(
         ranker=ranker, evaluation=evaluation, tune=tune, clv=clv_model,
         weights_file=out_dir / WEIGHTS_FILE,

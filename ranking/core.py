@@ -1,7 +1,8 @@
 """The blend core: turns relevance scores and business terms into the final top-k.
 
 ``score = z(relevance) + sum_k w_k * term_k[product]``, with the weights resolved for the
-customer's segment and each product's category, then the guardrails (out-of-stock policy,
+customer's segment, each product's category and the customer's experiment arm (precedence in
+:meth:`objectives.config.WeightsConfig.resolved`), then the guardrails (out-of-stock policy,
 buries, relevance tiers, pins). The numeric work is one Numba kernel
 (:func:`ranking._blend_kernels.blend_topk`); this module prepares its inputs from a validated
 weights config and applies pins, which may bring in products retrieval did not find.
@@ -34,7 +35,8 @@ class ServingConfig:
 
     config: WeightsConfig
     segment_names: tuple[str | None, ...]  # index 0 is the default (no segment)
-    weight_table: np.ndarray  # (n_segments + 1, n_category_rules + 1, n_terms) float64
+    arm_names: tuple[str | None, ...]  # index 0: no arm (anonymous, outside every arm)
+    weight_table: np.ndarray  # (n_arms + 1, n_segments + 1, n_category_rules + 1, n_terms)
     product_group: np.ndarray  # int64 per product: index of its category rule (0 = none)
     buried: np.ndarray  # bool per product
     pins: dict[str, np.ndarray]  # normalized query -> product rows, in pinned order
@@ -48,21 +50,24 @@ class ServingConfig:
         cls, config: WeightsConfig, product_index: dict[str, int], categories: list[str],
         normalize: Callable[[str], str], text: str, source: str = "<weights>",
     ) -> ServingConfig:
-        """Resolve every (segment, category rule) weight vector and per-product lookups.
+        """Resolve every (arm, segment, category rule) weight vector and per-product lookups.
 
         ``normalize`` maps a query to its canonical form (the analyzer's tokens joined), so
         pins match however the query is typed.
         """
         segments: tuple[str | None, ...] = (None, *sorted(config.segments))
         rules: tuple[str | None, ...] = (None, *config.categories)
-        table = np.array([[config.resolved(s, r) for r in rules] for s in segments], np.float64)
+        arms: tuple[str | None, ...] = (None, *config.arms())
+        table = np.array([[[config.resolved(s, r, a) for r in rules] for s in segments]
+                          for a in arms], np.float64)
         rule_index = {r: i for i, r in enumerate(rules)}
         groups = np.array([rule_index[config.category_rule_for(c)] for c in categories], np.int64)
         buried = np.zeros(len(categories), dtype=np.bool_)
         buried[[product_index[p] for p in config.buries]] = True
         pins = _pins_by_tokens(config, product_index, normalize, source)
         return cls(
-            config=config, segment_names=segments, weight_table=table, product_group=groups,
+            config=config, segment_names=segments, arm_names=arms, weight_table=table,
+            product_group=groups,
             buried=buried, pins=pins, oos_policy=_OOS_CODES[config.guardrails.out_of_stock],
             tier_width=TIER_WIDTH if config.guardrails.relevance_tiers else 0.0,
             text=text, version=hashlib.sha256(text.encode()).hexdigest()[:12],
@@ -73,6 +78,10 @@ class ServingConfig:
         if clv_quantile is None:
             return 0
         return self.segment_names.index(self.config.segment_for_quantile(clv_quantile))
+
+    def arm_index(self, customer_id: str | None) -> int:
+        """Row of the weight table for the customer's experiment arm (0: none)."""
+        return self.arm_names.index(self.config.arm_for(customer_id))
 
 
 def _pins_by_tokens(config: WeightsConfig, product_index: dict[str, int],
@@ -104,10 +113,11 @@ class Blended:
 
 def blend(
     relevance: np.ndarray, candidates: np.ndarray, terms: np.ndarray, in_stock: np.ndarray,
-    serving: ServingConfig, segment: int, k: int, pins: np.ndarray | None = None,
+    serving: ServingConfig, segment: int, k: int, pins: np.ndarray | None = None, arm: int = 0,
 ) -> Blended:
-    """Rank ``candidates`` (product rows) and return the top ``k``, pins first."""
-    weights = serving.weight_table[segment][serving.product_group[candidates]]
+    """Rank ``candidates`` (product rows) and return the top ``k``: ``pins[i]`` at position
+    ``i``, then the blended candidates (a pinned product is not repeated among them)."""
+    weights = serving.weight_table[arm, segment][serving.product_group[candidates]]
     n_pins = 0 if pins is None else len(pins)
     pos, scores, contrib = kernels.blend_topk(
         np.asarray(relevance, np.float64), candidates, terms, weights, in_stock,

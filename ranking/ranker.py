@@ -10,6 +10,7 @@ half-applied config.
 
 from __future__ import annotations
 
+import copy
 import json
 import numbers
 import threading
@@ -34,6 +35,8 @@ MAX_K = 1000
 #: The stages :meth:`Ranker.search_timed` reports, in the order a search runs them.
 SEARCH_STAGES = ("analysis", "retrieval", "features", "relevance", "blend", "results")
 WEIGHTS_FILE = "weights.yaml"
+#: Optional bundle file: the build's judged query texts, the real queries ``preview`` samples.
+QUERIES_FILE = "queries.json"
 #: Files every bundle must list in its manifest (``Ranker.load`` reads each of them).
 BUNDLE_FILES = ("analyzer.json", WEIGHTS_FILE, "customers.npz", "bm25.npz", "bm25_vocab.json",
                 "model.ubj", "model.json", "products.json", "products.npz")
@@ -69,13 +72,20 @@ class Catalog:
     terms: np.ndarray  # float32 (n, len(TERM_NAMES))
     in_stock: np.ndarray  # bool
     priors: np.ndarray  # float32 (n, 2): rating, log reviews (NaN = unknown)
+    #: Raw business fields in currency and rate (NaN = unknown), for ``preview``'s margin@10
+    #: and return rate@10; None in bundles written before they were stored.
+    unit_margin: np.ndarray | None = None
+    return_rate: np.ndarray | None = None
 
     def save(self, directory: Path) -> list[Path]:
         meta, arrays = directory / "products.json", directory / "products.npz"
         meta.write_text(json.dumps({"product_id": self.product_ids, "title": self.titles,
                                     "category": self.categories}, ensure_ascii=False))
+        raw = {name: values for name, values in (("unit_margin", self.unit_margin),
+                                                 ("return_rate", self.return_rate))
+               if values is not None}
         np.savez(arrays, terms=self.terms, in_stock=self.in_stock, priors=self.priors,
-                 term_names=np.array(TERM_NAMES))
+                 term_names=np.array(TERM_NAMES), **raw)
         return [meta, arrays]
 
     @classmethod
@@ -85,8 +95,9 @@ class Catalog:
             if tuple(npz["term_names"]) != TERM_NAMES:
                 raise bundle.BundleError(f"{directory}: term names {list(npz['term_names'])} "
                                          f"differ from this version's {list(TERM_NAMES)}")
+            raw = {name: npz[name] for name in ("unit_margin", "return_rate") if name in npz.files}
             catalog = cls(meta["product_id"], meta["title"], meta["category"], npz["terms"],
-                          npz["in_stock"], npz["priors"])
+                          npz["in_stock"], npz["priors"], **raw)
         catalog.check_shapes(directory)
         return catalog
 
@@ -98,6 +109,9 @@ class Catalog:
                   "priors": self.priors.shape}
         expected = {"title": (n,), "category": (n,), "terms": (n, len(TERM_NAMES)),
                     "in_stock": (n,), "priors": (n, 2)}
+        for name in ("unit_margin", "return_rate"):
+            if getattr(self, name) is not None:
+                shapes[name], expected[name] = getattr(self, name).shape, (n,)
         wrong = {k: v for k, v in shapes.items() if v != expected[k]}
         if wrong:
             raise bundle.BundleError(f"{directory}: product arrays disagree with {n:,} products: "
@@ -136,6 +150,8 @@ class Ranker:
         self.customers = customers
         self.n_candidates = n_candidates
         self._product_index = {p: i for i, p in enumerate(catalog.product_ids)}
+        #: The target the inventory term was computed with; files setting another are refused.
+        self.target_weeks_of_cover = config.inventory.target_weeks_of_cover
         self._reload_lock = threading.Lock()
         self._serving = self._serving_config(config, config_text)
 
@@ -168,10 +184,20 @@ class Ranker:
         """
         with self._reload_lock:
             text = read_config_text(path)
-            config = parse_config(text, source=str(path), product_ids=self._product_index.keys())
+            config = parse_config(text, source=str(path), product_ids=self._product_index.keys(),
+                                  target_weeks_of_cover=self.target_weeks_of_cover)
             serving = self._serving_config(config, text, str(path))
             self._serving = serving  # a single reference assignment: atomic for readers
             return serving
+
+    def variant(self, path: str | Path) -> Ranker:
+        """A ranker over the same (shared, read-only) bundle arrays serving the weights file
+        ``path`` instead, validated like :meth:`reload_config`; this ranker is untouched.
+        ``marginrank preview`` compares the two."""
+        other = copy.copy(self)
+        other._reload_lock = threading.Lock()
+        other.reload_config(path)
+        return other
 
     # -- search ----------------------------------------------------------------------------
     def search(self, query: str, customer_id: str | None = None, k: int = 20,
@@ -205,14 +231,17 @@ class Ranker:
         relevance = self.model.predict(X) if cand.size else np.zeros(0)
         laps.lap("relevance")
         segment = serving.segment_index(self.customers.quantile_of(customer_id))
+        arm = serving.arm_index(customer_id)
         out = core.blend(relevance, cand, self.catalog.terms, self.catalog.in_stock, serving,
-                         segment, int(k), pins)
+                         segment, int(k), pins, arm)
         laps.lap("blend")
-        results = [self._result(i, out, explain) for i in range(out.rows.shape[0])]
+        arm_name = serving.arm_names[arm]
+        results = [self._result(i, out, explain, arm_name) for i in range(out.rows.shape[0])]
         laps.lap("results")
         return results
 
-    def _result(self, i: int, out: core.Blended, explain: bool) -> SearchResult:
+    def _result(self, i: int, out: core.Blended, explain: bool,
+                arm: str | None) -> SearchResult:
         row = int(out.rows[i])
         contributions = None
         if explain and not out.pinned[i]:
@@ -221,7 +250,7 @@ class Ranker:
         return SearchResult(rank=i + 1, product_id=self.catalog.product_ids[row],
                             title=self.catalog.titles[row],
                             score=None if out.pinned[i] else float(out.scores[i]),
-                            pinned=bool(out.pinned[i]), contributions=contributions)
+                            pinned=bool(out.pinned[i]), contributions=contributions, arm=arm)
 
     def warm(self) -> None:
         """Run one search through every kernel so the first real query is not slow."""
@@ -269,8 +298,9 @@ class Ranker:
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
             raise bundle.BundleError(f"{directory}: a file passed its checksum but cannot be "
                                      f"read ({type(exc).__name__}: {exc})") from exc
+        target = manifest["settings"].get("target_weeks_of_cover", 8.0)  # 8: older bundles
         config = parse_config(text, source=str(directory / WEIGHTS_FILE),
-                              product_ids=set(catalog.product_ids))
+                              product_ids=set(catalog.product_ids), target_weeks_of_cover=target)
         ranker = cls(analyzer=analyzer, index=index, model=model, catalog=catalog,
                      customers=customers, config=config, config_text=text,
                      n_candidates=n_candidates)
