@@ -21,8 +21,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from autograd import value_and_grad  # lifetimes differentiates its likelihood with it
 from lifetimes import BetaGeoFitter, GammaGammaFitter
 from lifetimes.utils import ConvergenceError
+from scipy.optimize import minimize
 from scipy.special import betaln, gammaln
 
 from clv.errors import DataError, MarginRankError
@@ -35,10 +37,19 @@ MIN_GAMMA_GAMMA_CUSTOMERS = 10
 #: Time units per year, for turning the annual discount rate into a per-step factor.
 UNITS_PER_YEAR = {"D": 365.0, "W": 365.0 / 7.0}
 CLV_STEPS = 12
-#: Gradient tolerance of the one retry after lifetimes' fit stops on precision loss.
+#: Gradient tolerance of the one retry after lifetimes' fit stops on precision loss, and the
+#: largest gradient (of lifetimes' mean negative log-likelihood in log-parameters) the
+#: fallback optimizer may stop at off a ridge.
 RETRY_TOL = 1e-6
 #: Mean dropout probability below which the data show no dropout at all (see notes_).
 NO_DROPOUT = 1e-6
+#: a + b above which the Beta distribution of dropout probabilities is, for every prediction, a
+#: point mass: all customers drop out with the same probability a / (a + b) (see notes_).
+SAME_DROPOUT = 1e4
+#: A fit on the same-dropout ridge is moved along it (a and b times 10, at most RIDGE_STEPS
+#: times) until no customer's expected purchases change by more than RIDGE_RTOL (relative).
+RIDGE_RTOL = 1e-4
+RIDGE_STEPS = 5
 
 ArrayLike = np.ndarray | pd.Series | float | int
 
@@ -115,44 +126,123 @@ class CLVModel:
 
     def _fit_bgnbd(self, frequency: np.ndarray, recency: np.ndarray, T: np.ndarray
                    ) -> dict[str, float]:
-        """BG/NBD parameters from lifetimes, fitted on distinct rows with counts as weights.
+        """BG/NBD parameters, fitted on distinct rows with counts as weights.
 
-        lifetimes counts scipy's "precision loss" stop as a failure. On a flat optimum that
-        stop comes with the gradient already near 1e-7: on UCI Online Retail the likelihood
-        is flat along a -> 0, b -> infinity (nobody seen dropping out in a year). So a failed
-        fit is retried once at gradient tolerance 1e-6; a real failure fails again.
+        First lifetimes' own fit (BFGS), then, if it fails, a trust-region fit of lifetimes' own
+        likelihood (see :meth:`_fit_trust_region`). The fallback exists for likelihoods whose
+        maximum lies at infinity, where BFGS stops on precision loss: customers who leave right
+        after their first purchase look, to BG/NBD, like a population that all shares one
+        dropout probability, and the likelihood keeps rising along a, b -> infinity at a fixed
+        a / (a + b). The CDNOW fit never reaches the fallback, so it is lifetimes' fit exactly.
         """
         rows = _distinct(frequency=frequency, recency=recency, T=T)
-        fitter = BetaGeoFitter(penalizer_coef=self.penalizer)
-        data = (rows["frequency"], rows["recency"], rows["T"])
         try:
-            try:
-                _quietly(fitter.fit, *data, weights=rows["weight"])
-            except ConvergenceError:
-                _quietly(fitter.fit, *data, weights=rows["weight"], tol=RETRY_TOL)
-                self.notes_.append(f"BG/NBD converged at gradient tolerance {RETRY_TOL:g} "
-                                   "(lifetimes' 1e-7 stopped on precision loss)")
-        except (ConvergenceError, np.linalg.LinAlgError, ValueError) as exc:
-            raise CLVFitError(
-                f"BG/NBD did not converge on {len(frequency)} customers "
-                f"({_first_line(exc)}); check that the summary's time unit and observation "
-                "end are right, or fit on a longer history"
-            ) from exc
-        params = {k: float(v) for k, v in fitter.params_.items()}
-        predictions = fitter.conditional_expected_number_of_purchases_up_to_time(
-            self.horizon, *data)
+            params = self._fit_with_lifetimes(rows)
+        except (ConvergenceError, np.linalg.LinAlgError) as exc:
+            params = self._fit_trust_region(rows, _first_line(exc))
+        predictions = _bgnbd_fitter(params, self.penalizer) \
+            .conditional_expected_number_of_purchases_up_to_time(
+                self.horizon, rows["frequency"], rows["recency"], rows["T"])
         if not (all(math.isfinite(v) and v > 0 for v in params.values())
                 and np.isfinite(predictions).all()):
             raise CLVFitError(f"BG/NBD converged to unusable parameters {params}: its "
                               "predictions are not finite")
-        dropout = params["a"] / (params["a"] + params["b"])
+        self._note_ridges(params)
+        return params
+
+    def _fit_with_lifetimes(self, rows: pd.DataFrame) -> dict[str, float]:
+        """lifetimes' BetaGeoFitter, retried once at gradient tolerance 1e-6.
+
+        lifetimes counts scipy's "precision loss" stop as a failure. On a flat optimum that
+        stop comes with the gradient already near 1e-7: on UCI Online Retail the likelihood
+        is flat along a -> 0, b -> infinity (nobody seen dropping out in a year).
+        """
+        fitter = BetaGeoFitter(penalizer_coef=self.penalizer)
+        data = (rows["frequency"], rows["recency"], rows["T"])
+        try:
+            _quietly(fitter.fit, *data, weights=rows["weight"])
+        except ConvergenceError:
+            _quietly(fitter.fit, *data, weights=rows["weight"], tol=RETRY_TOL)
+            self.notes_.append(f"BG/NBD converged at gradient tolerance {RETRY_TOL:g} "
+                               "(lifetimes' 1e-7 stopped on precision loss)")
+        return {k: float(v) for k, v in fitter.params_.items()}
+
+    def _fit_trust_region(self, rows: pd.DataFrame, failure: str) -> dict[str, float]:
+        """Minimize lifetimes' own negative log-likelihood with scipy's trust-constr.
+
+        Same objective, time scaling, weights, penalizer and start as lifetimes' fit; only the
+        optimizer differs: a trust region needs no line search, which is what fails on a
+        nearly flat ridge. The result is accepted when its gradient is at most RETRY_TOL, or
+        when it lies on the same-dropout ridge and :meth:`_along_ridge` finds where the
+        predictions stop changing; otherwise CLVFitError.
+        """
+        scale = 1.0 / float(rows["T"].max())  # lifetimes' _scale_time: the oldest customer is 1
+        args = (rows["frequency"].to_numpy().astype(int), rows["recency"].to_numpy() * scale,
+                rows["T"].to_numpy() * scale, rows["weight"].to_numpy(), self.penalizer)
+        objective = value_and_grad(BetaGeoFitter._negative_log_likelihood)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # overflow probes and trust-constr's chatter
+            x = minimize(objective, np.full(4, 0.1), args=args, jac=True, method="trust-constr",
+                         options={"gtol": 1e-8, "maxiter": 3000}).x
+            gradient = objective(x, *args)[1]
+        stop = _from_log(x, scale)
+        if np.abs(gradient).max() > RETRY_TOL:
+            outward = gradient[2] + gradient[3] < 0  # the likelihood still rises with a and b
+            limit = (self._along_ridge(x, scale, rows)
+                     if outward and stop["a"] + stop["b"] > SAME_DROPOUT else None)
+            if limit is None:
+                raise CLVFitError(
+                    f"BG/NBD did not converge on {int(rows['weight'].sum())} customers: "
+                    f"lifetimes failed ({failure}) and the trust-region fallback stopped at "
+                    f"{stop} with gradient {np.abs(gradient).max():.2g} > {RETRY_TOL:g}; check "
+                    "that the summary's time unit and observation end are right, or fit on a "
+                    "longer history"
+                )
+            x = limit
+        self.notes_.append(f"BG/NBD fitted by scipy trust-constr on lifetimes' likelihood "
+                           f"(lifetimes' BFGS failed: {failure})")
+        return _from_log(x, scale)
+
+    def _along_ridge(self, x: np.ndarray, scale: float, rows: pd.DataFrame
+                     ) -> np.ndarray | None:
+        """Where the same-dropout ridge's predictions settle, or None if they do not.
+
+        On this ridge the likelihood rises toward a, b -> infinity at a fixed a / (a + b), and
+        the predictions approach a limit (the relative change shrinks like 1 / (a + b)). So
+        a and b are multiplied by 10 at a time, up to RIDGE_STEPS times, until no customer's
+        expected purchases over the horizon change by more than RIDGE_RTOL.
+        """
+        def predict(log_params: np.ndarray) -> np.ndarray:
+            fitter = _bgnbd_fitter(_from_log(log_params, scale), self.penalizer)
+            return np.asarray(fitter.conditional_expected_number_of_purchases_up_to_time(
+                self.horizon, rows["frequency"], rows["recency"], rows["T"]))
+
+        step = np.array([0.0, 0.0, math.log(10.0), math.log(10.0)])
+        here = predict(x)
+        for _ in range(RIDGE_STEPS):
+            there = predict(x + step)
+            if np.allclose(here, there, rtol=RIDGE_RTOL, atol=0.0):
+                return x + step
+            x, here = x + step, there
+        return None
+
+    def _note_ridges(self, params: dict[str, float]) -> None:
+        """Say when a and b are not separately identified (the predictions still are)."""
+        a, b = params["a"], params["b"]
+        dropout = a / (a + b)
         if dropout < NO_DROPOUT:
             self.notes_.append(
                 f"BG/NBD sees no dropout (mean dropout probability a/(a+b) = {dropout:.2g}): "
                 "a and b are not separately identified and the model acts as an NBD with "
                 "P(alive) ~ 1; predictions are stable, the values of a and b are not"
             )
-        return params
+        elif a + b > SAME_DROPOUT:
+            self.notes_.append(
+                f"BG/NBD sees one dropout probability for everyone (a + b = {a + b:.3g}, "
+                f"a/(a+b) = {dropout:.4g}): a and b are not separately identified, their "
+                "ratio and the predictions are; typical of many customers who never return "
+                "after their first purchase"
+            )
 
     def _fit_gamma_gamma(self, frequency: np.ndarray, monetary: np.ndarray
                          ) -> dict[str, float] | None:
@@ -227,11 +317,8 @@ class CLVModel:
         return purchases * self.expected_spend(frequency, monetary)
 
     def _bgnbd(self) -> BetaGeoFitter:
-        """A lifetimes fitter carrying the stored parameters (lifetimes predicts from params_)."""
         self._require_fitted()
-        fitter = BetaGeoFitter(penalizer_coef=self.penalizer)
-        fitter.params_ = pd.Series(self.bgnbd_params_)
-        return fitter
+        return _bgnbd_fitter(self.bgnbd_params_, self.penalizer)
 
     def _require_fitted(self) -> None:
         if not hasattr(self, "bgnbd_params_"):
@@ -360,6 +447,19 @@ def _summary_arrays(summary: pd.DataFrame) -> tuple[np.ndarray, ...]:
         raise DataError("recency must be 0 for customers without repeat purchases",
                         file="<summary>", column="recency")
     return frequency, recency, T, monetary
+
+
+def _from_log(log_params: np.ndarray, scale: float) -> dict[str, float]:
+    """Parameters from lifetimes' optimizer space: logs, with alpha in scaled time."""
+    r, alpha, a, b = (float(v) for v in np.exp(log_params))
+    return {"r": r, "alpha": alpha / scale, "a": a, "b": b}
+
+
+def _bgnbd_fitter(params: dict[str, float], penalizer: float) -> BetaGeoFitter:
+    """A lifetimes fitter carrying the given parameters (lifetimes predicts from params_)."""
+    fitter = BetaGeoFitter(penalizer_coef=penalizer)
+    fitter.params_ = pd.Series(params)
+    return fitter
 
 
 def _distinct(**columns: np.ndarray) -> pd.DataFrame:

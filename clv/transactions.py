@@ -77,7 +77,9 @@ def validate_transactions(
     missing or non-positive unit price, zero quantity.
 
     Timestamps are parsed with UTC semantics, so offsets such as ``+02:00`` and naive stamps
-    (taken as UTC) can share a column; they are returned tz-naive in UTC. The result has the
+    (taken as UTC) can share a column; they are returned tz-naive in UTC. Mixed time zones are
+    thus normalized, never rejected; only a stamp that names a zone by abbreviation ("CET",
+    "EST": ambiguous) or is not a date is an error. The result has the
     columns customer_id, timestamp, product_id, quantity (int64), unit_price (float64), order_id
     (str; when absent or missing, one order per customer and timestamp), stably sorted by
     (customer_id, timestamp) with a fresh index.
@@ -158,7 +160,9 @@ def _parse_text_timestamps(raw: pd.Series, *, file: str) -> pd.Series:
     failed = parsed.isna()
     if failed.any():
         parsed[failed] = pd.to_datetime(text[failed], utc=True, format="mixed", errors="coerce")
-    raise_at_first(parsed.isna().to_numpy(), raw, "timestamp", file, "unparsable timestamp")
+    raise_at_first(parsed.isna().to_numpy(), raw, "timestamp", file,
+                   "unparsable timestamp (write ISO 8601 with a UTC offset such as +02:00, or "
+                   "none for UTC; zone names such as CET are ambiguous)")
     return parsed.dt.tz_localize(None).reset_index(drop=True)
 
 

@@ -13,6 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from lifetimes import BetaGeoFitter, GammaGammaFitter
+from lifetimes.utils import ConvergenceError
+from scipy.optimize import minimize
+from scipy.special import expit, gammaln
 
 from clv import (
     UCI_ONLINE_RETAIL_COLUMNS,
@@ -23,6 +26,7 @@ from clv import (
     rfm_summary,
     validate_transactions,
 )
+from clv.model import _quietly
 
 LIFETIMES_DATA = Path(lifetimes.__file__).parent / "datasets"
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -220,6 +224,77 @@ def test_no_dropout_data_fit_as_nbd() -> None:
     r, alpha = model.bgnbd_params_["r"], model.bgnbd_params_["alpha"]
     np.testing.assert_allclose(model.expected_purchases(90.0, x, recency, T),
                                (r + x) * 90.0 / (alpha + T), rtol=1e-3)
+
+
+def _one_off_customers(n: int = 3000, seed: int = 0) -> pd.DataFrame:
+    """Half the customers leave right after their first purchase; the others buy at
+    Gamma(2, 1/40) rates per day and drop out with p ~ Beta(0.5, 50) after each repeat
+    purchase. BG/NBD lets nobody drop out before a repeat purchase, so it explains the one-off
+    half by one dropout probability shared by everyone: its likelihood rises toward
+    a, b -> infinity at a fixed a / (a + b), where lifetimes' BFGS stops on precision loss."""
+    rng = np.random.default_rng(seed)
+    rate, dropout = rng.gamma(2.0, 1 / 40, n), rng.beta(0.5, 50.0, n)
+    T = rng.integers(1, 366, n).astype(float)
+    arrivals = rng.poisson(rate * T)
+    frequency = np.where(rng.random(n) < 0.5, 0, np.minimum(rng.geometric(dropout), arrivals))
+    repeat = frequency > 0
+    recency = np.zeros(n)
+    recency[repeat] = np.ceil(T[repeat] * rng.beta(frequency[repeat],
+                                                   arrivals[repeat] - frequency[repeat] + 1))
+    return _summary(frequency.astype(float), recency, T,
+                    np.where(repeat, rng.gamma(4.0, 5.0, n), 0.0))
+
+
+def _same_dropout_fit(x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> tuple[float, ...]:
+    """Maximum likelihood of BG/NBD's limit with one dropout probability p for everyone
+    (Beta(a, b) -> point mass), by Nelder-Mead: no lifetimes, no gradients."""
+    def negative_ll(theta: np.ndarray) -> float:
+        r, alpha, p = np.exp(theta[0]), np.exp(theta[1]), expit(theta[2])
+        alive = -(r + x) * np.log(alpha + T)
+        gone = np.where(x > 0, np.log(p / (1 - p)) - (r + x) * np.log(alpha + tx), -np.inf)
+        return -float((gammaln(r + x) - gammaln(r) + r * np.log(alpha) + x * np.log1p(-p)
+                       + np.logaddexp(alive, gone)).sum())
+
+    result = minimize(negative_ll, [0.0, 3.0, -4.0], method="Nelder-Mead",
+                      options={"xatol": 1e-9, "fatol": 1e-9, "maxiter": 10_000})
+    assert result.success
+    return float(np.exp(result.x[0])), float(np.exp(result.x[1])), float(expit(result.x[2]))
+
+
+def test_customers_who_leave_after_their_first_purchase() -> None:
+    """The defect: plain lifetimes fails here; CLVModel fits, and its fit is the maximum of
+    the same-dropout limit, found independently."""
+    summary = _one_off_customers()
+    x, tx, T = (summary[c].to_numpy() for c in ("frequency", "recency", "T"))
+    with pytest.raises(ConvergenceError):
+        _quietly(BetaGeoFitter().fit, x, tx, T)
+
+    model = CLVModel().fit(summary)
+    assert any("trust-constr" in note for note in model.notes_)
+    assert any("one dropout probability for everyone" in note for note in model.notes_)
+    fitted = model.bgnbd_params_
+    r, alpha, p = _same_dropout_fit(x, tx, T)
+    assert fitted["r"] == pytest.approx(r, rel=1e-4)
+    assert fitted["alpha"] == pytest.approx(alpha, rel=1e-4)
+    assert fitted["a"] / (fitted["a"] + fitted["b"]) == pytest.approx(p, rel=1e-4)
+
+    # The limit's predictions in closed form: P(alive), then purchases at rate
+    # lambda ~ Gamma(r + x, alpha + T) with dropout p after each: (1 - E exp(-lambda p t)) / p.
+    alive = 1 / (1 + (x > 0) * p / (1 - p) * ((alpha + T) / (alpha + tx)) ** (r + x))
+    expected = alive * (1 - ((alpha + T) / (alpha + T + p * 90.0)) ** (r + x)) / p
+    np.testing.assert_allclose(model.p_alive(x, tx, T), alive, rtol=1e-4)
+    np.testing.assert_allclose(model.expected_purchases(90.0, x, tx, T), expected, rtol=1e-4)
+    assert np.isfinite(model.customer_clv(summary)).all()
+
+
+def test_one_customer_from_transactions_is_refused() -> None:
+    tx, _ = validate_transactions(pd.DataFrame({
+        "customer_id": "only", "timestamp": ["2024-01-01", "2024-02-01", "2024-03-01"],
+        "product_id": "p", "quantity": 1, "unit_price": 5.0}))
+    summary = rfm_summary(tx)
+    assert summary.loc["only", "frequency"] == 2
+    with pytest.raises(CLVFitError, match="one customer"):
+        CLVModel().fit(summary)
 
 
 def test_save_load_round_trip(tmp_path: Path, paper_model: CLVModel,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import lifetimes
@@ -173,6 +174,37 @@ def test_mixed_time_zones_become_naive_utc() -> None:
         "2024-03-02 08:00:00"]
 
 
+def test_mixed_time_zones_in_a_file_and_in_datetime_objects(tmp_path: Path) -> None:
+    path = tmp_path / "tx.csv"
+    path.write_text("customer_id,timestamp,product_id,quantity,unit_price\n"
+                    "c1,2024-03-01T23:30:00-05:00,p,1,1.0\n"   # 04:30 UTC on March 2
+                    "c1,2024-03-02T01:00:00+01:00,p,1,1.0\n"   # 00:00 UTC on March 2
+                    "c1,2024-03-01 23:59:59,p,1,1.0\n")       # naive: UTC
+    tx, _ = load_transactions(path)
+    assert tx["timestamp"].astype(str).tolist() == [
+        "2024-03-01 23:59:59", "2024-03-02 00:00:00", "2024-03-02 04:30:00"]
+    # Occasions are UTC days: the New York evening purchase is on March 2, with Berlin's, so
+    # one repeat occasion worth both lines.
+    assert rfm_summary(tx).loc["c1"].tolist() == [1.0, 1.0, 1.0, 2.0]
+
+    aware = _frame([("c1", datetime(2024, 3, 1, 12, tzinfo=timezone(timedelta(hours=2))), "p", 1,
+                     1.0),
+                    ("c1", pd.Timestamp("2024-03-01 12:00", tz="America/New_York"), "p", 1, 1.0)])
+    assert validate_transactions(aware)[0]["timestamp"].astype(str).tolist() == [
+        "2024-03-01 10:00:00", "2024-03-01 17:00:00"]
+
+
+def test_ambiguous_zone_names_are_errors_naming_file_line_column(tmp_path: Path) -> None:
+    path = tmp_path / "tx.csv"
+    path.write_text("customer_id,timestamp,product_id,quantity,unit_price\n"
+                    "c1,2024-03-01T12:00:00+02:00,p,1,1.0\n"
+                    "c1,2024-03-01 12:00 EST,p,1,1.0\n")
+    with pytest.raises(DataError, match="zone names such as CET are ambiguous") as info:
+        load_transactions(path)
+    assert (info.value.line, info.value.column, info.value.value) == (3, "timestamp",
+                                                                      "2024-03-01 12:00 EST")
+
+
 def test_numeric_ids_with_gaps_keep_their_written_form() -> None:
     frame = _frame([(17850.0, "2024-01-01", "p", 1, 1.0), (np.nan, "2024-01-01", "p", 1, 1.0)])
     tx, report = validate_transactions(frame)
@@ -229,6 +261,13 @@ def test_unsorted_input_gives_the_same_summary(cdnow: pd.DataFrame) -> None:
     shuffled = tx.sample(frac=1.0, random_state=7)
     pd.testing.assert_frame_equal(rfm_summary(shuffled, observation_end="1998-06-30"),
                                   rfm_summary(tx, observation_end="1998-06-30"))
+
+
+def test_validation_sorts_unsorted_input() -> None:
+    rows = [("b", "2024-01-03", "p2", 1, 2.0), ("a", "2024-01-02", "p1", 2, 1.0),
+            ("b", "2024-01-01", "p1", 1, 2.0), ("a", "2024-01-01", "p3", 1, 4.0)]
+    in_order, _ = validate_transactions(_frame(sorted(rows, key=lambda row: row[:2])))
+    pd.testing.assert_frame_equal(validate_transactions(_frame(rows))[0], in_order)
 
 
 @pytest.mark.parametrize(("freq", "end"), [("D", "1998-06-30"), ("W", "1998-06-30"),
