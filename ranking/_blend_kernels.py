@@ -11,7 +11,8 @@ from numba import njit
 from ranking._topk_kernels import topk_select
 
 OOS_DEMOTE, OOS_HIDE, OOS_IGNORE = 0, 1, 2
-#: Primary-key penalty that sinks demoted items below every tier of normal items.
+#: Primary-key penalty that sinks demoted items below every tier of normal items; buried items
+#: get twice as much, so they come after the demoted ones: last.
 DEMOTED = np.int64(1) << np.int64(40)
 
 
@@ -21,7 +22,7 @@ def blend_topk(relevance, cand, terms, weights, in_stock, buried, oos_policy, ti
 
     ``weights`` is (n_candidates, n_terms): the weights already resolved for each candidate's
     segment and category. Out-of-stock items are demoted below all others, hidden, or left
-    alone by ``oos_policy``; buried items always sink to the end. With ``tier_width > 0``
+    alone by ``oos_policy``; buried items always sink to the end, below demoted ones. With ``tier_width > 0``
     business terms only reorder within relevance tiers ``floor(z / tier_width)``. Returns the
     chosen candidate positions (best first), their scores, and contributions (k, 1 + n_terms):
     column 0 is the relevance part, the rest each term's part; each row sums to the score.
@@ -52,7 +53,9 @@ def blend_topk(relevance, cand, terms, weights, in_stock, buried, oos_policy, ti
         score[i] = total
         if tier_width > 0:
             primary[i] = np.int64(np.floor(z / tier_width))
-        if buried[p] or (oos_policy == OOS_DEMOTE and not in_stock[p]):
+        if buried[p]:
+            primary[i] -= 2 * DEMOTED
+        elif oos_policy == OOS_DEMOTE and not in_stock[p]:
             primary[i] -= DEMOTED
         if oos_policy == OOS_HIDE and not in_stock[p]:
             keep[i] = False

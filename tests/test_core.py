@@ -6,7 +6,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from objectives.config import parse_config
 from ranking._blend_kernels import DEMOTED, OOS_DEMOTE, OOS_HIDE, OOS_IGNORE, blend_topk
+from ranking.core import ServingConfig, blend
 
 
 def reference(relevance, cand, terms, weights, in_stock, buried, policy, tier_width, k):  # noqa: ANN001, ANN201
@@ -27,8 +29,8 @@ def reference(relevance, cand, terms, weights, in_stock, buried, policy, tier_wi
     for t in range(parts.shape[1]):
         score = score + parts[:, t]
     primary = np.floor(z / tier_width).astype(np.int64) if tier_width > 0 else np.zeros(n, np.int64)
-    sunk = buried[cand] | ((policy == OOS_DEMOTE) & ~in_stock[cand])
-    primary = primary - sunk * DEMOTED
+    demoted = (policy == OOS_DEMOTE) & ~in_stock[cand]
+    primary = primary - np.where(buried[cand], 2 * DEMOTED, demoted * DEMOTED)
     keep = ~((policy == OOS_HIDE) & ~in_stock[cand])
     pos = np.flatnonzero(keep)
     order = pos[np.lexsort((pos, -score[pos], -primary[pos]))][:k]
@@ -77,20 +79,33 @@ def test_zero_weights_give_relevance_order_and_hidden_never_appear(problem) -> N
     assert in_stock[cand[pos]].all()
 
 
-def test_raising_margin_never_lowers_position() -> None:
-    rng = np.random.default_rng(3)
-    for _ in range(200):
-        n = 12
-        cand = np.arange(n, dtype=np.int64)
-        relevance = rng.normal(size=n)
-        terms = rng.normal(size=(n, 4)).astype(np.float32)
-        weights = np.tile([0.5, 0.1, 0.2, 0.1], (n, 1))
-        args = (np.ones(n, bool), np.zeros(n, bool), OOS_DEMOTE, 0.0, n)
-        target = int(rng.integers(n))
-        before = blend_topk(relevance, cand, terms, weights, *args)[0].tolist().index(target)
-        terms[target, 0] += abs(rng.normal()) + 0.01
-        after = blend_topk(relevance, cand, terms, weights, *args)[0].tolist().index(target)
-        assert after <= before
+@settings(max_examples=200, deadline=None)
+@given(problems(), st.integers(0, 10**6), st.floats(0.01, 5.0))
+def test_raising_margin_never_lowers_position(problem, pick: int, raise_by: float) -> None:  # noqa: ANN001
+    relevance, cand, terms, weights, in_stock, buried, policy, tier, _ = problem
+    if cand.size == 0:
+        return
+    k = cand.size  # the whole ranking, so the product's position is always known
+    target = int(cand[pick % cand.size])
+    before = cand[blend_topk(relevance, cand, terms, weights, in_stock, buried, policy, tier,
+                             k)[0]].tolist()
+    raised = terms.copy()
+    raised[target, 0] += np.float32(raise_by)
+    after = cand[blend_topk(relevance, cand, raised, weights, in_stock, buried, policy, tier,
+                            k)[0]].tolist()
+    if target in before:  # not hidden
+        assert after.index(target) <= before.index(target)
+
+
+@settings(max_examples=200, deadline=None)
+@given(problems())
+def test_buried_come_last_and_demoted_out_of_stock_after_the_rest(problem) -> None:  # noqa: ANN001
+    relevance, cand, terms, weights, in_stock, buried, _, tier, _ = problem
+    pos, _, _ = blend_topk(relevance, cand, terms, weights, in_stock, buried, OOS_DEMOTE, tier,
+                           cand.size)
+    rows = cand[pos]
+    kind = np.where(buried[rows], 2, np.where(in_stock[rows], 0, 1))
+    assert np.all(np.diff(kind) >= 0)  # normal, then out of stock, then buried
 
 
 def test_demoted_out_of_stock_sinks_below_in_stock() -> None:
@@ -101,3 +116,60 @@ def test_demoted_out_of_stock_sinks_below_in_stock() -> None:
     pos, _, _ = blend_topk(relevance, cand, terms, np.zeros((4, 4)), in_stock, np.zeros(4, bool),
                            OOS_DEMOTE, 0.0, 4)
     assert pos.tolist() == [1, 2, 3, 0]
+
+
+# --- the wrapper: weights tables, arms and pins ------------------------------------------------
+
+
+def serving_for(text: str, n: int, categories: list[str] | None = None) -> ServingConfig:
+    ids = {f"P{i}": i for i in range(n)}
+    return ServingConfig.build(parse_config(text, product_ids=ids), ids,
+                               categories or [""] * n, lambda q: " ".join(q.lower().split()),
+                               text)
+
+
+@settings(max_examples=150, deadline=None)
+@given(problems(), st.data())
+def test_pins_sit_where_pinned_and_the_rest_keep_the_blend_order(problem, data) -> None:  # noqa: ANN001
+    relevance, cand, terms, _, in_stock, _, _, _, k = problem
+    n = terms.shape[0]
+    pinned = data.draw(st.lists(st.integers(0, n - 1), unique=True, max_size=min(n, 5)))
+    pins = ", ".join(f"P{p}" for p in pinned)
+    serving = serving_for(f"version: 1\nweights: {{margin: 0.4, returns: 0.2}}\n"
+                          f"pins: {{q: [{pins}]}}\n", n)
+    pin_rows = serving.pins.get("q") if pinned else None
+    out = blend(relevance, cand, terms, in_stock, serving, 0, k, pin_rows)
+    assert out.rows[:len(pinned)].tolist() == pinned[:k]
+    assert out.pinned.tolist() == [True] * min(len(pinned), k) + [False] * (
+        out.rows.size - min(len(pinned), k))
+    assert len(set(out.rows.tolist())) == out.rows.size  # a pinned product is not repeated
+    plain = blend(relevance, cand, terms, in_stock, serving, 0, cand.size)
+    rest = [r for r in plain.rows.tolist() if r not in pinned]
+    assert out.rows[len(pinned):].tolist() == rest[:max(k - len(pinned), 0)]
+
+
+def test_weights_follow_segment_category_and_arm() -> None:
+    text = """\
+version: 1
+weights: {margin: 1.0}
+segments: {gold: {min_clv_quantile: 0.5, weights: {margin: 2.0}}}
+categories: {Tools: {weights: {margin: 3.0}}}
+experiments: {e: {arms: {push: {share: 0.5, weights: {margin: 5.0}}}}}
+"""
+    serving = serving_for(text, 3, ["Tools/Saws", "Garden", ""])
+    terms = np.zeros((3, 4), np.float32)
+    terms[:, 0] = 1.0
+    cand = np.arange(3, dtype=np.int64)
+    in_stock = np.ones(3, bool)
+
+    def margin_parts(segment: int, arm: int) -> list[float]:
+        out = blend(np.zeros(3), cand, terms, in_stock, serving, segment, 3, None, arm)
+        return out.contributions[np.argsort(out.rows), 1].tolist()
+
+    gold = serving.segment_index(0.7)
+    push = serving.arm_names.index("push")
+    assert margin_parts(0, 0) == [3.0, 1.0, 1.0]
+    assert margin_parts(gold, 0) == [3.0, 2.0, 2.0]
+    assert margin_parts(gold, push) == [5.0, 5.0, 5.0]
+    in_push = next(f"C{i}" for i in range(100) if serving.config.arm_for(f"C{i}") == "push")
+    assert serving.arm_index(in_push) == push and serving.arm_index(None) == 0
