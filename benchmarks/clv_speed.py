@@ -222,6 +222,7 @@ def bench_fit(n_customers: int, *, seed: int = 0, repeats: int = 3) -> dict[str,
         "true_params": {**TRUE_BGNBD, **TRUE_GG}, "ours_params": mine,
         "lifetimes_params": theirs, "rel_diff": rel,
         "max_rel_diff": max((v for v in rel.values() if v is not None), default=None),
+        "freq_monetary_corr": model.freq_monetary_corr_,
         "notes": list(model.notes_),
     }
 
@@ -293,7 +294,8 @@ def to_markdown(report: dict[str, Any]) -> str:
         out.append(f"| {k} | {truth:.4g} | {_num(mine)} | {_num(theirs)} | "
                    + ("n/a" if rel is None else f"{rel:.1e}") + " |")
     out += ["", f"Max relative difference CLVModel vs lifetimes: {_num(fit['max_rel_diff'], 'e')}."
-            f" {fit['repeat_customers']:,} repeat customers."]
+            f" {fit['repeat_customers']:,} repeat customers; frequency-monetary correlation "
+            f"{fit['freq_monetary_corr']:.3f} (Gamma-Gamma assumes independence)."]
     out += [f"Note: {note}" for note in fit["notes"]]
     out += ["", f"Summary: {summ['rows']:,} lines ({summ['return_rows']:,} returns), "
             f"generated in {summ['generate_s']:.1f} s; rfm_summary: "

@@ -34,6 +34,9 @@ FORMAT = "marginrank.clv-model/1"
 #: Below this many repeat customers with positive spend, Gamma-Gamma's three parameters are
 #: not worth estimating; the mean spend is a more honest prediction.
 MIN_GAMMA_GAMMA_CUSTOMERS = 10
+#: Gamma-Gamma assumes spend independent of purchase frequency; beyond this Pearson
+#: correlation (CDNOW: 0.11, which Fader, Hardie & Lee accept) the fit report warns.
+MAX_FREQ_MONETARY_CORR = 0.3
 #: Time units per year, for turning the annual discount rate into a per-step factor.
 UNITS_PER_YEAR = {"D": 365.0, "W": 365.0 / 7.0}
 CLV_STEPS = 12
@@ -119,6 +122,12 @@ class CLVModel:
         self.n_customers_ = n
         self.n_repeat_customers_ = int(repeat.sum())
         self.freq_monetary_corr_ = _pearson(frequency[repeat], monetary[repeat])
+        if abs(self.freq_monetary_corr_) > MAX_FREQ_MONETARY_CORR:
+            self.notes_.append(
+                f"frequency and spend are correlated (Pearson {self.freq_monetary_corr_:.2f} "
+                f"over repeat customers, beyond +-{MAX_FREQ_MONETARY_CORR:g}); Gamma-Gamma "
+                "assumes they are independent, so expected spend and CLV are biased"
+            )
         spenders = repeat & (monetary > 0)
         self.mean_spend_ = float(monetary[spenders].mean()) if spenders.any() else 0.0
         self.gg_params_ = self._fit_gamma_gamma(frequency[spenders], monetary[spenders])

@@ -107,6 +107,7 @@ def test_holdout_benchmark_on_simulated_bgnbd_data(tmp_path: Path, clv_holdout: 
     assert plot.read_bytes()[:8] == PNG_SIGNATURE and plot.stat().st_size > 10_000
     printed = capsys.readouterr().out
     assert "| per-customer MAE |" in printed and "| 7+ |" in printed
+    assert "| frequency-monetary correlation (repeat customers) |" in printed
 
 
 def test_speed_benchmark_tiny(tmp_path: Path, clv_speed: ModuleType,
@@ -121,6 +122,7 @@ def test_speed_benchmark_tiny(tmp_path: Path, clv_speed: ModuleType,
     assert set(fit["ours_params"]) == set(fit["lifetimes_params"]) == set(fit["true_params"])
     assert all(math.isfinite(v) and v > 0 for v in fit["ours_params"].values())
     assert fit["max_rel_diff"] < 1e-5  # weighted distinct rows: the same optimum
+    assert abs(fit["freq_monetary_corr"]) < 0.2  # Gamma-Gamma spend: independent by design
     assert all(t > 0 for t in (fit["ours_s"], fit["lifetimes_bgnbd_s"], fit["lifetimes_gg_s"]))
 
     summ = report["summarize"]
@@ -132,7 +134,9 @@ def test_speed_benchmark_tiny(tmp_path: Path, clv_speed: ModuleType,
     assert ours["mean_frequency"] < theirs["mean_frequency"]
     for step in (summ["validate"], ours, theirs):
         assert step["s"] > 0 and step["peak_rss_mb"] > 0
-    assert "| RFM summary | 20,000 lines |" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "| RFM summary | 20,000 lines |" in printed
+    assert "frequency-monetary correlation" in printed
 
 
 def test_simulated_customers_are_bgnbd(clv_speed: ModuleType) -> None:

@@ -94,6 +94,19 @@ def test_gamma_gamma_and_spend_diagnostics(paper_model: CLVModel,
     assert paper_model.freq_monetary_corr_ == pytest.approx(
         np.corrcoef(repeat["frequency"], repeat["monetary_value"])[0, 1])
     assert paper_model.notes_ == []
+    assert paper_model.to_dict()["diagnostics"]["freq_monetary_corr"] == pytest.approx(0.11,
+                                                                                   abs=0.005)
+
+
+def test_correlated_spend_is_flagged(paper_summary: pd.DataFrame) -> None:
+    """Gamma-Gamma's independence assumption is checked: spend that grows with frequency is
+    reported in the notes and the saved diagnostics."""
+    correlated = paper_summary.assign(
+        monetary_value=paper_summary["monetary_value"] * (1 + paper_summary["frequency"]))
+    model = CLVModel(time_unit="W").fit(correlated)
+    assert model.freq_monetary_corr_ > 0.3
+    assert any("frequency and spend are correlated" in n for n in model.notes_)
+    assert model.to_dict()["diagnostics"]["freq_monetary_corr"] == model.freq_monetary_corr_
 
 
 def test_weighted_fit_equals_unweighted(cdnow_daily: pd.DataFrame) -> None:
