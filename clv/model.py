@@ -28,7 +28,7 @@ from scipy.optimize import minimize
 from scipy.special import betaln, gammaln
 
 from clv.errors import DataError, MarginRankError
-from clv.tables import require_columns
+from clv.tables import numeric_column, raise_at_first, require_columns
 
 FORMAT = "marginrank.clv-model/1"
 #: Below this many repeat customers with positive spend, Gamma-Gamma's three parameters are
@@ -435,26 +435,21 @@ def bgnbd_log_likelihood(params: dict[str, float], frequency: np.ndarray, recenc
 
 
 def _summary_arrays(summary: pd.DataFrame) -> tuple[np.ndarray, ...]:
-    """frequency, recency, T, monetary_value as float arrays, checked for BG/NBD's invariants."""
-    require_columns(summary, ("frequency", "recency", "T", "monetary_value"), file="<summary>")
-    arrays = []
-    for column in ("frequency", "recency", "T", "monetary_value"):
-        values = pd.to_numeric(summary[column], errors="coerce").to_numpy(
-            dtype=np.float64, na_value=np.nan)
-        if not np.isfinite(values).all() or (values < 0).any():
-            raise DataError("values must be finite and non-negative", file="<summary>",
-                            column=column)
-        arrays.append(values)
-    frequency, recency, T, monetary = arrays
-    if (frequency != np.round(frequency)).any():
-        raise DataError("frequency must be whole purchase counts", file="<summary>",
-                        column="frequency")
-    if (recency > T).any():
-        raise DataError("recency exceeds T (last purchase after the end of observation)",
-                        file="<summary>", column="recency")
-    if (recency[frequency == 0] != 0).any():
-        raise DataError("recency must be 0 for customers without repeat purchases",
-                        file="<summary>", column="recency")
+    """frequency, recency, T, monetary_value as float arrays, checked for BG/NBD's invariants.
+
+    A violation is a DataError naming the column, the row and its value.
+    """
+    source = "<summary>"
+    require_columns(summary, ("frequency", "recency", "T", "monetary_value"), file=source)
+    frequency, recency, T, monetary = (
+        numeric_column(summary, column, file=source, min_value=0.0)
+        for column in ("frequency", "recency", "T", "monetary_value"))
+    raise_at_first(frequency != np.round(frequency), summary["frequency"], "frequency", source,
+                   "frequency must be a whole number of repeat purchases")
+    raise_at_first(recency > T, summary["recency"], "recency", source,
+                   "recency exceeds T (last purchase after the end of observation)")
+    raise_at_first((frequency == 0) & (recency != 0), summary["recency"], "recency", source,
+                   "recency must be 0 for customers without repeat purchases")
     return frequency, recency, T, monetary
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from clv.errors import DataError
-from clv.tables import require_columns
+from clv.tables import raise_at_first, require_columns
 
 #: Prior strength (pseudo-buyers) is never below this: one buyer never outweighs the population.
 MIN_PRIOR_STRENGTH = 1.0
@@ -39,8 +39,8 @@ def clv_quantiles(clv: np.ndarray) -> np.ndarray:
     threshold). A single customer, or all-equal values, get 0.5: the middle, not an extreme.
     """
     values = np.asarray(clv, dtype=np.float64)
-    if not np.isfinite(values).all():
-        raise DataError("CLV values must be finite", column="clv")
+    raise_at_first(~np.isfinite(values), pd.Series(values), "clv", "<clv>",
+                   "CLV values must be finite")
     n = len(values)
     if n < 2:
         return np.full(n, 0.5)

@@ -194,11 +194,18 @@ def test_no_repeat_purchases_is_refused() -> None:
         CLVModel().fit(rfm_summary(tx, observation_end="2024-03-01"))
 
 
-def test_inconsistent_summary_is_a_data_error() -> None:
-    with pytest.raises(DataError, match="recency exceeds T"):
-        CLVModel().fit(_summary([1, 0], [50, 0], [40, 40], [3.0, 0.0]))
-    with pytest.raises(DataError, match="finite"):
-        CLVModel().fit(_summary([1, 0], [5, 0], [40, np.nan], [3.0, 0.0]))
+@pytest.mark.parametrize(("summary", "column", "message"), [
+    (_summary([1, 0], [50, 0], [40, 40], [3.0, 0.0]), "recency", "row 1: recency exceeds T"),
+    (_summary([1, 0], [5, 0], [40, np.nan], [3.0, 0.0]), "T", "row 2: missing value"),
+    (_summary([1, 0], [5, 3], [40, 40], [3.0, 0.0]), "recency", "row 2: recency must be 0"),
+    (_summary([1.5, 0], [5, 0], [40, 40], [3.0, 0.0]), "frequency", "row 1: frequency must be"),
+    (_summary([1, 0], [5, 0], [40, 40], [-3.0, 0.0]), "monetary_value", "row 1: value below 0"),
+])
+def test_inconsistent_summary_is_a_data_error(summary: pd.DataFrame, column: str,
+                                              message: str) -> None:
+    with pytest.raises(DataError, match=message) as info:
+        CLVModel().fit(summary)
+    assert info.value.column == column
 
 
 def test_unit_mismatch_is_refused(cdnow_daily: pd.DataFrame) -> None:

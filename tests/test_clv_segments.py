@@ -31,7 +31,7 @@ def test_top_decile_threshold_selects_a_tenth() -> None:
 
 
 def test_quantiles_refuse_nan() -> None:
-    with pytest.raises(DataError, match="finite"):
+    with pytest.raises(DataError, match="row 2: CLV values must be finite"):
         clv_quantiles(np.array([1.0, np.nan]))
 
 
