@@ -203,9 +203,9 @@ class CLVModel:
                 raise CLVFitError(
                     f"BG/NBD did not converge on {int(rows['weight'].sum())} customers: "
                     f"lifetimes failed ({failure}) and the trust-region fallback stopped at "
-                    f"{stop} with gradient {np.abs(gradient).max():.2g} > {RETRY_TOL:g}; check "
-                    "that the summary's time unit and observation end are right, or fit on a "
-                    "longer history"
+                    f"{stop} with gradient {np.abs(gradient).max():.2g} > {RETRY_TOL:g}; the "
+                    "data do not pin down the four parameters: fit on more customers or a "
+                    "longer history, and check the summary's time unit and observation end"
                 )
             x = limit
         self.notes_.append(f"BG/NBD fitted by scipy trust-constr on lifetimes' likelihood "

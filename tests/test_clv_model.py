@@ -307,6 +307,13 @@ def test_customers_who_leave_after_their_first_purchase() -> None:
     assert np.isfinite(model.customer_clv(summary)).all()
 
 
+def test_a_fit_that_cannot_converge_says_why() -> None:
+    """Three customers: lifetimes fails, and so does the fallback (r and alpha run off
+    together, not along the same-dropout ridge): a CLVFitError, no traceback from lifetimes."""
+    with pytest.raises(CLVFitError, match="trust-region fallback stopped at .* with gradient"):
+        CLVModel().fit(_summary([1, 1, 0], [60, 60, 0], [64, 60, 29], [5.0, 7.0, 0.0]))
+
+
 def test_one_customer_from_transactions_is_refused() -> None:
     tx, _ = validate_transactions(pd.DataFrame({
         "customer_id": "only", "timestamp": ["2024-01-01", "2024-02-01", "2024-03-01"],
