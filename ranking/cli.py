@@ -1,4 +1,4 @@
-"""The ``marginrank`` command: demo, build, search, validate-config."""
+"""The ``marginrank`` command: demo, build, search, validate-config, preview."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from clv.errors import MarginRankError
 from objectives.catalog import load_catalog
 from objectives.config import load_config
 from objectives.tuner import TuneResult
-from ranking import bundle
+from ranking import bundle, preview
 from ranking.build import BuildInputs, BuildResult, BuildSettings, build
 from ranking.progress import Progress
 from ranking.ranker import BUNDLE_FILES, Catalog, Ranker, SearchResult
@@ -67,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     known.add_argument("--catalog", type=Path, help="check pinned/buried products against it")
     known.add_argument("--bundle", type=Path, help="check pinned/buried products against it")
     check.set_defaults(run=_validate)
+
+    preview.add_arguments(sub.add_parser(
+        "preview", help="what a new weights file changes on real queries, before applying it"))
 
     serve = sub.add_parser("serve", help="run the HTTP search service (the service extra)")
     serve.add_argument("--bundle", type=Path, required=True)

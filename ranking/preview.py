@@ -1,0 +1,203 @@
+"""``marginrank preview``: what a new weights file would change on real queries, before use.
+
+A merchandiser edits the weights YAML, then asks "what happens to my search results?". Preview
+runs a sample of real queries through the bundle twice, with its current weights and with the
+new file (the same arrays, two config snapshots), and reports for the top 10: NDCG@10 when
+judgments are given, mean unit margin, mean return rate, out-of-stock exposure (the share of
+top-10 slots showing an out-of-stock product), and which products enter or leave. Output is a
+short summary table, then the queries that move most.
+
+The queries are the bundle's own judged query texts (``queries.json``, written by the build),
+or those of a judgments file. Both are real queries; nothing is generated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from clv.errors import MarginRankError
+from objectives.catalog import load_judgments
+from objectives.metrics import discounts, finite_mean, gains
+from ranking.ranker import QUERIES_FILE, Catalog, Ranker
+
+#: Depth every preview figure is measured at.
+DEPTH = 10
+#: Metrics of one ranked list, in the order the summary prints them.
+METRICS = ("ndcg@10", "margin@10", "return rate@10", "out-of-stock share@10")
+
+
+@dataclass(frozen=True)
+class QueryPreview:
+    """One query under the current and the new weights."""
+
+    query: str
+    current: dict[str, float]
+    new: dict[str, float]
+    entered: tuple[str, ...]  # product ids in the new top 10 only, in new rank order
+    left: tuple[str, ...]  # product ids in the current top 10 only, in current rank order
+
+    @property
+    def moved(self) -> int:
+        return len(self.entered)
+
+
+@dataclass(frozen=True)
+class PreviewReport:
+    """Every previewed query, plus what the summary needs to name things."""
+
+    queries: list[QueryPreview]
+    titles: dict[str, str]  # product id -> title, for the products that moved
+    judged: bool
+
+    def mean(self, side: str, metric: str) -> float:
+        return finite_mean([getattr(q, side)[metric] for q in self.queries])
+
+
+def sample_queries(bundle_dir: Path, judgments: pd.DataFrame | None, n: int,
+                   seed: int = 0) -> list[str]:
+    """A seeded sample of ``n`` distinct real queries: the judgments' when given, else the
+    bundle's judged query texts."""
+    if judgments is not None:
+        queries = judgments["query"].drop_duplicates().tolist()
+    else:
+        path = Path(bundle_dir) / QUERIES_FILE
+        if not path.is_file():
+            raise MarginRankError(f"{bundle_dir}: no {QUERIES_FILE} (bundles built before it was "
+                                  "stored); pass --judgments FILE to preview on its queries")
+        queries = json.loads(path.read_text(encoding="utf-8"))["queries"]
+    rng = np.random.default_rng(seed)
+    picked = rng.permutation(len(queries))[:n]
+    return [queries[i] for i in sorted(picked)]
+
+
+def judged_grades(judgments: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """query text -> product id -> grade."""
+    return {query: dict(zip(group["product_id"], group["grade"], strict=True))
+            for query, group in judgments.groupby("query", sort=False)}
+
+
+def list_metrics(catalog: Catalog, rows: np.ndarray, ids: list[str],
+                 grades: dict[str, float] | None) -> dict[str, float]:
+    """The preview metrics of one top-10 list (NaN where undefined, e.g. an empty list)."""
+    return {
+        "ndcg@10": np.nan if grades is None else ndcg_of(ids, grades),
+        "margin@10": _mean(catalog.unit_margin, rows),
+        "return rate@10": _mean(catalog.return_rate, rows),
+        "out-of-stock share@10": float((~catalog.in_stock[rows]).mean()) if rows.size else np.nan,
+    }
+
+
+def ndcg_of(ids: list[str], grades: dict[str, float]) -> float:
+    """NDCG@10 of a served list against every judged grade of its query (unjudged products
+    gain nothing; the ideal list is the best judged products, found or not)."""
+    ideal = np.sort(gains(np.array(list(grades.values()))))[::-1][:DEPTH]
+    idcg = float(ideal @ discounts(ideal.size))
+    if idcg <= 0:
+        return float("nan")
+    served = gains(np.array([grades.get(p, 0.0) for p in ids[:DEPTH]], dtype=np.float64))
+    return float(served @ discounts(served.size)) / idcg
+
+
+def _mean(values: np.ndarray | None, rows: np.ndarray) -> float:
+    return finite_mean(values[rows]) if values is not None and rows.size else float("nan")
+
+
+def preview(current: Ranker, new: Ranker, queries: list[str],
+            judgments: pd.DataFrame | None = None) -> PreviewReport:
+    """Run every query under both rankers (anonymous customer) and compare their top 10."""
+    grades = judged_grades(judgments) if judgments is not None else {}
+    catalog = current.catalog
+    row_of = {p: i for i, p in enumerate(catalog.product_ids)}
+    out, titles = [], {}
+    for query in queries:
+        before = [r.product_id for r in current.search(query, k=DEPTH)]
+        after = [r.product_id for r in new.search(query, k=DEPTH)]
+        judged = grades.get(query, {}) if judgments is not None else None
+        entered = tuple(p for p in after if p not in before)
+        left = tuple(p for p in before if p not in after)
+        titles.update({p: catalog.titles[row_of[p]] for p in (*entered, *left)})
+        metrics = [list_metrics(catalog, np.array([row_of[p] for p in ids], dtype=np.int64),
+                                ids, judged) for ids in (before, after)]
+        out.append(QueryPreview(query, *metrics, entered, left))
+    return PreviewReport(out, titles, judgments is not None)
+
+
+def load_preview_judgments(path: Path, ranker: Ranker) -> pd.DataFrame:
+    """A judgments file checked against the bundle's products."""
+    return load_judgments(path, pd.Index(ranker.catalog.product_ids))
+
+
+def format_report(report: PreviewReport, current_name: str, new_name: str,
+                  top: int = 10) -> str:
+    """The summary table, then the queries whose top 10 changes most."""
+    changed = [q for q in report.queries if q.entered or q.left]
+    lines = [f"Preview of {new_name} against {current_name} on {len(report.queries)} real "
+             f"queries (anonymous customer, top {DEPTH}).", "",
+             "| metric | current | new | change |", "| --- | --- | --- | --- |"]
+    for metric in METRICS:
+        if metric == "ndcg@10" and not report.judged:
+            continue
+        a, b = report.mean("current", metric), report.mean("new", metric)
+        lines.append(f"| {metric} | {_fmt(metric, a)} | {_fmt(metric, b)} | "
+                     f"{_change(metric, a, b)} |")
+    lines += ["", f"Queries whose top {DEPTH} changes: {len(changed)} of {len(report.queries)}; "
+              f"{sum(q.moved for q in changed)} products enter a top {DEPTH} and "
+              f"{sum(len(q.left) for q in changed)} leave one."]
+    if not report.judged:
+        lines.append("NDCG@10 needs judgments: pass --judgments FILE.")
+    if changed:
+        lines += ["", f"Queries that move most (products entering the top {DEPTH}):"]
+    for q in sorted(changed, key=lambda q: (-q.moved, q.query))[:top]:
+        margin = _change("margin@10", q.current["margin@10"], q.new["margin@10"])
+        lines.append(f"\n  {q.query!r}: {q.moved} in, {len(q.left)} out; margin@10 {margin}")
+        lines += [f"    + {p}  {report.titles[p][:70]}" for p in q.entered]
+        lines += [f"    - {p}  {report.titles[p][:70]}" for p in q.left]
+    return "\n".join(lines)
+
+
+def _fmt(metric: str, value: float) -> str:
+    if not np.isfinite(value):
+        return "n/a"
+    if metric == "margin@10":
+        return f"{value:,.2f}"
+    return f"{value:.1%}" if metric != "ndcg@10" else f"{value:.4f}"
+
+
+def _change(metric: str, a: float, b: float) -> str:
+    if not (np.isfinite(a) and np.isfinite(b)):
+        return "n/a"
+    if metric == "ndcg@10":
+        return f"{b - a:+.4f}"
+    if metric == "margin@10":
+        return f"{b - a:+,.2f}" + (f" ({b / a - 1:+.1%})" if a > 0 else "")
+    return f"{(b - a) * 100:+.2f} pts"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``preview`` subcommand's arguments (registered by :mod:`ranking.cli`)."""
+    parser.add_argument("file", type=Path, metavar="NEW.yaml", help="the weights file to try")
+    parser.add_argument("--bundle", type=Path, required=True, help="the bundle serving now")
+    parser.add_argument("--judgments", type=Path, help="judgments (query, product_id, grade): "
+                        "adds NDCG@10 and previews their queries")
+    parser.add_argument("--queries", type=int, default=200, help="queries sampled (default 200)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the query sample")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the bundle, validate NEW.yaml against it, preview and print."""
+    if args.queries < 1:
+        raise MarginRankError(f"--queries must be at least 1, got {args.queries}")
+    current = Ranker.load(args.bundle)
+    new = current.variant(args.file)
+    judgments = (load_preview_judgments(args.judgments, current) if args.judgments else None)
+    queries = sample_queries(args.bundle, judgments, args.queries, args.seed)
+    report = preview(current, new, queries, judgments)
+    print(format_report(report, f"{args.bundle}/weights.yaml", str(args.file)))
+    return 0

@@ -1,0 +1,108 @@
+"""``marginrank preview``: real queries under the current and a new weights file, compared."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_concurrency import tiny_world
+
+from clv.errors import MarginRankError
+from objectives.metrics import ndcg_at_k
+from ranking.cli import main
+from ranking.preview import (
+    METRICS,
+    format_report,
+    ndcg_of,
+    preview,
+    sample_queries,
+)
+from ranking.ranker import QUERIES_FILE, Ranker
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_world(tmp_path_factory)
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_bundle_keeps_the_judged_queries(world: Path) -> None:
+    stored = json.loads((world / "bundle" / QUERIES_FILE).read_text())["queries"]
+    judged = pd.read_csv(world / "judgments.csv")["query"].drop_duplicates().tolist()
+    assert stored == judged
+    manifest = json.loads((world / "bundle" / "manifest.json").read_text())
+    assert QUERIES_FILE in json.dumps(manifest)  # checksummed like every other file
+    sample = sample_queries(world / "bundle", None, 10, seed=1)
+    assert len(sample) == len(set(sample)) == 10 and set(sample) <= set(judged)
+    assert sample == sample_queries(world / "bundle", None, 10, seed=1)
+
+
+def test_same_file_changes_nothing(world: Path) -> None:
+    current = Ranker.load(world / "bundle")
+    queries = sample_queries(world / "bundle", None, 12)
+    report = preview(current, current, queries)
+    assert all(not q.entered and not q.left for q in report.queries)
+    for metric in METRICS[1:]:
+        assert report.mean("current", metric) == report.mean("new", metric)
+    assert "0 of 12" in format_report(report, "a", "b")
+
+
+def test_margin_push_raises_margin_and_lists_what_moves(world: Path, tmp_path: Path) -> None:
+    current = Ranker.load(world / "bundle")
+    new = current.variant(write(tmp_path / "push.yaml",
+                                "version: 1\nweights: {margin: 3.0}\n"
+                                "guardrails: {out_of_stock: hide}\n"))
+    judgments = pd.read_csv(world / "judgments.csv", dtype={"product_id": str})
+    queries = judgments["query"].drop_duplicates().tolist()
+    report = preview(current, new, queries, judgments)
+    assert report.mean("new", "margin@10") > report.mean("current", "margin@10")
+    assert report.mean("new", "out-of-stock share@10") == 0.0  # hidden
+    assert np.isfinite(report.mean("current", "ndcg@10"))
+    moved = [q for q in report.queries if q.entered]
+    assert moved
+    for q in report.queries:
+        before = [r.product_id for r in current.search(q.query, k=10)]
+        after = [r.product_id for r in new.search(q.query, k=10)]
+        assert list(q.entered) == [p for p in after if p not in before]
+        assert list(q.left) == [p for p in before if p not in after]
+    text = format_report(report, "current.yaml", "push.yaml")
+    assert "| margin@10 |" in text and "| ndcg@10 |" in text
+    assert "Queries that move most" in text and f"+ {moved[0].entered[0]}" in text
+
+
+def test_ndcg_of_agrees_with_the_shared_metric() -> None:
+    grades = {"a": 3.0, "b": 0.0, "c": 2.0, "d": 1.0}
+    served = ["c", "a", "d", "b"]
+    assert ndcg_of(served, grades) == pytest.approx(ndcg_at_k(np.array([2.0, 3, 1, 0]), 10))
+    assert ndcg_of(["x", "a"], grades) < ndcg_of(["a", "x"], grades)  # unjudged gain nothing
+    assert np.isnan(ndcg_of(["a"], {"a": 0.0}))
+
+
+def test_cli_preview(world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    new = write(tmp_path / "new.yaml", "version: 1\nweights: {margin: 1.5, returns: 0.5}\n")
+    assert main(["preview", "--bundle", str(world / "bundle"), str(new), "--queries", "6"]) == 0
+    out = capsys.readouterr().out
+    assert "on 6 real queries" in out and "| return rate@10 |" in out
+    assert "NDCG@10 needs judgments" in out
+    code = main(["preview", "--bundle", str(world / "bundle"), str(new),
+                 "--judgments", str(world / "judgments.csv"), "--queries", "5"])
+    assert code == 0 and "| ndcg@10 |" in capsys.readouterr().out
+    bad = write(tmp_path / "bad.yaml", "version: 1\nweights:\n  marign: 1\n")
+    assert main(["preview", "--bundle", str(world / "bundle"), str(bad)]) == 2
+    assert "bad.yaml:3: weights.marign" in capsys.readouterr().err
+
+
+def test_bundle_without_queries_needs_judgments(world: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "old"
+    shutil.copytree(world / "bundle", copy)
+    (copy / QUERIES_FILE).unlink()
+    with pytest.raises(MarginRankError, match="pass --judgments"):
+        sample_queries(copy, None, 5)
