@@ -38,19 +38,24 @@ class TermTable:
                 f"neutral (missing) values: {gaps}; out of stock: {oos:,}")
 
 
-def robust_z(values: np.ndarray, clip: float = 3.0) -> np.ndarray:
-    """(x - median) / (1.4826 * MAD), clipped; NaN -> 0. Falls back to the SD if MAD is 0."""
+def robust_z(values: np.ndarray, clip: float = 3.0, zero: float | None = None) -> np.ndarray:
+    """(x - zero) / (1.4826 * MAD), clipped; NaN -> 0. Falls back to the SD if MAD is 0.
+
+    ``zero`` is the value that maps to 0 (neutral), by default the median. The scale is always
+    the spread around the median, so a fixed ``zero`` (a target) shifts the term without
+    changing its units.
+    """
     out = np.zeros(values.shape[0], dtype=np.float64)
     known = np.isfinite(values)
     if known.sum() < 2:
         return out.astype(np.float32)
     x = values[known]
-    center = np.median(x)
-    scale = MAD_TO_SD * np.median(np.abs(x - center))
+    median = np.median(x)
+    scale = MAD_TO_SD * np.median(np.abs(x - median))
     if scale <= 1e-12:
         scale = float(np.std(x))
     if scale > 1e-12:
-        out[known] = np.clip((x - center) / scale, -clip, clip)
+        out[known] = np.clip((x - (median if zero is None else zero)) / scale, -clip, clip)
     return out.astype(np.float32)
 
 
@@ -74,8 +79,10 @@ def compute_terms(
 
     margin: unit margin (price - cost) on a signed log scale, because unit margins are as skewed
     as prices and a linear z-score would clip every expensive product to the same value.
-    returns: minus the expected return rate. inventory:
-    log of weeks of cover over ``target_weeks`` (overstock pushes up, scarce stock down).
+    returns: minus the expected return rate. inventory: log of weeks of cover over
+    ``target_weeks`` (the YAML's ``inventory.target_weeks_of_cover``), scaled but not
+    re-centered, so a product exactly at the target is neutral, overstock pushes up and
+    scarce stock down.
     clv: the product's CLV affinity (mean future value of its buyers).
     """
     price = catalog["price"].to_numpy(np.float64)
@@ -89,7 +96,8 @@ def compute_terms(
         "returns": -catalog["return_rate"].to_numpy(np.float64),
         "inventory": np.log((cover + 0.5) / (target_weeks + 0.5)),
     }
-    values = np.column_stack([robust_z(raw[name], clip) for name in TERM_NAMES])
+    zero = {"inventory": 0.0}  # at the target; the others are centered at their median
+    values = np.column_stack([robust_z(raw[name], clip, zero.get(name)) for name in TERM_NAMES])
     raw["unit_margin"] = unit_margin
     stock = catalog["stock"].to_numpy(np.float64)
     return TermTable(

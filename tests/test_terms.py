@@ -54,3 +54,15 @@ def test_weeks_of_cover_edges() -> None:
     assert cover[1] == MAX_WEEKS_OF_COVER  # stock that never sells
     assert cover[2] == 0.0
     assert np.isnan(cover[3])
+
+
+def test_inventory_is_neutral_at_the_target_and_the_target_moves_it() -> None:
+    daily = [1.0] * 6
+    frame = catalog(stock=[7 * w for w in (2, 4, 8, 8, 16, 32)], daily_sales=daily)
+    inventory = TERM_NAMES.index("inventory")
+    at_8 = compute_terms(frame, target_weeks=8.0).values[:, inventory]
+    assert at_8[2] == at_8[3] == 0.0  # exactly 8 weeks of cover
+    assert at_8[0] < at_8[1] < 0.0 < at_8[4] < at_8[5]
+    at_4 = compute_terms(frame, target_weeks=4.0).values[:, inventory]
+    assert at_4[1] == 0.0
+    assert np.all(at_4 >= at_8) and np.any(at_4 > at_8)  # a lower target: more is overstock
