@@ -1,8 +1,10 @@
-"""Numba kernels for BM25: retrieval over postings, and scoring of given candidates.
+"""Numba kernels for BM25: building postings, retrieval over them, and scoring given candidates.
 
-Pure functions over CSR arrays; :mod:`ranking.bm25` is the documented wrapper in front.
-Both compute, for every query term occurrence t (repeats count each time, as rank_bm25 does),
-``idf[t] * tf * (k1 + 1) / (tf + k1 * (1 - b + b * doc_len / avgdl))``.
+Pure functions over CSR arrays; :mod:`ranking.bm25` is the documented wrapper in front (it also
+allocates every array these kernels fill, so that a build's memory shows up in tracemalloc).
+Scoring computes, for every query term occurrence t (repeats count each time, as rank_bm25 does),
+``idf[t] * tf * (k1 + 1) / (tf + norm[d])`` with ``norm[d] = k1 * (1 - b + b * doc_len / avgdl)``:
+the same operations in the same order as rank_bm25, so the float64 results are bit-equal.
 """
 
 from __future__ import annotations
@@ -10,29 +12,83 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ranking._topk_kernels import topk_select
+from ranking._topk_kernels import heap_offer, topk_select
+
+# Pruning compares bounds summed in another order than the exact score; this relative slack
+# keeps rounding from ever pruning a document that belongs in the top k.
+_SLACK = 1.0 + 1e-9
+
+#: Postings per block of :func:`block_max_fractions`.
+BLOCK = 64
 
 
 @njit(cache=True, inline="always")
-def _term_score(tf, idf, dl, avgdl, k1, b):  # noqa: ANN001, ANN202
-    return idf * (tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * dl / avgdl)))
+def _frac(tf, norm, k1):  # noqa: ANN001, ANN202
+    return tf * (k1 + 1.0) / (tf + norm)
 
 
 @njit(cache=True)
-def accumulate_postings(query, post_indptr, post_docs, post_tf, idf, doc_len, avgdl, k1, b):  # noqa: ANN001, ANN201, E501
-    """Dense scores of every document, and the documents any query term touched (in the order
-    first touched). Walks only the postings of the query terms; unknown terms (id < 0) are
-    skipped."""
-    n_docs = doc_len.shape[0]
-    scores = np.zeros(n_docs, dtype=np.float64)
-    seen = np.zeros(n_docs, dtype=np.bool_)
-    total = 0
-    for qi in range(query.shape[0]):
-        t = query[qi]
-        if t >= 0:
-            total += post_indptr[t + 1] - post_indptr[t]
-    touched = np.empty(total, dtype=np.int64)
-    n_touched = 0
+def count_postings(doc_indptr, doc_terms, df, last_doc, first_seen):  # noqa: ANN001, ANN201
+    """Fill ``df`` (documents per term) and ``first_seen`` (the field's terms in the order they
+    first occur); return the largest term frequency and the number of distinct terms.
+
+    ``last_doc`` (one int per term, filled with -1) is scratch: the last document that counted
+    each term, so a document counts a term once however often it repeats it."""
+    run = np.zeros(df.shape[0], dtype=np.int64)  # tf of each term in the current document
+    max_tf = 0
+    n_seen = 0
+    for d in range(doc_indptr.shape[0] - 1):
+        for p in range(doc_indptr[d], doc_indptr[d + 1]):
+            t = doc_terms[p]
+            if last_doc[t] != d:
+                if last_doc[t] < 0:
+                    first_seen[n_seen] = t
+                    n_seen += 1
+                last_doc[t] = d
+                df[t] += 1
+                run[t] = 0
+            run[t] += 1
+            if run[t] > max_tf:
+                max_tf = run[t]
+    return max_tf, n_seen
+
+
+@njit(cache=True)
+def fill_postings(doc_indptr, doc_terms, next_slot, last_doc, post_docs, post_tf):  # noqa: ANN001, ANN201, E501
+    """Counting sort of (term, doc) into CSR postings, doc ids ascending within each term.
+
+    ``next_slot`` starts as each term's first posting position; ``last_doc`` as -1."""
+    for d in range(doc_indptr.shape[0] - 1):
+        for p in range(doc_indptr[d], doc_indptr[d + 1]):
+            t = doc_terms[p]
+            if last_doc[t] != d:
+                last_doc[t] = d
+                post_docs[next_slot[t]] = d
+                post_tf[next_slot[t]] = 1
+                next_slot[t] += 1
+            else:
+                post_tf[next_slot[t] - 1] += 1
+
+
+@njit(cache=True)
+def block_max_fractions(post_indptr, post_docs, post_tf, norm, k1, block_indptr, block_max):  # noqa: ANN001, ANN201, E501
+    """``block_max[block_indptr[t] + j]``: the largest ``tf (k1 + 1) / (tf + norm)`` among
+    postings ``j * BLOCK .. (j + 1) * BLOCK - 1`` of term t. Times the term's IDF, it bounds
+    what the term adds to any document of that block, so a search can skip whole blocks."""
+    for t in range(post_indptr.shape[0] - 1):
+        start = post_indptr[t]
+        for p in range(start, post_indptr[t + 1]):
+            v = _frac(post_tf[p], norm[post_docs[p]], k1)
+            j = block_indptr[t] + (p - start) // BLOCK
+            if v > block_max[j]:
+                block_max[j] = v
+
+
+@njit(cache=True)
+def score_all(query, post_indptr, post_docs, post_tf, idf, norm, k1):  # noqa: ANN001, ANN201
+    """Dense scores of every document, walking only the postings of the query terms in query
+    order; unknown terms (id < 0) are skipped."""
+    scores = np.zeros(norm.shape[0], dtype=np.float64)
     for qi in range(query.shape[0]):
         t = query[qi]
         if t < 0:
@@ -40,35 +96,221 @@ def accumulate_postings(query, post_indptr, post_docs, post_tf, idf, doc_len, av
         w = idf[t]
         for p in range(post_indptr[t], post_indptr[t + 1]):
             d = post_docs[p]
-            scores[d] += _term_score(post_tf[p], w, doc_len[d], avgdl, k1, b)
-            if not seen[d]:
-                seen[d] = True
-                touched[n_touched] = d
-                n_touched += 1
-    return scores, touched[:n_touched]
+            scores[d] += w * _frac(post_tf[p], norm[d], k1)
+    return scores
 
 
 @njit(cache=True)
-def search_postings(query, post_indptr, post_docs, post_tf, idf, doc_len, avgdl, k1, b, k):  # noqa: ANN001, ANN201, E501
-    """Top-``k`` (doc ids, scores) among documents that contain at least one query term."""
-    scores, docs = accumulate_postings(query, post_indptr, post_docs, post_tf, idf, doc_len,
-                                       avgdl, k1, b)
-    n_touched = docs.shape[0]
-    cand_scores = np.empty(n_touched, dtype=np.float64)
-    for i in range(n_touched):
-        cand_scores[i] = scores[docs[i]]
-    best = topk_select(np.zeros(n_touched, dtype=np.int64), cand_scores, docs, k)
-    return docs[best], cand_scores[best]
+def search_exhaustive(query, post_indptr, post_docs, post_tf, idf, norm, k1, k):  # noqa: ANN001, ANN201, E501
+    """Top-``k`` (doc ids, scores) among documents containing a query term, by scoring them all
+    term at a time (as :func:`score_all`) and keeping the best k in a bounded heap.
+
+    A document's score starts as NaN, meaning "no query term": its first term sets it (0 + x is
+    x, so the sums are rank_bm25's), and NaN documents are never offered to the heap."""
+    scores = np.full(norm.shape[0], np.nan)
+    for qi in range(query.shape[0]):
+        t = query[qi]
+        if t < 0:
+            continue
+        w = idf[t]
+        for p in range(post_indptr[t], post_indptr[t + 1]):
+            d = post_docs[p]
+            x = w * _frac(post_tf[p], norm[d], k1)
+            scores[d] = x if np.isnan(scores[d]) else scores[d] + x
+    heap_docs = np.empty(k, dtype=np.int64)
+    heap_scores = np.empty(k, dtype=np.float64)
+    size = 0
+    for d in range(scores.shape[0]):
+        x = scores[d]
+        if (size < k and not np.isnan(x)) or (size == k and x >= heap_scores[0]):
+            size = heap_offer(heap_docs, heap_scores, size, d, x)  # the test above: a fast path
+    return _best_first(heap_docs, heap_scores, size)
 
 
 @njit(cache=True)
-def score_candidates(query, doc_indptr, doc_terms, idf, avgdl, k1, b, docs):  # noqa: ANN001, ANN201
+def _best_first(heap_docs, heap_scores, size):  # noqa: ANN001, ANN202
+    """The held (doc ids, scores), best first, ties by doc id."""
+    docs, scores = heap_docs[:size], heap_scores[:size]
+    best = topk_select(np.zeros(size, dtype=np.int64), scores, docs, size)
+    return docs[best], scores[best]
+
+
+@njit(cache=True, inline="always")
+def _seek(post_docs, lo, hi, d):  # noqa: ANN001, ANN202
+    """First position in ``post_docs[lo:hi]`` holding a doc id >= d (galloping search)."""
+    if lo >= hi or post_docs[lo] >= d:
+        return lo
+    step = 1
+    while lo + step < hi and post_docs[lo + step] < d:
+        lo += step
+        step *= 2
+    hi = min(lo + step, hi)
+    while lo + 1 < hi:  # post_docs[lo] < d; answer in (lo, hi]
+        mid = (lo + hi) // 2
+        if post_docs[mid] < d:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+@njit(cache=True, inline="always")
+def _rest(prefix, i):  # noqa: ANN001, ANN202
+    """The most terms ``order[0..i]`` can add together (0 when there are none)."""
+    return prefix[i] if i >= 0 else 0.0
+
+
+@njit(cache=True)
+def _skip_to(d, first, order, terms, weight, prefix, cur, end, post_indptr, post_docs,  # noqa: ANN001, ANN202, E501
+             block_indptr, block_max, n_docs, theta):
+    """The first document that may still beat ``theta``, looking from ``d`` (``d`` itself if
+    it may). Up to the nearest end of an essential term's current block or the next document
+    of an essential term not at ``d``, each essential term adds at most its block's bound and
+    the non-essential terms at most ``prefix[first - 1]``; if that sum cannot reach ``theta``,
+    the whole window is skipped."""
+    bound = _rest(prefix, first - 1)
+    upto = n_docs
+    for i in range(first, order.shape[0]):
+        s = order[i]
+        if cur[s] >= end[s]:
+            continue
+        if post_docs[cur[s]] > d:
+            upto = min(upto, post_docs[cur[s]])
+            continue
+        start = post_indptr[terms[s]]
+        j = (cur[s] - start) // BLOCK
+        bound += weight[s] * block_max[block_indptr[terms[s]] + j]
+        upto = min(upto, post_docs[min(start + (j + 1) * BLOCK, end[s]) - 1] + 1)
+    return upto if bound * _SLACK < theta else d
+
+
+@njit(cache=True)
+def _pass_single(s, t, w, rest, theta, cur, end, post_indptr, post_docs, post_tf, norm, k1,  # noqa: ANN001, ANN202, E501
+                 block_indptr, block_max):
+    """Advance the only essential term's cursor ``cur[s]`` (term ``t``, weight ``w``) to its
+    next document that may beat ``theta`` with ``rest`` from the other terms: whole blocks by
+    their bound, then posting by posting, with no probing of the other terms on the way."""
+    start, p, e = post_indptr[t], cur[s], end[s]
+    while p < e:
+        j = (p - start) // BLOCK
+        block_end = min(start + (j + 1) * BLOCK, e)
+        if (w * block_max[block_indptr[t] + j] + rest) * _SLACK < theta:
+            p = block_end
+            continue
+        while p < block_end and (w * _frac(post_tf[p], norm[post_docs[p]], k1) + rest) * _SLACK \
+                < theta:
+            p += 1
+        if p < block_end:
+            break
+    cur[s] = p
+
+
+@njit(cache=True)
+def search_maxscore(terms, slots, post_indptr, post_docs, post_tf, idf, norm, block_indptr, block_max, k1, k, budget):  # noqa: ANN001, ANN201, E501
+    """Exact top-``k`` (doc ids, scores) by MaxScore (Turtle & Flood, 1995), document at a time.
+
+    ``terms`` are the query's distinct known term ids (all with idf >= 0) and ``slots`` maps
+    each known query position, in query order, to its index in ``terms``. Terms are ordered by
+    the most they can add (``upper``); once k documents are held, the weakest terms whose
+    bounds together cannot beat the k-th score become non-essential: a document is visited only
+    if an essential term contains it, and non-essential lists are only probed (galloping) while
+    the document can still make it. Every visited document's score is summed in query order,
+    exactly as in :func:`score_all`, and documents arrive in id order, so a tie with the k-th
+    score loses to the earlier document, as in a stable sort. Runs of documents are skipped
+    whole when their block bounds say none can make it (:func:`_skip_to`).
+
+    Returns (doc ids, scores, done). When the bounds are too weak to prune (several terms in
+    most documents), visiting documents one by one costs more than scoring term at a time, so
+    after ``budget`` visited documents it gives up (done False) and the caller goes exhaustive.
+    """
+    m = terms.shape[0]
+    weight = np.zeros(m)  # idf times how often the query repeats the term
+    upper = np.zeros(m)
+    for j in range(slots.shape[0]):
+        weight[slots[j]] += idf[terms[slots[j]]]
+    for s in range(m):
+        t = terms[s]
+        upper[s] = weight[s] * block_max[block_indptr[t]:block_indptr[t + 1]].max()
+    order = np.argsort(upper)
+    prefix = np.cumsum(upper[order])  # prefix[i]: the most terms order[0..i] can add together
+    cur = np.empty(m, dtype=np.int64)
+    end = np.empty(m, dtype=np.int64)
+    for s in range(m):
+        cur[s], end[s] = post_indptr[terms[s]], post_indptr[terms[s] + 1]
+    tfs = np.zeros(m)
+    heap_docs = np.empty(k, dtype=np.int64)
+    heap_scores = np.empty(k, dtype=np.float64)
+    size = 0
+    theta = -np.inf  # the k-th best score once k documents are held
+    first = 0  # order[first:] are the essential terms
+    n_docs = norm.shape[0]
+    while first < m:
+        if first == m - 1:  # one essential term: walk its postings in a tight loop
+            _pass_single(order[first], terms[order[first]], weight[order[first]],
+                         _rest(prefix, first - 1), theta, cur, end, post_indptr, post_docs,
+                         post_tf, norm, k1, block_indptr, block_max)
+        d = n_docs
+        for i in range(first, m):
+            s = order[i]
+            if cur[s] < end[s] and post_docs[cur[s]] < d:
+                d = post_docs[cur[s]]
+        if d == n_docs:
+            break
+        upto = d if first == m - 1 else _skip_to(
+            d, first, order, terms, weight, prefix, cur, end, post_indptr, post_docs, block_indptr,
+            block_max, n_docs, theta)
+        if upto > d:
+            for i in range(first, m):
+                s = order[i]
+                cur[s] = _seek(post_docs, cur[s], end[s], upto)
+            continue
+        budget -= 1
+        if budget < 0:
+            return heap_docs[:0], heap_scores[:0], False
+        partial = 0.0
+        for i in range(first, m):
+            s = order[i]
+            tfs[s] = 0.0
+            if cur[s] < end[s] and post_docs[cur[s]] == d:
+                tfs[s] = post_tf[cur[s]]
+                partial += weight[s] * _frac(tfs[s], norm[d], k1)
+                cur[s] += 1
+        i = first - 1  # probe the non-essential terms, strongest first, while d can make it
+        pruned = (partial + _rest(prefix, i)) * _SLACK < theta
+        while not pruned and i >= 0:
+            s = order[i]
+            cur[s] = _seek(post_docs, cur[s], end[s], d)
+            tfs[s] = 0.0
+            if cur[s] < end[s] and post_docs[cur[s]] == d:
+                tfs[s] = post_tf[cur[s]]
+                partial += weight[s] * _frac(tfs[s], norm[d], k1)
+            i -= 1
+            pruned = (partial + _rest(prefix, i)) * _SLACK < theta
+        if pruned:
+            continue
+        score = 0.0
+        for j in range(slots.shape[0]):
+            s = slots[j]
+            if tfs[s] > 0:
+                score += idf[terms[s]] * _frac(tfs[s], norm[d], k1)
+        if size == k and score < heap_scores[0]:
+            continue  # cannot enter (the fast path of heap_offer's own test)
+        size = heap_offer(heap_docs, heap_scores, size, d, score)
+        if size == k:
+            theta = heap_scores[0]
+            while first < m and prefix[first] * _SLACK < theta:
+                first += 1
+    docs, scores = _best_first(heap_docs, heap_scores, size)
+    return docs, scores, True
+
+
+@njit(cache=True)
+def score_candidates(query, doc_indptr, doc_terms, idf, norm, k1, docs):  # noqa: ANN001, ANN201
     """BM25 of each doc in ``docs`` from the forward index (doc -> its term ids in order)."""
     out = np.zeros(docs.shape[0], dtype=np.float64)
     for j in range(docs.shape[0]):
         d = docs[j]
         start, end = doc_indptr[d], doc_indptr[d + 1]
-        dl = end - start
         acc = 0.0
         for qi in range(query.shape[0]):
             t = query[qi]
@@ -79,6 +321,6 @@ def score_candidates(query, doc_indptr, doc_terms, idf, avgdl, k1, b, docs):  # 
                 if doc_terms[p] == t:
                     tf += 1
             if tf > 0:
-                acc += _term_score(tf, idf[t], dl, avgdl, k1, b)
+                acc += idf[t] * _frac(tf, norm[d], k1)
         out[j] = acc
     return out

@@ -1,8 +1,9 @@
-"""Numba kernel: partial top-k selection with a deterministic order.
+"""Numba kernels: partial top-k selection with a deterministic order.
 
-Pure function over arrays, shared by BM25 retrieval and the blend core. The order is
-``primary`` descending, then ``secondary`` descending, then ``tiebreak`` ascending (a document
-or candidate index), so ties always break by index and results are reproducible.
+Pure functions over arrays, shared by BM25 retrieval and the blend core. ``topk_select`` orders
+by ``primary`` descending, then ``secondary`` descending, then ``tiebreak`` ascending (a document
+or candidate index), so ties always break by index and results are reproducible;
+``heap_offer`` keeps the best (score, doc) pairs of a stream in the same order.
 """
 
 from __future__ import annotations
@@ -65,3 +66,45 @@ def topk_select(primary, secondary, tiebreak, k):  # noqa: ANN001, ANN201
             u -= 1
         heap[u + 1] = item
     return heap
+
+
+@njit(cache=True, inline="always")
+def _worse(scores, docs, i, j):  # noqa: ANN001, ANN202
+    """Is held item i ranked below held item j (lower score, or equal score and later doc)?"""
+    if scores[i] != scores[j]:
+        return scores[i] < scores[j]
+    return docs[i] > docs[j]
+
+
+@njit(cache=True)
+def heap_offer(docs, scores, size, doc, score):  # noqa: ANN001, ANN201
+    """Offer ``(doc, score)`` to a bounded min-heap of the best items seen (root = the worst
+    held, at position 0; capacity ``docs.shape[0]``). Returns the new size.
+
+    Used online, where candidates arrive one at a time and a dense score array is not wanted.
+    """
+    if size < docs.shape[0]:  # not full: sift the new item up
+        pos = size
+        docs[pos], scores[pos] = doc, score
+        while pos > 0:
+            parent = (pos - 1) // 2
+            if not _worse(scores, docs, pos, parent):
+                break
+            docs[pos], docs[parent] = docs[parent], docs[pos]
+            scores[pos], scores[parent] = scores[parent], scores[pos]
+            pos = parent
+        return size + 1
+    if score < scores[0] or (score == scores[0] and doc > docs[0]):
+        return size  # no better than the worst held
+    docs[0], scores[0] = doc, score
+    pos = 0
+    while True:  # sift the new root down
+        worst = pos
+        for child in (2 * pos + 1, 2 * pos + 2):
+            if child < size and _worse(scores, docs, child, worst):
+                worst = child
+        if worst == pos:
+            return size
+        docs[pos], docs[worst] = docs[worst], docs[pos]
+        scores[pos], scores[worst] = scores[worst], scores[pos]
+        pos = worst

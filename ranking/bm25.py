@@ -9,9 +9,11 @@ kernels in :mod:`ranking._bm25_kernels`; this module builds, saves and fronts th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from numbers import Integral
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +24,13 @@ from ranking import _bm25_kernels as kernels
 from ranking.vocab import Vocabulary
 
 Variant = Literal["okapi", "lucene"]
+
+#: Queries with more distinct terms than this (or any negative IDF, which breaks MaxScore's
+#: bounds) are ranked by scoring every matching document instead.
+_MAXSCORE_TERMS = 64
+#: MaxScore may visit one document per this many postings of the query terms before it yields
+#: to exhaustive scoring: a visit costs about as much as that many postings scored in bulk.
+_MAXSCORE_BUDGET = 256
 
 
 @dataclass(frozen=True)
@@ -52,7 +61,7 @@ class FieldIndex:
     doc_terms: np.ndarray  # int32: term ids of each doc, in text order
     post_indptr: np.ndarray  # int64[n_terms + 1]: term -> slice of post_docs / post_tf
     post_docs: np.ndarray  # int32: doc ids, ascending within a term
-    post_tf: np.ndarray  # float64: term frequency of the term in that doc
+    post_tf: np.ndarray  # uint16 (int32 if a doc repeats a term 65,536+ times): term frequency
     idf: np.ndarray  # float64[n_terms]
     avgdl: float
     params: BM25Params
@@ -61,76 +70,138 @@ class FieldIndex:
     def n_docs(self) -> int:
         return int(self.doc_indptr.shape[0] - 1)
 
-    @cached_property
+    @property
     def doc_len(self) -> np.ndarray:
-        """Document lengths, computed once (every search reads them)."""
+        """Document lengths in tokens."""
         return np.diff(self.doc_indptr).astype(np.float64)
+
+    @cached_property
+    def norm(self) -> np.ndarray:
+        """``k1 * (1 - b + b * doc_len / avgdl)`` per document, computed once: the length part of
+        every term score, in rank_bm25's order of operations (so scores stay bit-equal)."""
+        p = self.params
+        if self.avgdl == 0:  # no tokens at all: nothing will ever be scored
+            return np.full(self.n_docs, p.k1_value * (1 - p.b))
+        return p.k1_value * (1 - p.b + p.b * self.doc_len / self.avgdl)
+
+    @cached_property
+    def blocks(self) -> tuple[np.ndarray, np.ndarray]:
+        """(block_indptr, block_max): per block of ``kernels.BLOCK`` postings of each term, the
+        largest length-normalized tf part of its score. With the IDF, the most the term adds to
+        any document of the block, which lets :meth:`search` skip documents and whole blocks.
+        Computed on first use (a loaded index gets it too), a few MB at a million documents."""
+        n_blocks = -(-np.diff(self.post_indptr) // kernels.BLOCK)
+        block_indptr = np.zeros(n_blocks.shape[0] + 1, dtype=np.int64)
+        np.cumsum(n_blocks, out=block_indptr[1:])
+        block_max = np.zeros(int(block_indptr[-1]), dtype=np.float64)
+        kernels.block_max_fractions(self.post_indptr, self.post_docs, self.post_tf, self.norm,
+                                    self.params.k1_value, block_indptr, block_max)
+        return block_indptr, block_max
 
     @classmethod
     def build(
         cls, term_ids: Sequence[np.ndarray], n_terms: int, params: BM25Params = BM25Params()
     ) -> FieldIndex:
-        """Index documents given as arrays of term ids (vectorized: no loop per posting)."""
-        n_docs = len(term_ids)
-        lengths = np.fromiter((len(t) for t in term_ids), dtype=np.int64, count=n_docs)
-        doc_indptr = np.zeros(n_docs + 1, dtype=np.int64)
+        """Index documents given as one array of term ids each."""
+        lengths = np.fromiter((len(t) for t in term_ids), dtype=np.int64, count=len(term_ids))
+        doc_indptr = np.zeros(len(term_ids) + 1, dtype=np.int64)
         np.cumsum(lengths, out=doc_indptr[1:])
-        doc_terms = (np.concatenate(term_ids) if n_docs else np.zeros(0)).astype(np.int32)
-        doc_of = np.repeat(np.arange(n_docs, dtype=np.int64), lengths)
-        pair = doc_terms.astype(np.int64) * max(n_docs, 1) + doc_of
-        uniq, tf = np.unique(pair, return_counts=True)  # sorted by term, then doc
-        post_terms = uniq // max(n_docs, 1)
-        df = np.bincount(post_terms, minlength=n_terms)
+        doc_terms = np.concatenate([np.zeros(0, np.int32), *term_ids]).astype(np.int32)
+        return cls.from_doc_terms(doc_terms, doc_indptr, n_terms, params)
+
+    @classmethod
+    def from_doc_terms(
+        cls, doc_terms: np.ndarray, doc_indptr: np.ndarray, n_terms: int,
+        params: BM25Params = BM25Params(),
+    ) -> FieldIndex:
+        """Index documents given as a forward CSR index (every doc's term ids concatenated, and
+        the offsets of each doc), by a counting sort in two Numba passes: no sort, and no
+        temporary larger than one int per term."""
+        doc_terms = np.ascontiguousarray(doc_terms, dtype=np.int32)
+        doc_indptr = np.ascontiguousarray(doc_indptr, dtype=np.int64)
+        if doc_terms.size and (doc_terms.min() < 0 or doc_terms.max() >= n_terms):
+            raise IndexError_(f"term ids must be in [0, {n_terms}); got "
+                              f"{doc_terms.min()}..{doc_terms.max()}")
+        df = np.zeros(n_terms, dtype=np.int64)
+        first_seen = np.empty(n_terms, dtype=np.int64)
+        max_tf, n_seen = kernels.count_postings(doc_indptr, doc_terms, df,
+                                                np.full(n_terms, -1, np.int64), first_seen)
         post_indptr = np.zeros(n_terms + 1, dtype=np.int64)
         np.cumsum(df, out=post_indptr[1:])
-        total_len = int(lengths.sum())
+        post_docs = np.empty(int(post_indptr[-1]), dtype=np.int32)
+        post_tf = np.empty(post_docs.shape[0], dtype=np.uint16 if max_tf < 2**16 else np.int32)
+        kernels.fill_postings(doc_indptr, doc_terms, post_indptr[:-1].copy(),
+                              np.full(n_terms, -1, np.int64), post_docs, post_tf)
+        n_docs = doc_indptr.shape[0] - 1
         return cls(
-            doc_indptr=doc_indptr,
-            doc_terms=doc_terms,
-            post_indptr=post_indptr,
-            post_docs=(uniq % max(n_docs, 1)).astype(np.int32),
-            post_tf=tf.astype(np.float64),
-            idf=_idf(df, n_docs, params),
-            avgdl=total_len / n_docs if n_docs else 0.0,
-            params=params,
+            doc_indptr=doc_indptr, doc_terms=doc_terms, post_indptr=post_indptr,
+            post_docs=post_docs, post_tf=post_tf,
+            idf=_idf(df, first_seen[:n_seen], n_docs, params),
+            avgdl=doc_terms.shape[0] / n_docs if n_docs else 0.0, params=params,
         )
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` documents containing a query term: (doc ids, scores), best first.
 
-        Ties break by doc id. A query with no known term returns empty arrays.
+        Ties break by doc id. A query with no known term, or an empty catalog, gives empty
+        arrays; a ``k`` above the number of matching documents gives them all.
         """
-        if k < 1:
-            raise IndexError_(f"k must be >= 1, got {k}")
-        if self.n_docs == 0 or not (query >= 0).any():
+        query = self._checked_query(query)
+        if isinstance(k, bool) or not isinstance(k, Integral) or k < 1:
+            raise IndexError_(f"k must be a whole number >= 1, got {k!r}")
+        known = query[query >= 0]
+        if self.n_docs == 0 or known.size == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
-        return kernels.search_postings(
-            query, self.post_indptr, self.post_docs, self.post_tf, self.idf, self.doc_len,
-            self.avgdl, self.params.k1_value, self.params.b, k,
-        )
+        k = min(int(k), self.n_docs)
+        terms, slots = np.unique(known, return_inverse=True)
+        k1 = self.params.k1_value
+        if terms.size <= _MAXSCORE_TERMS and (self.idf[terms] >= 0).all():
+            postings = int((self.post_indptr[terms + 1] - self.post_indptr[terms]).sum())
+            ids, scores, done = kernels.search_maxscore(
+                terms, slots.astype(np.int64), self.post_indptr, self.post_docs, self.post_tf,
+                self.idf, self.norm, *self.blocks, k1, k, k + postings // _MAXSCORE_BUDGET)
+            if done:
+                return ids, scores
+        return kernels.search_exhaustive(query, self.post_indptr, self.post_docs, self.post_tf,
+                                         self.idf, self.norm, k1, k)
 
     def score_all(self, query: np.ndarray) -> np.ndarray:
         """BM25 of every document (rank_bm25's ``get_scores``), from the postings."""
+        query = self._checked_query(query)
         if self.n_docs == 0:
             return np.zeros(0, dtype=np.float64)
-        return kernels.accumulate_postings(
-            query, self.post_indptr, self.post_docs, self.post_tf, self.idf, self.doc_len,
-            self.avgdl, self.params.k1_value, self.params.b,
-        )[0]
+        return kernels.score_all(query, self.post_indptr, self.post_docs, self.post_tf,
+                                 self.idf, self.norm, self.params.k1_value)
 
     def score(self, query: np.ndarray, docs: np.ndarray) -> np.ndarray:
         """BM25 score of each doc in ``docs`` (any order; zeros where nothing matches), from the
         forward index: cost grows with the candidates' lengths, not the catalog's size."""
-        docs = np.asarray(docs, dtype=np.int64)
+        query = self._checked_query(query)
+        docs = np.asarray(docs)
+        if docs.ndim != 1 or not (docs.size == 0 or np.issubdtype(docs.dtype, np.integer)):
+            raise IndexError_(f"doc ids must be a 1-d array of integers; got dtype {docs.dtype}, "
+                              f"shape {docs.shape}")
+        docs = docs.astype(np.int64, copy=False)
         if docs.size and (docs.min() < 0 or docs.max() >= self.n_docs):
             raise IndexError_(
                 f"doc ids must be in [0, {self.n_docs}); got {docs.min()}..{docs.max()}")
-        if self.n_docs == 0:
-            return np.zeros(docs.shape[0], dtype=np.float64)
-        return kernels.score_candidates(
-            query, self.doc_indptr, self.doc_terms, self.idf, self.avgdl,
-            self.params.k1_value, self.params.b, docs,
-        )
+        if docs.size == 0:
+            return np.zeros(0, dtype=np.float64)
+        return kernels.score_candidates(query, self.doc_indptr, self.doc_terms, self.idf,
+                                        self.norm, self.params.k1_value, docs)
+
+    def _checked_query(self, query: np.ndarray) -> np.ndarray:
+        """``query`` as int64 term ids, refused with a clear error if it could not index this
+        field's arrays (the kernels do not bounds-check)."""
+        query = np.asarray(query)
+        if query.ndim != 1 or not (query.size == 0 or np.issubdtype(query.dtype, np.integer)):
+            raise IndexError_(f"a query must be a 1-d array of term ids; got dtype {query.dtype}, "
+                              f"shape {query.shape}")
+        query = query.astype(np.int64, copy=False)
+        if query.size and query.max() >= self.idf.shape[0]:
+            raise IndexError_(f"term id {query.max()} is not in this index's vocabulary of "
+                              f"{self.idf.shape[0]} terms")
+        return query
 
     def arrays(self, prefix: str) -> dict[str, np.ndarray]:
         """The arrays to store in an ``.npz``, keys prefixed by the field name."""
@@ -156,19 +227,27 @@ class FieldIndex:
             raise IndexError_(f"index arrays for field '{prefix}' are incomplete: {exc}") from exc
 
 
-def _idf(df: np.ndarray, n_docs: int, params: BM25Params) -> np.ndarray:
-    """Per-term IDF; terms absent from this field (df == 0) get 0 and never score."""
-    present = df > 0
+def _idf(df: np.ndarray, terms: np.ndarray, n_docs: int, params: BM25Params) -> np.ndarray:
+    """Per-term IDF of the field's ``terms`` (in the order they first occur in the field);
+    terms absent from the field get 0 and never score.
+
+    ``okapi`` follows rank_bm25 to the bit: ``math.log`` (numpy's vectorized log may differ
+    in the last place), and the mean IDF summed one term at a time in first-seen order, which
+    is the order rank_bm25's dict sums them in. A last-bit difference would be harmless to the
+    scores but could reorder exact ties.
+    """
     idf = np.zeros(df.shape[0], dtype=np.float64)
-    n = df[present].astype(np.float64)
+    n = df[terms]
     if params.variant == "lucene":
-        idf[present] = np.log(1.0 + (n_docs - n + 0.5) / (n + 0.5))
+        idf[terms] = np.log(1.0 + (n_docs - n + 0.5) / (n + 0.5))
         return idf
-    raw = np.log(n_docs - n + 0.5) - np.log(n + 0.5)
-    if raw.size:
-        floor = params.epsilon * (raw.sum() / raw.size)
-        raw = np.where(raw < 0, floor, raw)
-    idf[present] = raw
+    if terms.size == 0:
+        return idf
+    values, inverse = np.unique(n, return_inverse=True)
+    logs = np.array([math.log(n_docs - v + 0.5) - math.log(v + 0.5) for v in values.tolist()])
+    raw = logs[inverse]
+    floor = params.epsilon * (np.cumsum(raw)[-1] / raw.size)
+    idf[terms] = np.where(raw < 0, floor, raw)
     return idf
 
 
@@ -188,12 +267,9 @@ class MultiFieldIndex:
         cls, field_tokens: dict[str, list[list[str]]], params: BM25Params = BM25Params()
     ) -> MultiFieldIndex:
         vocab = Vocabulary()
-        for docs in field_tokens.values():
-            vocab.add_all(docs)
-        fields = {
-            name: FieldIndex.build([vocab.lookup(d) for d in docs], len(vocab), params)
-            for name, docs in field_tokens.items()
-        }
+        forward = {name: vocab.add_docs(docs) for name, docs in field_tokens.items()}
+        fields = {name: FieldIndex.from_doc_terms(terms, indptr, len(vocab), params)
+                  for name, (terms, indptr) in forward.items()}
         return cls(vocab=vocab, fields=fields, params=params)
 
     def save(self, directory: Path, stem: str = "bm25") -> list[Path]:

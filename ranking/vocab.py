@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,22 @@ class Vocabulary:
         for doc in docs:
             for token in doc:
                 self.add(token)
+
+    def add_docs(self, docs: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
+        """Ids of every token of ``docs``, concatenated (int32), and the int64 offsets of each
+        document in them, adding new tokens as they come.
+
+        One flat array instead of an array per document: at a million documents, a million
+        small numpy arrays cost more memory than the index itself.
+        """
+        indptr = np.zeros(len(docs) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, docs), dtype=np.int64, count=len(docs)), out=indptr[1:])
+        known = len(self._ids)
+        ids = self._ids
+        flat = np.fromiter((ids.setdefault(t, len(ids)) for doc in docs for t in doc),
+                           dtype=np.int32, count=int(indptr[-1]))
+        self._tokens.extend(islice(ids, known, None))
+        return flat, indptr
 
     def lookup(self, tokens: Sequence[str]) -> np.ndarray:
         """int64 ids of ``tokens`` in order; -1 for tokens not in the vocabulary."""

@@ -69,8 +69,10 @@ def test_edge_cases() -> None:
 def test_empty_catalog_gives_empty_results() -> None:
     index = MultiFieldIndex.build({"title": []})
     field = index.fields["title"]
-    assert field.search(np.array([0]), 5)[0].size == 0
-    assert field.score(np.array([0]), np.zeros(0, np.int64)).size == 0
+    query = index.vocab.lookup(["drill"])
+    assert field.search(query, 5)[0].size == 0
+    assert field.score(query, np.zeros(0, np.int64)).size == 0
+    assert field.score_all(query).size == 0
 
 
 def test_lucene_variant_is_non_negative() -> None:
