@@ -1,10 +1,16 @@
 """XGBoost trees compiled into flat arrays and evaluated in Numba, for serving latency.
 
-``Booster.inplace_predict`` costs 130-210 µs per call even for 6 rows, a fixed cost that is a
+``Booster.inplace_predict`` costs 130-250 µs per call even for 6 rows, a fixed cost that is a
 large part of a whole query at serving batch sizes (the ranker scores at most 200 candidates).
-:class:`CompiledTrees` holds the same trees as plain arrays and evaluates them with
-:func:`ranking._tree_kernels.forest_margin`: 10-30 µs for 6 rows, and 1.4-1.7x faster than
-XGBoost on one thread at 200 rows (``benchmarks/tree_inference.py`` measures both).
+:class:`CompiledTrees` holds the same trees as plain arrays and evaluates them in
+:mod:`ranking._tree_kernels`; ``benchmarks/tree_inference.py`` measures both (figures in the
+README, "Tree inference").
+
+Two layouts. Trees up to :data:`MAX_COMPLETE_DEPTH` deep are also laid out as complete binary
+trees (:class:`CompleteTrees`), where a row takes a fixed number of branch-free steps; that is
+the layout served. Deeper trees would need 2**depth leaves each, so they are served from the
+node lists, which every :class:`CompiledTrees` keeps (the general form, and the one the
+complete layout is built from).
 
 The comparison rule is XGBoost's: features are compared as float32 against float32 thresholds,
 a row goes left when ``x < threshold`` (so a value equal to the threshold goes right), and a
@@ -19,7 +25,7 @@ allow 1e-5).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import xgboost as xgb
@@ -30,10 +36,32 @@ from ranking import _tree_kernels
 #: Objectives whose base score is stored in margin space (identity link), checked by parity.
 #: Others (``binary:logistic`` stores a probability) would need their link applied.
 IDENTITY_LINK_OBJECTIVES = frozenset({"rank:ndcg", "rank:pairwise", "rank:map"})
+#: Deepest forest served by the complete layout: 2**10 leaves, 12 KB per tree. Deeper forests
+#: are served from the node lists.
+MAX_COMPLETE_DEPTH = 10
 
 
 class ModelError(MarginRankError):
     """Training data or a saved model is unusable."""
+
+
+@dataclass(frozen=True)
+class CompleteTrees:
+    """Every tree as a complete binary tree of the forest's ``depth``, one row of each array.
+
+    Positions are in breadth-first order: the root is 0, and the children of position ``p``
+    are ``2p + 1`` (left) and ``2p + 2`` (right). Per inner position, ``feature`` is a column
+    of the row as :func:`ranking._tree_kernels.missing_as_infinities` doubles it (the split
+    feature, plus the feature count when a missing value goes right) and ``threshold`` is
+    float32. ``leaf_value`` holds the 2**depth leaves, left to right. A leaf shallower than
+    ``depth`` is padded: the positions below it split on column 0 at 0, and every leaf beneath
+    holds its value, so whichever way a row goes, it gets that value.
+    """
+
+    feature: np.ndarray
+    threshold: np.ndarray
+    leaf_value: np.ndarray
+    depth: int
 
 
 @dataclass(frozen=True)
@@ -45,6 +73,7 @@ class CompiledTrees:
     ``leaf_value`` (float32, 0 at inner nodes). A leaf is its own left and right child, so a
     traversal may take more steps than the leaf's depth and stay put. Per tree: ``roots`` (its
     first node) and ``depths`` (its deepest leaf's depth, the number of steps to take).
+    ``complete`` is the same forest in the complete layout, served when present.
     """
 
     left: np.ndarray
@@ -57,20 +86,24 @@ class CompiledTrees:
     depths: np.ndarray
     base_score: np.float32
     n_features: int
+    complete: CompleteTrees | None = None
 
     @property
     def n_trees(self) -> int:
         return int(self.roots.shape[0])
 
     @classmethod
-    def from_booster(cls, booster: xgb.Booster) -> CompiledTrees:
+    def from_booster(cls, booster: xgb.Booster,
+                     max_complete_depth: int = MAX_COMPLETE_DEPTH) -> CompiledTrees:
         """Compile the trees of ``booster`` from its JSON model.
 
         xgboost 3.2 stores ``learner_model_param.base_score`` as a string holding a one-element
         list (``"[5E-1]"``); for the ranking objectives it is already a margin and is added as
         it is (checked against XGBoost's predictions). Raises :class:`ModelError` for what the
         kernel does not evaluate: boosters other than gbtree, objectives whose base score needs
-        a link, several outputs, categorical splits.
+        a link, several outputs, categorical splits. The complete layout is built when the
+        deepest tree is at most ``max_complete_depth`` deep and no threshold is -inf (a missing
+        value read as -inf must go left of every threshold).
         """
         learner = json.loads(booster.save_raw("json"))["learner"]
         _check_supported(learner)
@@ -88,7 +121,10 @@ class CompiledTrees:
                        n_features=int(params["num_feature"]))
         if compiled.split_feature.size and compiled.split_feature.max() >= compiled.n_features:
             raise ModelError("a tree splits on a feature beyond the model's feature count")
-        return compiled
+        depth = int(compiled.depths.max(initial=0))
+        if depth > max_complete_depth or (compiled.threshold == -np.inf).any():
+            return compiled
+        return replace(compiled, complete=_complete_layout(compiled, depth))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Margins (float64) for the rows of ``X``, rows x ``n_features``; NaN = missing."""
@@ -96,6 +132,10 @@ class CompiledTrees:
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ModelError(f"features have shape {X.shape}; the model expects "
                              f"(rows, {self.n_features})")
+        if self.complete is not None:
+            return _tree_kernels.complete_forest_margin(
+                X, self.complete.feature, self.complete.threshold, self.complete.leaf_value,
+                self.complete.depth, self.base_score)
         return _tree_kernels.forest_margin(
             X, self.left, self.right, self.split_feature, self.threshold, self.default_left,
             self.leaf_value, self.roots, self.depths, self.base_score)
@@ -146,6 +186,28 @@ def _depth(left: np.ndarray, right: np.ndarray) -> int:
         frontier = [c for n in frontier if left[n] >= 0 for c in (left[n], right[n])]
         level += 1
     return deepest
+
+
+def _complete_layout(trees: CompiledTrees, depth: int) -> CompleteTrees:
+    """Walk all trees down together, one level at a time, recording each position's split.
+
+    A leaf is its own left and right child in the node lists, so the walk pads shallow leaves
+    by itself: below a leaf, every position is that leaf again.
+    """
+    nodes = trees.roots[:, None]  # (trees, positions of this level)
+    features = [np.zeros((trees.n_trees, 0), np.int32)]
+    thresholds = [np.zeros((trees.n_trees, 0), np.float32)]
+    for _ in range(depth):
+        inner = trees.left[nodes] != nodes
+        missing_right = ~trees.default_left[nodes]
+        features.append(np.where(inner, trees.split_feature[nodes]
+                                 + trees.n_features * missing_right, 0))
+        thresholds.append(np.where(inner, trees.threshold[nodes], np.float32(0)))
+        nodes = np.stack([trees.left[nodes], trees.right[nodes]], axis=2).reshape(len(nodes), -1)
+    return CompleteTrees(
+        feature=_frozen(np.concatenate(features, axis=1).astype(np.int32)),
+        threshold=_frozen(np.concatenate(thresholds, axis=1).astype(np.float32)),
+        leaf_value=_frozen(trees.leaf_value[nodes]), depth=depth)
 
 
 def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:

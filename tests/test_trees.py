@@ -1,9 +1,11 @@
 """Compiled trees: the Numba forest must serve XGBoost's own margins (missing values, values
-exactly on a threshold, one tree, stumps, a root-only tree, real features), LambdaMART's
-bundle round trip must serve the same scores, and models it cannot evaluate are refused."""
+exactly on a threshold, one tree, stumps, a root-only tree, real features) in both layouts
+(complete trees, and the node lists for deep trees or a -inf threshold), LambdaMART's bundle
+round trip must serve the same scores, and models it cannot evaluate are refused."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -54,10 +56,31 @@ def on_thresholds(compiled: CompiledTrees, n_rows: int) -> np.ndarray:
 def test_parity_with_missing_values_and_values_on_thresholds() -> None:
     booster, X = train({"max_depth": 6, "eta": 0.1, "subsample": 0.8}, rounds=100)
     compiled = CompiledTrees.from_booster(booster)
+    node_lists = CompiledTrees.from_booster(booster, max_complete_depth=5)
     assert compiled.n_trees == 100 and compiled.depths.max() == 6
+    assert compiled.complete is not None and compiled.complete.depth == 6
+    assert node_lists.complete is None  # deeper than allowed: served from the node lists
+    assert (compiled.depths < 6).any()  # shallow trees are padded in the complete layout
     all_missing = np.full((3, X.shape[1]), np.nan, dtype=np.float32)
-    for rows in (X, all_missing, on_thresholds(compiled, 300), X[:1]):
-        np.testing.assert_allclose(compiled.predict(rows), xgboost_margin(booster, rows), **TOL)
+    for rows in (X, all_missing, on_thresholds(compiled, 300), X[:1], X[:13]):
+        reference = xgboost_margin(booster, rows)
+        np.testing.assert_allclose(compiled.predict(rows), reference, **TOL)
+        np.testing.assert_allclose(node_lists.predict(rows), reference, **TOL)
+
+
+def test_minus_infinity_threshold_falls_back_to_node_lists() -> None:
+    """A missing value read as -inf would go right of a -inf threshold; XGBoost sends it left."""
+    booster, X = train({"max_depth": 3}, rounds=4)
+    model = json.loads(booster.save_raw("json"))
+    root = model["learner"]["gradient_booster"]["model"]["trees"][0]
+    root["split_conditions"][0], root["default_left"][0] = float("-inf"), 1
+    edited = xgb.Booster()
+    edited.load_model(bytearray(json.dumps(model).encode()))
+    compiled = CompiledTrees.from_booster(edited)
+    assert compiled.complete is None
+    rows = X.copy()
+    rows[::2, root["split_indices"][0]] = np.nan
+    np.testing.assert_allclose(compiled.predict(rows), xgboost_margin(edited, rows), **TOL)
 
 
 @pytest.mark.parametrize("params, rounds, depth", [
@@ -69,6 +92,7 @@ def test_parity_for_small_models(params: dict[str, object], rounds: int, depth: 
     booster, X = train(params, rounds, seed=3)
     compiled = CompiledTrees.from_booster(booster)
     assert compiled.n_trees == rounds and compiled.depths.max() == depth
+    assert compiled.complete is not None and compiled.complete.depth == depth
     np.testing.assert_allclose(compiled.predict(X), xgboost_margin(booster, X), **TOL)
 
 
@@ -86,7 +110,7 @@ def test_parity_on_real_home_depot_features(home_depot_sample) -> None:  # noqa:
     X_missing[::5, 0] = np.nan
     reference = booster.predict(xgb.DMatrix(X_missing, feature_names=names), output_margin=True)
     model = LambdaMART(feature_names=features.FEATURE_NAMES, booster_=booster)
-    assert model.trees_.n_trees == 150
+    assert model.trees_.n_trees == 150 and model.trees_.complete is not None
     np.testing.assert_allclose(model.trees_.predict(X_missing), reference, **TOL)
     for q in np.unique(qid)[:50]:  # one query's candidates at a time, as a search scores them
         np.testing.assert_allclose(model.predict(X_missing[qid == q]), reference[qid == q], **TOL)
@@ -101,6 +125,9 @@ def test_bundle_round_trip_predicts_identically(tmp_path: Path) -> None:
     loaded = LambdaMART.load(tmp_path)
     for name in ("left", "right", "split_feature", "threshold", "default_left", "leaf_value"):
         np.testing.assert_array_equal(getattr(loaded.trees_, name), getattr(model.trees_, name))
+    for name in ("feature", "threshold", "leaf_value"):
+        np.testing.assert_array_equal(getattr(loaded.trees_.complete, name),
+                                      getattr(model.trees_.complete, name))
     assert X.shape[0] > COMPILED_MAX_ROWS  # the whole batch goes to XGBoost, a query to Numba
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
     np.testing.assert_array_equal(loaded.predict(X[:200]), model.predict(X[:200]))
