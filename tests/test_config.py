@@ -221,8 +221,45 @@ BAD_FILES = {
 }
 
 
-@pytest.mark.parametrize(("text", "line", "key_path", "fragment"), BAD_FILES.values(),
-                         ids=BAD_FILES.keys())
+BAD_EXPERIMENTS = {
+    "shares over 1": (weights_file("experiments:", "  e:", "    arms:", "      a: {share: 0.7}",
+                                   "      b:", "        share: 0.4"),
+                      7, "experiments.e.arms.b.share", "arm shares add up to 1.1 by arm 'b'"),
+    "share above 1": (weights_file("experiments: {e: {arms: {a: {share: 1.5}}}}"),
+                      2, "experiments.e.arms.a.share", "must be <= 1.0; got 1.5"),
+    "negative share": (weights_file("experiments:", "  e:", "    arms:", "      a: {share: -0.1}"),
+                       5, "experiments.e.arms.a.share", "must be >= 0.0"),
+    "share as text": (weights_file("experiments:", "  e:", "    arms:", "      a:",
+                                   '        share: "half"'),
+                      6, "experiments.e.arms.a.share", "must be a number; got 'half'"),
+    "arm without share": (weights_file("experiments:", "  e:", "    arms:", "      a: {}"),
+                          5, "experiments.e.arms.a.share", "required key 'share' is missing"),
+    "arm weight typo": (weights_file("experiments:", "  e:", "    arms:",
+                                     "      a: {share: 0.5, weights: {marign: 1}}"),
+                        5, "experiments.e.arms.a.weights.marign", "did you mean 'margin'?"),
+    "arms as a list": (weights_file("experiments:", "  e:", "    arms: [a, b]"),
+                       4, "experiments.e.arms", "must be a mapping"),
+    "no arms": (weights_file("experiments:", "  e: {arms: {}}"),
+                3, "experiments.e.arms", "needs an arm"),
+    "two experiments": (weights_file("experiments:", "  e: {arms: {a: {share: 0.1}}}",
+                                     "  f: {arms: {a: {share: 0.1}}}"),
+                        4, "experiments.f", "only one experiment can run at a time"),
+    "arm name with a space": (weights_file("experiments:", '  e: {arms: {"a b": {share: 0.1}}}'),
+                              3, 'experiments.e.arms."a b"', "arm name 'a b' must use only"),
+    "zero target": (weights_file("inventory:", "  target_weeks_of_cover: 0"),
+                    3, "inventory.target_weeks_of_cover", "must be > 0.0; got 0"),
+    "nan target": (weights_file("inventory: {target_weeks_of_cover: .nan}"),
+                   2, "inventory.target_weeks_of_cover", "must be a finite number"),
+    "target typo": (weights_file("inventory:", "  target_weeks: 8"),
+                    3, "inventory.target_weeks", "did you mean 'target_weeks_of_cover'?"),
+}
+
+
+ALL_BAD = {**BAD_FILES, **BAD_EXPERIMENTS}
+
+
+@pytest.mark.parametrize(("text", "line", "key_path", "fragment"), ALL_BAD.values(),
+                         ids=ALL_BAD.keys())
 def test_bad_file_is_reported_at_its_line_and_key(
     text: str, line: int, key_path: str, fragment: str
 ) -> None:
@@ -571,50 +608,6 @@ experiments:
       control: {share: 0.5}
       push: {share: 0.25, weights: {margin: 0.9}}
 """
-
-BAD_EXPERIMENTS = {
-    "shares over 1": (weights_file("experiments:", "  e:", "    arms:", "      a: {share: 0.7}",
-                                   "      b:", "        share: 0.4"),
-                      7, "experiments.e.arms.b.share", "arm shares add up to 1.1 by arm 'b'"),
-    "share above 1": (weights_file("experiments: {e: {arms: {a: {share: 1.5}}}}"),
-                      2, "experiments.e.arms.a.share", "must be <= 1.0; got 1.5"),
-    "negative share": (weights_file("experiments:", "  e:", "    arms:", "      a: {share: -0.1}"),
-                       5, "experiments.e.arms.a.share", "must be >= 0.0"),
-    "share as text": (weights_file("experiments:", "  e:", "    arms:", "      a:",
-                                   '        share: "half"'),
-                      6, "experiments.e.arms.a.share", "must be a number; got 'half'"),
-    "arm without share": (weights_file("experiments:", "  e:", "    arms:", "      a: {}"),
-                          5, "experiments.e.arms.a.share", "required key 'share' is missing"),
-    "arm weight typo": (weights_file("experiments:", "  e:", "    arms:",
-                                     "      a: {share: 0.5, weights: {marign: 1}}"),
-                        5, "experiments.e.arms.a.weights.marign", "did you mean 'margin'?"),
-    "arms as a list": (weights_file("experiments:", "  e:", "    arms: [a, b]"),
-                       4, "experiments.e.arms", "must be a mapping"),
-    "no arms": (weights_file("experiments:", "  e: {arms: {}}"),
-                3, "experiments.e.arms", "needs an arm"),
-    "two experiments": (weights_file("experiments:", "  e: {arms: {a: {share: 0.1}}}",
-                                     "  f: {arms: {a: {share: 0.1}}}"),
-                        4, "experiments.f", "only one experiment can run at a time"),
-    "arm name with a space": (weights_file("experiments:", '  e: {arms: {"a b": {share: 0.1}}}'),
-                              3, 'experiments.e.arms."a b"', "arm name 'a b' must use only"),
-    "zero target": (weights_file("inventory:", "  target_weeks_of_cover: 0"),
-                    3, "inventory.target_weeks_of_cover", "must be > 0.0; got 0"),
-    "nan target": (weights_file("inventory: {target_weeks_of_cover: .nan}"),
-                   2, "inventory.target_weeks_of_cover", "must be a finite number"),
-    "target typo": (weights_file("inventory:", "  target_weeks: 8"),
-                    3, "inventory.target_weeks", "did you mean 'target_weeks_of_cover'?"),
-}
-
-
-@pytest.mark.parametrize(("text", "line", "key_path", "fragment"), BAD_EXPERIMENTS.values(),
-                         ids=BAD_EXPERIMENTS.keys())
-def test_bad_experiment_or_inventory_is_reported_at_its_line(
-    text: str, line: int, key_path: str, fragment: str
-) -> None:
-    issue = only_issue(text)
-    assert (issue.line, issue.key_path) == (line, key_path)
-    assert fragment in issue.message
-
 
 def test_shares_adding_up_to_exactly_one_are_fine() -> None:
     cfg = parse_config(weights_file("experiments: {e: {arms: {a: {share: 0.7}, b: {share: 0.2},"
