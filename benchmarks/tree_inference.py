@@ -2,23 +2,32 @@
 
 Trains LambdaMART models (``rank:ndcg``, max_depth 6, no early stopping) of about 100 and 300
 trees on synthetic ranking data shaped like ours (18 features, some missing), then times one
-call of ``CompiledTrees.predict`` and of ``Booster.inplace_predict(predict_type="margin")``
-for batches of 6, 50, 200 (the ranker's candidate count) and 1000 rows, with the booster on
-one and on two threads. The Numba kernel is single-threaded, so it is the same kernel in both.
-Each call gets a different batch, so that no branch predictor learns one batch by heart.
-Prints a markdown table and writes JSON; fails if a margin differs from XGBoost's.
+call of each way to get the margins, for batches of 6, 50, 200 (the ranker's candidate count)
+and 1000 rows:
 
-    python benchmarks/tree_inference.py [--calls 300] [--out tree_inference.json]
+- ``Booster.inplace_predict(predict_type="margin")`` with the booster on one thread (as served)
+  and on two (this machine's cores);
+- ``CompiledTrees.predict`` in the complete layout (served) and in the node-list layout (the
+  fallback for trees deeper than 10, and the layout served before); both single-threaded.
+
+The contenders take turns, one call each on the same batch, so that the load other processes
+put on a shared machine falls on all of them alike; each batch is a different one, so that no
+branch predictor learns a batch by heart. Prints a markdown table of p50 µs and writes JSON
+(also p10 µs, what a call costs when nothing preempts it, and the load average before and
+after: on a loaded machine XGBoost's second thread waits for a core); fails if a margin
+differs from XGBoost's.
+
+    python benchmarks/tree_inference.py [--calls 400] [--trees 100 300] [--out tree_inference.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from collections.abc import Callable
-from functools import partial
-from pathlib import Path
+from dataclasses import replace
 
 import numpy as np
 import xgboost as xgb
@@ -27,8 +36,7 @@ from ranking.trees import CompiledTrees
 
 N_FEATURES = 18
 ROWS = (6, 50, 200, 1000)
-TREES = (100, 300)
-THREADS = (1, 2)
+CONTENDERS = ("xgboost_1_thread", "xgboost_2_threads", "node_lists", "complete")
 
 
 def synthetic(n_queries: int, per_query: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
@@ -47,49 +55,77 @@ def train(n_trees: int, X: np.ndarray, y: np.ndarray, qid: np.ndarray) -> xgb.Bo
     return xgb.train(params, xgb.DMatrix(X, label=y, qid=qid), num_boost_round=n_trees)
 
 
-def p50_us(fn: Callable[[np.ndarray], np.ndarray], batches: list[np.ndarray]) -> float:
-    """Median wall time of one call, in microseconds."""
-    out = []
+def contenders(booster: xgb.Booster) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """Each way to get the margins, by name (:data:`CONTENDERS`)."""
+    compiled = CompiledTrees.from_booster(booster)
+    assert compiled.complete is not None, "depth-6 trees are served by the complete layout"
+    calls: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
+    for threads in (1, 2):
+        copy = booster.copy()
+        copy.set_param({"nthread": threads})
+        calls[CONTENDERS[threads - 1]] = (
+            lambda batch, b=copy: b.inplace_predict(batch, predict_type="margin"))
+    calls["node_lists"] = replace(compiled, complete=None).predict
+    calls["complete"] = compiled.predict
+    return calls
+
+
+def times_us(calls: dict[str, Callable[[np.ndarray], np.ndarray]],
+             batches: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Wall time of each call per contender, in microseconds, taking turns per batch."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
     for batch in batches:
-        start = time.perf_counter()
-        fn(batch)
-        out.append((time.perf_counter() - start) * 1e6)
-    return float(np.percentile(out, 50))
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call(batch)
+            times[name].append((time.perf_counter() - start) * 1e6)
+    return {name: np.array(t) for name, t in times.items()}
 
 
-def main() -> None:
+def check_parity(calls: dict[str, Callable[[np.ndarray], np.ndarray]], batch: np.ndarray) -> None:
+    reference = calls["xgboost_1_thread"](batch)
+    for name, call in calls.items():
+        if not np.array_equal(call(batch), reference):
+            raise SystemExit(f"{name} margins differ from XGBoost's")
+
+
+def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=300, help="timed calls per cell")
-    parser.add_argument("--out", type=Path, default=Path("tree_inference.json"))
-    args = parser.parse_args()
+    parser.add_argument("--calls", type=int, default=400, help="timed calls per cell")
+    parser.add_argument("--trees", type=int, nargs="+", default=[100, 300])
+    parser.add_argument("--out", default="tree_inference.json")
+    args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     X, y, qid = synthetic(3000, 20, rng)
     pool = synthetic(args.calls * max(ROWS) // 20 + 1, 20, rng)[0]
-    report = {"features": N_FEATURES, "calls": args.calls, "cells": []}
-    print(f"LambdaMART margins, max_depth 6, {N_FEATURES} features, p50 of {args.calls} calls; "
-          "compiled = Numba, single-threaded\n")
-    print("| rows | trees | threads | inplace_predict µs p50 | compiled µs p50 | speed-up |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for n_trees in TREES:
-        booster = train(n_trees, X, y, qid)
-        compiled = CompiledTrees.from_booster(booster)
-        for threads in THREADS:
-            booster.set_param({"nthread": threads})
-            for rows in ROWS:
-                batches = [pool[i * rows:(i + 1) * rows] for i in range(args.calls)]
-                reference = booster.inplace_predict(batches[0], predict_type="margin")
-                if not np.array_equal(compiled.predict(batches[0]), reference):
-                    raise SystemExit(f"compiled margins differ from XGBoost ({n_trees} trees)")
-                theirs = p50_us(partial(booster.inplace_predict, predict_type="margin"),
-                                batches)
-                ours = p50_us(compiled.predict, batches)
-                report["cells"].append({"rows": rows, "trees": compiled.n_trees,
-                                        "threads": threads, "inplace_predict_us_p50": theirs,
-                                        "compiled_us_p50": ours, "speedup": theirs / ours})
-                print(f"| {rows} | {compiled.n_trees} | {threads} | {theirs:,.0f} | {ours:,.0f} | "
-                      f"{theirs / ours:.1f}x |")
-    args.out.write_text(json.dumps(report, indent=2))
-    print(f"\nwritten: {args.out}")
+    report: dict[str, object] = {"features": N_FEATURES, "max_depth": 6, "calls": args.calls,
+                                 "load_average_before": os.getloadavg()[0], "cells": []}
+    print(f"LambdaMART margins, max_depth 6, {N_FEATURES} features, p50 µs of {args.calls} calls; "
+          "compiled layouts single-threaded\n")
+    print("| rows | trees | XGBoost 1 thread | XGBoost 2 threads | node lists | complete (served) "
+          "| speed-up vs 1 thread | vs 2 threads |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for n_trees in args.trees:
+        calls = contenders(train(n_trees, X, y, qid))
+        for rows in ROWS:
+            batches = [pool[i * rows:(i + 1) * rows] for i in range(args.calls)]
+            check_parity(calls, batches[0])
+            times = times_us(calls, batches)
+            p50 = {name: float(np.percentile(t, 50)) for name, t in times.items()}
+            speedups = [p50[name] / p50["complete"] for name in CONTENDERS[:2]]
+            report["cells"].append({
+                "rows": rows, "trees": n_trees, **{f"{k}_us_p50": v for k, v in p50.items()},
+                **{f"{k}_us_p10": float(np.percentile(t, 10)) for k, t in times.items()},
+                "speedup_vs_1_thread": speedups[0], "speedup_vs_2_threads": speedups[1]})
+            print(f"| {rows} | {n_trees} | " + " | ".join(f"{p50[k]:,.0f}" for k in CONTENDERS)
+                  + "".join(f" | {s:.1f}x" for s in speedups) + " |")
+    report["load_average_after"] = os.getloadavg()[0]
+    print(f"\n1-minute load average: {report['load_average_before']:.1f} before, "
+          f"{report['load_average_after']:.1f} after (2 cores)")
+    with open(args.out, "w", encoding="utf-8") as out:
+        json.dump(report, out, indent=2)
+    print(f"written: {args.out}")
+    return report
 
 
 if __name__ == "__main__":

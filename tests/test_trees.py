@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xgboost as xgb
+from conftest import load_benchmark
 
 from ranking import features
 from ranking.ltr import COMPILED_MAX_ROWS, LambdaMART, ModelError, grade_labels
@@ -132,6 +133,19 @@ def test_bundle_round_trip_predicts_identically(tmp_path: Path) -> None:
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
     np.testing.assert_array_equal(loaded.predict(X[:200]), model.predict(X[:200]))
     np.testing.assert_allclose(loaded.predict(X[:200]), loaded.predict(X)[:200], **TOL)
+
+
+def test_tree_inference_benchmark_tiny(tmp_path: Path) -> None:
+    out = tmp_path / "trees.json"
+    report = load_benchmark("tree_inference").main(["--trees", "4", "--calls", "3",
+                                                   "--out", str(out)])  # exits on a mismatch
+    assert json.loads(out.read_text()) == json.loads(json.dumps(report))
+    assert [(c["rows"], c["trees"]) for c in report["cells"]] == [(6, 4), (50, 4), (200, 4),
+                                                                 (1000, 4)]
+    for cell in report["cells"]:
+        assert all(cell[f"{name}_us_p50"] > 0 for name in ("xgboost_1_thread", "complete"))
+        assert cell["speedup_vs_1_thread"] == (cell["xgboost_1_thread_us_p50"]
+                                               / cell["complete_us_p50"])
 
 
 def test_refuses_what_it_cannot_evaluate() -> None:
