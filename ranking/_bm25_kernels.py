@@ -230,7 +230,8 @@ def search_maxscore(terms, slots, post_indptr, post_docs, post_tf, idf, norm, bl
         weight[slots[j]] += idf[terms[slots[j]]]
     for s in range(m):
         t = terms[s]
-        upper[s] = weight[s] * block_max[block_indptr[t]:block_indptr[t + 1]].max()
+        for j in range(block_indptr[t], block_indptr[t + 1]):  # none if the field lacks t
+            upper[s] = max(upper[s], weight[s] * block_max[j])
     order = np.argsort(upper)
     prefix = np.cumsum(upper[order])  # prefix[i]: the most terms order[0..i] can add together
     cur = np.empty(m, dtype=np.int64)

@@ -2,6 +2,17 @@
 
 The analyzer's settings are saved in the bundle (``Analyzer.to_dict``) and restored at load, so
 an index and the queries run against it can never be tokenized differently.
+
+Product search lives on quantities, and shoppers spell them every way: "3/4 in.", '3/4"',
+"3/4-inch", "60-watt", "60W". With ``units`` on, a number followed by a unit (attached, after a
+space or after a hyphen) gives three tokens: the number, the unit in one canonical spelling, and
+the two joined, so "60-Watt" and "60w" both give ``60 w 60w`` and '3/4"' and "3/4 inches" both
+give ``3/4 in 3/4in``. The joined token is what makes "60 watt" rank a 60-watt bulb above a
+40-watt bulb that merely mentions 60 somewhere; the separate tokens keep partial queries ("60",
+"watt") matching. Numbers keep their written form ("3/4" and "0.75" stay different tokens:
+equating values is the job of :mod:`ranking.units`, not of the tokenizer); only the spelling of
+the number is made uniform: "1 1/2" -> "1-1/2", "2 x 4" -> "2x4", ".5" -> "0.5". A word is a unit
+only right after a number, so "in" in "drill in case" stays a plain word (and a stopword).
 """
 
 from __future__ import annotations
@@ -9,12 +20,58 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import Stemmer
 
+from clv.errors import MarginRankError
+
 # Word characters, plus fractions and dimension/decimal tokens kept whole: "3/4", "2x4", "1.5".
 _TOKEN_RE = re.compile(r"\d+(?:[./x]\d+)+|\w+", re.UNICODE)
+
+#: Canonical unit -> the spellings that mean it after a number (lowercase; NFKC already turned
+#: the double prime into two primes).
+UNIT_SPELLINGS: dict[str, tuple[str, ...]] = {
+    "in": ("in", "inch", "inches", '"', "''", "\u201d", "\u2032\u2032"),
+    "ft": ("ft", "feet", "foot", "'", "\u2019", "\u2032"),
+    "yd": ("yd", "yds", "yard", "yards"),
+    "mm": ("mm", "millimeter", "millimeters"),
+    "cm": ("cm", "centimeter", "centimeters"),
+    "m": ("meter", "meters", "metre", "metres"),
+    "gal": ("gal", "gals", "gallon", "gallons"),
+    "qt": ("qt", "qts", "quart", "quarts"),
+    "oz": ("oz", "ounce", "ounces"),
+    "lb": ("lb", "lbs", "pound", "pounds"),
+    "w": ("w", "watt", "watts"),
+    "kw": ("kw", "kilowatt", "kilowatts"),
+    "v": ("v", "volt", "volts"),
+    "amp": ("amp", "amps", "ampere", "amperes"),
+    "ah": ("ah",),
+    "btu": ("btu", "btus"),
+    "psi": ("psi",),
+    "cfm": ("cfm",),
+    "gpm": ("gpm",),
+    "hp": ("hp",),
+    "lm": ("lm", "lumen", "lumens"),
+    "k": ("k", "kelvin"),
+    "gauge": ("gauge", "ga"),
+    "pack": ("pack", "packs", "pk"),
+    "pc": ("pc", "pcs", "piece", "pieces"),
+}
+_CANONICAL_UNIT = {s: unit for unit, spellings in UNIT_SPELLINGS.items() for s in spellings}
+
+_HAS_DIGIT = re.compile(r"\d")
+# A number: integer, decimal or fraction ("3/4", "1.5"), mixed number ("1-1/2", "1 1/2"),
+# dimensions ("2x4", "2 x 4 x 8"), or a bare decimal (".75").
+_NUMBER = (r"(?:\d+(?:[ -]\d+/\d+)?(?:[./]\d+)*(?:[ \t]*[x\u00d7][ \t]*\d+(?:[./]\d+)*)*"
+           r"|(?<![\w.])\.\d+)")
+_UNIT = "|".join(re.escape(s) for s in sorted(_CANONICAL_UNIT, key=len, reverse=True))
+# A quantity is a number, then optionally a unit; either must end the word, so "20vmax" and
+# "1t5" stay single words as before.
+_QUANTITY_RE = re.compile(
+    rf"(?P<number>{_NUMBER})(?:[ \t]*-?[ \t]*(?P<unit>{_UNIT})(?!\w)|(?!\w))|(?P<word>\w+)",
+    re.UNICODE | re.IGNORECASE,
+)
 
 #: A short English stopword list: words that carry no product intent.
 ENGLISH_STOPWORDS = frozenset(
@@ -22,18 +79,30 @@ ENGLISH_STOPWORDS = frozenset(
 )
 
 
+class AnalyzerError(MarginRankError):
+    """Analyzer settings (e.g. a bundle's analyzer.json) that cannot be used."""
+
+
 @dataclass(frozen=True)
 class Analyzer:
     """NFKC-normalize, lowercase and split text into tokens.
 
-    Numbers and units stay useful: ``"2x4"`` and ``"3/4"`` are kept as single tokens and
-    ``"60-watt"`` splits into ``"60"`` and ``"watt"``.
+    ``"2x4"`` and ``"3/4"`` are kept as single tokens; with ``units`` (see the module
+    docstring) quantities also give a canonical unit and a joined number-unit token.
     """
 
     lowercase: bool = True
     stopwords: bool = False
     #: English Snowball stemming (PyStemmer): "drills" and "drilling" both become "drill".
     stem: bool = False
+    #: Quantities as number, canonical unit and joined tokens ("60-watt" -> 60 w 60w).
+    units: bool = True
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if not isinstance(getattr(self, f.name), bool):
+                raise AnalyzerError(f"analyzer setting '{f.name}' must be true or false, "
+                                    f"got {getattr(self, f.name)!r}")
 
     def __call__(self, text: str) -> list[str]:
         """Tokens of ``text`` in order; empty for empty or whitespace-only text."""
@@ -42,19 +111,53 @@ class Analyzer:
         text = unicodedata.normalize("NFKC", text)
         if self.lowercase:
             text = text.lower()
-        tokens = _TOKEN_RE.findall(text)
+        if not self.units or not _HAS_DIGIT.search(text):  # no digit: no quantity either
+            return self._words(_TOKEN_RE.findall(text))
+        tokens: list[str] = []
+        words: list[str] = []  # a run of plain words, filtered and stemmed together
+        for match in _QUANTITY_RE.finditer(text):
+            if match["word"] is not None:
+                words.append(match["word"])
+                continue
+            tokens += self._words(words)
+            words = []
+            tokens += _quantity(match["number"], match["unit"])
+        return tokens + self._words(words)
+
+    def _words(self, words: list[str]) -> list[str]:
+        """Plain words after the optional stopword filter and stemmer (quantities skip both:
+        the "in" of "3/4 in" is a unit, not a stopword)."""
         if self.stopwords:
-            tokens = [t for t in tokens if t not in ENGLISH_STOPWORDS]
-        if self.stem:
-            tokens = _stemmer().stemWords(tokens)
-        return tokens
+            words = [t for t in words if t not in ENGLISH_STOPWORDS]
+        if self.stem and words:
+            words = _stemmer().stemWords(words)
+        return words
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> Analyzer:
-        return cls(**data)  # type: ignore[arg-type]
+        """Settings saved by :meth:`to_dict`. A setting the data lacks takes the behaviour from
+        before it existed (``units`` off), so an older bundle keeps tokenizing as it was built."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise AnalyzerError(f"unknown analyzer settings {unknown}; known: {sorted(known)}")
+        return cls(**{"units": False, **data})  # type: ignore[arg-type]
+
+
+def _quantity(number: str, unit: str | None) -> list[str]:
+    """Tokens of one quantity: the number in a uniform spelling, then, with a unit, the
+    canonical unit and the two joined."""
+    number = re.sub(r"[ \t]*[x\u00d7][ \t]*", "x", number)
+    number = re.sub(r"(\d)[ ](\d+/)", r"\1-\2", number)
+    if number.startswith("."):
+        number = "0" + number
+    if unit is None:
+        return [number]
+    canonical = _CANONICAL_UNIT[unit.lower()]
+    return [number, canonical, number + canonical]
 
 
 _local = threading.local()
