@@ -247,7 +247,8 @@ class ServiceState:
         return Status(status="failed" if self.error else "loading", detail=self.error)
 
 
-def _state(request: Request) -> ServiceState:
+async def _state(request: Request) -> ServiceState:
+    """The app's state (async: FastAPI would run a plain function in its thread pool)."""
     return request.app.state.service
 
 
@@ -271,9 +272,14 @@ Explain = Annotated[bool, Query(description="add each term's contribution to eve
 
 
 # -- endpoints -------------------------------------------------------------------------------
-def search(request: Request, state: State, q: QueryText, customer_id: CustomerId = None,
+async def search(request: Request, state: State, q: QueryText, customer_id: CustomerId = None,
            k: TopK = 20, explain: Explain = False) -> SearchResponse:
-    """Ranked products for ``q``. A query with no known word returns no results."""
+    """Ranked products for ``q``. A query with no known word returns no results.
+
+    Runs on the event loop, not in a thread pool: a search is under a millisecond of work that
+    holds the GIL, so threads would add hand-offs and GIL contention, not parallelism (for more
+    cores, run more workers).
+    """
     results = state.require_ranker().search(q, customer_id=customer_id, k=k, explain=explain)
     hits = [Hit.model_validate(r) for r in results]
     request.scope[_LOG_KEY].update(customer_id=customer_id, k=k, results=len(hits),
@@ -281,14 +287,14 @@ def search(request: Request, state: State, q: QueryText, customer_id: CustomerId
     return SearchResponse(query=q, k=k, results=hits)
 
 
-def healthz(state: State) -> JSONResponse:
+async def healthz(state: State) -> JSONResponse:
     """Liveness: 200 while the process can serve or is still loading; 503 if loading failed."""
     failed = state.error is not None
     body = Status(status="failed" if failed else "alive", detail=state.error)
     return JSONResponse(body.model_dump(), status_code=503 if failed else 200)
 
 
-def readyz(state: State) -> JSONResponse:
+async def readyz(state: State) -> JSONResponse:
     """Readiness: 200 once the bundle is loaded and warmed, 503 before (or if it failed)."""
     body = state.status()
     return JSONResponse(body.model_dump(), status_code=200 if body.status == "ready" else 503)
@@ -308,7 +314,7 @@ def reload(state: State) -> Reloaded | JSONResponse:
                     loaded_at=state.loaded_at, source=str(state.weights_path))
 
 
-def metrics(state: State) -> Response:
+async def metrics(state: State) -> Response:
     """Prometheus text format."""
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -1,0 +1,270 @@
+"""Load on the reference search service over loopback, with hot reloads under way.
+
+Starts ``marginrank serve`` as a child process on a free 127.0.0.1 port (default bundle: the
+demo's, ``marginrank-demo/bundle``; run ``marginrank demo`` first), waits until ``/readyz`` says
+ready, then sends a bounded number of ``GET /search`` requests (default 20,000) at a fixed
+concurrency (default 32) from one asyncio httpx client. The queries are the distinct queries of
+a judgments file (default: the demo world's judged queries), shuffled; a third of the requests
+name a known customer, a third an unknown one, a third none; every tenth asks for explain.
+
+Meanwhile, every second, the served weights file is rewritten and ``POST /reload`` is sent,
+alternating a valid file (two valid variants in turn, so each swap changes the weights) and an
+invalid one (a misspelt key). A valid reload must answer 200, an invalid one 400 naming the key,
+with the previous version still serving. A search fails when it does not answer 200 with JSON
+results, or raises. Reports throughput, client-side p50/p99/p99.9 and the failures, as markdown
+and JSON. Client and server share the machine's cores.
+
+    python benchmarks/service_load.py [--bundle DIR] [--judgments FILE] [--requests 20000]
+                                      [--concurrency 32] [--reload-every 1.0] [--workers 1]
+                                      [--out service_load.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+
+from clv.segments import load_customers
+from objectives.config import TermWeights, dump_config, parse_config
+
+ROOT = Path(__file__).resolve().parents[1]
+MARGINRANK = Path(sys.executable).with_name("marginrank")  # the venv's console script
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now (the OS picks it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServiceProcess:
+    """``marginrank serve`` as a child process on a free loopback port (a context manager);
+    its JSON log lines go to ``log_path``."""
+
+    def __init__(self, bundle: Path, config: Path, log_path: Path, workers: int = 1) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.args = [str(MARGINRANK), "serve", "--bundle", str(bundle), "--config", str(config),
+                     "--port", str(self.port), "--workers", str(workers)]
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> ServiceProcess:
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.process is not None
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def wait_for(self, path: str = "/readyz", timeout: float = 300.0) -> httpx.Response:
+        """Poll ``path`` until it answers 200; fail with the server's log if it never does."""
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            try:
+                response = httpx.get(self.url + path, timeout=5)
+                if response.status_code == 200:
+                    return response
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.args} did not answer 200 on {path} "
+                           f"(exit code {self.process.poll()}); its log:\n"
+                           f"{self.log_path.read_text(errors='replace')[-4000:]}")
+
+
+@dataclass
+class Tally:
+    """What the load saw: search latencies and failures, reload outcomes."""
+
+    latencies: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    reloads: dict[str, int] = field(default_factory=lambda: {"ok": 0, "refused": 0})
+    reload_failures: list[str] = field(default_factory=list)
+
+
+def request_plan(queries: list[str], customers: list[str], n: int,
+                 seed: int = 0) -> list[dict[str, str]]:
+    """``n`` search parameter sets: shuffled queries, customers known/unknown/none, explain on
+    every tenth."""
+    rng = random.Random(seed)
+    plan = []
+    for i in range(n):
+        params = {"q": queries[rng.randrange(len(queries))], "k": "20"}
+        if i % 3 == 0:
+            params["customer_id"] = customers[rng.randrange(len(customers))]
+        elif i % 3 == 1:
+            params["customer_id"] = f"unknown-{i}"
+        if i % 10 == 0:
+            params["explain"] = "true"
+        plan.append(params)
+    return plan
+
+
+async def _searcher(client: httpx.AsyncClient, plan: list[dict[str, str]], next_index: list[int],
+                    tally: Tally) -> None:
+    while next_index[0] < len(plan):
+        params = plan[next_index[0]]
+        next_index[0] += 1
+        start = time.perf_counter()
+        try:
+            response = await client.get("/search", params=params)
+            ok = response.status_code == 200 and isinstance(response.json().get("results"), list)
+            problem = "" if ok else f"{response.status_code} {response.text[:200]}"
+        except (httpx.HTTPError, ValueError) as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        tally.latencies.append(time.perf_counter() - start)
+        if problem:
+            tally.failures.append(problem)
+
+
+async def _reloader(client: httpx.AsyncClient, config: Path, good: list[str], bad: str,
+                    every: float, done: asyncio.Event, tally: Tally) -> None:
+    """Every ``every`` seconds: write the next file (valid, invalid, valid, ...) and reload."""
+    turn, serving = 0, None
+    while not done.is_set():
+        try:
+            await asyncio.wait_for(done.wait(), timeout=every)
+            return
+        except TimeoutError:
+            pass
+        valid = turn % 2 == 0
+        _replace(config, good[(turn // 2) % len(good)] if valid else bad)
+        response = await client.post("/reload")
+        body = response.json()
+        if valid and response.status_code == 200:
+            tally.reloads["ok"] += 1
+            serving = body["config_version"]
+        elif (not valid and response.status_code == 400 and body["errors"]
+              and serving in (None, body["config_version"])):
+            tally.reloads["refused"] += 1
+        else:
+            tally.reload_failures.append(f"{'valid' if valid else 'invalid'} file: "
+                                         f"{response.status_code} {response.text[:300]}")
+        turn += 1
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (a reader never sees half a file)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+async def _drive(url: str, config: Path, good: list[str], bad: str,
+                 plan: list[dict[str, str]], concurrency: int, every: float) -> tuple[Tally, float]:
+    tally, done, next_index = Tally(), asyncio.Event(), [0]
+    # One connection per searcher, one for the reloads.
+    limits = httpx.Limits(max_connections=concurrency + 1,
+                          max_keepalive_connections=concurrency + 1)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+        reloads = asyncio.create_task(_reloader(client, config, good, bad, every, done, tally))
+        start = time.perf_counter()
+        await asyncio.gather(*(_searcher(client, plan, next_index, tally)
+                               for _ in range(concurrency)))
+        seconds = time.perf_counter() - start
+        done.set()
+        await reloads
+    return tally, seconds
+
+
+def measure(url: str, config: Path, good: list[str], bad: str, plan: list[dict[str, str]],
+            concurrency: int, every: float) -> dict:
+    """Run the plan against a ready server whose weights file is ``config``; ``good`` holds
+    valid texts for that file, ``bad`` an invalid one."""
+    tally, seconds = asyncio.run(_drive(url, config, good, bad, plan, concurrency, every))
+    ms = np.array(tally.latencies) * 1000
+    return {
+        "requests": len(plan), "concurrency": concurrency, "seconds": seconds,
+        "throughput_per_s": len(plan) / seconds,
+        "latency_ms": {p: float(np.percentile(ms, float(p[1:]))) for p in ("p50", "p99", "p99.9")},
+        "failed": len(tally.failures), "failure_samples": tally.failures[:5],
+        "reload_every_s": every, "reloads": tally.reloads,
+        "reload_failures": tally.reload_failures,
+    }
+
+
+def table(result: dict) -> str:
+    lat, rel = result["latency_ms"], result["reloads"]
+    return "\n".join([
+        f"{result['requests']:,} searches at concurrency {result['concurrency']}, "
+        f"{result['workers']} server worker(s), {os.cpu_count()} cores shared with the client; "
+        f"a reload every {result['reload_every_s']:g} s", "",
+        "| throughput (req/s) | p50 ms | p99 ms | p99.9 ms | failed searches | reloads ok | "
+        "reloads refused (invalid file) | unexpected reload answers |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"| {result['throughput_per_s']:,.0f} | {lat['p50']:.2f} | {lat['p99']:.2f} | "
+        f"{lat['p99.9']:.2f} | {result['failed']} | {rel['ok']} | {rel['refused']} | "
+        f"{len(result['reload_failures'])} |",
+    ])
+
+
+def invalid_variant(text: str) -> str:
+    """``text`` with the ``margin`` weight misspelt: refused with file, line and key."""
+    return text.replace("margin:", "marign:", 1)
+
+
+def stronger_variant(text: str) -> str:
+    """A valid variant of ``text`` with a stronger margin weight (so each swap changes the
+    weights and the version)."""
+    config = parse_config(text)
+    weights = TermWeights(**{**config.weights.model_dump(),
+                             "margin": config.weights.margin * 2 + 0.1})
+    return dump_config(config.model_copy(update={"weights": weights}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", type=Path, default=Path("marginrank-demo/bundle"))
+    parser.add_argument("--judgments", type=Path,
+                        default=ROOT / "data" / "demo" / "judgments.csv")
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--reload-every", type=float, default=1.0)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=Path("service_load.json"))
+    args = parser.parse_args()
+    queries = pd.read_csv(args.judgments, dtype=str)["query"].drop_duplicates().tolist()
+    customers = load_customers(args.bundle / "customers.npz").customer_ids.tolist()
+    good = (args.bundle / "weights.yaml").read_text(encoding="utf-8")
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "weights.yaml"
+        config.write_text(good, encoding="utf-8")
+        with ServiceProcess(args.bundle, config, Path(tmp) / "server.log", args.workers) as srv:
+            srv.wait_for("/readyz")
+            result = measure(srv.url, config, [good, stronger_variant(good)],
+                             invalid_variant(good), request_plan(queries, customers,
+                                                                 args.requests),
+                             args.concurrency, args.reload_every)
+    result.update(workers=args.workers, bundle=str(args.bundle), queries=len(queries))
+    print(table(result))
+    args.out.write_text(json.dumps(result, indent=2))
+    print(f"\nwritten: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
