@@ -123,7 +123,9 @@ def test_speed_benchmark_tiny(tmp_path: Path, clv_speed: ModuleType,
     assert all(math.isfinite(v) and v > 0 for v in fit["ours_params"].values())
     assert fit["max_rel_diff"] < 1e-5  # weighted distinct rows: the same optimum
     assert abs(fit["freq_monetary_corr"]) < 0.2  # Gamma-Gamma spend: independent by design
-    assert all(t > 0 for t in (fit["ours_s"], fit["lifetimes_bgnbd_s"], fit["lifetimes_gg_s"]))
+    assert all(t > 0 for t in (fit["ours_s"], fit["lifetimes_bgnbd_s"], fit["lifetimes_gg_s"],
+                               fit["ours_cpu_s"], fit["lifetimes_bgnbd_cpu_s"]))
+    assert set(report["load_average"]) == {"start", "end"}
 
     summ = report["summarize"]
     assert summ["rows"] == 20_000 and summ["return_rows"] == 600 and summ["excluded"] == {}
@@ -133,7 +135,7 @@ def test_speed_benchmark_tiny(tmp_path: Path, clv_speed: ModuleType,
     assert 0 < ours["customers"] <= theirs["customers"]
     assert ours["mean_frequency"] < theirs["mean_frequency"]
     for step in (summ["validate"], ours, theirs):
-        assert step["s"] > 0 and step["peak_rss_mb"] > 0
+        assert step["s"] > 0 and step["cpu_s"] > 0 and step["peak_rss_mb"] > 0
     printed = capsys.readouterr().out
     assert "| RFM summary | 20,000 lines |" in printed
     assert "frequency-monetary correlation" in printed
