@@ -35,7 +35,7 @@ FORMAT = "marginrank.clv-model/1"
 #: not worth estimating; the mean spend is a more honest prediction.
 MIN_GAMMA_GAMMA_CUSTOMERS = 10
 #: Gamma-Gamma assumes spend independent of purchase frequency; beyond this Pearson
-#: correlation (CDNOW: 0.11, which Fader, Hardie & Lee accept) the fit report warns.
+#: correlation (CDNOW's is 0.11) the fit notes warn: expected spend may be biased.
 MAX_FREQ_MONETARY_CORR = 0.3
 #: Time units per year, for turning the annual discount rate into a per-step factor.
 UNITS_PER_YEAR = {"D": 365.0, "W": 365.0 / 7.0}
@@ -126,7 +126,7 @@ class CLVModel:
             self.notes_.append(
                 f"frequency and spend are correlated (Pearson {self.freq_monetary_corr_:.2f} "
                 f"over repeat customers, beyond +-{MAX_FREQ_MONETARY_CORR:g}); Gamma-Gamma "
-                "assumes they are independent, so expected spend and CLV are biased"
+                "assumes they are independent, so expected spend and CLV may be biased"
             )
         spenders = repeat & (monetary > 0)
         self.mean_spend_ = float(monetary[spenders].mean()) if spenders.any() else 0.0
