@@ -21,9 +21,10 @@ def blend_topk(relevance, cand, terms, weights, in_stock, buried, oos_policy, ti
     """Rank candidates ``cand`` (product rows) by z(relevance) + sum_k weights[row, k] * terms.
 
     ``weights`` is (n_candidates, n_terms): the weights already resolved for each candidate's
-    segment and category. Out-of-stock items are demoted below all others, hidden, or left
-    alone by ``oos_policy``; buried items always sink to the end, below demoted ones. With ``tier_width > 0``
-    business terms only reorder within relevance tiers ``floor(z / tier_width)``. Returns the
+    segment, category and arm. Out-of-stock items are demoted below all others, hidden, or
+    left alone by ``oos_policy``; buried items always sink to the end, below demoted ones.
+    With ``tier_width > 0`` business terms only reorder within relevance tiers
+    ``floor(z / tier_width)``. Returns the
     chosen candidate positions (best first), their scores, and contributions (k, 1 + n_terms):
     column 0 is the relevance part, the rest each term's part; each row sums to the score.
     """
