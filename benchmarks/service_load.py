@@ -31,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -97,14 +96,15 @@ class ServiceProcess:
                            f"{self.log_path.read_text(errors='replace')[-4000:]}")
 
 
-@dataclass
 class Tally:
-    """What the load saw: search latencies and failures, reload outcomes."""
+    """What the load saw: search latencies and failures, reload outcomes. (A plain class: the
+    tests import this script by path, where a dataclass cannot resolve its module.)"""
 
-    latencies: list[float] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-    reloads: dict[str, int] = field(default_factory=lambda: {"ok": 0, "refused": 0})
-    reload_failures: list[str] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.failures: list[str] = []
+        self.reloads = {"ok": 0, "refused": 0}
+        self.reload_failures: list[str] = []
 
 
 def request_plan(queries: list[str], customers: list[str], n: int,
