@@ -1,6 +1,9 @@
-"""Numba kernels for query-candidate match features over a field's forward index.
+"""Numba kernels for query-candidate features: token matches over a field's forward index,
+typo-tolerant similarity on characters, and quantity matches.
 
-Pure functions over arrays; :mod:`ranking.features` names and documents the features.
+Pure functions over arrays, each looping over all candidates of one query; :mod:`ranking.features`
+names and documents the features. A candidate whose field is empty gets NaN (missing, which
+XGBoost routes down a learned default branch) rather than a made-up 0.
 """
 
 from __future__ import annotations
@@ -8,54 +11,85 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+#: Columns of :func:`match_features`.
+N_MATCH = 8
+#: Two query tokens count as an unordered bigram when both occur within this many positions.
+BIGRAM_WINDOW = 3
+
 
 @njit(cache=True)
-def match_features(query, doc_indptr, doc_terms, docs):  # noqa: ANN001, ANN201
-    """Per candidate: [coverage, exact phrase, ordered bigram share, first match position].
+def match_features(query, idf, doc_indptr, doc_terms, docs):  # noqa: ANN001, ANN201
+    """Per candidate (NaN row for an empty field):
 
-    coverage: share of the query's tokens (unknown ones included) found in the field;
-    phrase: 1 when the whole query (two or more tokens) appears contiguously;
-    bigrams: share of the query's adjacent token pairs that appear adjacent, in order;
-    first position: index of the first token that matches any query token, over field length
-    (1.0 when nothing matches, so "earlier is better" holds for every value).
+    0 coverage: share of the query's tokens (unknown ones included) found in the field;
+    1 IDF coverage: IDF-weighted share of the query's known tokens found (NaN if none known);
+    2 phrase: 1 when the whole query (two or more tokens) appears contiguously;
+    3 ordered bigrams: share of the query's adjacent token pairs adjacent and in order;
+    4 unordered bigrams: share of those pairs within BIGRAM_WINDOW positions, either order;
+    5 first position: index of the first field token matching any query token over the field
+      length (1.0 when nothing matches, so "earlier is better" holds for every value);
+    6 last token: 1 when the query's last token (often the product type) is in the field;
+    7 field in query: share of the field's tokens that occur in the query.
     """
     nq = query.shape[0]
-    out = np.zeros((docs.shape[0], 4), dtype=np.float64)
+    out = np.full((docs.shape[0], N_MATCH), np.nan)
+    idf_total = 0.0
+    for qi in range(nq):
+        if query[qi] >= 0:
+            idf_total += idf[query[qi]]
     for j in range(docs.shape[0]):
         start, end = doc_indptr[docs[j]], doc_indptr[docs[j] + 1]
-        found = 0
+        if end == start:
+            continue
+        found, idf_found = 0, 0.0
         for qi in range(nq):
-            t = query[qi]
-            if t < 0:
-                continue
-            for p in range(start, end):
-                if doc_terms[p] == t:
-                    found += 1
-                    break
+            if query[qi] >= 0 and _position(query[qi], doc_terms, start, end) >= 0:
+                found += 1
+                idf_found += idf[query[qi]]
         out[j, 0] = found / nq if nq > 0 else 0.0
-        bigrams = 0
-        for qi in range(nq - 1):
-            a, b = query[qi], query[qi + 1]
-            if a < 0 or b < 0:
-                continue
-            for p in range(start, end - 1):
-                if doc_terms[p] == a and doc_terms[p + 1] == b:
-                    bigrams += 1
-                    break
-        out[j, 2] = bigrams / (nq - 1) if nq > 1 else 0.0
-        phrase = nq > 1 and bigrams == nq - 1 and _contiguous(query, doc_terms, start, end)
-        out[j, 1] = 1.0 if phrase else 0.0
-        out[j, 3] = 1.0
-        for p in range(start, end):
-            hit = False
-            for qi in range(nq):
-                if doc_terms[p] == query[qi]:
-                    hit = True
-                    break
-            if hit:
-                out[j, 3] = (p - start) / max(end - start, 1)
-                break
+        if idf_total > 0:
+            out[j, 1] = idf_found / idf_total
+        ordered, unordered = _bigrams(query, doc_terms, start, end)
+        out[j, 3] = ordered / (nq - 1) if nq > 1 else 0.0
+        out[j, 4] = unordered / (nq - 1) if nq > 1 else 0.0
+        phrase = nq > 1 and ordered == nq - 1 and _contiguous(query, doc_terms, start, end)
+        out[j, 2] = 1.0 if phrase else 0.0
+        out[j, 5] = _first_match(query, doc_terms, start, end)
+        last = query[nq - 1] if nq > 0 else -1
+        out[j, 6] = 1.0 if last >= 0 and _position(last, doc_terms, start, end) >= 0 else 0.0
+        out[j, 7] = _share_in_query(query, doc_terms, start, end)
     return out
+
+
+@njit(cache=True)
+def _position(term, doc_terms, start, end):  # noqa: ANN001, ANN202
+    """Offset of the first occurrence of ``term`` in the field, -1 if absent."""
+    for p in range(start, end):
+        if doc_terms[p] == term:
+            return p - start
+    return -1
+
+
+@njit(cache=True)
+def _bigrams(query, doc_terms, start, end):  # noqa: ANN001, ANN202
+    """(ordered adjacent, unordered within the window) counts of the query's adjacent pairs."""
+    ordered, unordered = 0, 0
+    for qi in range(query.shape[0] - 1):
+        a, b = query[qi], query[qi + 1]
+        if a < 0 or b < 0:
+            continue
+        hit_ordered, hit_window = False, False
+        for p in range(start, end):
+            if doc_terms[p] != a:
+                continue
+            for r in range(max(start, p - BIGRAM_WINDOW), min(end, p + BIGRAM_WINDOW + 1)):
+                if r != p and doc_terms[r] == b:
+                    hit_window = True
+                    if r == p + 1:
+                        hit_ordered = True
+        ordered += hit_ordered
+        unordered += hit_window
+    return ordered, unordered
 
 
 @njit(cache=True)
@@ -73,21 +107,124 @@ def _contiguous(query, doc_terms, start, end):  # noqa: ANN001, ANN202
 
 
 @njit(cache=True)
-def field_in_query(query, doc_indptr, doc_terms, docs):  # noqa: ANN001, ANN201
-    """Share of each candidate field's tokens that occur in the query (0 for an empty field).
+def _first_match(query, doc_terms, start, end):  # noqa: ANN001, ANN202
+    for p in range(start, end):
+        for qi in range(query.shape[0]):
+            if doc_terms[p] == query[qi]:
+                return (p - start) / (end - start)
+    return 1.0
 
-    For short fields such as brand: 1.0 means the query names the whole brand.
+
+@njit(cache=True)
+def _share_in_query(query, doc_terms, start, end):  # noqa: ANN001, ANN202
+    hits = 0
+    for p in range(start, end):
+        for qi in range(query.shape[0]):
+            if doc_terms[p] == query[qi]:
+                hits += 1
+                break
+    return hits / (end - start)
+
+
+@njit(cache=True)
+def typo_similarity(q_indptr, q_chars, doc_indptr, doc_terms, term_indptr, term_chars,
+                    docs):  # noqa: ANN001, ANN201
+    """Per candidate: [edit similarity, trigram similarity], NaN for an empty field.
+
+    For each query token, the best-matching field token by 1 - Levenshtein / longer length,
+    and by the Dice coefficient of their character trigrams (boundaries padded); each column
+    is the mean of those bests over the query's tokens, so "toliet" still finds "toilet".
     """
-    out = np.zeros(docs.shape[0], dtype=np.float64)
+    nq = q_indptr.shape[0] - 1
+    out = np.full((docs.shape[0], 2), np.nan)
     for j in range(docs.shape[0]):
         start, end = doc_indptr[docs[j]], doc_indptr[docs[j] + 1]
-        if end == start:
+        if end == start or nq == 0:
             continue
-        hits = 0
-        for p in range(start, end):
-            for qi in range(query.shape[0]):
-                if doc_terms[p] == query[qi]:
-                    hits += 1
+        edit_sum, gram_sum = 0.0, 0.0
+        for qi in range(nq):
+            a = q_chars[q_indptr[qi]:q_indptr[qi + 1]]
+            best_edit, best_gram = 0.0, 0.0
+            for p in range(start, end):
+                t = doc_terms[p]
+                b = term_chars[term_indptr[t]:term_indptr[t + 1]]
+                longer = max(a.shape[0], b.shape[0], 1)
+                best_edit = max(best_edit, 1.0 - _levenshtein(a, b) / longer)
+                best_gram = max(best_gram, _trigram_dice(a, b))
+            edit_sum += best_edit
+            gram_sum += best_gram
+        out[j, 0] = edit_sum / nq
+        out[j, 1] = gram_sum / nq
+    return out
+
+
+@njit(cache=True)
+def _levenshtein(a, b):  # noqa: ANN001, ANN202
+    """Edit distance (insertions, deletions, substitutions) with one row of memory."""
+    row = np.arange(b.shape[0] + 1)
+    for i in range(1, a.shape[0] + 1):
+        diagonal, row[0] = row[0], i
+        for k in range(1, b.shape[0] + 1):
+            above = row[k]
+            row[k] = min(row[k] + 1, row[k - 1] + 1, diagonal + (a[i - 1] != b[k - 1]))
+            diagonal = above
+    return row[b.shape[0]]
+
+
+@njit(cache=True)
+def _trigram_dice(a, b):  # noqa: ANN001, ANN202
+    """Dice coefficient of the character trigrams of " a " and " b " (multiset counts)."""
+    na, nb = a.shape[0], b.shape[0]
+    if na == 0 or nb == 0:
+        return 0.0
+    pa, pb = _padded(a), _padded(b)
+    common = 0
+    used = np.zeros(nb, dtype=np.bool_)
+    for i in range(na):
+        for k in range(nb):
+            if not used[k] and pa[i] == pb[k] and pa[i + 1] == pb[k + 1] and pa[i + 2] == pb[k + 2]:
+                used[k] = True
+                common += 1
+                break
+    return 2.0 * common / (na + nb)
+
+
+@njit(cache=True)
+def _padded(chars):  # noqa: ANN001, ANN202
+    """``chars`` with a space (32) on both sides: a word of n characters has n trigrams."""
+    out = np.full(chars.shape[0] + 2, 32, dtype=chars.dtype)
+    out[1:-1] = chars
+    return out
+
+
+@njit(cache=True)
+def quantity_match(q_values, q_units, doc_indptr, d_values, d_units, docs):  # noqa: ANN001, ANN201
+    """Per candidate: [matched share, conflicting share] of the query's quantities.
+
+    A query quantity matches a product quantity of equal value whose unit is the same or
+    where either is a bare number (unit 0); it conflicts when it has a unit that the product
+    states only with other values ("3/4 in" against a product that is "1/2 in"). Both are NaN
+    for a query without quantities: there is nothing to match.
+    """
+    nq = q_values.shape[0]
+    out = np.full((docs.shape[0], 2), np.nan)
+    if nq == 0:
+        return out
+    for j in range(docs.shape[0]):
+        start, end = doc_indptr[docs[j]], doc_indptr[docs[j] + 1]
+        matched, conflicts = 0, 0
+        for qi in range(nq):
+            hit, same_unit = False, False
+            for p in range(start, end):
+                compatible = q_units[qi] == d_units[p] or q_units[qi] == 0 or d_units[p] == 0
+                if compatible and abs(q_values[qi] - d_values[p]) <= 1e-9 * max(
+                        1.0, abs(q_values[qi])):
+                    hit = True
                     break
-        out[j] = hits / (end - start)
+                if q_units[qi] != 0 and q_units[qi] == d_units[p]:
+                    same_unit = True
+            matched += hit
+            conflicts += same_unit and not hit
+        out[j, 0] = matched / nq
+        out[j, 1] = conflicts / nq
     return out

@@ -38,7 +38,6 @@ from objectives.groups import QueryGroups
 from objectives.terms import TermTable, compute_terms
 from objectives.tuner import TuneResult, tune_weights
 from ranking import features
-from ranking.bm25 import MultiFieldIndex
 from ranking.bundle import prepare_directory
 from ranking.core import TIER_WIDTH
 from ranking.ltr import MAX_LABEL, LambdaMART, cross_fit_relevance, grade_labels, label_values
@@ -107,29 +106,36 @@ def judgment_labels(judgments: pd.DataFrame, source: Path) -> np.ndarray:
     return grade_labels(judgments["grade"].to_numpy())
 
 
-def field_tokens(catalog: pd.DataFrame, analyzer: Analyzer) -> dict[str, list[list[str]]]:
-    """Tokens of each text field, plus ``all`` (every field concatenated) for retrieval."""
-    out = {f: [analyzer(t) for t in catalog[f]] for f in features.TEXT_FIELDS}
-    out["all"] = [sum((out[f][i] for f in features.TEXT_FIELDS), []) for i in range(len(catalog))]
-    return out
-
-
-def product_priors(catalog: pd.DataFrame) -> np.ndarray:
-    """(n, 2) float32: rating and log(1 + reviews), NaN where the catalog has none."""
+def product_priors(catalog: pd.DataFrame, tx: pd.DataFrame | None = None) -> np.ndarray:
+    """(n, len(features.PRIORS)) float32: rating, log(1 + reviews) and log(1 + units sold),
+    NaN where unknown (no rating or reviews in the catalog; no transactions at all)."""
+    sales = np.full(len(catalog), np.nan)
+    if tx is not None:
+        sold = tx[tx["quantity"] > 0].groupby("product_id")["quantity"].sum()
+        sales = sold.reindex(catalog["product_id"]).fillna(0.0).to_numpy(np.float64)
     return np.column_stack([catalog["rating"].to_numpy(np.float64),
-                            np.log1p(catalog["review_count"].to_numpy(np.float64))]).astype(np.float32)
+                            np.log1p(catalog["review_count"].to_numpy(np.float64)),
+                            np.log1p(sales)]).astype(np.float32)
 
 
-def pool_features(index: MultiFieldIndex, analyzer: Analyzer, judgments: pd.DataFrame,
-                  rows: np.ndarray, priors: np.ndarray, progress: Progress) -> np.ndarray:
-    """Feature rows for every judgment (each query's pool in one kernel call)."""
+def pool_features(space: features.FeatureSpace, judgments: pd.DataFrame, rows: np.ndarray,
+                  priors: np.ndarray, progress: Progress) -> np.ndarray:
+    """Feature rows for every judgment (each query's pool in one call of the kernels)."""
     X = np.empty((len(judgments), len(features.FEATURE_NAMES)), dtype=np.float32)
     groups = judgments.groupby("query_id", sort=False).indices
     for qid in progress.bar(groups, "features", total=len(groups)):
         at = groups[qid]
-        query = index.vocab.lookup(analyzer(judgments["query"].iat[at[0]]))
-        X[at] = features.extract(index, query, rows[at], priors)
+        X[at] = space.extract(judgments["query"].iat[at[0]], rows[at], priors)
     return X
+
+
+def judged_features(catalog: pd.DataFrame, judgments: pd.DataFrame,
+                    progress: Progress) -> tuple[np.ndarray, np.ndarray]:
+    """Feature rows of every judgment and the catalog row of each judged product, over
+    indexes of the whole catalog (what the quality benchmark evaluates)."""
+    space = features.FeatureSpace.build(catalog, Analyzer())
+    rows = pd.Index(catalog["product_id"]).get_indexer(judgments["product_id"])
+    return pool_features(space, judgments, rows, product_priors(catalog), progress), rows
 
 
 @dataclass(frozen=True)
@@ -213,14 +219,13 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
         config = (load_config(inputs.config, product_ids=products) if inputs.config else
                   parse_config(DEFAULT_CONFIG_TEXT, source="<default config>",
                                product_ids=products))
-    analyzer = Analyzer()
     with progress.stage("building BM25 indexes"):
-        index = MultiFieldIndex.build(field_tokens(catalog, analyzer))
+        space = features.FeatureSpace.build(catalog, Analyzer())
     rows = product_index.get_indexer(judgments["product_id"])
-    priors = product_priors(catalog)
+    priors = product_priors(catalog, tx)
     train, valid, test = split_queries(query_text, settings)
     with progress.stage("training LambdaMART"):
-        X = pool_features(index, analyzer, judgments, rows, priors, progress)
+        X = pool_features(space, judgments, rows, priors, progress)
         qid = pd.factorize(judgments["query_id"])[0]
         model = LambdaMART(feature_names=features.FEATURE_NAMES, eval_at=settings.k,
                            seed=settings.seed)
@@ -256,7 +261,7 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
     with progress.stage("writing bundle"):
         order = np.argsort(summary.index.to_numpy().astype(str))
         ranker = Ranker(
-            analyzer=analyzer, index=index, model=model,
+            feature_space=space, model=model,
             catalog=Catalog(catalog["product_id"].tolist(), catalog["title"].tolist(),
                             catalog["category"].tolist(), terms.values, terms.in_stock, priors,
                             terms.raw["unit_margin"].astype(np.float32),

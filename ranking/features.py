@@ -1,5 +1,9 @@
 """The named feature vector of one (query, candidate) pair, for LambdaMART.
 
+:class:`FeatureSpace` holds what the features read: the retrieval index over exact tokens,
+a second index over stemmed tokens (so "drills" meets "drill" without giving up the exact
+match), each with the analyzer that made it, the quantities of every product
+(:mod:`ranking.units`) and the characters of every exact token (for typo-tolerant matching).
 Every feature is computed for all candidates of one query at once, in Numba kernels
 (:mod:`ranking._bm25_kernels`, :mod:`ranking._feature_kernels`); Python only loops over the
 fixed list of fields. ``FEATURES`` documents each column; a test holds the README's feature
@@ -8,59 +12,200 @@ table to it, so the two cannot drift.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 
 from ranking import _feature_kernels as kernels
-from ranking.bm25 import MultiFieldIndex
+from ranking.bm25 import FieldIndex, MultiFieldIndex
+from ranking.text import Analyzer
+from ranking.units import QuantityTable, query_arrays
 
 #: Text fields of the catalog that get their own index; ``all`` concatenates them.
 TEXT_FIELDS = ("title", "description", "category", "brand", "attributes")
+INDEXED_FIELDS = ("all", *TEXT_FIELDS)
+#: Fields whose quantities (sizes, volts, gallons...) a product is matched on.
+QUANTITY_FIELDS = ("title", "attributes")
+#: (name, meaning) of the product priors, the last feature columns.
+PRIORS: tuple[tuple[str, str], ...] = (
+    ("rating", "product rating (missing if the catalog has none)"),
+    ("log_reviews", "log(1 + review count) (missing if the catalog has none)"),
+    ("log_sales", "log(1 + units sold in the transactions) (missing without transactions)"),
+)
+_EMPTY = "(missing if the product's field is empty)"
 
 #: (name, meaning) of every feature column, in column order.
 FEATURES: tuple[tuple[str, str], ...] = (
-    *((f"bm25_{f}", f"BM25 (okapi) of the query against the {f} field") for f in
-      ("all", *TEXT_FIELDS)),
-    ("cover_title", "share of query tokens found in the title"),
-    ("cover_all", "share of query tokens found in any field"),
-    ("phrase_title", "1 if the whole query (2+ tokens) appears contiguously in the title"),
-    ("bigram_title", "share of the query's adjacent token pairs found adjacent in the title"),
+    *((f"bm25_{f}", f"BM25 (okapi) of the query's exact tokens against the {f} field {_EMPTY}")
+      for f in INDEXED_FIELDS),
+    *((f"bm25_stem_{f}", f"BM25 (okapi) of the query's stemmed tokens against the stemmed {f} "
+      f"field {_EMPTY}") for f in INDEXED_FIELDS),
+    *((f"cover_{f}", f"share of the query's stemmed tokens found in the {f} field {_EMPTY}")
+      for f in INDEXED_FIELDS),
+    ("cover_exact_title", "share of the query's exact tokens found in the title"),
+    ("idf_cover_title", "IDF-weighted share of the query's known stemmed tokens in the title"),
+    ("phrase_title", "1 if the whole stemmed query (2+ tokens) appears contiguously in the title"),
+    ("bigram_title", "share of the query's adjacent stemmed token pairs adjacent, in order, in "
+     "the title"),
+    ("bigram_unordered_title", "share of the query's adjacent stemmed token pairs within 3 "
+     "positions of each other, either order, in the title"),
     ("first_pos_title", "position of the first matching title token / title length (1 = none)"),
-    ("brand_in_query", "share of the product's brand tokens that the query contains"),
+    ("last_token_title", "1 if the query's last stemmed token (often the product type) is in "
+     "the title"),
+    ("title_in_query", "share of the title's stemmed tokens that the query contains"),
+    ("brand_in_query", f"share of the product's stemmed brand tokens that the query contains "
+     f"{_EMPTY}"),
+    ("edit_sim_title", "mean over query tokens of the best 1 - edit distance / length against a "
+     "title token (typo-tolerant)"),
+    ("trigram_sim_title", "mean over query tokens of the best character-trigram Dice against a "
+     "title token (typo-tolerant)"),
+    ("unit_match", "share of the query's quantities (\"3/4 in.\" = \"0.75 inch\") the product "
+     "states (missing if the query has none)"),
+    ("unit_conflict", "share of the query's quantities whose unit the product states only with "
+     "other values (missing if the query has none)"),
     ("title_len", "title length in tokens"),
     ("query_len", "query length in tokens"),
-    ("query_idf_mean", "mean IDF (all field) of the query's known tokens"),
     ("query_unknown", "share of query tokens absent from the vocabulary"),
-    ("rating", "product rating (missing if the catalog has none)"),
-    ("log_reviews", "log(1 + review count) (missing if the catalog has none)"),
+    ("query_idf_sum", "sum of the IDF (stemmed all field) of the query's known tokens"),
+    ("query_idf_max", "largest IDF of the query's known tokens (missing if none is known)"),
+    ("query_idf_min", "smallest IDF of the query's known tokens (missing if none is known)"),
+    *PRIORS,
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(name for name, _ in FEATURES)
+COLUMN = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
 
-def extract(
-    index: MultiFieldIndex, query: np.ndarray, docs: np.ndarray, priors: np.ndarray
-) -> np.ndarray:
-    """Feature matrix (len(docs), len(FEATURES)) as float32 for term ids ``query``.
-
-    ``priors`` is (n_products, 2): rating and log reviews, NaN where unknown (XGBoost treats
-    NaN as missing and learns a default branch for it).
-    """
-    docs = np.asarray(docs, dtype=np.int64)
-    out = np.empty((docs.shape[0], len(FEATURE_NAMES)), dtype=np.float32)
-    col = 0
-    for name in ("all", *TEXT_FIELDS):
-        out[:, col] = index.fields[name].score(query, docs)
-        col += 1
-    title, all_ = index.fields["title"], index.fields["all"]
-    title_match = kernels.match_features(query, title.doc_indptr, title.doc_terms, docs)
-    out[:, col] = title_match[:, 0]
-    out[:, col + 1] = kernels.match_features(query, all_.doc_indptr, all_.doc_terms, docs)[:, 0]
-    out[:, col + 2 : col + 5] = title_match[:, 1:4]
-    brand = index.fields["brand"]
-    out[:, col + 5] = kernels.field_in_query(query, brand.doc_indptr, brand.doc_terms, docs)
-    out[:, col + 6] = np.diff(title.doc_indptr)[docs]
-    out[:, col + 7] = query.shape[0]
-    known = query[query >= 0]
-    out[:, col + 8] = all_.idf[known].mean() if known.size else 0.0
-    out[:, col + 9] = 1.0 - known.size / query.shape[0] if query.shape[0] else 1.0
-    out[:, col + 10 : col + 12] = priors[docs]
+def field_tokens(catalog: pd.DataFrame, analyzer: Analyzer) -> dict[str, list[list[str]]]:
+    """Tokens of each text field, plus ``all`` (every field concatenated) for retrieval."""
+    out = {f: [analyzer(t) for t in catalog[f]] for f in TEXT_FIELDS}
+    out["all"] = [sum((out[f][i] for f in TEXT_FIELDS), []) for i in range(len(catalog))]
     return out
+
+
+@dataclass(frozen=True)
+class FeatureSpace:
+    """Everything the features of a (query, candidates) batch are computed from."""
+
+    analyzer: Analyzer  # exact tokens: retrieval and the exact-match features
+    index: MultiFieldIndex
+    stem_analyzer: Analyzer
+    stem_index: MultiFieldIndex
+    quantities: QuantityTable
+
+    @classmethod
+    def build(cls, catalog: pd.DataFrame, analyzer: Analyzer) -> FeatureSpace:
+        """Indexes of a validated catalog (every text field present) under ``analyzer`` and
+        under the same analyzer with stemming."""
+        stem_analyzer = dataclasses.replace(analyzer, stem=True)
+        texts = catalog[list(QUANTITY_FIELDS)].astype(str).agg(" ".join, axis=1)
+        return cls(analyzer, MultiFieldIndex.build(field_tokens(catalog, analyzer)),
+                   stem_analyzer, MultiFieldIndex.build(field_tokens(catalog, stem_analyzer)),
+                   QuantityTable.from_texts(texts.tolist()))
+
+    @cached_property
+    def term_chars(self) -> tuple[np.ndarray, np.ndarray]:
+        """(indptr, code points) of every exact token, for the typo-tolerant kernel."""
+        return _chars([self.index.vocab.token(i) for i in range(len(self.index.vocab))])
+
+    def extract(self, query: str, docs: np.ndarray, priors: np.ndarray) -> np.ndarray:
+        """Feature matrix (len(docs), len(FEATURES)) as float32 for the query text ``query``.
+
+        ``priors`` is (n_products, len(PRIORS)), NaN where unknown (XGBoost treats NaN as
+        missing and learns a default branch for it).
+        """
+        docs = np.asarray(docs, dtype=np.int64)
+        tokens, stems = self.analyzer(query), self.stem_analyzer(query)
+        exact, stemmed = self.index.vocab.lookup(tokens), self.stem_index.vocab.lookup(stems)
+        out = np.full((docs.shape[0], len(FEATURE_NAMES)), np.nan, dtype=np.float32)
+        matches = {}
+        for name in INDEXED_FIELDS:
+            plain, stem = self.index.fields[name], self.stem_index.fields[name]
+            empty = np.diff(plain.doc_indptr)[docs] == 0
+            out[:, COLUMN[f"bm25_{name}"]] = np.where(empty, np.nan, plain.score(exact, docs))
+            out[:, COLUMN[f"bm25_stem_{name}"]] = np.where(empty, np.nan, stem.score(stemmed, docs))
+            matches[name] = _matches(stemmed, stem, docs)
+            out[:, COLUMN[f"cover_{name}"]] = matches[name][:, 0]
+        self._title_features(out, matches["title"], exact, tokens, docs)
+        out[:, COLUMN["brand_in_query"]] = matches["brand"][:, 7]
+        q_values, q_units = query_arrays(query)
+        q = self.quantities
+        out[:, [COLUMN["unit_match"], COLUMN["unit_conflict"]]] = kernels.quantity_match(
+            q_values, q_units, q.indptr, q.values, q.units, docs)
+        self._query_features(out, exact, stemmed)
+        out[:, len(FEATURE_NAMES) - len(PRIORS):] = priors[docs]
+        return out
+
+    def _title_features(self, out: np.ndarray, match: np.ndarray, exact: np.ndarray,
+                        tokens: list[str], docs: np.ndarray) -> None:
+        """The title's stemmed ``match`` columns, exact coverage, typos and length."""
+        names = ("idf_cover_title", "phrase_title", "bigram_title", "bigram_unordered_title",
+                 "first_pos_title", "last_token_title", "title_in_query")
+        for offset, name in enumerate(names, start=1):
+            out[:, COLUMN[name]] = match[:, offset]
+        plain = self.index.fields["title"]
+        out[:, COLUMN["cover_exact_title"]] = _matches(exact, plain, docs)[:, 0]
+        q_indptr, q_chars = _chars(tokens)
+        t_indptr, t_chars = self.term_chars
+        out[:, [COLUMN["edit_sim_title"], COLUMN["trigram_sim_title"]]] = kernels.typo_similarity(
+            q_indptr, q_chars, plain.doc_indptr, plain.doc_terms, t_indptr, t_chars, docs)
+        out[:, COLUMN["title_len"]] = np.diff(plain.doc_indptr)[docs]
+
+    def _query_features(self, out: np.ndarray, exact: np.ndarray, stemmed: np.ndarray) -> None:
+        """Columns that are the same for every candidate: they let the trees tell easy
+        queries from hard ones."""
+        out[:, COLUMN["query_len"]] = exact.shape[0]
+        known = stemmed[stemmed >= 0]
+        out[:, COLUMN["query_unknown"]] = (1.0 - (exact >= 0).sum() / exact.shape[0]
+                                           if exact.shape[0] else 1.0)
+        idf = self.stem_index.fields["all"].idf[known]
+        out[:, COLUMN["query_idf_sum"]] = idf.sum()
+        if idf.size:
+            out[:, COLUMN["query_idf_max"]] = idf.max()
+            out[:, COLUMN["query_idf_min"]] = idf.min()
+
+    # -- bundle ----------------------------------------------------------------------------
+    def save(self, directory: Path) -> list[Path]:
+        """Write what the ranker's own files (``analyzer.json``, ``bm25.*``) do not hold:
+        ``features.json`` (feature names, the stemmed analyzer's settings), the stemmed
+        index and ``quantities.npz``."""
+        meta, quantities = directory / "features.json", directory / "quantities.npz"
+        meta.write_text(json.dumps({"feature_names": list(FEATURE_NAMES),
+                                    "stem_analyzer": self.stem_analyzer.to_dict()}, indent=2))
+        np.savez(quantities, **self.quantities.arrays())
+        return [meta, *self.stem_index.save(directory, STEM_INDEX), quantities]
+
+    @classmethod
+    def load(cls, directory: Path, analyzer: Analyzer, index: MultiFieldIndex) -> FeatureSpace:
+        """Reopen what :meth:`save` wrote; a bundle made for other features is refused."""
+        meta = json.loads((directory / "features.json").read_text())
+        if tuple(meta["feature_names"]) != FEATURE_NAMES:
+            raise ValueError(f"features.json lists features {meta['feature_names']}, this "
+                             f"version computes {list(FEATURE_NAMES)}; rebuild the bundle")
+        with np.load(directory / "quantities.npz", allow_pickle=False) as npz:
+            quantities = QuantityTable.from_arrays({k: npz[k] for k in npz.files})
+        return cls(analyzer, index, Analyzer.from_dict(meta["stem_analyzer"]),
+                   MultiFieldIndex.load(directory, STEM_INDEX), quantities)
+
+
+#: File stem of the stemmed index in a bundle (``bm25_stemmed.npz``, ``bm25_stemmed_vocab.json``).
+STEM_INDEX = "bm25_stemmed"
+#: Files :meth:`FeatureSpace.save` writes, for the bundle's list of required files.
+BUNDLE_FILES = ("features.json", f"{STEM_INDEX}.npz", f"{STEM_INDEX}_vocab.json",
+                "quantities.npz")
+
+
+def _matches(query: np.ndarray, field: FieldIndex, docs: np.ndarray) -> np.ndarray:
+    return kernels.match_features(query, field.idf, field.doc_indptr, field.doc_terms, docs)
+
+
+def _chars(tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Tokens as (indptr, int32 code points), one CSR row per token."""
+    indptr = np.zeros(len(tokens) + 1, dtype=np.int64)
+    np.cumsum([len(t) for t in tokens], out=indptr[1:])
+    chars = np.frombuffer("".join(tokens).encode("utf-32-le"), dtype=np.int32)
+    return indptr, chars.copy()

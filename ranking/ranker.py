@@ -38,7 +38,8 @@ WEIGHTS_FILE = "weights.yaml"
 #: Optional bundle file: the build's judged query texts, the real queries ``preview`` samples.
 QUERIES_FILE = "queries.json"
 #: Files every bundle must list in its manifest (``Ranker.load`` reads each of them).
-BUNDLE_FILES = ("analyzer.json", WEIGHTS_FILE, "customers.npz", "bm25.npz", "bm25_vocab.json",
+BUNDLE_FILES = (*features.BUNDLE_FILES, "analyzer.json", WEIGHTS_FILE, "customers.npz",
+                "bm25.npz", "bm25_vocab.json",
                 "model.ubj", "model.json", "products.json", "products.npz")
 
 
@@ -71,7 +72,7 @@ class Catalog:
     categories: list[str]
     terms: np.ndarray  # float32 (n, len(TERM_NAMES))
     in_stock: np.ndarray  # bool
-    priors: np.ndarray  # float32 (n, 2): rating, log reviews (NaN = unknown)
+    priors: np.ndarray  # float32 (n, len(features.PRIORS)) (NaN = unknown)
     #: Raw business fields in currency and rate (NaN = unknown), for ``preview``'s margin@10
     #: and return rate@10; None in bundles written before they were stored.
     unit_margin: np.ndarray | None = None
@@ -108,7 +109,7 @@ class Catalog:
                   "terms": self.terms.shape, "in_stock": self.in_stock.shape,
                   "priors": self.priors.shape}
         expected = {"title": (n,), "category": (n,), "terms": (n, len(TERM_NAMES)),
-                    "in_stock": (n,), "priors": (n, 2)}
+                    "in_stock": (n,), "priors": (n, len(features.PRIORS))}
         for name in ("unit_margin", "return_rate"):
             if getattr(self, name) is not None:
                 shapes[name], expected[name] = getattr(self, name).shape, (n,)
@@ -140,11 +141,12 @@ class Ranker:
     """Search over one bundle. Build one with :func:`ranking.build.build` (or
     ``marginrank build``), open it with :meth:`load`."""
 
-    def __init__(self, *, analyzer: Analyzer, index: MultiFieldIndex, model: LambdaMART,
+    def __init__(self, *, feature_space: features.FeatureSpace, model: LambdaMART,
                  catalog: Catalog, customers: Customers, config: WeightsConfig,
                  config_text: str, n_candidates: int = 200) -> None:
-        self.analyzer = analyzer
-        self.index = index
+        self.feature_space = feature_space
+        self.analyzer = feature_space.analyzer  # exact tokens: retrieval and pins
+        self.index = feature_space.index
         self.model = model
         self.catalog = catalog
         self.customers = customers
@@ -226,7 +228,7 @@ class Ranker:
         laps.lap("retrieval")
         if cand.size == 0 and pins is None:
             return []
-        X = features.extract(self.index, q, cand, self.catalog.priors)
+        X = self.feature_space.extract(query, cand, self.catalog.priors)
         laps.lap("features")
         relevance = self.model.predict(X) if cand.size else np.zeros(0)
         laps.lap("relevance")
@@ -273,6 +275,7 @@ class Ranker:
         customers = directory / "customers.npz"
         save_customers(customers, self.customers.ids, self.customers.clv, self.customers.quantile)
         files = [analyzer, weights, customers, *self.index.save(directory),
+                 *self.feature_space.save(directory),
                  *self.model.save(directory), *self.catalog.save(directory)]
         for name, document in (extra_json or {}).items():
             files.append(directory / name)
@@ -295,13 +298,17 @@ class Ranker:
             customers = Customers(*load_customers(directory / "customers.npz"))
             analyzer = Analyzer.from_dict(json.loads((directory / "analyzer.json").read_text()))
             index, model = MultiFieldIndex.load(directory), LambdaMART.load(directory)
+            space = features.FeatureSpace.load(directory, analyzer, index)
+            if model.feature_names != features.FEATURE_NAMES:
+                raise ValueError(f"model.json's features {list(model.feature_names)} are not "
+                                 "the features.json ones")
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
             raise bundle.BundleError(f"{directory}: a file passed its checksum but cannot be "
                                      f"read ({type(exc).__name__}: {exc})") from exc
         target = manifest["settings"].get("target_weeks_of_cover", 8.0)  # 8: older bundles
         config = parse_config(text, source=str(directory / WEIGHTS_FILE),
                               product_ids=set(catalog.product_ids), target_weeks_of_cover=target)
-        ranker = cls(analyzer=analyzer, index=index, model=model, catalog=catalog,
+        ranker = cls(feature_space=space, model=model, catalog=catalog,
                      customers=customers, config=config, config_text=text,
                      n_candidates=n_candidates)
         if warm:

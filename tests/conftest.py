@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from objectives.catalog import validate_catalog
 from ranking import features
-from ranking.bm25 import MultiFieldIndex
 from ranking.text import Analyzer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,17 +54,14 @@ def home_depot_sample(home_depot: Path) -> tuple[np.ndarray, ...]:
     queries = frame["search_term"].drop_duplicates().sample(400, random_state=1)
     frame = frame[frame["search_term"].isin(queries)].reset_index(drop=True)
     products = frame.drop_duplicates("product_uid").reset_index(drop=True)
-    analyzer = Analyzer()
-    titles = [analyzer(t) for t in products["product_title"]]
-    empty = [[] for _ in titles]
-    index = MultiFieldIndex.build({"title": titles, "description": empty, "category": empty,
-                                   "brand": empty, "attributes": empty, "all": titles})
+    catalog, _ = validate_catalog(pd.DataFrame({"product_id": products["product_uid"].astype(str),
+                                                "title": products["product_title"]}))
+    space = features.FeatureSpace.build(catalog, Analyzer())
     rows = pd.Index(products["product_uid"]).get_indexer(frame["product_uid"])
-    priors = np.full((len(products), 2), np.nan, dtype=np.float32)
+    priors = np.full((len(products), len(features.PRIORS)), np.nan, dtype=np.float32)
     X = np.empty((len(frame), len(features.FEATURE_NAMES)), np.float32)
     for _, at in frame.groupby("search_term").indices.items():
-        q = index.vocab.lookup(analyzer(frame["search_term"].iat[at[0]]))
-        X[at] = features.extract(index, q, rows[at], priors)
+        X[at] = space.extract(frame["search_term"].iat[at[0]], rows[at], priors)
     qid = pd.factorize(frame["search_term"])[0]
     return X, frame["relevance"].to_numpy(), qid
 

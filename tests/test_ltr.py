@@ -31,7 +31,7 @@ def test_train_save_load_serves_xgboost_scores(home_depot_sample, tmp_path: Path
     model.save(tmp_path)
     loaded = LambdaMART.load(tmp_path)
     X_missing = X.copy()
-    X_missing[::7, 3] = np.nan
+    X_missing[::7, features.COLUMN["bm25_title"]] = np.nan
     reference = model.booster_.predict(xgb.DMatrix(X_missing, feature_names=list(
         features.FEATURE_NAMES)), output_margin=True)
     np.testing.assert_allclose(loaded.predict(X_missing), reference, rtol=1e-5, atol=1e-5)
