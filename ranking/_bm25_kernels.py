@@ -106,8 +106,18 @@ def search_exhaustive(query, post_indptr, post_docs, post_tf, idf, norm, k1, k):
     term at a time (as :func:`score_all`) and keeping the best k in a bounded heap.
 
     A document's score starts as NaN, meaning "no query term": its first term sets it (0 + x is
-    x, so the sums are rank_bm25's), and NaN documents are never offered to the heap."""
-    scores = np.full(norm.shape[0], np.nan)
+    x, so the sums are rank_bm25's: the same additions in the same order). When the postings
+    are few against the catalog, the touched documents are listed as they come and only they
+    are offered to the heap; otherwise a scan of all scores is cheaper than the list."""
+    n_postings = 0
+    for qi in range(query.shape[0]):
+        if query[qi] >= 0:
+            n_postings += post_indptr[query[qi] + 1] - post_indptr[query[qi]]
+    n_docs = norm.shape[0]
+    sparse = 4 * n_postings < n_docs
+    scores = np.full(n_docs, np.nan)
+    touched = np.empty(n_postings if sparse else 0, dtype=np.int64)
+    n_touched = 0
     for qi in range(query.shape[0]):
         t = query[qi]
         if t < 0:
@@ -116,14 +126,21 @@ def search_exhaustive(query, post_indptr, post_docs, post_tf, idf, norm, k1, k):
         for p in range(post_indptr[t], post_indptr[t + 1]):
             d = post_docs[p]
             x = w * _frac(post_tf[p], norm[d], k1)
-            scores[d] = x if np.isnan(scores[d]) else scores[d] + x
+            if not np.isnan(scores[d]):
+                scores[d] += x
+            else:
+                scores[d] = x
+                if sparse:
+                    touched[n_touched] = d
+                    n_touched += 1
     heap_docs = np.empty(k, dtype=np.int64)
     heap_scores = np.empty(k, dtype=np.float64)
     size = 0
-    for d in range(scores.shape[0]):
+    for i in range(n_touched if sparse else n_docs):
+        d = touched[i] if sparse else i
         x = scores[d]
         if (size < k and not np.isnan(x)) or (size == k and x >= heap_scores[0]):
-            size = heap_offer(heap_docs, heap_scores, size, d, x)  # the test above: a fast path
+            size = heap_offer(heap_docs, heap_scores, size, d, x)  # the test: its fast path
     return _best_first(heap_docs, heap_scores, size)
 
 

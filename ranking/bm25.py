@@ -25,11 +25,15 @@ from ranking.vocab import Vocabulary
 
 Variant = Literal["okapi", "lucene"]
 
+#: Top-k by MaxScore (document at a time, skipping what cannot make the top k) only pays on
+#: long posting lists: below this many postings, scoring them all term at a time is faster.
+_MAXSCORE_POSTINGS = 200_000
 #: Queries with more distinct terms than this (or any negative IDF, which breaks MaxScore's
-#: bounds) are ranked by scoring every matching document instead.
+#: bounds) are scored exhaustively too.
 _MAXSCORE_TERMS = 64
 #: MaxScore may visit one document per this many postings of the query terms before it yields
-#: to exhaustive scoring: a visit costs about as much as that many postings scored in bulk.
+#: to exhaustive scoring: where its bounds prune little (several common terms), a visit costs
+#: as much as hundreds of postings scored in bulk.
 _MAXSCORE_BUDGET = 256
 
 
@@ -152,18 +156,26 @@ class FieldIndex:
         known = query[query >= 0]
         if self.n_docs == 0 or known.size == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
-        k = min(int(k), self.n_docs)
-        terms, slots = np.unique(known, return_inverse=True)
-        k1 = self.params.k1_value
-        if terms.size <= _MAXSCORE_TERMS and (self.idf[terms] >= 0).all():
-            postings = int((self.post_indptr[terms + 1] - self.post_indptr[terms]).sum())
-            ids, scores, done = kernels.search_maxscore(
-                terms, slots.astype(np.int64), self.post_indptr, self.post_docs, self.post_tf,
-                self.idf, self.norm, *self.blocks, k1, k, k + postings // _MAXSCORE_BUDGET)
-            if done:
-                return ids, scores
+        k, k1 = min(int(k), self.n_docs), self.params.k1_value
+        postings = int((self.post_indptr[known + 1] - self.post_indptr[known]).sum())
+        if postings >= _MAXSCORE_POSTINGS:
+            found = self._search_maxscore(known, postings, k)
+            if found is not None:
+                return found
         return kernels.search_exhaustive(query, self.post_indptr, self.post_docs, self.post_tf,
                                          self.idf, self.norm, k1, k)
+
+    def _search_maxscore(self, known: np.ndarray, postings: int,
+                         k: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """MaxScore's top k, or None where it does not apply or gives up (see the limits)."""
+        terms, slots = np.unique(known, return_inverse=True)
+        if terms.size > _MAXSCORE_TERMS or (self.idf[terms] < 0).any():
+            return None
+        ids, scores, done = kernels.search_maxscore(
+            terms, slots.astype(np.int64), self.post_indptr, self.post_docs, self.post_tf,
+            self.idf, self.norm, *self.blocks, self.params.k1_value, k,
+            k + postings // _MAXSCORE_BUDGET)
+        return (ids, scores) if done else None
 
     def score_all(self, query: np.ndarray) -> np.ndarray:
         """BM25 of every document (rank_bm25's ``get_scores``), from the postings."""
