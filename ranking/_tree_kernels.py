@@ -37,8 +37,13 @@ def missing_as_infinities(x):  # noqa: ANN001, ANN201
 
 @njit(inline="always")
 def _step(doubled, row, feature, threshold, node):  # noqa: ANN001, ANN202
-    """One level down a complete tree: children of ``node`` are 2 node + 1 and 2 node + 2."""
-    return 2 * node + 2 - (doubled[row, feature[node]] < threshold[node])
+    """One level down a complete tree: children of ``node`` are 2 node + 1 and 2 node + 2.
+
+    Indices are cast to unsigned (and ``feature`` is unsigned): Numba checks every signed
+    index for a negative value to wrap around, which made the kernel 1.5x slower.
+    """
+    at = np.uint32(node)
+    return 2 * node + 2 - (doubled[np.uint32(row), feature[at]] < threshold[at])
 
 
 @njit(inline="always")
@@ -61,14 +66,14 @@ def _eight_rows(doubled, row, feature, threshold, leaf_value, depth, margin):  #
         g = _step(doubled, row + 6, feature, threshold, g)
         h = _step(doubled, row + 7, feature, threshold, h)
     first_leaf = (1 << depth) - 1
-    margin[row] += leaf_value[a - first_leaf]
-    margin[row + 1] += leaf_value[b - first_leaf]
-    margin[row + 2] += leaf_value[c - first_leaf]
-    margin[row + 3] += leaf_value[d - first_leaf]
-    margin[row + 4] += leaf_value[e - first_leaf]
-    margin[row + 5] += leaf_value[f - first_leaf]
-    margin[row + 6] += leaf_value[g - first_leaf]
-    margin[row + 7] += leaf_value[h - first_leaf]
+    margin[row] += leaf_value[np.uint32(a - first_leaf)]
+    margin[row + 1] += leaf_value[np.uint32(b - first_leaf)]
+    margin[row + 2] += leaf_value[np.uint32(c - first_leaf)]
+    margin[row + 3] += leaf_value[np.uint32(d - first_leaf)]
+    margin[row + 4] += leaf_value[np.uint32(e - first_leaf)]
+    margin[row + 5] += leaf_value[np.uint32(f - first_leaf)]
+    margin[row + 6] += leaf_value[np.uint32(g - first_leaf)]
+    margin[row + 7] += leaf_value[np.uint32(h - first_leaf)]
 
 
 @njit(cache=True)
@@ -93,7 +98,7 @@ def complete_forest_margin(x, feature, threshold, leaf_value, depth, base_score)
             node = 0
             for _ in range(depth):
                 node = _step(doubled, row, tree_feature, tree_threshold, node)
-            margin[row] += tree_leaf[node - first_leaf]
+            margin[row] += tree_leaf[np.uint32(node - first_leaf)]
     return margin.astype(np.float64)
 
 

@@ -195,7 +195,7 @@ def _complete_layout(trees: CompiledTrees, depth: int) -> CompleteTrees:
     by itself: below a leaf, every position is that leaf again.
     """
     nodes = trees.roots[:, None]  # (trees, positions of this level)
-    features = [np.zeros((trees.n_trees, 0), np.int32)]
+    features = [np.zeros((trees.n_trees, 0), np.int64)]
     thresholds = [np.zeros((trees.n_trees, 0), np.float32)]
     for _ in range(depth):
         inner = trees.left[nodes] != nodes
@@ -204,8 +204,9 @@ def _complete_layout(trees: CompiledTrees, depth: int) -> CompleteTrees:
                                  + trees.n_features * missing_right, 0))
         thresholds.append(np.where(inner, trees.threshold[nodes], np.float32(0)))
         nodes = np.stack([trees.left[nodes], trees.right[nodes]], axis=2).reshape(len(nodes), -1)
+    columns = np.uint16 if 2 * trees.n_features <= 1 << 16 else np.uint32  # unsigned: faster
     return CompleteTrees(
-        feature=_frozen(np.concatenate(features, axis=1).astype(np.int32)),
+        feature=_frozen(np.concatenate(features, axis=1).astype(columns)),
         threshold=_frozen(np.concatenate(thresholds, axis=1).astype(np.float32)),
         leaf_value=_frozen(trees.leaf_value[nodes]), depth=depth)
 
