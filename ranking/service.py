@@ -56,6 +56,10 @@ from ranking.ranker import WEIGHTS_FILE, Ranker
 
 ENV_BUNDLE = "MARGINRANK_BUNDLE"
 ENV_CONFIG = "MARGINRANK_CONFIG"
+ENV_LOAD_FIRST = "MARGINRANK_LOAD_BEFORE_SERVING"
+#: Seconds uvicorn's supervisor gives a worker to start (imports and, with several workers, the
+#: bundle load) and to answer its health pings.
+WORKER_START_SECONDS = 120
 #: Request limits of the HTTP API (tighter than the library's: a public endpoint).
 MAX_QUERY_CHARS = 512
 MAX_K = 200
@@ -333,14 +337,18 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 _NOT_READY = {503: {"model": Status, "description": "not ready (loading or failed)"}}
 
 
-def create_app(bundle_dir: str | Path, config: str | Path | None = None) -> FastAPI:
+def create_app(bundle_dir: str | Path, config: str | Path | None = None,
+               load_first: bool = False) -> FastAPI:
     """The service over the bundle at ``bundle_dir``, serving the weights in ``config`` (default:
-    the bundle's own). Loading starts when the app starts (its lifespan)."""
+    the bundle's own). Loading starts when the app starts (its lifespan), in the background;
+    with ``load_first`` the app does not start until the ranker is ready, and fails to start if
+    it cannot load (what uvicorn's rolling restart of several workers needs)."""
     metrics_ = Metrics()
     state = ServiceState(Path(bundle_dir), Path(config) if config else None, metrics_)
     app = FastAPI(title="marginrank", summary="Product search ranked for relevance, then for "
                   "margin, CLV, returns and inventory", lifespan=_lifespan)
     app.state.service = state
+    app.state.load_first = load_first
     app.add_api_route("/search", search, methods=["GET"], response_model=SearchResponse,
                       responses=_NOT_READY)
     app.add_api_route("/healthz", healthz, methods=["GET"],
@@ -357,9 +365,14 @@ def create_app(bundle_dir: str | Path, config: str | Path | None = None) -> Fast
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Start loading in the background and install the SIGHUP reload."""
+    """Start loading (in the background, or before serving) and install the SIGHUP reload."""
     state: ServiceState = app.state.service
-    threading.Thread(target=state.load, name="marginrank-load", daemon=True).start()
+    if app.state.load_first:
+        await asyncio.to_thread(state.load)
+        if state.error is not None:
+            raise MarginRankError(f"cannot serve {state.bundle_dir}: {state.error}")
+    else:
+        threading.Thread(target=state.load, name="marginrank-load", daemon=True).start()
     loop = asyncio.get_running_loop()
     try:
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(
@@ -461,12 +474,19 @@ def app_from_env() -> FastAPI:
     bundle_dir = os.environ.get(ENV_BUNDLE)
     if not bundle_dir:
         raise MarginRankError(f"{ENV_BUNDLE} is not set: it names the bundle directory to serve")
-    return create_app(bundle_dir, os.environ.get(ENV_CONFIG) or None)
+    return create_app(bundle_dir, os.environ.get(ENV_CONFIG) or None,
+                      load_first=os.environ.get(ENV_LOAD_FIRST) == "1")
 
 
 def serve(bundle_dir: Path, config: Path | None = None, host: str = "127.0.0.1",
           port: int = 8080, workers: int = 1) -> None:
-    """Run uvicorn on :func:`app_from_env` until interrupted (``marginrank serve``)."""
+    """Run uvicorn on :func:`app_from_env` until interrupted (``marginrank serve``).
+
+    One worker loads in the background (liveness answers during warm-up; SIGHUP reloads the
+    weights in place). Several workers load before serving, so that SIGHUP to the main process,
+    which makes uvicorn replace the workers one at a time, retires an old worker only once its
+    replacement has loaded, and keeps it if the replacement cannot load.
+    """
     import uvicorn  # the service extra; imported only when serving
 
     if not (bundle_dir / bundle.MANIFEST).is_file():
@@ -477,6 +497,8 @@ def serve(bundle_dir: Path, config: Path | None = None, host: str = "127.0.0.1",
         raise MarginRankError(f"--workers must be at least 1, got {workers}")
     os.environ[ENV_BUNDLE] = str(bundle_dir.resolve())
     os.environ[ENV_CONFIG] = str(config.resolve()) if config else ""
+    os.environ[ENV_LOAD_FIRST] = "1" if workers > 1 else ""
     uvicorn.run("ranking.service:app_from_env", factory=True, host=host, port=port,
-                workers=workers, log_config=LOG_CONFIG, access_log=False)
+                workers=workers, log_config=LOG_CONFIG, access_log=False,
+                timeout_worker_healthcheck=WORKER_START_SECONDS)
 
