@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit
 
 #: Columns of :func:`match_features`.
-N_MATCH = 8
+N_MATCH = 10
 #: Two query tokens count as an unordered bigram when both occur within this many positions.
 BIGRAM_WINDOW = 3
 
@@ -29,7 +29,11 @@ def match_features(query, idf, doc_indptr, doc_terms, docs):  # noqa: ANN001, AN
     5 first position: index of the first field token matching any query token over the field
       length (1.0 when nothing matches, so "earlier is better" holds for every value);
     6 last token: 1 when the query's last token (often the product type) is in the field;
-    7 field in query: share of the field's tokens that occur in the query.
+    7 field in query: share of the field's tokens that occur in the query;
+    8 missing IDF: summed IDF of the query's known tokens absent from the field (what a
+      candidate fails to match, weighted by how telling each word is);
+    9 field's last token in query: 1 when the field's last token (a title's product type,
+      "... Angle") occurs in the query.
     """
     nq = query.shape[0]
     out = np.full((docs.shape[0], N_MATCH), np.nan)
@@ -58,6 +62,11 @@ def match_features(query, idf, doc_indptr, doc_terms, docs):  # noqa: ANN001, AN
         last = query[nq - 1] if nq > 0 else -1
         out[j, 6] = 1.0 if last >= 0 and _position(last, doc_terms, start, end) >= 0 else 0.0
         out[j, 7] = _share_in_query(query, doc_terms, start, end)
+        out[j, 8] = idf_total - idf_found
+        out[j, 9] = 0.0
+        for qi in range(nq):
+            if query[qi] == doc_terms[end - 1]:
+                out[j, 9] = 1.0
     return out
 
 
@@ -127,30 +136,46 @@ def _share_in_query(query, doc_terms, start, end):  # noqa: ANN001, ANN202
 
 
 @njit(cache=True)
-def typo_similarity(q_indptr, q_chars, doc_indptr, doc_terms, term_indptr, term_chars,
+def typo_similarity(query, q_indptr, q_chars, doc_indptr, doc_terms, term_indptr, term_chars,
                     docs):  # noqa: ANN001, ANN201
     """Per candidate: [edit similarity, trigram similarity], NaN for an empty field.
 
     For each query token, the best-matching field token by 1 - Levenshtein / longer length,
     and by the Dice coefficient of their character trigrams (boundaries padded); each column
     is the mean of those bests over the query's tokens, so "toliet" still finds "toilet".
+    A token found exactly (same term id in ``query``) scores 1 without comparing characters,
+    and pairs whose lengths alone rule out beating the best so far are skipped.
     """
     nq = q_indptr.shape[0] - 1
     out = np.full((docs.shape[0], 2), np.nan)
+    longest = 1
+    for t in range(term_indptr.shape[0] - 1):
+        longest = max(longest, term_indptr[t + 1] - term_indptr[t])
+    for qi in range(nq):
+        longest = max(longest, q_indptr[qi + 1] - q_indptr[qi])
+    row = np.empty(longest + 1, dtype=np.int64)  # scratch for the edit distance
+    used = np.empty(longest, dtype=np.bool_)  # scratch for the trigram counts
     for j in range(docs.shape[0]):
         start, end = doc_indptr[docs[j]], doc_indptr[docs[j] + 1]
         if end == start or nq == 0:
             continue
         edit_sum, gram_sum = 0.0, 0.0
         for qi in range(nq):
+            if query[qi] >= 0 and _position(query[qi], doc_terms, start, end) >= 0:
+                edit_sum += 1.0
+                gram_sum += 1.0
+                continue
             a = q_chars[q_indptr[qi]:q_indptr[qi + 1]]
             best_edit, best_gram = 0.0, 0.0
             for p in range(start, end):
                 t = doc_terms[p]
                 b = term_chars[term_indptr[t]:term_indptr[t + 1]]
-                longer = max(a.shape[0], b.shape[0], 1)
-                best_edit = max(best_edit, 1.0 - _levenshtein(a, b) / longer)
-                best_gram = max(best_gram, _trigram_dice(a, b))
+                na, nb = a.shape[0], b.shape[0]
+                longer = max(na, nb, 1)
+                if 1.0 - abs(na - nb) / longer > best_edit:
+                    best_edit = max(best_edit, 1.0 - _levenshtein(a, b, row) / longer)
+                if na > 0 and nb > 0 and 2.0 * min(na, nb) / (na + nb) > best_gram:
+                    best_gram = max(best_gram, _trigram_dice(a, b, used))
             edit_sum += best_edit
             gram_sum += best_gram
         out[j, 0] = edit_sum / nq
@@ -159,9 +184,10 @@ def typo_similarity(q_indptr, q_chars, doc_indptr, doc_terms, term_indptr, term_
 
 
 @njit(cache=True)
-def _levenshtein(a, b):  # noqa: ANN001, ANN202
-    """Edit distance (insertions, deletions, substitutions) with one row of memory."""
-    row = np.arange(b.shape[0] + 1)
+def _levenshtein(a, b, row):  # noqa: ANN001, ANN202
+    """Edit distance (insertions, deletions, substitutions) in one row of scratch memory."""
+    for k in range(b.shape[0] + 1):
+        row[k] = k
     for i in range(1, a.shape[0] + 1):
         diagonal, row[0] = row[0], i
         for k in range(1, b.shape[0] + 1):
@@ -172,17 +198,16 @@ def _levenshtein(a, b):  # noqa: ANN001, ANN202
 
 
 @njit(cache=True)
-def _trigram_dice(a, b):  # noqa: ANN001, ANN202
-    """Dice coefficient of the character trigrams of " a " and " b " (multiset counts)."""
+def _trigram_dice(a, b, used):  # noqa: ANN001, ANN202
+    """Dice coefficient of the character trigrams of " a " and " b " (multiset counts): a
+    word of n characters has n such trigrams."""
     na, nb = a.shape[0], b.shape[0]
-    if na == 0 or nb == 0:
-        return 0.0
-    pa, pb = _padded(a), _padded(b)
+    used[:nb] = False
     common = 0
-    used = np.zeros(nb, dtype=np.bool_)
     for i in range(na):
         for k in range(nb):
-            if not used[k] and pa[i] == pb[k] and pa[i + 1] == pb[k + 1] and pa[i + 2] == pb[k + 2]:
+            if not used[k] and _padded_at(a, i - 1) == _padded_at(b, k - 1) and \
+                    a[i] == b[k] and _padded_at(a, i + 1) == _padded_at(b, k + 1):
                 used[k] = True
                 common += 1
                 break
@@ -190,11 +215,9 @@ def _trigram_dice(a, b):  # noqa: ANN001, ANN202
 
 
 @njit(cache=True)
-def _padded(chars):  # noqa: ANN001, ANN202
-    """``chars`` with a space (32) on both sides: a word of n characters has n trigrams."""
-    out = np.full(chars.shape[0] + 2, 32, dtype=chars.dtype)
-    out[1:-1] = chars
-    return out
+def _padded_at(chars, i):  # noqa: ANN001, ANN202
+    """Character ``i`` of ``chars`` with a space (32) before the start and after the end."""
+    return chars[i] if 0 <= i < chars.shape[0] else 32
 
 
 @njit(cache=True)

@@ -1,8 +1,9 @@
 """The main job: catalog + judgments + transactions + weights -> a tuned, evaluated bundle.
 
 Steps: load and validate the three tables; build the BM25 indexes; split queries (by text)
-into train, validation and test; train LambdaMART on the train queries' judged pools (early
-stopping on validation; train queries get cross-fitted scores); fit BG/NBD + Gamma-Gamma and
+into train, validation and test; train LambdaMART on the train queries' judged pools (its
+hyperparameters searched on the train queries alone, early stopping on validation; train
+queries get cross-fitted scores); fit BG/NBD + Gamma-Gamma and
 derive customer CLV, segments and product CLV affinity; compute the business terms; tune the
 blend weights with cvxpy under the NDCG constraint, checked by cross-validation over the train
 and validation queries; evaluate BM25, LambdaMART and the tuned blend on the held-out test
@@ -40,7 +41,14 @@ from objectives.tuner import TuneResult, tune_weights
 from ranking import features
 from ranking.bundle import prepare_directory
 from ranking.core import TIER_WIDTH
-from ranking.ltr import MAX_LABEL, LambdaMART, cross_fit_relevance, grade_labels, label_values
+from ranking.ltr import (
+    MAX_LABEL,
+    LambdaMART,
+    cross_fit_relevance,
+    grade_labels,
+    label_values,
+    search_hyperparameters,
+)
 from ranking.progress import Progress
 from ranking.ranker import QUERIES_FILE, WEIGHTS_FILE, Catalog, Customers, Ranker
 from ranking.text import Analyzer
@@ -227,8 +235,11 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
     with progress.stage("training LambdaMART"):
         X = pool_features(space, judgments, rows, priors, progress)
         qid = pd.factorize(judgments["query_id"])[0]
-        model = LambdaMART(feature_names=features.FEATURE_NAMES, eval_at=settings.k,
-                           seed=settings.seed)
+        base = LambdaMART(feature_names=features.FEATURE_NAMES, eval_at=settings.k,
+                          seed=settings.seed)
+        search = search_hyperparameters(base, X[train], y[train], qid[train])
+        progress.note(f"hyperparameters (chosen on training queries): {search.best}")
+        model = base.clone(**search.best)
         model.fit(X[train], y[train], qid[train], X[valid], y[valid], qid[valid])
         relevance = np.where(train, cross_fit_relevance(model, X, y, qid, train, valid),
                              model.predict(X))

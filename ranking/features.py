@@ -58,6 +58,9 @@ FEATURES: tuple[tuple[str, str], ...] = (
     ("last_token_title", "1 if the query's last stemmed token (often the product type) is in "
      "the title"),
     ("title_in_query", "share of the title's stemmed tokens that the query contains"),
+    ("idf_missing_title", "summed IDF of the query's known stemmed tokens absent from the title"),
+    ("title_last_in_query", "1 if the title's last stemmed token (often the product type) is in "
+     "the query"),
     ("brand_in_query", f"share of the product's stemmed brand tokens that the query contains "
      f"{_EMPTY}"),
     ("edit_sim_title", "mean over query tokens of the best 1 - edit distance / length against a "
@@ -125,7 +128,7 @@ class FeatureSpace:
         matches = {}
         for name in INDEXED_FIELDS:
             plain, stem = self.index.fields[name], self.stem_index.fields[name]
-            empty = np.diff(plain.doc_indptr)[docs] == 0
+            empty = _lengths(plain, docs) == 0
             out[:, COLUMN[f"bm25_{name}"]] = np.where(empty, np.nan, plain.score(exact, docs))
             out[:, COLUMN[f"bm25_stem_{name}"]] = np.where(empty, np.nan, stem.score(stemmed, docs))
             matches[name] = _matches(stemmed, stem, docs)
@@ -144,7 +147,8 @@ class FeatureSpace:
                         tokens: list[str], docs: np.ndarray) -> None:
         """The title's stemmed ``match`` columns, exact coverage, typos and length."""
         names = ("idf_cover_title", "phrase_title", "bigram_title", "bigram_unordered_title",
-                 "first_pos_title", "last_token_title", "title_in_query")
+                 "first_pos_title", "last_token_title", "title_in_query", "idf_missing_title",
+                 "title_last_in_query")
         for offset, name in enumerate(names, start=1):
             out[:, COLUMN[name]] = match[:, offset]
         plain = self.index.fields["title"]
@@ -152,8 +156,8 @@ class FeatureSpace:
         q_indptr, q_chars = _chars(tokens)
         t_indptr, t_chars = self.term_chars
         out[:, [COLUMN["edit_sim_title"], COLUMN["trigram_sim_title"]]] = kernels.typo_similarity(
-            q_indptr, q_chars, plain.doc_indptr, plain.doc_terms, t_indptr, t_chars, docs)
-        out[:, COLUMN["title_len"]] = np.diff(plain.doc_indptr)[docs]
+            exact, q_indptr, q_chars, plain.doc_indptr, plain.doc_terms, t_indptr, t_chars, docs)
+        out[:, COLUMN["title_len"]] = _lengths(plain, docs)
 
     def _query_features(self, out: np.ndarray, exact: np.ndarray, stemmed: np.ndarray) -> None:
         """Columns that are the same for every candidate: they let the trees tell easy
@@ -201,6 +205,11 @@ BUNDLE_FILES = ("features.json", f"{STEM_INDEX}.npz", f"{STEM_INDEX}_vocab.json"
 
 def _matches(query: np.ndarray, field: FieldIndex, docs: np.ndarray) -> np.ndarray:
     return kernels.match_features(query, field.idf, field.doc_indptr, field.doc_terms, docs)
+
+
+def _lengths(field: FieldIndex, docs: np.ndarray) -> np.ndarray:
+    """Token counts of the candidates' field (without a pass over the whole catalog)."""
+    return field.doc_indptr[docs + 1] - field.doc_indptr[docs]
 
 
 def _chars(tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -48,6 +48,10 @@ def test_match_features(space: features.FeatureSpace) -> None:
     assert column(X, "title_in_query")[:2].tolist() == pytest.approx(
         [3 / title_lengths[0], 1 / title_lengths[1]])
     assert column(X, "brand_in_query")[:3].tolist() == [1.0, 0.0, 0.0]
+    missing = column(X, "idf_missing_title")  # B lacks acme and cordless, C everything
+    assert missing[0] == 0.0 < missing[1] <= missing[2]
+    X_set = space.extract("cordless drill bit set", np.arange(4), NO_PRIORS)
+    assert column(X_set, "title_last_in_query").tolist() == [0.0, 1.0, 0.0, 0.0]
     assert column(X, "bm25_title")[0] > column(X, "bm25_title")[1:].max()
     assert np.isnan(column(X, "rating")).all()
 

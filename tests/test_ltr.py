@@ -10,7 +10,13 @@ import pytest
 import xgboost as xgb
 
 from ranking import features
-from ranking.ltr import LambdaMART, ModelError, cross_fit_relevance, grade_labels
+from ranking.ltr import (
+    LambdaMART,
+    ModelError,
+    cross_fit_relevance,
+    grade_labels,
+    search_hyperparameters,
+)
 
 
 def test_grade_labels() -> None:
@@ -78,3 +84,20 @@ def test_huge_grades_are_refused_not_overflowed() -> None:
         grade_labels(np.array([0.0, 1e20]))
     with pytest.raises(ModelError, match="above 31"):
         grade_labels(np.array([0, 40]))
+
+
+def test_hyperparameter_search_picks_the_best_validated_setting() -> None:
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(800, 4)).astype(np.float32)
+    y = grade_labels(np.clip(np.rint(X[:, 0] + rng.normal(0, 0.3, 800)) + 1, 0, 3))
+    qid = np.repeat(np.arange(80), 10)
+    grid = ({"max_depth": 1, "learning_rate": 1e-6, "min_child_weight": 1.0},
+            {"max_depth": 3, "learning_rate": 0.1, "min_child_weight": 1.0})
+    search = search_hyperparameters(LambdaMART(n_estimators=50, early_stopping_rounds=10),
+                                    X, y, qid, grid=grid)
+    assert [set(t) for t in search.trials] == [{*grid[0], "valid_ndcg", "n_trees"}] * 2
+    assert search.best == grid[1]
+    assert search.trials[1]["valid_ndcg"] > search.trials[0]["valid_ndcg"]
+    assert search.n_trees == max(1, round(search.trials[1]["n_trees"] / 0.75))
+    refit = LambdaMART().clone(**search.best, n_estimators=search.n_trees).fit(X, y, qid)
+    assert refit.booster_.num_boosted_rounds() == search.n_trees and refit.max_depth == 3
