@@ -51,7 +51,7 @@ def synthetic(n_queries: int, per_query: int, rng: np.random.Generator) -> tuple
 
 def train(n_trees: int, X: np.ndarray, y: np.ndarray, qid: np.ndarray) -> xgb.Booster:
     params = {"objective": "rank:ndcg", "max_depth": 6, "eta": 0.08, "subsample": 0.8,
-              "colsample_bytree": 0.8, "tree_method": "hist", "nthread": 2, "seed": 0}
+              "colsample_bytree": 0.8, "tree_method": "hist", "nthread": 1, "seed": 0}
     return xgb.train(params, xgb.DMatrix(X, label=y, qid=qid), num_boost_round=n_trees)
 
 

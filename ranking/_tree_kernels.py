@@ -113,14 +113,15 @@ def forest_margin(x, left, right, split_feature, threshold, default_left, leaf_v
     reaches a leaf early stays there for the tree's remaining levels. The NaN rule is written
     as bitwise operations, inline in both loops: a branch on NaN, or the step in a helper
     function, measured 2.5x slower or worse. The root's step is taken apart, with its split
-    read once per tree (about 15% faster).
+    read once per tree (about 15% faster). Indices are unsigned, as in :func:`_step` (1.7x).
     """
     n = x.shape[0]
     margin = np.full(n, base_score, dtype=np.float32)
-    nodes = np.empty(n, dtype=np.int32)
+    nodes = np.empty(n, dtype=np.uint32)
     for t in range(roots.shape[0]):
-        root = roots[t]
-        feature, cut, missing_left = split_feature[root], threshold[root], default_left[root]
+        root = np.uint32(roots[t])
+        feature, cut = np.uint32(split_feature[root]), threshold[root]
+        missing_left = default_left[root]
         for r in range(n):
             value = x[r, feature]
             go_left = (value < cut) | (np.isnan(value) & missing_left)
@@ -128,7 +129,7 @@ def forest_margin(x, left, right, split_feature, threshold, default_left, leaf_v
         for _ in range(depths[t] - 1):
             for r in range(n):
                 node = nodes[r]
-                value = x[r, split_feature[node]]
+                value = x[r, np.uint32(split_feature[node])]
                 go_left = (value < threshold[node]) | (np.isnan(value) & default_left[node])
                 nodes[r] = left[node] if go_left else right[node]
         for r in range(n):

@@ -34,7 +34,8 @@ def ranking_data(seed: int, n_queries: int = 80, per_query: int = 12) -> tuple[n
 def train(params: dict[str, object], rounds: int, seed: int = 0) -> tuple[xgb.Booster, np.ndarray]:
     X, y, qid = ranking_data(seed)
     dtrain = xgb.DMatrix(X, label=y, qid=qid)
-    booster = xgb.train({"objective": "rank:ndcg", "tree_method": "hist", "seed": seed, **params},
+    booster = xgb.train({"objective": "rank:ndcg", "tree_method": "hist", "seed": seed,
+                         "nthread": 1, **params},
                         dtrain, num_boost_round=rounds)
     return booster, X
 
@@ -104,7 +105,7 @@ def test_parity_on_real_home_depot_features(home_depot_sample) -> None:  # noqa:
     names = list(features.FEATURE_NAMES)
     dtrain = xgb.DMatrix(X[order], label=grade_labels(grades)[order], qid=qid[order],
                          feature_names=names)
-    booster = xgb.train({"objective": "rank:ndcg", "max_depth": 6, "eta": 0.08,
+    booster = xgb.train({"objective": "rank:ndcg", "max_depth": 6, "eta": 0.08, "nthread": 1,
                          "tree_method": "hist", "seed": 0}, dtrain, num_boost_round=150)
     X_missing = X.copy()
     X_missing[::7, 3] = np.nan
@@ -120,7 +121,7 @@ def test_parity_on_real_home_depot_features(home_depot_sample) -> None:  # noqa:
 def test_bundle_round_trip_predicts_identically(tmp_path: Path) -> None:
     X, y, qid = ranking_data(seed=7, n_queries=150)
     fit, valid = qid % 3 != 0, qid % 3 == 0
-    model = LambdaMART(n_estimators=60, early_stopping_rounds=60)
+    model = LambdaMART(n_estimators=60, early_stopping_rounds=60, n_jobs=1)
     model.fit(X[fit], y[fit], qid[fit], X[valid], y[valid], qid[valid])
     model.save(tmp_path)
     loaded = LambdaMART.load(tmp_path)
@@ -154,10 +155,11 @@ def test_refuses_what_it_cannot_evaluate() -> None:
     y, qid = rng.integers(0, 3, 200), np.repeat(np.arange(20), 10)
     categorical = xgb.DMatrix(X, label=y, qid=qid, feature_types=["c", "q"],
                               enable_categorical=True)
-    booster = xgb.train({"objective": "rank:ndcg", "max_depth": 3}, categorical, 5)
+    booster = xgb.train({"objective": "rank:ndcg", "max_depth": 3, "nthread": 1}, categorical, 5)
     with pytest.raises(ModelError, match="categorical splits"):
         CompiledTrees.from_booster(booster)
-    logistic = xgb.train({"objective": "binary:logistic"}, xgb.DMatrix(X, label=y > 1), 3)
+    logistic = xgb.train({"objective": "binary:logistic", "nthread": 1},
+                         xgb.DMatrix(X, label=y > 1), 3)
     with pytest.raises(ModelError, match="objective binary:logistic"):
         CompiledTrees.from_booster(logistic)
     compiled = CompiledTrees.from_booster(train({"max_depth": 2}, 3)[0])
