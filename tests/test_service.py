@@ -325,3 +325,30 @@ def test_app_factory_needs_the_bundle_variable(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.delenv(ENV_BUNDLE, raising=False)
     with pytest.raises(MarginRankError, match=ENV_BUNDLE):
         app_from_env()
+
+
+def test_several_workers_are_replaced_one_at_a_time_on_sighup(bundle_dir: Path,
+                                                             tmp_path: Path) -> None:
+    """With --workers 2, SIGHUP to the main process makes uvicorn replace each worker once its
+    replacement has loaded; a replacement that cannot load (invalid file) leaves the old one."""
+    config, log = tmp_path / "weights.yaml", tmp_path / "server.log"
+    original = (bundle_dir / "weights.yaml").read_text(encoding="utf-8")
+    config.write_text(original, encoding="utf-8")
+    with load.ServiceProcess(bundle_dir, config, log, workers=2) as srv, \
+            httpx.Client(base_url=srv.url, timeout=30) as http:
+        srv.wait_for("/readyz")
+        assert srv.process is not None
+        good = load.stronger_variant(original)
+        config.write_text(good, encoding="utf-8")
+        srv.process.send_signal(signal.SIGHUP)
+        wait_until(lambda: log.read_text().count("Terminated child process") == 2,
+                   "both workers replaced", timeout=180)
+        versions = {http.get("/readyz").json()["config_version"] for _ in range(8)}
+        assert versions == {version_of(good)}
+        config.write_text(load.invalid_variant(good), encoding="utf-8")
+        srv.process.send_signal(signal.SIGHUP)
+        wait_until(lambda: "aborting the restart" in log.read_text(), "the refused restart",
+                   timeout=180)
+        versions = {http.get("/readyz").json()["config_version"] for _ in range(8)}
+        assert versions == {version_of(good)}
+        assert http.get("/search", params={"q": "drill"}).json()["results"]
