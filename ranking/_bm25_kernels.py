@@ -3,8 +3,10 @@
 Pure functions over CSR arrays; :mod:`ranking.bm25` is the documented wrapper in front (it also
 allocates every array these kernels fill, so that a build's memory shows up in tracemalloc).
 Scoring computes, for every query term occurrence t (repeats count each time, as rank_bm25 does),
-``idf[t] * tf * (k1 + 1) / (tf + norm[d])`` with ``norm[d] = k1 * (1 - b + b * doc_len / avgdl)``:
-the same operations in the same order as rank_bm25, so the float64 results are bit-equal.
+``idf[t] * frac`` with ``frac = tf * (k1 + 1) / (tf + norm[d])`` and
+``norm[d] = k1 * (1 - b + b * doc_len / avgdl)``: the same operations in the same order as
+rank_bm25, so the float64 results are bit-equal. Retrieval reads each posting's ``frac`` from an
+array computed once (:func:`posting_fractions`); candidate scoring computes it.
 """
 
 from __future__ import annotations
@@ -71,24 +73,32 @@ def fill_postings(doc_indptr, doc_terms, next_slot, last_doc, post_docs, post_tf
 
 
 @njit(cache=True)
-def block_max_fractions(post_indptr, post_docs, post_tf, norm, k1, block_indptr, block_max):  # noqa: ANN001, ANN201, E501
-    """``block_max[block_indptr[t] + j]``: the largest ``tf (k1 + 1) / (tf + norm)`` among
-    postings ``j * BLOCK .. (j + 1) * BLOCK - 1`` of term t. Times the term's IDF, it bounds
-    what the term adds to any document of that block, so a search can skip whole blocks."""
-    for t in range(post_indptr.shape[0] - 1):
-        start = post_indptr[t]
-        for p in range(start, post_indptr[t + 1]):
-            v = _frac(post_tf[p], norm[post_docs[p]], k1)
-            j = block_indptr[t] + (p - start) // BLOCK
-            if v > block_max[j]:
-                block_max[j] = v
+def posting_fractions(post_docs, post_tf, norm, k1, out):  # noqa: ANN001, ANN201
+    """``out[p]``: the length-normalized tf part ``tf (k1 + 1) / (tf + norm)`` of posting p, the
+    same float64 a query would compute, computed once so that queries only multiply and add
+    (the division is most of a posting's cost)."""
+    for p in range(post_docs.shape[0]):
+        out[p] = _frac(post_tf[p], norm[post_docs[p]], k1)
 
 
 @njit(cache=True)
-def score_all(query, post_indptr, post_docs, post_tf, idf, norm, k1):  # noqa: ANN001, ANN201
+def block_max_fractions(post_indptr, frac, block_indptr, block_max):  # noqa: ANN001, ANN201
+    """``block_max[block_indptr[t] + j]``: the largest ``frac`` among postings
+    ``j * BLOCK .. (j + 1) * BLOCK - 1`` of term t. Times the term's IDF, it bounds what the
+    term adds to any document of that block, so a search can skip whole blocks."""
+    for t in range(post_indptr.shape[0] - 1):
+        start = post_indptr[t]
+        for p in range(start, post_indptr[t + 1]):
+            j = block_indptr[t] + (p - start) // BLOCK
+            if frac[p] > block_max[j]:
+                block_max[j] = frac[p]
+
+
+@njit(cache=True)
+def score_all(query, post_indptr, post_docs, frac, idf, n_docs):  # noqa: ANN001, ANN201
     """Dense scores of every document, walking only the postings of the query terms in query
     order; unknown terms (id < 0) are skipped."""
-    scores = np.zeros(norm.shape[0], dtype=np.float64)
+    scores = np.zeros(n_docs, dtype=np.float64)
     for qi in range(query.shape[0]):
         t = query[qi]
         if t < 0:
@@ -96,12 +106,12 @@ def score_all(query, post_indptr, post_docs, post_tf, idf, norm, k1):  # noqa: A
         w = idf[t]
         for p in range(post_indptr[t], post_indptr[t + 1]):
             d = post_docs[p]
-            scores[d] += w * _frac(post_tf[p], norm[d], k1)
+            scores[d] += w * frac[p]
     return scores
 
 
 @njit(cache=True)
-def search_exhaustive(query, post_indptr, post_docs, post_tf, idf, norm, k1, k):  # noqa: ANN001, ANN201, E501
+def search_exhaustive(query, post_indptr, post_docs, frac, idf, n_docs, k):  # noqa: ANN001, ANN201
     """Top-``k`` (doc ids, scores) among documents containing a query term, by scoring them all
     term at a time (as :func:`score_all`) and keeping the best k in a bounded heap.
 
@@ -113,7 +123,6 @@ def search_exhaustive(query, post_indptr, post_docs, post_tf, idf, norm, k1, k):
     for qi in range(query.shape[0]):
         if query[qi] >= 0:
             n_postings += post_indptr[query[qi] + 1] - post_indptr[query[qi]]
-    n_docs = norm.shape[0]
     sparse = 4 * n_postings < n_docs
     scores = np.full(n_docs, np.nan)
     touched = np.empty(n_postings if sparse else 0, dtype=np.int64)
@@ -125,7 +134,7 @@ def search_exhaustive(query, post_indptr, post_docs, post_tf, idf, norm, k1, k):
         w = idf[t]
         for p in range(post_indptr[t], post_indptr[t + 1]):
             d = post_docs[p]
-            x = w * _frac(post_tf[p], norm[d], k1)
+            x = w * frac[p]
             if not np.isnan(scores[d]):
                 scores[d] += x
             else:
@@ -202,8 +211,7 @@ def _skip_to(d, first, order, terms, weight, prefix, cur, end, post_indptr, post
 
 
 @njit(cache=True)
-def _pass_single(s, t, w, rest, theta, cur, end, post_indptr, post_docs, post_tf, norm, k1,  # noqa: ANN001, ANN202, E501
-                 block_indptr, block_max):
+def _pass_single(s, t, w, rest, theta, cur, end, post_indptr, frac, block_indptr, block_max):  # noqa: ANN001, ANN202, E501
     """Advance the only essential term's cursor ``cur[s]`` (term ``t``, weight ``w``) to its
     next document that may beat ``theta`` with ``rest`` from the other terms: whole blocks by
     their bound, then posting by posting, with no probing of the other terms on the way."""
@@ -214,8 +222,7 @@ def _pass_single(s, t, w, rest, theta, cur, end, post_indptr, post_docs, post_tf
         if (w * block_max[block_indptr[t] + j] + rest) * _SLACK < theta:
             p = block_end
             continue
-        while p < block_end and (w * _frac(post_tf[p], norm[post_docs[p]], k1) + rest) * _SLACK \
-                < theta:
+        while p < block_end and (w * frac[p] + rest) * _SLACK < theta:
             p += 1
         if p < block_end:
             break
@@ -223,7 +230,7 @@ def _pass_single(s, t, w, rest, theta, cur, end, post_indptr, post_docs, post_tf
 
 
 @njit(cache=True)
-def search_maxscore(terms, slots, post_indptr, post_docs, post_tf, idf, norm, block_indptr, block_max, k1, k, budget):  # noqa: ANN001, ANN201, E501
+def search_maxscore(terms, slots, post_indptr, post_docs, frac, idf, n_docs, block_indptr, block_max, k, budget):  # noqa: ANN001, ANN201, E501
     """Exact top-``k`` (doc ids, scores) by MaxScore (Turtle & Flood, 1995), document at a time.
 
     ``terms`` are the query's distinct known term ids (all with idf >= 0) and ``slots`` maps
@@ -255,18 +262,17 @@ def search_maxscore(terms, slots, post_indptr, post_docs, post_tf, idf, norm, bl
     end = np.empty(m, dtype=np.int64)
     for s in range(m):
         cur[s], end[s] = post_indptr[terms[s]], post_indptr[terms[s] + 1]
-    tfs = np.zeros(m)
+    fracs = np.zeros(m)  # each term's frac in the current document (0: absent)
     heap_docs = np.empty(k, dtype=np.int64)
     heap_scores = np.empty(k, dtype=np.float64)
     size = 0
     theta = -np.inf  # the k-th best score once k documents are held
     first = 0  # order[first:] are the essential terms
-    n_docs = norm.shape[0]
     while first < m:
         if first == m - 1:  # one essential term: walk its postings in a tight loop
             _pass_single(order[first], terms[order[first]], weight[order[first]],
-                         _rest(prefix, first - 1), theta, cur, end, post_indptr, post_docs,
-                         post_tf, norm, k1, block_indptr, block_max)
+                         _rest(prefix, first - 1), theta, cur, end, post_indptr, frac,
+                         block_indptr, block_max)
         d = n_docs
         for i in range(first, m):
             s = order[i]
@@ -288,20 +294,20 @@ def search_maxscore(terms, slots, post_indptr, post_docs, post_tf, idf, norm, bl
         partial = 0.0
         for i in range(first, m):
             s = order[i]
-            tfs[s] = 0.0
+            fracs[s] = 0.0
             if cur[s] < end[s] and post_docs[cur[s]] == d:
-                tfs[s] = post_tf[cur[s]]
-                partial += weight[s] * _frac(tfs[s], norm[d], k1)
+                fracs[s] = frac[cur[s]]
+                partial += weight[s] * fracs[s]
                 cur[s] += 1
         i = first - 1  # probe the non-essential terms, strongest first, while d can make it
         pruned = (partial + _rest(prefix, i)) * _SLACK < theta
         while not pruned and i >= 0:
             s = order[i]
             cur[s] = _seek(post_docs, cur[s], end[s], d)
-            tfs[s] = 0.0
+            fracs[s] = 0.0
             if cur[s] < end[s] and post_docs[cur[s]] == d:
-                tfs[s] = post_tf[cur[s]]
-                partial += weight[s] * _frac(tfs[s], norm[d], k1)
+                fracs[s] = frac[cur[s]]
+                partial += weight[s] * fracs[s]
             i -= 1
             pruned = (partial + _rest(prefix, i)) * _SLACK < theta
         if pruned:
@@ -309,8 +315,8 @@ def search_maxscore(terms, slots, post_indptr, post_docs, post_tf, idf, norm, bl
         score = 0.0
         for j in range(slots.shape[0]):
             s = slots[j]
-            if tfs[s] > 0:
-                score += idf[terms[s]] * _frac(tfs[s], norm[d], k1)
+            if fracs[s] > 0:
+                score += idf[terms[s]] * fracs[s]
         if size == k and score < heap_scores[0]:
             continue  # cannot enter (the fast path of heap_offer's own test)
         size = heap_offer(heap_docs, heap_scores, size, d, score)

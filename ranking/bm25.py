@@ -89,17 +89,25 @@ class FieldIndex:
         return p.k1_value * (1 - p.b + p.b * self.doc_len / self.avgdl)
 
     @cached_property
+    def frac(self) -> np.ndarray:
+        """Per posting, the length-normalized tf part of its score (float64, the very value a
+        query would compute), so that retrieval only multiplies by the IDF and adds. Computed
+        on first use (a loaded index gets it too): 8 bytes a posting."""
+        out = np.empty(self.post_docs.shape[0], dtype=np.float64)
+        kernels.posting_fractions(self.post_docs, self.post_tf, self.norm, self.params.k1_value,
+                                  out)
+        return out
+
+    @cached_property
     def blocks(self) -> tuple[np.ndarray, np.ndarray]:
         """(block_indptr, block_max): per block of ``kernels.BLOCK`` postings of each term, the
-        largest length-normalized tf part of its score. With the IDF, the most the term adds to
-        any document of the block, which lets :meth:`search` skip documents and whole blocks.
-        Computed on first use (a loaded index gets it too), a few MB at a million documents."""
+        largest :attr:`frac`. With the IDF, the most the term adds to any document of the
+        block, which lets :meth:`search` skip documents and whole blocks."""
         n_blocks = -(-np.diff(self.post_indptr) // kernels.BLOCK)
         block_indptr = np.zeros(n_blocks.shape[0] + 1, dtype=np.int64)
         np.cumsum(n_blocks, out=block_indptr[1:])
         block_max = np.zeros(int(block_indptr[-1]), dtype=np.float64)
-        kernels.block_max_fractions(self.post_indptr, self.post_docs, self.post_tf, self.norm,
-                                    self.params.k1_value, block_indptr, block_max)
+        kernels.block_max_fractions(self.post_indptr, self.frac, block_indptr, block_max)
         return block_indptr, block_max
 
     @classmethod
@@ -156,14 +164,14 @@ class FieldIndex:
         known = query[query >= 0]
         if self.n_docs == 0 or known.size == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
-        k, k1 = min(int(k), self.n_docs), self.params.k1_value
+        k = min(int(k), self.n_docs)
         postings = int((self.post_indptr[known + 1] - self.post_indptr[known]).sum())
         if postings >= _MAXSCORE_POSTINGS:
             found = self._search_maxscore(known, postings, k)
             if found is not None:
                 return found
-        return kernels.search_exhaustive(query, self.post_indptr, self.post_docs, self.post_tf,
-                                         self.idf, self.norm, k1, k)
+        return kernels.search_exhaustive(query, self.post_indptr, self.post_docs, self.frac,
+                                         self.idf, self.n_docs, k)
 
     def _search_maxscore(self, known: np.ndarray, postings: int,
                          k: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -172,18 +180,29 @@ class FieldIndex:
         if terms.size > _MAXSCORE_TERMS or (self.idf[terms] < 0).any():
             return None
         ids, scores, done = kernels.search_maxscore(
-            terms, slots.astype(np.int64), self.post_indptr, self.post_docs, self.post_tf,
-            self.idf, self.norm, *self.blocks, self.params.k1_value, k,
-            k + postings // _MAXSCORE_BUDGET)
+            terms, slots.astype(np.int64), self.post_indptr, self.post_docs, self.frac, self.idf,
+            self.n_docs, *self.blocks, k, k + postings // _MAXSCORE_BUDGET)
         return (ids, scores) if done else None
+
+    def warm(self) -> None:
+        """Load (or compile) every search kernel for this index's array types now, so that no
+        query pays for it; the block bounds are computed too."""
+        if self.n_docs == 0 or self.post_docs.size == 0:
+            return
+        term = np.array([int(np.argmax(np.diff(self.post_indptr)))])
+        kernels.search_exhaustive(term, self.post_indptr, self.post_docs, self.frac, self.idf,
+                                  self.n_docs, 1)
+        self._search_maxscore(term, 0, 1)
+        self.score_all(term)
+        self.score(term, np.zeros(1, dtype=np.int64))
 
     def score_all(self, query: np.ndarray) -> np.ndarray:
         """BM25 of every document (rank_bm25's ``get_scores``), from the postings."""
         query = self._checked_query(query)
         if self.n_docs == 0:
             return np.zeros(0, dtype=np.float64)
-        return kernels.score_all(query, self.post_indptr, self.post_docs, self.post_tf,
-                                 self.idf, self.norm, self.params.k1_value)
+        return kernels.score_all(query, self.post_indptr, self.post_docs, self.frac, self.idf,
+                                 self.n_docs)
 
     def score(self, query: np.ndarray, docs: np.ndarray) -> np.ndarray:
         """BM25 score of each doc in ``docs`` (any order; zeros where nothing matches), from the

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from itertools import islice
 from pathlib import Path
 
@@ -27,11 +27,6 @@ class Vocabulary:
             self._ids[token] = tid
             self._tokens.append(token)
         return tid
-
-    def add_all(self, docs: Iterable[Sequence[str]]) -> None:
-        for doc in docs:
-            for token in doc:
-                self.add(token)
 
     def add_docs(self, docs: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
         """Ids of every token of ``docs``, concatenated (int32), and the int64 offsets of each

@@ -186,14 +186,13 @@ def _matching(field: FieldIndex, q: np.ndarray) -> np.ndarray:
 
 
 def _both_kernels(field: FieldIndex, q: np.ndarray, k: int) -> list[tuple[np.ndarray, ...]]:
-    k1 = field.params.k1_value
-    out = [kernels.search_exhaustive(q, field.post_indptr, field.post_docs, field.post_tf,
-                                     field.idf, field.norm, k1, k)]
+    out = [kernels.search_exhaustive(q, field.post_indptr, field.post_docs, field.frac,
+                                     field.idf, field.n_docs, k)]
     terms, slots = np.unique(q[q >= 0], return_inverse=True)
     if terms.size and (field.idf[terms] >= 0).all():
         ids, scores, done = kernels.search_maxscore(
-            terms, slots.astype(np.int64), field.post_indptr, field.post_docs, field.post_tf,
-            field.idf, field.norm, *field.blocks, k1, k, 10**9)
+            terms, slots.astype(np.int64), field.post_indptr, field.post_docs, field.frac,
+            field.idf, field.n_docs, *field.blocks, k, 10**9)
         assert done
         out.append((ids, scores))
     return out
