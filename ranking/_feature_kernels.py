@@ -143,44 +143,67 @@ def typo_similarity(query, q_indptr, q_chars, doc_indptr, doc_terms, term_indptr
     For each query token, the best-matching field token by 1 - Levenshtein / longer length,
     and by the Dice coefficient of their character trigrams (boundaries padded); each column
     is the mean of those bests over the query's tokens, so "toliet" still finds "toilet".
-    A token found exactly (same term id in ``query``) scores 1 without comparing characters,
-    and pairs whose lengths alone rule out beating the best so far are skipped.
+    Each (query token, distinct field token) pair is compared once for all candidates, and a
+    token found exactly (same term id in ``query``) scores 1 without comparing characters.
     """
     nq = q_indptr.shape[0] - 1
     out = np.full((docs.shape[0], 2), np.nan)
-    longest = 1
-    for t in range(term_indptr.shape[0] - 1):
-        longest = max(longest, term_indptr[t + 1] - term_indptr[t])
-    for qi in range(nq):
-        longest = max(longest, q_indptr[qi + 1] - q_indptr[qi])
-    row = np.empty(longest + 1, dtype=np.int64)  # scratch for the edit distance
-    used = np.empty(longest, dtype=np.bool_)  # scratch for the trigram counts
+    total = 0
+    for j in range(docs.shape[0]):
+        total += doc_indptr[docs[j] + 1] - doc_indptr[docs[j]]
+    if nq == 0 or total == 0:
+        return out
+    seen = np.empty(total, dtype=doc_terms.dtype)
+    at = 0
     for j in range(docs.shape[0]):
         start, end = doc_indptr[docs[j]], doc_indptr[docs[j] + 1]
-        if end == start or nq == 0:
+        seen[at:at + end - start] = doc_terms[start:end]
+        at += end - start
+    terms = np.unique(seen)
+    edit, gram = _pair_similarities(query, q_indptr, q_chars, terms, term_indptr, term_chars)
+    for j in range(docs.shape[0]):
+        start, end = doc_indptr[docs[j]], doc_indptr[docs[j] + 1]
+        if end == start:
             continue
         edit_sum, gram_sum = 0.0, 0.0
         for qi in range(nq):
-            if query[qi] >= 0 and _position(query[qi], doc_terms, start, end) >= 0:
-                edit_sum += 1.0
-                gram_sum += 1.0
-                continue
-            a = q_chars[q_indptr[qi]:q_indptr[qi + 1]]
             best_edit, best_gram = 0.0, 0.0
             for p in range(start, end):
-                t = doc_terms[p]
-                b = term_chars[term_indptr[t]:term_indptr[t + 1]]
-                na, nb = a.shape[0], b.shape[0]
-                longer = max(na, nb, 1)
-                if 1.0 - abs(na - nb) / longer > best_edit:
-                    best_edit = max(best_edit, 1.0 - _levenshtein(a, b, row) / longer)
-                if na > 0 and nb > 0 and 2.0 * min(na, nb) / (na + nb) > best_gram:
-                    best_gram = max(best_gram, _trigram_dice(a, b, used))
+                u = np.searchsorted(terms, doc_terms[p])
+                best_edit = max(best_edit, edit[qi, u])
+                best_gram = max(best_gram, gram[qi, u])
             edit_sum += best_edit
             gram_sum += best_gram
         out[j, 0] = edit_sum / nq
         out[j, 1] = gram_sum / nq
     return out
+
+
+@njit(cache=True)
+def _pair_similarities(query, q_indptr, q_chars, terms, term_indptr, term_chars):  # noqa: ANN001, ANN202
+    """(edit, trigram) similarity of every query token to every term of ``terms``."""
+    nq = q_indptr.shape[0] - 1
+    longest = 1
+    for t in terms:
+        longest = max(longest, term_indptr[t + 1] - term_indptr[t])
+    for qi in range(nq):
+        longest = max(longest, q_indptr[qi + 1] - q_indptr[qi])
+    row = np.empty(longest + 1, dtype=np.int64)  # scratch for the edit distance
+    used = np.empty(longest, dtype=np.bool_)  # scratch for the trigram counts
+    edit = np.zeros((nq, terms.shape[0]))
+    gram = np.zeros((nq, terms.shape[0]))
+    for qi in range(nq):
+        a = q_chars[q_indptr[qi]:q_indptr[qi + 1]]
+        for u in range(terms.shape[0]):
+            t = terms[u]
+            if t == query[qi]:
+                edit[qi, u], gram[qi, u] = 1.0, 1.0
+                continue
+            b = term_chars[term_indptr[t]:term_indptr[t + 1]]
+            if a.shape[0] > 0 and b.shape[0] > 0:
+                edit[qi, u] = 1.0 - _levenshtein(a, b, row) / max(a.shape[0], b.shape[0])
+                gram[qi, u] = _trigram_dice(a, b, used)
+    return edit, gram
 
 
 @njit(cache=True)
