@@ -36,6 +36,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pandas as pd
+from prometheus_client.parser import text_string_to_metric_families
 
 from clv.segments import load_customers
 from objectives.config import TermWeights, dump_config, parse_config
@@ -196,11 +197,16 @@ def measure(url: str, config: Path, good: list[str], bad: str, plan: list[dict[s
             concurrency: int, every: float) -> dict:
     """Run the plan against a ready server whose weights file is ``config``; ``good`` holds
     valid texts for that file, ``bad`` an invalid one."""
+    server_cpu, client_cpu = server_cpu_seconds(url), time.process_time()
     tally, seconds = asyncio.run(_drive(url, config, good, bad, plan, concurrency, every))
+    client_cpu = time.process_time() - client_cpu
+    server_cpu = server_cpu_seconds(url) - server_cpu
     ms = np.array(tally.latencies) * 1000
     return {
         "requests": len(plan), "concurrency": concurrency, "seconds": seconds,
         "throughput_per_s": len(plan) / seconds,
+        "server_cpu_ms_per_request": server_cpu / len(plan) * 1000,
+        "client_cpu_ms_per_request": client_cpu / len(plan) * 1000,
         "latency_ms": {p: float(np.percentile(ms, float(p[1:]))) for p in ("p50", "p99", "p99.9")},
         "failed": len(tally.failures), "failure_samples": tally.failures[:5],
         "reload_every_s": every, "reloads": tally.reloads,
@@ -208,8 +214,19 @@ def measure(url: str, config: Path, good: list[str], bad: str, plan: list[dict[s
     }
 
 
+def server_cpu_seconds(url: str) -> float:
+    """CPU seconds the server process has used (prometheus-client's process collector; with
+    several workers, only the worker that answers)."""
+    for family in text_string_to_metric_families(httpx.get(url + "/metrics", timeout=30).text):
+        if family.name == "process_cpu_seconds":
+            return family.samples[0].value
+    raise RuntimeError(f"{url}/metrics has no process_cpu_seconds_total")
+
+
 def table(result: dict) -> str:
     lat, rel = result["latency_ms"], result["reloads"]
+    cpu = result["server_cpu_ms_per_request"]
+    server_cpu = "n/a with several workers" if cpu is None else f"{cpu:.2f} ms"
     return "\n".join([
         f"{result['requests']:,} searches at concurrency {result['concurrency']}, "
         f"{result['workers']} server worker(s), {os.cpu_count()} cores shared with the client; "
@@ -219,7 +236,9 @@ def table(result: dict) -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
         f"| {result['throughput_per_s']:,.0f} | {lat['p50']:.2f} | {lat['p99']:.2f} | "
         f"{lat['p99.9']:.2f} | {result['failed']} | {rel['ok']} | {rel['refused']} | "
-        f"{len(result['reload_failures'])} |",
+        f"{len(result['reload_failures'])} |", "",
+        f"CPU per request: server {server_cpu}, load client "
+        f"{result['client_cpu_ms_per_request']:.2f} ms",
     ])
 
 
@@ -261,6 +280,8 @@ def main() -> None:
                                                                  args.requests),
                              args.concurrency, args.reload_every)
     result.update(workers=args.workers, bundle=str(args.bundle), queries=len(queries))
+    if args.workers > 1:  # the figure came from one worker of several
+        result["server_cpu_ms_per_request"] = None
     print(table(result))
     args.out.write_text(json.dumps(result, indent=2))
     print(f"\nwritten: {args.out}")

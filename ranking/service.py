@@ -60,6 +60,10 @@ ENV_LOAD_FIRST = "MARGINRANK_LOAD_BEFORE_SERVING"
 #: Seconds uvicorn's supervisor gives a worker to start (imports and, with several workers, the
 #: bundle load) and to answer its health pings.
 WORKER_START_SECONDS = 120
+#: Idle keep-alive connections are closed after this many seconds: longer than the idle timeout
+#: of clients and load balancers (httpx 5 s, common balancers 60 s), so that the client, not the
+#: server, drops an idle connection and never sends a request on one the server is closing.
+KEEP_ALIVE_SECONDS = 75
 #: Request limits of the HTTP API (tighter than the library's: a public endpoint).
 MAX_QUERY_CHARS = 512
 MAX_K = 200
@@ -500,5 +504,6 @@ def serve(bundle_dir: Path, config: Path | None = None, host: str = "127.0.0.1",
     os.environ[ENV_LOAD_FIRST] = "1" if workers > 1 else ""
     uvicorn.run("ranking.service:app_from_env", factory=True, host=host, port=port,
                 workers=workers, log_config=LOG_CONFIG, access_log=False,
-                timeout_worker_healthcheck=WORKER_START_SECONDS)
+                timeout_worker_healthcheck=WORKER_START_SECONDS,
+                timeout_keep_alive=KEEP_ALIVE_SECONDS)
 
