@@ -21,10 +21,10 @@ from ranking.trees import CompiledTrees, ModelError
 #: Largest label XGBoost's ``rank:ndcg`` accepts with exponential gain.
 MAX_LABEL = 31
 #: Largest batch scored by the compiled trees; larger ones go to XGBoost and its threads.
-#: Measured (benchmarks/tree_inference.py, 100 and 300 trees of depth 6): the compiled trees
-#: are faster at 6 to 1000 rows against XGBoost on one thread, as served (``load`` sets it);
-#: against XGBoost on two threads they lose at 1000 rows (0.6-0.7x) and, with 300 trees, at
-#: 200 rows (0.9x).
+#: Measured (benchmarks/tree_inference.py, 100 and 300 trees of depth 6; figures in the README,
+#: "Tree inference"): on one thread the compiled trees are faster than XGBoost at every size
+#: measured, 6 to 1000 rows, whether XGBoost runs on one thread (as served: ``load`` sets it)
+#: or on two. Larger batches (bulk scoring while building) are not measured; XGBoost keeps them.
 COMPILED_MAX_ROWS = 1000
 #: The settings :func:`search_hyperparameters` tries, on training queries only. Graded rater
 #: averages are noisy, and on Home Depot the validation curve of deep, fast models peaks after a
@@ -147,7 +147,8 @@ class LambdaMART:
         """Relevance scores (the raw margin) for the rows of ``X``.
 
         Up to :data:`COMPILED_MAX_ROWS` rows (a search's candidates) are scored by the
-        compiled trees, larger batches by XGBoost; both give XGBoost's margins.
+        compiled trees, the sizes where they were measured faster; larger batches by XGBoost.
+        Both give XGBoost's margins.
         """
         if self.booster_ is None or self.trees_ is None:
             raise ModelError("model is not fitted")
