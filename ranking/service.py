@@ -210,7 +210,8 @@ class ServiceState:
             "load_ms": round((time.perf_counter() - start) * 1000, 1)}})
 
     def reload(self, trigger: str) -> core.ServingConfig:
-        """Re-read the weights file; raises ConfigError (old config kept) or NotReady."""
+        """Re-read the weights file. Raises ConfigError for an invalid file (the old config
+        keeps serving), or a 503 HTTPException while the ranker is not loaded."""
         ranker = self.require_ranker()
         with self._lock:
             try:
@@ -228,8 +229,11 @@ class ServiceState:
         """:meth:`reload` for a signal: the outcome is in the log and metrics only."""
         try:
             self.reload(trigger)
-        except (ConfigError, HTTPException):
-            pass
+        except ConfigError:
+            pass  # reload() logged and counted it
+        except HTTPException as exc:
+            log.warning("reload ignored", extra={"fields": {"trigger": trigger,
+                                                            "why": exc.detail}})
 
     def _swapped(self, serving: core.ServingConfig, trigger: str) -> None:
         self.generation += 1
