@@ -37,7 +37,7 @@ from ranking import _tree_kernels
 #: Others (``binary:logistic`` stores a probability) would need their link applied.
 IDENTITY_LINK_OBJECTIVES = frozenset({"rank:ndcg", "rank:pairwise", "rank:map"})
 #: Deepest forest served by the complete layout: 2**10 leaves, 12 KB per tree. Deeper forests
-#: are served from the node lists.
+#: are served from the node lists (each extra level doubles the complete layout's size).
 MAX_COMPLETE_DEPTH = 10
 
 
@@ -52,10 +52,11 @@ class CompleteTrees:
     Positions are in breadth-first order: the root is 0, and the children of position ``p``
     are ``2p + 1`` (left) and ``2p + 2`` (right). Per inner position, ``feature`` is a column
     of the row as :func:`ranking._tree_kernels.missing_as_infinities` doubles it (the split
-    feature, plus the feature count when a missing value goes right) and ``threshold`` is
-    float32. ``leaf_value`` holds the 2**depth leaves, left to right. A leaf shallower than
-    ``depth`` is padded: the positions below it split on column 0 at 0, and every leaf beneath
-    holds its value, so whichever way a row goes, it gets that value.
+    feature, plus the feature count when a missing value goes right; unsigned, which the kernel
+    indexes faster) and ``threshold`` is float32. ``leaf_value`` holds the 2**depth leaves,
+    left to right. A leaf shallower than ``depth`` is padded: the positions below it split on
+    column 0 at 0, and every leaf beneath holds its value, so whichever way a row goes, it gets
+    that value.
     """
 
     feature: np.ndarray
@@ -204,9 +205,8 @@ def _complete_layout(trees: CompiledTrees, depth: int) -> CompleteTrees:
                                  + trees.n_features * missing_right, 0))
         thresholds.append(np.where(inner, trees.threshold[nodes], np.float32(0)))
         nodes = np.stack([trees.left[nodes], trees.right[nodes]], axis=2).reshape(len(nodes), -1)
-    columns = np.uint16 if 2 * trees.n_features <= 1 << 16 else np.uint32  # unsigned: faster
     return CompleteTrees(
-        feature=_frozen(np.concatenate(features, axis=1).astype(columns)),
+        feature=_frozen(np.concatenate(features, axis=1).astype(np.uint32)),
         threshold=_frozen(np.concatenate(thresholds, axis=1).astype(np.float32)),
         leaf_value=_frozen(trees.leaf_value[nodes]), depth=depth)
 
