@@ -22,7 +22,7 @@ Catalogs:
 
     python benchmarks/search_latency.py [--home-depot TRAIN_CSV] [--work DIR]
         [--products 1000000] [--queries 2000] [--repeat 3] [--k 20] [--out search_latency.json]
-        [--lock /tmp/marginrank-bench.lock]
+        [--judged-queries N] [--lock /tmp/marginrank-bench.lock]
     python benchmarks/search_latency.py --bundle DIR --judgments FILE
 """
 
@@ -117,13 +117,19 @@ def verdicts(name: str, result: dict) -> list[str]:
 # -- the Home Depot world ------------------------------------------------------------------------
 
 
-def home_depot_world(train_csv: Path, out: Path, seed: int) -> Path:
+def home_depot_world(train_csv: Path, out: Path, seed: int, judged_queries: int = 0) -> Path:
     """Write catalog.csv, judgments.csv and transactions.csv.gz (simulated business fields and
-    purchases, labelled so in the output) for the real Home Depot products and judgments."""
+    purchases, labelled so in the output) for the real Home Depot products and judgments.
+    ``judged_queries`` > 0 keeps the judgments of that many seeded queries (the catalog stays
+    whole), to shorten the build's training and tuning."""
     out.mkdir(parents=True, exist_ok=True)
     if (out / "transactions.csv.gz").is_file():
         return out
     catalog, judgments, notes = load_home_depot(train_csv)
+    if judged_queries:
+        keep = judgments["query"].drop_duplicates().sample(judged_queries, random_state=seed)
+        judgments = judgments[judgments["query"].isin(keep)]
+        notes.append(f"build trained and tuned on {judged_queries:,} seeded judged queries")
     catalog, simulated = simulate_business_fields(catalog, seed)
     catalog.to_csv(out / "catalog.csv", index=False)
     judgments[["query", "product_id", "grade"]].to_csv(out / "judgments.csv", index=False)
@@ -133,11 +139,11 @@ def home_depot_world(train_csv: Path, out: Path, seed: int) -> Path:
     return out
 
 
-def home_depot_bundle(train_csv: Path, work: Path, seed: int) -> Path:
+def home_depot_bundle(train_csv: Path, work: Path, seed: int, judged_queries: int = 0) -> Path:
     """A real bundle built from the Home Depot world (reused when already built)."""
     target = work / "home-depot" / "bundle"
     if not (target / bundle.MANIFEST).is_file():
-        world = home_depot_world(train_csv, work / "home-depot" / "world", seed)
+        world = home_depot_world(train_csv, work / "home-depot" / "world", seed, judged_queries)
         build(BuildInputs(world / "catalog.csv", world / "judgments.csv",
                           world / "transactions.csv.gz"), target, BuildSettings(seed=seed))
     return target
@@ -210,6 +216,8 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=1_000_000,
                         help="synthetic catalog size (0: skip)")
     parser.add_argument("--queries", type=int, default=2000, help="real queries sampled")
+    parser.add_argument("--judged-queries", type=int, default=0,
+                        help="build on this many seeded judged queries (0: all 11,795)")
     parser.add_argument("--bundle", type=Path, help="time this bundle instead")
     parser.add_argument("--judgments", type=Path, help="queries for --bundle")
     parser.add_argument("--k", type=int, default=20)
@@ -225,7 +233,8 @@ def main() -> None:
         results["bundle"] = run_catalog(str(args.bundle), Ranker.load(args.bundle), queries, args)
     else:
         queries = real_queries(args.home_depot, args.queries, args.seed)
-        ranker = Ranker.load(home_depot_bundle(args.home_depot, args.work, args.seed))
+        ranker = Ranker.load(home_depot_bundle(args.home_depot, args.work, args.seed,
+                                               args.judged_queries))
         results["home-depot"] = run_catalog("home-depot", ranker, queries, args)
         if args.products:
             big = synthetic_ranker(ranker, args.products, args.seed)
