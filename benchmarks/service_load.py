@@ -89,6 +89,8 @@ class ServiceProcess:
                 response = httpx.get(self.url + path, timeout=5)
                 if response.status_code == 200:
                     return response
+                if response.json().get("status") == "failed":  # it will not get better
+                    break
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
