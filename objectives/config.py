@@ -878,6 +878,7 @@ def dump_config(cfg: WeightsConfig) -> str:
     dumper = YAML(typ="safe", pure=True)
     dumper.default_flow_style = False
     dumper.allow_unicode = True
+    dumper.sort_base_mapping_type_on_output = False  # the schema's order, version first
     body = io.StringIO()
     dumper.dump(document, body)
     return _DUMP_HEADER + body.getvalue()

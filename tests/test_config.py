@@ -430,6 +430,7 @@ def test_dump_round_trip(text: str) -> None:
     dumped = dump_config(cfg)
     assert parse_config(dumped) == cfg
     assert dumped.startswith("#") and "comments are not preserved" in dumped.splitlines()[0]
+    assert dumped.splitlines()[1] == "version: 1"  # the schema's order, not sorted keys
 
 
 def test_dump_round_trip_keeps_awkward_strings_and_explicit_zero_overrides() -> None:
