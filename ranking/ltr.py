@@ -38,6 +38,19 @@ HYPERPARAMETER_GRID: tuple[dict[str, float], ...] = (
 )
 
 
+def smoothed_best(curve: np.ndarray, window: int) -> tuple[int, float]:
+    """(round, score) where the mean of ``window`` validation scores ending at that round peaks.
+
+    On flat, noisy validation curves (rater averages over small pools) the raw maximum is often
+    a spike a few trees in, and which spike wins changes with the split; the round that is good
+    for a while is a steadier choice. ``window`` 1 is the raw maximum.
+    """
+    if window <= 1 or curve.shape[0] < window:
+        return int(np.argmax(curve)), float(np.max(curve))
+    means = np.convolve(curve, np.ones(window) / window, mode="valid")
+    return int(np.argmax(means)) + window - 1, float(np.max(means))
+
+
 def grade_labels(grades: np.ndarray) -> np.ndarray:
     """Integer relevance labels for ``rank:ndcg`` (exponential gain needs small ints).
 
@@ -78,6 +91,8 @@ class LambdaMART:
     colsample_bytree: float = 0.8
     eval_at: int = 10
     early_stopping_rounds: int = 100
+    #: The kept tree count is where the validation NDCG, averaged over this many rounds, peaks.
+    smoothing_rounds: int = 25
     n_jobs: int = 2
     seed: int = 0
     feature_names: tuple[str, ...] = ()
@@ -123,13 +138,14 @@ class LambdaMART:
             self.best_iteration_ = self.n_estimators - 1
         else:
             valid = self._dmatrix(X_val, y_val, qid_val)
+            history: dict[str, dict[str, list[float]]] = {}
             booster = xgb.train(
                 self._params(), train, num_boost_round=self.n_estimators,
                 evals=[(valid, "valid")], early_stopping_rounds=self.early_stopping_rounds,
-                verbose_eval=False,
+                evals_result=history, verbose_eval=False,
             )
-            self.best_iteration_ = int(booster.best_iteration)
-            self.best_score_ = float(booster.best_score)
+            curve = np.asarray(next(iter(history["valid"].values())))
+            self.best_iteration_, self.best_score_ = smoothed_best(curve, self.smoothing_rounds)
             self.booster_ = booster[: self.best_iteration_ + 1]
         self.trees_ = CompiledTrees.from_booster(self.booster_)
         return self

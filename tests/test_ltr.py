@@ -16,6 +16,7 @@ from ranking.ltr import (
     cross_fit_relevance,
     grade_labels,
     search_hyperparameters,
+    smoothed_best,
 )
 
 
@@ -101,3 +102,10 @@ def test_hyperparameter_search_picks_the_best_validated_setting() -> None:
     assert search.n_trees == max(1, round(search.trials[1]["n_trees"] / 0.75))
     refit = LambdaMART().clone(**search.best, n_estimators=search.n_trees).fit(X, y, qid)
     assert refit.booster_.num_boosted_rounds() == search.n_trees and refit.max_depth == 3
+
+
+def test_smoothed_best_prefers_a_lasting_peak_to_a_spike() -> None:
+    curve = np.array([0.5, 0.9, 0.5, 0.6, 0.7, 0.7, 0.7, 0.7, 0.6])
+    assert smoothed_best(curve, 1) == (1, 0.9)
+    assert smoothed_best(curve, 4) == (7, pytest.approx(0.7))
+    assert smoothed_best(curve[:2], 4) == (1, 0.9)  # shorter than the window: the raw maximum
