@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from objectives.groups import QueryGroups
-from objectives.tuner import judged_pairs, solve_weights, tune_weights
+from objectives.tuner import STRENGTH_PATH, frontier, tune_weights
+from objectives.tuner_program import WeightProgram, judged_pairs, solve_weights
 
 
 def groups_of(relevance: list[list[float]], grades: list[list[float]],
@@ -81,3 +82,41 @@ def test_orders_follow_the_cores_guardrails() -> None:
     tiered = QueryGroups(world.qptr, world.relevance, world.terms, world.grades, world.margin,
                          tier_width=1.0)
     assert tiered.orders(pushed)[0][0] == 0  # with tiers it cannot leave its tier
+
+
+def test_single_candidate_queries_are_degenerate_with_a_clear_message() -> None:
+    single = groups_of([[1.0]] * 8, [[3]] * 8, [[1.0]] * 8)
+    result = tune_weights(single, np.array([1.0, 0, 0, 0]))
+    assert np.all(result.weights == 0)
+    assert "no judged pairs" in result.message and "one candidate" in result.message
+    assert frontier(single, np.array([1.0, 0, 0, 0])) == []
+
+
+def test_program_resolves_like_a_fresh_solve_and_slack_only_adds_strength() -> None:
+    """The compiled program re-solved at several epsilons gives what a fresh solve gives, and a
+    larger slack never yields a weaker business objective."""
+    rng = np.random.default_rng(1)
+    rel = [list(rng.normal(size=5)) for _ in range(12)]
+    grades = [list(rng.integers(0, 3, 5)) for _ in range(12)]
+    world = groups_of(rel, grades, [list(rng.normal(size=5)) for _ in range(12)])
+    importance = np.array([1.0, 0, 0, 0])
+    pairs = judged_pairs(world, 5)
+    program = WeightProgram(world, pairs, importance, np.array([3.0, 0, 0, 0]))
+    margins = []
+    for eps in (0.0, 0.1, 0.5):
+        w = program.solve(eps)
+        np.testing.assert_allclose(w, solve_weights(world, pairs, importance, eps), atol=1e-6)
+        margins.append(w[0])
+    assert margins == sorted(margins) and margins[-1] > 0
+    points = frontier(world, importance, k=5)
+    assert [p.epsilon for p in points] == [e for e, _ in STRENGTH_PATH]
+    assert all(np.all(p.weights[1:] == 0) for p in points)
+
+
+def test_pairs_are_subsampled_uniformly_and_reproducibly() -> None:
+    world = tie_world(n_queries=30)
+    pairs = judged_pairs(world, 4)
+    sample = pairs.sample(10, seed=0)
+    assert len(sample) == 10 and len(pairs.sample(10, seed=0)) == 10
+    np.testing.assert_array_equal(sample.better, pairs.sample(10, seed=0).better)
+    assert pairs.sample(len(pairs) + 5, seed=0) is pairs
