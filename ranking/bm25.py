@@ -5,6 +5,12 @@ IDF ``log(N - n + 0.5) - log(n + 0.5)`` with negative IDFs replaced by ``epsilon
 IDF of the field's terms, and each repeated query term counted each time. ``lucene`` uses the
 non-negative IDF ``log(1 + (N - n + 0.5) / (n + 0.5))`` with k1=1.2. The heavy loops are Numba
 kernels in :mod:`ranking._bm25_kernels`; this module builds, saves and fronts them.
+
+Retrieval (:meth:`FieldIndex.search`) reads each posting's precomputed tf part, so a query only
+multiplies and adds; on long posting lists it finds the top k by MaxScore, skipping documents
+whose score bounds cannot reach the k-th best, and otherwise scores every matching document.
+Both are exact, with ties broken by doc id. The precomputed arrays are derived from the saved
+ones on first use, so the ``.npz`` holds only postings, the forward index and IDF.
 """
 
 from __future__ import annotations
