@@ -216,6 +216,19 @@ def test_save_load_round_trip(tmp_path) -> None:  # noqa: ANN001
     np.testing.assert_array_equal(a[1], b[1])
 
 
+def test_an_index_saved_with_float_term_frequencies_still_searches_the_same() -> None:
+    """Bundles written before the postings' tf became uint16 stored it as float64."""
+    index, _ = _build(CORPUS)
+    field = index.fields["title"]
+    arrays = field.arrays("title")
+    arrays["title.post_tf"] = arrays["title.post_tf"].astype(np.float64)
+    old = FieldIndex.from_arrays(arrays, "title", field.params)
+    q = index.vocab.lookup(["led", "bulb", "drill"])
+    for a, b in zip(field.search(q, 5), old.search(q, 5), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(field.score_all(q), old.score_all(q))
+
+
 @pytest.mark.realdata
 @pytest.mark.parametrize("analyzer", [Analyzer(), Analyzer(stem=True)], ids=["units", "stemmed"])
 def test_parity_on_home_depot_titles(home_depot, analyzer: Analyzer) -> None:  # noqa: ANN001
