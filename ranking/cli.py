@@ -15,7 +15,7 @@ from clv.errors import MarginRankError
 from objectives.catalog import load_catalog
 from objectives.config import load_config
 from objectives.tuner import TuneResult
-from ranking import bundle, preview
+from ranking import bench_command, bundle, preview, tune_command
 from ranking.build import BuildInputs, BuildResult, BuildSettings, build
 from ranking.progress import Progress
 from ranking.ranker import BUNDLE_FILES, Catalog, Ranker, SearchResult
@@ -70,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
 
     preview.add_arguments(sub.add_parser(
         "preview", help="what a new weights file changes on real queries, before applying it"))
+
+    tune_command.add_arguments(sub.add_parser(
+        "tune", help="tune a bundle's weights on judged queries; writes the YAML back"))
+    bench_command.add_arguments(sub.add_parser(
+        "bench", help="run a benchmark script of the source checkout (quality)"))
 
     serve = sub.add_parser("serve", help="run the HTTP search service (the service extra)")
     serve.add_argument("--bundle", type=Path, required=True)
