@@ -830,9 +830,11 @@ def parse_config(
     return config
 
 
-def load_config(path: str | Path, *, product_ids: Collection[str] | None = None) -> WeightsConfig:
-    """Read and validate a weights file; messages name ``path``."""
-    return parse_config(read_config_text(path), source=str(path), product_ids=product_ids)
+def load_config(path: str | Path, *, product_ids: Collection[str] | None = None,
+                target_weeks_of_cover: float | None = None) -> WeightsConfig:
+    """Read and validate a weights file (see :func:`parse_config`); messages name ``path``."""
+    return parse_config(read_config_text(path), source=str(path), product_ids=product_ids,
+                        target_weeks_of_cover=target_weeks_of_cover)
 
 
 def read_config_text(path: str | Path) -> str:

@@ -197,8 +197,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    products = _known_products(args)
-    config = load_config(args.file, product_ids=products)
+    products, target = _known_products(args)
+    config = load_config(args.file, product_ids=products, target_weeks_of_cover=target)
     print(f"{args.file}: OK (weights: {config.weight_vector().round(3).tolist()}, "
           f"segments: {len(config.segments)}, category rules: {len(config.categories)})")
     if products is None and (config.pins or config.buries):
@@ -206,10 +206,13 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _known_products(args: argparse.Namespace) -> set[str] | None:
+def _known_products(args: argparse.Namespace) -> tuple[set[str] | None, float | None]:
+    """Products pins and buries must name, and (for a bundle) the inventory target its terms
+    were built with."""
     if args.catalog:
-        return set(load_catalog(args.catalog)[0]["product_id"])
+        return set(load_catalog(args.catalog)[0]["product_id"]), None
     if args.bundle:
-        bundle.verify(args.bundle, BUNDLE_FILES)
-        return set(Catalog.load(args.bundle).product_ids)
-    return None
+        manifest = bundle.verify(args.bundle, BUNDLE_FILES)
+        target = manifest["settings"].get("target_weeks_of_cover", 8.0)
+        return set(Catalog.load(args.bundle).product_ids), target
+    return None, None

@@ -107,3 +107,15 @@ def test_bundle_without_queries_needs_judgments(world: Path, tmp_path: Path) -> 
     (copy / QUERIES_FILE).unlink()
     with pytest.raises(MarginRankError, match="pass --judgments"):
         sample_queries(copy, None, 5)
+
+
+def test_another_inventory_target_is_refused_by_preview_and_validate(
+    world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = write(tmp_path / "target.yaml", "version: 1\ninventory:\n  target_weeks_of_cover: 4\n")
+    for command in (["preview", "--bundle", str(world / "bundle"), str(other)],
+                    ["validate-config", str(other), "--bundle", str(world / "bundle")]):
+        assert main(command) == 2
+        assert "target.yaml:3: inventory.target_weeks_of_cover: is 4 but this bundle's" in (
+            capsys.readouterr().err)
+    assert main(["validate-config", str(other)]) == 0  # without a bundle, any target is valid
