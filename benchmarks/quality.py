@@ -390,6 +390,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="quality", help="output path prefix (.md .json .png)")
     args = parser.parse_args(argv)
+    if args.k < 1 or args.folds < 2:
+        parser.error(f"--k must be at least 1 and --folds at least 2 (got {args.k}, {args.folds})")
     if args.dataset == "generic" and not (args.catalog and args.judgments):
         parser.error("--dataset generic needs --catalog and --judgments")
     if args.catalog and args.dataset != "generic":
