@@ -136,15 +136,19 @@ def _share_in_query(query, doc_terms, start, end):  # noqa: ANN001, ANN202
 
 
 @njit(cache=True)
-def typo_similarity(query, q_indptr, q_chars, doc_indptr, doc_terms, term_indptr, term_chars,
-                    docs):  # noqa: ANN001, ANN201
+def typo_similarity(query, q_indptr, q_chars, q_grams, doc_indptr, doc_terms, term_indptr,
+                    term_chars, term_grams, docs):  # noqa: ANN001, ANN201
     """Per candidate: [edit similarity, trigram similarity], NaN for an empty field.
 
     For each query token, the best-matching field token by 1 - Levenshtein / longer length,
     and by the Dice coefficient of their character trigrams (boundaries padded); each column
     is the mean of those bests over the query's tokens, so "toliet" still finds "toilet".
-    Each (query token, distinct field token) pair is compared once for all candidates, and a
-    token found exactly (same term id in ``query``) scores 1 without comparing characters.
+    ``q_grams`` and ``term_grams`` are each token's sorted trigram keys (:func:`trigram_keys`,
+    aligned with the characters). Every search pays for this, so work is skipped where it
+    cannot change a value: a token found exactly (same term id in ``query``) scores 1 for
+    both, the most there is; a pair whose lengths alone bound its score at or below the best
+    so far is not compared (see :func:`_best_match`); and a (query token, distinct field
+    token) pair is compared at most once per query, however many candidates share it.
     """
     nq = q_indptr.shape[0] - 1
     out = np.full((docs.shape[0], 2), np.nan)
@@ -153,64 +157,123 @@ def typo_similarity(query, q_indptr, q_chars, doc_indptr, doc_terms, term_indptr
         total += doc_indptr[docs[j] + 1] - doc_indptr[docs[j]]
     if nq == 0 or total == 0:
         return out
-    seen = np.empty(total, dtype=doc_terms.dtype)
+    terms, slots = _distinct(doc_indptr, doc_terms, docs, total)
+    memo = np.full((2, nq, terms.shape[0]), -1.0)  # (edit, trigram); -1 = not compared yet
+    words = (term_indptr, term_chars, term_grams)
     at = 0
     for j in range(docs.shape[0]):
-        start, end = doc_indptr[docs[j]], doc_indptr[docs[j] + 1]
-        seen[at:at + end - start] = doc_terms[start:end]
-        at += end - start
-    terms = np.unique(seen)
-    edit, gram = _pair_similarities(query, q_indptr, q_chars, terms, term_indptr, term_chars)
-    for j in range(docs.shape[0]):
-        start, end = doc_indptr[docs[j]], doc_indptr[docs[j] + 1]
-        if end == start:
+        n = doc_indptr[docs[j] + 1] - doc_indptr[docs[j]]
+        if n == 0:
             continue
         edit_sum, gram_sum = 0.0, 0.0
         for qi in range(nq):
-            best_edit, best_gram = 0.0, 0.0
-            for p in range(start, end):
-                u = np.searchsorted(terms, doc_terms[p])
-                best_edit = max(best_edit, edit[qi, u])
-                best_gram = max(best_gram, gram[qi, u])
+            a = q_chars[q_indptr[qi]:q_indptr[qi + 1]], q_grams[q_indptr[qi]:q_indptr[qi + 1]]
+            best_edit, best_gram = _best_match(qi, query[qi], a, slots[at:at + n], terms,
+                                               words, memo)
             edit_sum += best_edit
             gram_sum += best_gram
         out[j, 0] = edit_sum / nq
         out[j, 1] = gram_sum / nq
+        at += n
     return out
 
 
 @njit(cache=True)
-def _pair_similarities(query, q_indptr, q_chars, terms, term_indptr, term_chars):  # noqa: ANN001, ANN202
-    """(edit, trigram) similarity of every query token to every term of ``terms``."""
-    nq = q_indptr.shape[0] - 1
-    longest = 1
-    for t in terms:
-        longest = max(longest, term_indptr[t + 1] - term_indptr[t])
-    for qi in range(nq):
-        longest = max(longest, q_indptr[qi + 1] - q_indptr[qi])
-    row = np.empty(longest + 1, dtype=np.int64)  # scratch for the edit distance
-    used = np.empty(longest, dtype=np.bool_)  # scratch for the trigram counts
-    edit = np.zeros((nq, terms.shape[0]))
-    gram = np.zeros((nq, terms.shape[0]))
-    for qi in range(nq):
-        a = q_chars[q_indptr[qi]:q_indptr[qi + 1]]
-        for u in range(terms.shape[0]):
-            t = terms[u]
-            if t == query[qi]:
-                edit[qi, u], gram[qi, u] = 1.0, 1.0
-                continue
-            b = term_chars[term_indptr[t]:term_indptr[t + 1]]
-            if a.shape[0] > 0 and b.shape[0] > 0:
-                edit[qi, u] = 1.0 - _levenshtein(a, b, row) / max(a.shape[0], b.shape[0])
-                gram[qi, u] = _trigram_dice(a, b, used)
-    return edit, gram
+def _distinct(doc_indptr, doc_terms, docs, total):  # noqa: ANN001, ANN202
+    """(distinct term ids, index into them of each of the ``total`` candidate tokens in
+    order), by an open-addressing table: no sort, as this runs on every search."""
+    size = 1
+    while size < 2 * total:
+        size *= 2
+    table = np.full(size, -1, dtype=np.int64)  # term id -> its distinct index, by probing
+    where = np.empty(size, dtype=np.int64)
+    terms = np.empty(total, dtype=doc_terms.dtype)
+    slots = np.empty(total, dtype=np.int64)
+    n, at = 0, 0
+    for j in range(docs.shape[0]):
+        for p in range(doc_indptr[docs[j]], doc_indptr[docs[j] + 1]):
+            t = doc_terms[p]
+            h = (t * 40503) & (size - 1)
+            while table[h] != -1 and table[h] != t:
+                h = (h + 1) & (size - 1)
+            if table[h] == -1:
+                table[h], where[h], terms[n] = t, n, t
+                n += 1
+            slots[at] = where[h]
+            at += 1
+    return terms[:n], slots
 
 
 @njit(cache=True)
-def _levenshtein(a, b, row):  # noqa: ANN001, ANN202
-    """Edit distance (insertions, deletions, substitutions) in one row of scratch memory."""
-    for k in range(b.shape[0] + 1):
-        row[k] = k
+def _best_match(qi, term, a, slots, terms, words, memo):  # noqa: ANN001, ANN202
+    """(best edit, best trigram) similarity of query token ``a`` = (characters, trigram keys),
+    term id ``term`` (-1 if unknown), over the field tokens ``slots`` (indexes into ``terms``;
+    ``words`` = (indptr, characters, trigram keys) of every term), comparing only when needed.
+    The skips are exact, not heuristic: the edit distance is at least the length difference,
+    so 1 - |la - lb| / max(la, lb) bounds the edit similarity, and at most min(la, lb)
+    trigrams are shared, so 2 min(la, lb) / (la + lb) bounds the Dice; float division and
+    subtraction are monotone, so a pair whose bound is at or below the best so far cannot
+    raise it. ``memo`` keeps the values computed for other candidates."""
+    for u in slots:
+        if terms[u] == term:
+            return 1.0, 1.0  # an exact token; no similarity exceeds 1
+    indptr, chars, grams = words
+    la = a[0].shape[0]
+    best_edit, best_gram = 0.0, 0.0
+    if la == 0:
+        return best_edit, best_gram
+    for u in slots:
+        start, end = indptr[terms[u]], indptr[terms[u] + 1]
+        lb = end - start
+        if lb == 0:
+            continue
+        if 1.0 - abs(la - lb) / max(la, lb) > best_edit:
+            if memo[0, qi, u] < 0:
+                memo[0, qi, u] = 1.0 - _levenshtein(a[0], chars[start:end]) / max(la, lb)
+            best_edit = max(best_edit, memo[0, qi, u])
+        if 2.0 * min(la, lb) / (la + lb) > best_gram:
+            if memo[1, qi, u] < 0:
+                memo[1, qi, u] = 2.0 * _common_sorted(a[1], grams[start:end]) / (la + lb)
+            best_gram = max(best_gram, memo[1, qi, u])
+    return best_edit, best_gram
+
+
+@njit(cache=True)
+def _levenshtein(a, b):  # noqa: ANN001, ANN202
+    """Edit distance (insertions, deletions, substitutions): bit-parallel (Myers 1999, in
+    Hyyrö's formulation) when ``a`` fits a 64-bit word, one column of ``b`` per step; the
+    dynamic programme otherwise. Both give the exact distance."""
+    m = a.shape[0]
+    if m == 0 or m > 64:
+        return _levenshtein_rows(a, b)
+    one = np.uint64(1)
+    pv, mv = ~np.uint64(0), np.uint64(0)
+    last = one << np.uint64(m - 1)
+    score = m
+    for k in range(b.shape[0]):
+        eq = np.uint64(0)
+        for i in range(m):
+            if a[i] == b[k]:
+                eq |= one << np.uint64(i)
+        xv = eq | mv
+        xh = (((eq & pv) + pv) ^ pv) | eq
+        ph = mv | ~(xh | pv)
+        mh = pv & xh
+        if ph & last:
+            score += 1
+        elif mh & last:
+            score -= 1
+        ph = (ph << one) | one
+        mh = mh << one
+        pv = mh | ~(xv | ph)
+        mv = ph & xv
+    return score
+
+
+@njit(cache=True)
+def _levenshtein_rows(a, b):  # noqa: ANN001, ANN202
+    """Edit distance by the textbook dynamic programme, one row of memory."""
+    row = np.arange(b.shape[0] + 1)
     for i in range(1, a.shape[0] + 1):
         diagonal, row[0] = row[0], i
         for k in range(1, b.shape[0] + 1):
@@ -221,26 +284,42 @@ def _levenshtein(a, b, row):  # noqa: ANN001, ANN202
 
 
 @njit(cache=True)
-def _trigram_dice(a, b, used):  # noqa: ANN001, ANN202
-    """Dice coefficient of the character trigrams of " a " and " b " (multiset counts): a
-    word of n characters has n such trigrams."""
-    na, nb = a.shape[0], b.shape[0]
-    used[:nb] = False
-    common = 0
-    for i in range(na):
-        for k in range(nb):
-            if not used[k] and _padded_at(a, i - 1) == _padded_at(b, k - 1) and \
-                    a[i] == b[k] and _padded_at(a, i + 1) == _padded_at(b, k + 1):
-                used[k] = True
-                common += 1
-                break
-    return 2.0 * common / (na + nb)
+def trigram_keys(indptr, chars):  # noqa: ANN001, ANN201
+    """Per token (CSR rows of code points), its character trigrams of " token " as int64 keys,
+    sorted within the token: a word of n characters has n of them, so the keys share
+    ``indptr``. Three 21-bit code points pack into one key exactly (no hash collisions)."""
+    keys = np.empty(chars.shape[0], dtype=np.int64)
+    for t in range(indptr.shape[0] - 1):
+        start, end = indptr[t], indptr[t + 1]
+        word = chars[start:end]
+        for i in range(end - start):
+            keys[start + i] = (_padded_at(word, i - 1) << 42) | (np.int64(word[i]) << 21) | \
+                _padded_at(word, i + 1)
+        keys[start:end] = np.sort(keys[start:end])
+    return keys
+
+
+@njit(cache=True)
+def _common_sorted(a, b):  # noqa: ANN001, ANN202
+    """Size of the multiset intersection of two sorted arrays (shared trigrams, counted with
+    multiplicity)."""
+    i, k, common = 0, 0, 0
+    while i < a.shape[0] and k < b.shape[0]:
+        if a[i] == b[k]:
+            common += 1
+            i += 1
+            k += 1
+        elif a[i] < b[k]:
+            i += 1
+        else:
+            k += 1
+    return common
 
 
 @njit(cache=True)
 def _padded_at(chars, i):  # noqa: ANN001, ANN202
     """Character ``i`` of ``chars`` with a space (32) before the start and after the end."""
-    return chars[i] if 0 <= i < chars.shape[0] else 32
+    return np.int64(chars[i]) if 0 <= i < chars.shape[0] else np.int64(32)
 
 
 @njit(cache=True)

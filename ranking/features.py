@@ -111,8 +111,9 @@ class FeatureSpace:
                    QuantityTable.from_texts(texts.tolist()))
 
     @cached_property
-    def term_chars(self) -> tuple[np.ndarray, np.ndarray]:
-        """(indptr, code points) of every exact token, for the typo-tolerant kernel."""
+    def term_chars(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(indptr, code points, sorted trigram keys) of every exact token, for the
+        typo-tolerant kernel; computed once, so searches only compare."""
         return _chars([self.index.vocab.token(i) for i in range(len(self.index.vocab))])
 
     def extract(self, query: str, docs: np.ndarray, priors: np.ndarray) -> np.ndarray:
@@ -153,10 +154,8 @@ class FeatureSpace:
             out[:, COLUMN[name]] = match[:, offset]
         plain = self.index.fields["title"]
         out[:, COLUMN["cover_exact_title"]] = _matches(exact, plain, docs)[:, 0]
-        q_indptr, q_chars = _chars(tokens)
-        t_indptr, t_chars = self.term_chars
         out[:, [COLUMN["edit_sim_title"], COLUMN["trigram_sim_title"]]] = kernels.typo_similarity(
-            exact, q_indptr, q_chars, plain.doc_indptr, plain.doc_terms, t_indptr, t_chars, docs)
+            exact, *_chars(tokens), plain.doc_indptr, plain.doc_terms, *self.term_chars, docs)
         out[:, COLUMN["title_len"]] = _lengths(plain, docs)
 
     def _query_features(self, out: np.ndarray, exact: np.ndarray, stemmed: np.ndarray) -> None:
@@ -212,9 +211,10 @@ def _lengths(field: FieldIndex, docs: np.ndarray) -> np.ndarray:
     return field.doc_indptr[docs + 1] - field.doc_indptr[docs]
 
 
-def _chars(tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Tokens as (indptr, int32 code points), one CSR row per token."""
+def _chars(tokens: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tokens as (indptr, int32 code points, int64 sorted trigram keys), one CSR row per
+    token."""
     indptr = np.zeros(len(tokens) + 1, dtype=np.int64)
     np.cumsum([len(t) for t in tokens], out=indptr[1:])
-    chars = np.frombuffer("".join(tokens).encode("utf-32-le"), dtype=np.int32)
-    return indptr, chars.copy()
+    chars = np.frombuffer("".join(tokens).encode("utf-32-le"), dtype=np.int32).copy()
+    return indptr, chars, kernels.trigram_keys(indptr, chars)

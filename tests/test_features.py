@@ -3,6 +3,7 @@ trip that computes the same matrix."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +106,56 @@ def levenshtein(a: str, b: str) -> int:
 def edit_similarity(query: list[str], title: list[str]) -> float:
     return float(np.mean([max(1 - levenshtein(q, t) / max(len(q), len(t)) for t in title)
                           for q in query]))
+
+
+def trigram_similarity(a: str, b: str) -> float:
+    """Dice of the multisets of character trigrams of " a " and " b "."""
+    grams = [Counter(f" {w} "[i:i + 3] for i in range(len(w))) for w in (a, b)]
+    return 2.0 * sum((grams[0] & grams[1]).values()) / (len(a) + len(b))
+
+
+def typo_reference(query: list[str], title: list[str]) -> tuple[float, float]:
+    """(edit, trigram) similarity of a title, every pair compared: what the kernel's skips and
+    bit-parallel edit distance must reproduce exactly."""
+    edit = sum(max(1.0 - levenshtein(q, t) / max(len(q), len(t)) for t in title) for q in query)
+    gram = sum(max(trigram_similarity(q, t) for t in title) for q in query)
+    return edit / len(query), gram / len(query)
+
+
+def assert_typo_parity(space: features.FeatureSpace, query: str, docs: np.ndarray,
+                       titles: list[str]) -> None:
+    X = space.extract(query, docs, np.full((len(titles), len(features.PRIORS)), np.nan))
+    got = X[:, [features.COLUMN["edit_sim_title"], features.COLUMN["trigram_sim_title"]]]
+    want = [typo_reference(space.analyzer(query), space.analyzer(titles[d])) for d in docs]
+    np.testing.assert_array_equal(got, np.array(want, dtype=np.float32), err_msg=query)
+
+
+def test_typo_similarity_matches_reference_on_random_words() -> None:
+    """Words over a small alphabet (many near misses, repeated letters and trigrams), some
+    longer than the 64 characters the bit-parallel edit distance handles in one word."""
+    rng = np.random.default_rng(7)
+    words = ["".join(rng.choice(list("abcdeé"), rng.integers(1, 9))) for _ in range(60)]
+    words += ["".join(rng.choice(list("ab"), n)) for n in (63, 64, 65, 90)]
+    titles = [" ".join(rng.choice(words, rng.integers(1, 7))) for _ in range(80)]
+    catalog, _ = validate_catalog(pd.DataFrame({"product_id": [str(i) for i in range(80)],
+                                                "title": titles}))
+    space = features.FeatureSpace.build(catalog, Analyzer())
+    for _ in range(30):
+        query = " ".join(rng.choice(words + ["abcdeabcde", "b" * 70], rng.integers(1, 5)))
+        assert_typo_parity(space, query, rng.permutation(80)[:50], titles)
+
+
+def test_typo_similarity_matches_reference_on_home_depot(home_depot: Path) -> None:
+    """Real queries (with their real typos) against the titles of their judged products."""
+    frame = pd.read_csv(home_depot, encoding="latin-1", nrows=3000)
+    products = frame.drop_duplicates("product_uid").reset_index(drop=True)
+    titles = products["product_title"].tolist()
+    catalog, _ = validate_catalog(pd.DataFrame({"product_id": products["product_uid"].astype(str),
+                                                "title": titles}))
+    space = features.FeatureSpace.build(catalog, Analyzer())
+    rng = np.random.default_rng(3)
+    for query in frame["search_term"].drop_duplicates().sample(40, random_state=2):
+        assert_typo_parity(space, query, rng.choice(len(titles), 60, replace=False), titles)
 
 
 def test_bundle_round_trip(space: features.FeatureSpace, tmp_path: Path) -> None:
