@@ -11,10 +11,29 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ranking._bm25_kernels import score_candidates
+
 #: Columns of :func:`match_features`.
 N_MATCH = 10
 #: Two query tokens count as an unordered bigram when both occur within this many positions.
 BIGRAM_WINDOW = 3
+
+
+@njit(cache=True)
+def field_columns(exact, stemmed, plain, stem, docs):  # noqa: ANN001, ANN201
+    """Per candidate, one field's [BM25 of ``exact`` on the plain index, BM25 of ``stemmed`` on
+    the stemmed index, then the N_MATCH :func:`match_features` of ``stemmed``], the BM25 NaN
+    for an empty field. ``plain`` and ``stem`` are (doc_indptr, doc_terms, idf, norm, k1) of
+    the field's two indexes. One call per field instead of one per column: a search pays
+    Python's dispatch for every kernel call."""
+    out = np.empty((docs.shape[0], 2 + N_MATCH))
+    out[:, 0] = score_candidates(exact, plain[0], plain[1], plain[2], plain[3], plain[4], docs)
+    out[:, 1] = score_candidates(stemmed, stem[0], stem[1], stem[2], stem[3], stem[4], docs)
+    out[:, 2:] = match_features(stemmed, stem[2], stem[0], stem[1], docs)
+    for j in range(docs.shape[0]):
+        if plain[0][docs[j] + 1] == plain[0][docs[j]]:
+            out[j, 0], out[j, 1] = np.nan, np.nan
+    return out
 
 
 @njit(cache=True)
@@ -41,27 +60,28 @@ def match_features(query, idf, doc_indptr, doc_terms, docs):  # noqa: ANN001, AN
     for qi in range(nq):
         if query[qi] >= 0:
             idf_total += idf[query[qi]]
+    present = np.empty(nq, dtype=np.bool_)
     for j in range(docs.shape[0]):
         start, end = doc_indptr[docs[j]], doc_indptr[docs[j] + 1]
         if end == start:
             continue
+        first, share = _scan(query, doc_terms, start, end, present)
         found, idf_found = 0, 0.0
         for qi in range(nq):
-            if query[qi] >= 0 and _position(query[qi], doc_terms, start, end) >= 0:
+            if present[qi]:
                 found += 1
                 idf_found += idf[query[qi]]
         out[j, 0] = found / nq if nq > 0 else 0.0
         if idf_total > 0:
             out[j, 1] = idf_found / idf_total
-        ordered, unordered = _bigrams(query, doc_terms, start, end)
+        ordered, unordered = _bigrams(query, present, doc_terms, start, end)
         out[j, 3] = ordered / (nq - 1) if nq > 1 else 0.0
         out[j, 4] = unordered / (nq - 1) if nq > 1 else 0.0
         phrase = nq > 1 and ordered == nq - 1 and _contiguous(query, doc_terms, start, end)
         out[j, 2] = 1.0 if phrase else 0.0
-        out[j, 5] = _first_match(query, doc_terms, start, end)
-        last = query[nq - 1] if nq > 0 else -1
-        out[j, 6] = 1.0 if last >= 0 and _position(last, doc_terms, start, end) >= 0 else 0.0
-        out[j, 7] = _share_in_query(query, doc_terms, start, end)
+        out[j, 5] = first
+        out[j, 6] = 1.0 if nq > 0 and present[nq - 1] else 0.0
+        out[j, 7] = share
         out[j, 8] = idf_total - idf_found
         out[j, 9] = 0.0
         for qi in range(nq):
@@ -71,21 +91,33 @@ def match_features(query, idf, doc_indptr, doc_terms, docs):  # noqa: ANN001, AN
 
 
 @njit(cache=True)
-def _position(term, doc_terms, start, end):  # noqa: ANN001, ANN202
-    """Offset of the first occurrence of ``term`` in the field, -1 if absent."""
+def _scan(query, doc_terms, start, end, present):  # noqa: ANN001, ANN202
+    """One pass over the field: sets ``present[qi]`` when query token ``qi`` occurs (never
+    for an unknown, -1, token) and returns (first position of any query token over the
+    field length, 1.0 when none; share of the field's tokens that occur in the query)."""
+    present[:] = False
+    first, hits = end, 0
     for p in range(start, end):
-        if doc_terms[p] == term:
-            return p - start
-    return -1
+        hit = False
+        for qi in range(query.shape[0]):
+            if doc_terms[p] == query[qi]:
+                present[qi] = True
+                hit = True
+        if hit:
+            hits += 1
+            first = min(first, p)
+    return (first - start) / (end - start) if first < end else 1.0, hits / (end - start)
 
 
 @njit(cache=True)
-def _bigrams(query, doc_terms, start, end):  # noqa: ANN001, ANN202
-    """(ordered adjacent, unordered within the window) counts of the query's adjacent pairs."""
+def _bigrams(query, present, doc_terms, start, end):  # noqa: ANN001, ANN202
+    """(ordered adjacent, unordered within the window) counts of the query's adjacent pairs;
+    a pair with a token absent from the field (``present``) cannot count, so is not looked
+    for."""
     ordered, unordered = 0, 0
     for qi in range(query.shape[0] - 1):
         a, b = query[qi], query[qi + 1]
-        if a < 0 or b < 0:
+        if not (present[qi] and present[qi + 1]):
             continue
         hit_ordered, hit_window = False, False
         for p in range(start, end):
@@ -113,26 +145,6 @@ def _contiguous(query, doc_terms, start, end):  # noqa: ANN001, ANN202
         if ok:
             return True
     return False
-
-
-@njit(cache=True)
-def _first_match(query, doc_terms, start, end):  # noqa: ANN001, ANN202
-    for p in range(start, end):
-        for qi in range(query.shape[0]):
-            if doc_terms[p] == query[qi]:
-                return (p - start) / (end - start)
-    return 1.0
-
-
-@njit(cache=True)
-def _share_in_query(query, doc_terms, start, end):  # noqa: ANN001, ANN202
-    hits = 0
-    for p in range(start, end):
-        for qi in range(query.shape[0]):
-            if doc_terms[p] == query[qi]:
-                hits += 1
-                break
-    return hits / (end - start)
 
 
 @njit(cache=True)

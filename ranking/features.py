@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ranking import _feature_kernels as kernels
-from ranking.bm25 import FieldIndex, MultiFieldIndex
+from ranking.bm25 import FieldIndex, IndexError_, MultiFieldIndex
 from ranking.text import Analyzer
 from ranking.units import QuantityTable, query_arrays
 
@@ -122,17 +122,17 @@ class FeatureSpace:
         ``priors`` is (n_products, len(PRIORS)), NaN where unknown (XGBoost treats NaN as
         missing and learns a default branch for it).
         """
-        docs = np.asarray(docs, dtype=np.int64)
+        docs = self._checked_docs(docs)
         tokens, stems = self.analyzer(query), self.stem_analyzer(query)
         exact, stemmed = self.index.vocab.lookup(tokens), self.stem_index.vocab.lookup(stems)
         out = np.full((docs.shape[0], len(FEATURE_NAMES)), np.nan, dtype=np.float32)
         matches = {}
         for name in INDEXED_FIELDS:
-            plain, stem = self.index.fields[name], self.stem_index.fields[name]
-            empty = _lengths(plain, docs) == 0
-            out[:, COLUMN[f"bm25_{name}"]] = np.where(empty, np.nan, plain.score(exact, docs))
-            out[:, COLUMN[f"bm25_stem_{name}"]] = np.where(empty, np.nan, stem.score(stemmed, docs))
-            matches[name] = _matches(stemmed, stem, docs)
+            columns = kernels.field_columns(exact, stemmed, _bm25_arrays(self.index.fields[name]),
+                                            _bm25_arrays(self.stem_index.fields[name]), docs)
+            out[:, COLUMN[f"bm25_{name}"]] = columns[:, 0]
+            out[:, COLUMN[f"bm25_stem_{name}"]] = columns[:, 1]
+            matches[name] = columns[:, 2:]
             out[:, COLUMN[f"cover_{name}"]] = matches[name][:, 0]
         self._title_features(out, matches["title"], exact, tokens, docs)
         out[:, COLUMN["brand_in_query"]] = matches["brand"][:, 7]
@@ -143,6 +143,18 @@ class FeatureSpace:
         self._query_features(out, exact, stemmed)
         out[:, len(FEATURE_NAMES) - len(PRIORS):] = priors[docs]
         return out
+
+    def _checked_docs(self, docs: np.ndarray) -> np.ndarray:
+        """``docs`` as int64 product rows, refused with a clear error if any is not a row of
+        the catalog (the kernels do not bounds-check)."""
+        docs = np.asarray(docs)
+        n = self.index.fields["all"].n_docs
+        if docs.ndim != 1 or not (docs.size == 0 or np.issubdtype(docs.dtype, np.integer)):
+            raise IndexError_(f"doc ids must be a 1-d array of integers; got dtype {docs.dtype}, "
+                              f"shape {docs.shape}")
+        if docs.size and (docs.min() < 0 or docs.max() >= n):
+            raise IndexError_(f"doc ids must be in [0, {n}); got {docs.min()}..{docs.max()}")
+        return docs.astype(np.int64, copy=False)
 
     def _title_features(self, out: np.ndarray, match: np.ndarray, exact: np.ndarray,
                         tokens: list[str], docs: np.ndarray) -> None:
@@ -204,6 +216,11 @@ BUNDLE_FILES = ("features.json", f"{STEM_INDEX}.npz", f"{STEM_INDEX}_vocab.json"
 
 def _matches(query: np.ndarray, field: FieldIndex, docs: np.ndarray) -> np.ndarray:
     return kernels.match_features(query, field.idf, field.doc_indptr, field.doc_terms, docs)
+
+
+def _bm25_arrays(field: FieldIndex) -> tuple:
+    """What :func:`ranking._feature_kernels.field_columns` reads of one index's field."""
+    return field.doc_indptr, field.doc_terms, field.idf, field.norm, field.params.k1_value
 
 
 def _lengths(field: FieldIndex, docs: np.ndarray) -> np.ndarray:

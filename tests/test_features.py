@@ -12,7 +12,7 @@ import pytest
 
 from objectives.catalog import validate_catalog
 from ranking import features
-from ranking.bm25 import MultiFieldIndex
+from ranking.bm25 import IndexError_, MultiFieldIndex
 from ranking.text import Analyzer
 
 CATALOG = {
@@ -167,3 +167,10 @@ def test_bundle_round_trip(space: features.FeatureSpace, tmp_path: Path) -> None
     for query in ("acme cordless drills", "3/4 in hose", ""):
         np.testing.assert_array_equal(loaded.extract(query, np.arange(4), NO_PRIORS),
                                       space.extract(query, np.arange(4), NO_PRIORS))
+
+
+def test_bad_candidate_rows_are_refused(space: features.FeatureSpace) -> None:
+    with pytest.raises(IndexError_, match=r"doc ids must be in \[0, 4\); got 0\.\.4"):
+        space.extract("drill", np.array([0, 4]), NO_PRIORS)
+    with pytest.raises(IndexError_, match="1-d array of integers"):
+        space.extract("drill", np.array([0.5]), NO_PRIORS)
