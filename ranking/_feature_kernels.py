@@ -171,7 +171,8 @@ def typo_similarity(query, q_indptr, q_chars, q_grams, doc_indptr, doc_terms, te
         return out
     terms, slots = _distinct(doc_indptr, doc_terms, docs, total)
     memo = np.full((2, nq, terms.shape[0]), -1.0)  # (edit, trigram); -1 = not compared yet
-    words = (term_indptr, term_chars, term_grams)
+    # where each distinct term's characters and trigram keys lie, gathered once per query
+    words = (term_indptr[terms], term_indptr[terms + 1], term_chars, term_grams)
     at = 0
     for j in range(docs.shape[0]):
         n = doc_indptr[docs[j] + 1] - doc_indptr[docs[j]]
@@ -220,7 +221,8 @@ def _distinct(doc_indptr, doc_terms, docs, total):  # noqa: ANN001, ANN202
 def _best_match(qi, term, a, slots, terms, words, memo):  # noqa: ANN001, ANN202
     """(best edit, best trigram) similarity of query token ``a`` = (characters, trigram keys),
     term id ``term`` (-1 if unknown), over the field tokens ``slots`` (indexes into ``terms``;
-    ``words`` = (indptr, characters, trigram keys) of every term), comparing only when needed.
+    ``words`` = (start, end of each of ``terms``, then the characters and trigram keys of
+    every term they index)), comparing only when needed.
     The skips are exact, not heuristic: the edit distance is at least the length difference,
     so 1 - |la - lb| / max(la, lb) bounds the edit similarity, and at most min(la, lb)
     trigrams are shared, so 2 min(la, lb) / (la + lb) bounds the Dice; float division and
@@ -229,13 +231,13 @@ def _best_match(qi, term, a, slots, terms, words, memo):  # noqa: ANN001, ANN202
     for u in slots:
         if terms[u] == term:
             return 1.0, 1.0  # an exact token; no similarity exceeds 1
-    indptr, chars, grams = words
+    starts, ends, chars, grams = words
     la = a[0].shape[0]
     best_edit, best_gram = 0.0, 0.0
     if la == 0:
         return best_edit, best_gram
     for u in slots:
-        start, end = indptr[terms[u]], indptr[terms[u] + 1]
+        start, end = starts[u], ends[u]
         lb = end - start
         if lb == 0:
             continue
