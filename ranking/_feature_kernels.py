@@ -227,7 +227,8 @@ def _best_match(qi, term, a, slots, terms, words, memo):  # noqa: ANN001, ANN202
     so 1 - |la - lb| / max(la, lb) bounds the edit similarity, and at most min(la, lb)
     trigrams are shared, so 2 min(la, lb) / (la + lb) bounds the Dice; float division and
     subtraction are monotone, so a pair whose bound is at or below the best so far cannot
-    raise it. ``memo`` keeps the values computed for other candidates."""
+    raise it. ``memo`` keeps the values computed for other candidates; a kept value
+    is used without testing its bound."""
     for u in slots:
         if terms[u] == term:
             return 1.0, 1.0  # an exact token; no similarity exceeds 1
@@ -237,18 +238,16 @@ def _best_match(qi, term, a, slots, terms, words, memo):  # noqa: ANN001, ANN202
     if la == 0:
         return best_edit, best_gram
     for u in slots:
+        edit, gram = memo[0, qi, u], memo[1, qi, u]  # -1 (below any best) until compared
         start, end = starts[u], ends[u]
         lb = end - start
-        if lb == 0:
-            continue
-        if 1.0 - abs(la - lb) / max(la, lb) > best_edit:
-            if memo[0, qi, u] < 0:
-                memo[0, qi, u] = 1.0 - _levenshtein(a[0], chars[start:end]) / max(la, lb)
-            best_edit = max(best_edit, memo[0, qi, u])
-        if 2.0 * min(la, lb) / (la + lb) > best_gram:
-            if memo[1, qi, u] < 0:
-                memo[1, qi, u] = 2.0 * _common_sorted(a[1], grams[start:end]) / (la + lb)
-            best_gram = max(best_gram, memo[1, qi, u])
+        if edit < 0 and lb > 0 and 1.0 - abs(la - lb) / max(la, lb) > best_edit:
+            edit = 1.0 - _levenshtein(a[0], chars[start:end]) / max(la, lb)
+            memo[0, qi, u] = edit
+        if gram < 0 and lb > 0 and 2.0 * min(la, lb) / (la + lb) > best_gram:
+            gram = 2.0 * _common_sorted(a[1], grams[start:end]) / (la + lb)
+            memo[1, qi, u] = gram
+        best_edit, best_gram = max(best_edit, edit), max(best_gram, gram)
     return best_edit, best_gram
 
 
