@@ -8,9 +8,10 @@ epsilon. This module is the verification loop around it.
 The true NDCG@k is checked on queries the weights were not fitted on, by K-fold
 cross-validation over the tuning queries: for each fold the program is solved on the other
 folds and the weights are scored on the held fold, so every query gives one honest paired NDCG
-difference. Walking a path of rising strength (:data:`STRENGTH_PATH`), the strongest setting
-whose differences pass the check wins; between the last pass and the first failure epsilon is
-tightened by bisection; the final weights are solved on all tuning queries at that setting.
+difference. Walking a path of rising strength (:data:`STRENGTH_PATH`) until two settings in a
+row fail, the strongest setting whose differences pass the check wins; between it and the
+failure after it epsilon is tightened by bisection; the final weights are solved on all tuning
+queries at that setting.
 
 The check is the guardrail itself (:func:`within_tolerance`): for ``max_ndcg_drop == 0``, NDCG
 is not significantly below relevance alone (the paired bootstrap 95% interval of the
@@ -140,7 +141,9 @@ def tune_weights(
     ``groups`` are the tuning queries (relevance scored by models that did not train on them).
     ``importance`` says which terms count and how much (the merchandiser's current weights);
     terms with importance 0 stay at 0, the others are bounded by ``max_weight``. Walks the
-    path until the first failure, then bisects between the last pass and that failure.
+    path until two settings in a row fail (one failure alone is often noise: the check's NDCG
+    differences are per-query averages), then bisects between the last pass and the failure
+    after it.
     Degenerate problems (:func:`degenerate_reason`) return zero weights (relevance only) with
     a message saying why. Programs hold at most :data:`MAX_PAIRS` judged pairs (a seeded
     uniform sample), which keeps a Home Depot training fold well under a minute.
@@ -174,10 +177,12 @@ def tune_weights(
     for point in STRENGTH_PATH:
         ok, row = attempt(*point)
         trace.append(row)
-        if not ok:
-            failed = point
+        if ok:
+            best, failed = point, None
+        elif failed is None:
+            failed = point  # one failure may be noise: look one step further
+        else:
             break
-        best = point
     low = best or (0.0, 0.0)
     for _ in range(n_bisect if failed is not None else 0):
         mid = ((low[0] + failed[0]) / 2, (low[1] + failed[1]) / 2)
