@@ -43,9 +43,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from rank_bm25 import BM25Okapi
 
+from objectives.public_data import load_home_depot
 from ranking.bm25 import MultiFieldIndex
 from ranking.text import Analyzer
 
@@ -100,11 +100,12 @@ def built(make: Callable[[], object]) -> tuple[object, dict[str, float]]:
 
 
 def home_depot(path: Path, n_queries: int) -> tuple[list[list[str]], list[list[str]]]:
-    frame = pd.read_csv(path, encoding="latin-1")
+    """Tokens of every Home Depot title and of a seeded sample of its distinct search terms."""
+    catalog, judgments, _ = load_home_depot(path)
     analyzer = Analyzer()
-    docs = [analyzer(t) for t in frame.drop_duplicates("product_uid")["product_title"]]
+    docs = [analyzer(t) for t in catalog["title"]]
     queries = [analyzer(q) for q in
-               frame["search_term"].drop_duplicates().sample(n_queries, random_state=0)]
+               judgments["query"].drop_duplicates().sample(n_queries, random_state=0)]
     return docs, queries
 
 

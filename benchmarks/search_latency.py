@@ -190,8 +190,7 @@ def synthetic_ranker(base: Ranker, n: int, seed: int) -> Ranker:
 
 def real_queries(train_csv: Path, n: int, seed: int) -> list[str]:
     """A seeded sample of the distinct real Home Depot search terms."""
-    terms = pd.read_csv(train_csv, encoding="latin-1", usecols=["search_term"])["search_term"]
-    distinct = terms.drop_duplicates()
+    distinct = load_home_depot(train_csv).judgments["query"].drop_duplicates()
     return distinct.sample(min(n, len(distinct)), random_state=seed).tolist()
 
 
