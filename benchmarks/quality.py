@@ -33,6 +33,7 @@ Writes ``<out>.md`` (tables at k = 3, 5, 10), ``<out>.json`` (summary and per-qu
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -62,7 +63,7 @@ from objectives.quality import (
 )
 from objectives.simulate import simulate_business_fields, simulate_transactions
 from objectives.terms import compute_terms, weeks_of_cover
-from objectives.tuner import frontier, tune_weights, within_tolerance
+from objectives.tuner import choose_strength, frontier, tune_weights
 from ranking import features
 from ranking.build import Served, judged_features, judgment_labels, query_groups
 from ranking.ltr import LambdaMART, cross_fit_relevance
@@ -76,11 +77,12 @@ CUTOFFS = (3, 5, 10)
 NAIVE_GRID = (0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0)
 NAIVE_REFERENCE_DROP = 0.005
 #: The benchmark's business objective unless ``--config`` names a weights file: margin alone,
-#: since margin lift is the question; relevance must not fall (max_ndcg_drop 0).
+#: since margin lift is the question; relevance must not fall (max_ndcg_drop 0); margin picks
+#: the products of each block of k places (the cut-off tuned at), relevance orders them.
 MARGIN_OBJECTIVE = """\
 version: 1
-weights: {margin: 1.0, clv: 0.0, returns: 0.0, inventory: 0.0}
-guardrails: {max_ndcg_drop: 0.0, out_of_stock: demote}
+weights: {{margin: 1.0, clv: 0.0, returns: 0.0, inventory: 0.0}}
+guardrails: {{max_ndcg_drop: 0.0, out_of_stock: demote, relevance_blocks: {k}}}
 """
 
 
@@ -177,16 +179,15 @@ def pool_z(groups: QueryGroups, values: np.ndarray) -> np.ndarray:
 def naive_weight(groups: QueryGroups, z_margin: np.ndarray, k: int, max_ndcg_drop: float,
                  seed: int) -> float:
     """Largest weight of the naive grid whose NDCG@k on ``groups`` is within tolerance of
-    relevance alone (walking up the grid until the first failure); 0 if none is."""
-    base = groups.ndcg(groups.z_relevance(), k)
-    chosen = 0.0
-    for w in NAIVE_GRID:
-        ndcg = groups.ndcg(groups.z_relevance() + w * z_margin, k)
-        drop = (finite_mean(base) - finite_mean(ndcg)) / finite_mean(base)
-        if not within_tolerance(paired_bootstrap(ndcg, base, seed=seed), drop, max_ndcg_drop):
-            break
-        chosen = w
-    return chosen
+    relevance alone, chosen by the tuner's own rule (:func:`objectives.tuner.choose_strength`:
+    the differences smoothed over the grid, with the same margin of safety); 0 if none is."""
+    z = groups.z_relevance()
+    base = groups.ndcg(z, k)
+    cis = [paired_bootstrap(groups.ndcg(z + w * z_margin, k), base, seed=seed)
+           for w in NAIVE_GRID]
+    _, ok = choose_strength(np.array([c.mean for c in cis]), np.array([c.se for c in cis]),
+                            float(finite_mean(base)), max_ndcg_drop)
+    return max((w for w, accepted in zip(NAIVE_GRID, ok, strict=True) if accepted), default=0.0)
 
 
 @dataclass
@@ -210,18 +211,22 @@ def run_fold(groups: dict[str, QueryGroups], values: dict[str, dict[str, np.ndar
     start = time.perf_counter()
     tune = tune_weights(train, importance, k=k, max_ndcg_drop=tolerance, seed=seed)
     seconds = time.perf_counter() - start
+    # BM25 and the naive blend are plain orders by their score: no relevance blocks.
+    plain_train, plain = (dataclasses.replace(g, block=0) for g in (train, test))
     z_margin_train, z_margin = pool_z(train, train.margin), pool_z(test, test.margin)
-    naive = {"within tolerance": naive_weight(train, z_margin_train, k, tolerance, seed),
-             "0.5% drop": naive_weight(train, z_margin_train, k, NAIVE_REFERENCE_DROP, seed)}
+    naive = {"within tolerance": naive_weight(plain_train, z_margin_train, k, tolerance, seed),
+             "0.5% drop": naive_weight(plain_train, z_margin_train, k, NAIVE_REFERENCE_DROP,
+                                       seed)}
     z = test.z_relevance()
-    scores = {"BM25": bm25, BASELINE: z,
-              **{f"naive blend ({n}, w={w:g})": z + w * z_margin for n, w in naive.items()},
-              "tuned blend": test.blend(tune.weights)}
-    scores |= {f"naive w={w:g}": z + w * z_margin for w in NAIVE_GRID}
-    scores |= {f"frontier eps={p.epsilon:g} scale={p.scale:g}": test.blend(p.weights)
+    scores = {"BM25": (plain, bm25), BASELINE: (plain, z),
+              **{f"naive blend ({n}, w={w:g})": (plain, z + w * z_margin)
+                 for n, w in naive.items()},
+              "tuned blend": (test, test.blend(tune.weights))}
+    scores |= {f"naive w={w:g}": (plain, z + w * z_margin) for w in NAIVE_GRID}
+    scores |= {f"frontier eps={p.epsilon:g} scale={p.scale:g}": (test, test.blend(p.weights))
                for p in frontier(train, importance, k=k, seed=seed)}
-    figures = {name: {c: per_query_figures(test, s, values["test"], c) for c in CUTOFFS}
-               for name, s in scores.items()}
+    figures = {name: {c: per_query_figures(g, s, values["test"], c) for c in CUTOFFS}
+               for name, (g, s) in scores.items()}
     return FoldResult(queries, figures, tune.weights.tolist(), naive, seconds, tune.message)
 
 
@@ -335,7 +340,8 @@ def run(args: argparse.Namespace, progress: Progress) -> str:
     with progress.stage("loading data"):
         world = load_world(args)
         config = (load_config(args.config) if args.config else
-                  parse_config(MARGIN_OBJECTIVE, source="<benchmark margin objective>"))
+                  parse_config(MARGIN_OBJECTIVE.format(k=args.k),
+                               source="<benchmark margin objective>"))
     with progress.stage("business terms and CLV affinity"):
         affinity = clv_affinity(world)
         terms = compute_terms(world.catalog, affinity,

@@ -155,6 +155,7 @@ class Served:
     demoted: np.ndarray  # bool: out of stock (unless the policy is "ignore") or buried
     row_weights: Callable[[np.ndarray], np.ndarray]  # default weights -> per-product weights
     tier_width: float  # relevance tiers as the core serves them (0: off)
+    block: int  # guardrails.relevance_blocks (0: off)
 
     @classmethod
     def of(cls, config: WeightsConfig, terms: TermTable, catalog: pd.DataFrame) -> Served:
@@ -165,7 +166,8 @@ class Served:
             demoted |= ~terms.in_stock
         return cls(terms.values, terms.raw["unit_margin"], demoted,
                    served_row_weights(config, catalog["category"].tolist()),
-                   TIER_WIDTH if config.guardrails.relevance_tiers else 0.0)
+                   TIER_WIDTH if config.guardrails.relevance_tiers else 0.0,
+                   config.guardrails.relevance_blocks)
 
 
 def served_row_weights(config: WeightsConfig,
@@ -196,7 +198,8 @@ def query_groups(judgments: pd.DataFrame, mask: np.ndarray, relevance: np.ndarra
     return QueryGroups(qptr, relevance[order], served.terms[products],
                        judgments["grade"].to_numpy(np.float64)[order], served.margin[products],
                        demoted=served.demoted[products], products=products,
-                       row_weights=served.row_weights, tier_width=served.tier_width)
+                       row_weights=served.row_weights, tier_width=served.tier_width,
+                       block=served.block)
 
 
 def _foreign_products(tx: pd.DataFrame, product_index: pd.Index) -> str:

@@ -56,7 +56,8 @@ def judged_groups(ranker: Ranker, judgments: pd.DataFrame, config: WeightsConfig
               else catalog.unit_margin.astype(np.float64))
     served = Served(catalog.terms, margin, demoted,
                     served_row_weights(config, list(catalog.categories)),
-                    TIER_WIDTH if config.guardrails.relevance_tiers else 0.0)
+                    TIER_WIDTH if config.guardrails.relevance_tiers else 0.0,
+                    config.guardrails.relevance_blocks)
     return query_groups(judgments, np.ones(len(judgments), bool), relevance, rows, served)
 
 
@@ -98,11 +99,11 @@ def report_markdown(outcome: TuneOutcome, k: int) -> str:
              f"{r.cv_ndcg_tuned:.4f}", "", "| term | starting weight | tuned weight |",
              "| --- | --- | --- |",
              *(f"| {n} | {outcome.start[n]:g} | {outcome.tuned[n]:.4f} |" for n in TERM_NAMES),
-             "", "| epsilon | scale | NDCG@k | drop | 95% CI of the difference | accepted |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    lines += [f"| {t['epsilon']:.4f} | {t['scale']:.3f} | {t['ndcg']:.4f} | {t['drop']:+.2%} | "
-              f"[{t['ci_low']:+.4f}, {t['ci_high']:+.4f}] | {'yes' if t['accepted'] else 'no'} |"
-              for t in r.trace]
+             "", "| epsilon | scale | NDCG@k | difference (95% CI) | smoothed difference "
+             "| accepted |", "| --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {t['epsilon']:.4f} | {t['scale']:.3f} | {t['ndcg']:.4f} | {t['diff']:+.4f} "
+              f"[{t['ci_low']:+.4f}, {t['ci_high']:+.4f}] | {t['smoothed_diff']:+.4f} | "
+              f"{'yes' if t['accepted'] else 'no'} |" for t in r.trace]
     return "\n".join(lines) + "\n"
 
 

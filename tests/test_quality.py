@@ -24,16 +24,20 @@ from ranking.cli import main
 DEMO_WEIGHTS = Path(__file__).resolve().parents[1] / "data" / "demo" / "weights.yaml"
 
 
-def test_pool_evaluation_orders_as_the_served_blend_core() -> None:
+@pytest.mark.parametrize("guardrails", [
+    "", "guardrails: {relevance_blocks: 5}\n",
+    "guardrails: {relevance_blocks: 3, relevance_tiers: true}\n"])
+def test_pool_evaluation_orders_as_the_served_blend_core(guardrails: str) -> None:
     """QueryGroups (what the tuner and the benchmark rank with) and ranking.core.blend (what a
-    search serves) give the same order for the same pool, weights and out-of-stock products."""
+    search serves) give the same order for the same pool, weights and out-of-stock products,
+    with and without relevance blocks and tiers."""
     rng = np.random.default_rng(3)
     n_products = 60
     terms = rng.normal(size=(n_products, len(TERM_NAMES))).astype(np.float32)
     in_stock = rng.random(n_products) > 0.15
     categories = [f"A/{i % 3}" for i in range(n_products)]
     text = ("version: 1\nweights: {margin: 0.4, clv: 0.1, returns: 0.2, inventory: 0.3}\n"
-            "categories: {'A/1': {weights: {margin: 0.9}}}\n")
+            "categories: {'A/1': {weights: {margin: 0.9}}}\n" + guardrails)
     config = parse_config(text)
     serving = core.ServingConfig.build(config, {f"P{i}": i for i in range(n_products)},
                                        categories, str.lower, text)
@@ -44,7 +48,8 @@ def test_pool_evaluation_orders_as_the_served_blend_core() -> None:
     rule_of = np.array([rules.index(config.category_rule_for(c)) for c in categories])
     groups = QueryGroups(np.arange(0, 61, 12, dtype=np.int64), relevance, terms[rows],
                          np.zeros(rows.size), np.zeros(rows.size), demoted=~in_stock[rows],
-                         products=rows, row_weights=lambda w: per_rule[rule_of])
+                         products=rows, row_weights=lambda w: per_rule[rule_of],
+                         tier_width=serving.tier_width, block=serving.block)
     ours = groups.orders(groups.blend(config.weight_vector()))
     for q, s in enumerate(groups.slices()):
         served = core.blend(relevance[s], rows[s], terms, in_stock, serving, 0, 12)
