@@ -66,7 +66,7 @@ from objectives.terms import compute_terms, weeks_of_cover
 from objectives.tuner import choose_strength, frontier, tune_weights
 from ranking import features
 from ranking.build import Served, judged_features, judgment_labels, query_groups
-from ranking.ltr import LambdaMART, cross_fit_relevance
+from ranking.ltr import LambdaMART, train_and_cross_fit
 from ranking.progress import Progress
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -158,16 +158,15 @@ def query_folds(judgments: pd.DataFrame, n_folds: int, seed: int) -> np.ndarray:
 
 def fold_relevance(X: np.ndarray, y: np.ndarray, qid: np.ndarray, train: np.ndarray,
                    seed: int, k: int) -> np.ndarray:
-    """Scores for every row: cross-fitted on the training rows, from the fold's model on the
-    rest. A fifth of the training queries (by qid) is used for early stopping."""
+    """Scores for every row from the model a build would train on the training rows
+    (:func:`ranking.ltr.train_and_cross_fit`): cross-fitted on the training rows, the model's
+    own on the rest. A fifth of the training queries (by qid) is used for early stopping."""
     train_q = np.unique(qid[train])
     valid_q = np.random.default_rng(seed).choice(train_q, max(1, train_q.size // 5),
                                                  replace=False)
     valid = train & np.isin(qid, valid_q)
-    fit = train & ~valid
-    model = LambdaMART(feature_names=features.FEATURE_NAMES, eval_at=k, seed=seed)
-    model.fit(X[fit], y[fit], qid[fit], X[valid], y[valid], qid[valid])
-    return np.where(fit, cross_fit_relevance(model, X, y, qid, fit, valid), model.predict(X))
+    base = LambdaMART(feature_names=features.FEATURE_NAMES, eval_at=k, seed=seed)
+    return train_and_cross_fit(base, X, y, qid, train & ~valid, valid)[2]
 
 
 def pool_z(groups: QueryGroups, values: np.ndarray) -> np.ndarray:

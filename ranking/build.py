@@ -44,10 +44,9 @@ from ranking.core import TIER_WIDTH
 from ranking.ltr import (
     MAX_LABEL,
     LambdaMART,
-    cross_fit_relevance,
     grade_labels,
     label_values,
-    search_hyperparameters,
+    train_and_cross_fit,
 )
 from ranking.progress import Progress
 from ranking.ranker import QUERIES_FILE, WEIGHTS_FILE, Catalog, Customers, Ranker
@@ -240,12 +239,8 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
         qid = pd.factorize(judgments["query_id"])[0]
         base = LambdaMART(feature_names=features.FEATURE_NAMES, eval_at=settings.k,
                           seed=settings.seed)
-        search = search_hyperparameters(base, X[train], y[train], qid[train])
+        model, search, relevance = train_and_cross_fit(base, X, y, qid, train, valid)
         progress.note(f"hyperparameters (chosen on training queries): {search.best}")
-        model = base.clone(**search.best)
-        model.fit(X[train], y[train], qid[train], X[valid], y[valid], qid[valid])
-        relevance = np.where(train, cross_fit_relevance(model, X, y, qid, train, valid),
-                             model.predict(X))
     with progress.stage("fitting BG/NBD + Gamma-Gamma"):
         summary = rfm_summary(tx)
         try:

@@ -263,3 +263,23 @@ def search_hyperparameters(
     n_trees = max(1, int(round(best["n_trees"] / (1.0 - valid_fraction))))
     chosen = {k: best[k] for k in grid[trials.index(best)]}
     return HyperparameterSearch(chosen, n_trees, tuple(trials))
+
+
+def train_and_cross_fit(
+    base: LambdaMART, X: np.ndarray, y: np.ndarray, qid: np.ndarray,
+    fit_mask: np.ndarray, valid_mask: np.ndarray,
+) -> tuple[LambdaMART, HyperparameterSearch, np.ndarray]:
+    """The relevance model as a bundle is built, and relevance scores for every row.
+
+    Hyperparameters are searched on the ``fit_mask`` rows, the chosen setting is early-stopped
+    on the ``valid_mask`` rows, and the scores are cross-fitted for the ``fit_mask`` rows
+    (:func:`cross_fit_relevance`) and the model's own elsewhere. The build and the quality
+    benchmark both call this, so the benchmark measures the model that is served.
+    """
+    search = search_hyperparameters(base, X[fit_mask], y[fit_mask], qid[fit_mask])
+    model = base.clone(**search.best)
+    model.fit(X[fit_mask], y[fit_mask], qid[fit_mask],
+              X[valid_mask], y[valid_mask], qid[valid_mask])
+    relevance = np.where(fit_mask, cross_fit_relevance(model, X, y, qid, fit_mask, valid_mask),
+                         model.predict(X))
+    return model, search, relevance

@@ -3,10 +3,12 @@ problems fall back to relevance-only weights with a message."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from objectives.groups import QueryGroups
-from objectives.tuner import STRENGTH_PATH, frontier, tune_weights
+from objectives.tuner import STRENGTH_PATH, choose_strength, frontier, selectable, tune_weights
 from objectives.tuner_program import WeightProgram, judged_pairs, solve_weights
 
 
@@ -120,3 +122,30 @@ def test_pairs_are_subsampled_uniformly_and_reproducibly() -> None:
     assert len(sample) == 10 and len(pairs.sample(10, seed=0)) == 10
     np.testing.assert_array_equal(sample.better, pairs.sample(10, seed=0).better)
     assert pairs.sample(len(pairs) + 5, seed=0) is pairs
+
+
+def test_choice_is_made_on_the_smoothed_curve_not_stopped_by_an_early_wobble() -> None:
+    """A weak setting that fails alone (few queries changed, a narrow interval) is pooled with
+    its neighbours, so a stronger setting still passes; a setting far below 0 is refused."""
+    diffs = np.array([-0.0003, 0.0002, -0.0004, -0.0050])
+    ses = np.array([0.0001, 0.0004, 0.0006, 0.0010])
+    smooth, ok = choose_strength(diffs, ses, base=0.85, max_ndcg_drop=0.0)
+    assert np.all(np.diff(smooth) <= 1e-15)  # never rises with strength
+    assert ok.tolist()[1:] == [True, True, False]  # the tuner takes the strongest: index 2
+    assert not selectable(-0.0011, 0.0010, 0.85, 0.0)  # more than SAFETY_SE below 0
+    assert selectable(-0.0040, 0.0010, 0.85, 0.005)  # a relative tolerance: 0.47% <= 0.5%
+
+
+def test_tuning_with_relevance_blocks_moves_margin_into_the_block_for_free() -> None:
+    """Grades 2, 1, 1, 0 with the high-margin grade-1 item ranked third: with blocks of 2, margin
+    may lift it into the block (it sits after the grade-2 item there) at no NDCG@2 cost,
+    because it is equal-graded with the item it replaces."""
+    rel = [[3.0, 2.0, 1.9, 0.0]] * 9
+    world = groups_of(rel, [[2, 1, 1, 0]] * 9, [[0.0, -1.0, 1.0, 0.0]] * 9)
+    blocked = dataclasses.replace(world, block=2)
+    result = tune_weights(blocked, np.array([1.0, 0, 0, 0]), k=2)
+    assert result.weights[0] > 0
+    tuned = blocked.orders(blocked.blend(result.weights))
+    assert all((o[:2] - start).tolist() == [0, 2] for o, start in zip(tuned, blocked.qptr[:-1], strict=True))
+    np.testing.assert_allclose(blocked.ndcg(blocked.blend(result.weights), 2),
+                               blocked.ndcg(blocked.z_relevance(), 2))
