@@ -146,6 +146,7 @@ def test_tuning_with_relevance_blocks_moves_margin_into_the_block_for_free() -> 
     result = tune_weights(blocked, np.array([1.0, 0, 0, 0]), k=2)
     assert result.weights[0] > 0
     tuned = blocked.orders(blocked.blend(result.weights))
-    assert all((o[:2] - start).tolist() == [0, 2] for o, start in zip(tuned, blocked.qptr[:-1], strict=True))
+    starts = blocked.qptr[:-1]
+    assert all((o[:2] - a).tolist() == [0, 2] for o, a in zip(tuned, starts, strict=True))
     np.testing.assert_allclose(blocked.ndcg(blocked.blend(result.weights), 2),
                                blocked.ndcg(blocked.z_relevance(), 2))
