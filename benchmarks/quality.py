@@ -78,11 +78,11 @@ NAIVE_GRID = (0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8,
 NAIVE_REFERENCE_DROP = 0.005
 #: The benchmark's business objective unless ``--config`` names a weights file: margin alone,
 #: since margin lift is the question; relevance must not fall (max_ndcg_drop 0); margin picks
-#: the products of each block of k places (the cut-off tuned at), relevance orders them.
+#: the products of the first k places (the cut-off tuned at), relevance orders the list.
 MARGIN_OBJECTIVE = """\
 version: 1
 weights: {{margin: 1.0, clv: 0.0, returns: 0.0, inventory: 0.0}}
-guardrails: {{max_ndcg_drop: 0.0, out_of_stock: demote, relevance_blocks: {k}}}
+guardrails: {{max_ndcg_drop: 0.0, out_of_stock: demote, business_slots: {k}}}
 """
 
 
@@ -210,8 +210,8 @@ def run_fold(groups: dict[str, QueryGroups], values: dict[str, dict[str, np.ndar
     start = time.perf_counter()
     tune = tune_weights(train, importance, k=k, max_ndcg_drop=tolerance, seed=seed)
     seconds = time.perf_counter() - start
-    # BM25 and the naive blend are plain orders by their score: no relevance blocks.
-    plain_train, plain = (dataclasses.replace(g, block=0) for g in (train, test))
+    # BM25 and the naive blend are plain orders by their score: no business slots.
+    plain_train, plain = (dataclasses.replace(g, slots=0) for g in (train, test))
     z_margin_train, z_margin = pool_z(train, train.margin), pool_z(test, test.margin)
     naive = {"within tolerance": naive_weight(plain_train, z_margin_train, k, tolerance, seed),
              "0.5% drop": naive_weight(plain_train, z_margin_train, k, NAIVE_REFERENCE_DROP,

@@ -168,12 +168,12 @@ class Guardrails(_Schema):
     max_ndcg_drop: Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False, strict=True)] = 0.0
     out_of_stock: Literal["demote", "hide", "ignore"] = "demote"
     relevance_tiers: StrictBool = False
-    #: 0: off. N: the blended score decides which products fill places 1..N, N+1..2N, ...;
-    #: within each block of N places they are shown in relevance order. Business terms then
-    #: choose what makes the first N places, where a cut-off metric such as margin@N counts
-    #: it, without reordering relevant products among themselves, which costs NDCG and buys
-    #: nothing at that cut-off.
-    relevance_blocks: Annotated[int, Field(ge=0, le=1000, strict=True)] = 0
+    #: 0: the blended score orders the whole list. N: the blended score only chooses which
+    #: products take the first N places; those N, and every product after them, are shown in
+    #: relevance order. Business terms then decide what makes the top N, where a cut-off
+    #: metric such as margin@N counts it, without reordering the products shown, which costs
+    #: NDCG and buys nothing at that cut-off.
+    business_slots: Annotated[int, Field(ge=0, le=1000, strict=True)] = 0
 
 
 class SegmentRule(_Schema):
@@ -906,7 +906,7 @@ guardrails:
   max_ndcg_drop: 0.0        # relative NDCG@10 drop the tuner may accept on held-out queries
   out_of_stock: demote      # demote | hide | ignore
   relevance_tiers: false    # true: business terms only reorder within a relevance tier
-  relevance_blocks: 0       # N: business picks each block of N places, relevance orders it
+  business_slots: 0         # N: business picks the first N places, relevance orders all
 # Overrides replace only the terms they set; the others inherit from `weights`.
 # segments:                 # by customer CLV tier: the highest min_clv_quantile <= the customer's
 #   top_decile: {min_clv_quantile: 0.9, weights: {margin: 0.1}}

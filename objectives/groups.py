@@ -31,8 +31,9 @@ class QueryGroups:
     row_weights: Callable[[np.ndarray], np.ndarray] | None = None
     #: With ``relevance_tiers``, business terms reorder only within tiers of this z width.
     tier_width: float = 0.0
-    #: ``guardrails.relevance_blocks``: each block of this many places in relevance order.
-    block: int = 0
+    #: ``guardrails.business_slots``: the blend picks this many first places, relevance
+    #: orders them and everything after them (0: the blend orders all).
+    slots: int = 0
 
     @property
     def n_queries(self) -> int:
@@ -51,7 +52,7 @@ class QueryGroups:
             qptr, self.relevance[rows], self.terms[rows], self.grades[rows], self.margin[rows],
             demoted=None if self.demoted is None else self.demoted[rows],
             products=None if self.products is None else self.products[rows],
-            row_weights=self.row_weights, tier_width=self.tier_width, block=self.block,
+            row_weights=self.row_weights, tier_width=self.tier_width, slots=self.slots,
         )
 
     def z_relevance(self) -> np.ndarray:
@@ -76,8 +77,9 @@ class QueryGroups:
 
     def orders(self, scores: np.ndarray) -> list[np.ndarray]:
         """Per query, row numbers best first, as the blend core orders them: demoted rows last,
-        then higher relevance tier (when tiers are on), then descending score, ties by row;
-        with blocks, each block of places then by (demoted, tier, relevance)."""
+        then higher relevance tier (when tiers are on), then descending score, ties by row.
+        With business slots the score only picks the first ``slots`` rows; those, then the
+        rest, are ordered by (demoted, tier, relevance)."""
         demoted = np.zeros(scores.shape[0], bool) if self.demoted is None else self.demoted
         z = self.z_relevance()
         tiers = (np.floor(z / self.tier_width) if self.tier_width > 0
@@ -85,10 +87,10 @@ class QueryGroups:
         out = []
         for s in self.slices():
             local = np.lexsort((np.arange(s.stop - s.start), -scores[s], -tiers[s], demoted[s]))
-            if self.block > 0:
+            if self.slots > 0:
                 local = np.concatenate([
                     c[np.lexsort((c, -z[s][c], -tiers[s][c], demoted[s][c]))]
-                    for c in np.split(local, range(self.block, local.size, self.block))])
+                    for c in (local[: self.slots], local[self.slots:])])
             out.append(local + s.start)
         return out
 

@@ -174,7 +174,7 @@ def tune_weights(
     over the path, passes :func:`selectable` (:func:`choose_strength`).
 
     The convex program is a surrogate (uniform weights, no guardrails); the check is exact: it
-    ranks with the served formula, category rules, demotions and relevance blocks included.
+    ranks with the served formula, category rules, demotions and business slots included.
 
     ``groups`` are the tuning queries (relevance scored by models that did not train on them).
     ``importance`` says which terms count and how much (the merchandiser's current weights);

@@ -17,18 +17,18 @@ DEMOTED = np.int64(1) << np.int64(40)
 
 
 @njit(cache=True)
-def blend_topk(relevance, cand, terms, weights, in_stock, buried, oos_policy, tier_width, block, k):  # noqa: ANN001, ANN201, E501
+def blend_topk(relevance, cand, terms, weights, in_stock, buried, oos_policy, tier_width, slots, k):  # noqa: ANN001, ANN201, E501
     """Rank candidates ``cand`` (product rows) by z(relevance) + sum_k weights[row, k] * terms.
 
     ``weights`` is (n_candidates, n_terms): the weights already resolved for each candidate's
     segment, category and arm. Out-of-stock items are demoted below all others, hidden, or
     left alone by ``oos_policy``; buried items always sink to the end, below demoted ones.
     With ``tier_width > 0`` business terms only reorder within relevance tiers
-    ``floor(z / tier_width)``. With ``block > 0`` the blended order is cut into blocks of
-    ``block`` places and each block is shown in relevance order (:func:`order_blocks`). Returns
-    the
-    chosen candidate positions (best first), their scores, and contributions (k, 1 + n_terms):
-    column 0 is the relevance part, the rest each term's part; each row sums to the score.
+    ``floor(z / tier_width)``. With ``slots > 0`` the blended score only chooses which items
+    take the first ``slots`` places; those places, and all after them, are in relevance order
+    (:func:`business_slots`). Returns the chosen candidate positions (best first), their
+    scores, and contributions (k, 1 + n_terms): column 0 is the relevance part, the rest each
+    term's part; each row sums to the score.
     """
     n = cand.shape[0]
     n_terms = terms.shape[1]
@@ -63,39 +63,28 @@ def blend_topk(relevance, cand, terms, weights, in_stock, buried, oos_policy, ti
         if oos_policy == OOS_HIDE and not in_stock[p]:
             keep[i] = False
     positions = np.flatnonzero(keep)
-    order = np.arange(n)
-    # A partly shown last block still needs all its members to pick the most relevant ones.
-    depth = -(-k // block) * block if block > 0 else k
-    best_local = topk_select(primary[positions], score[positions], order[positions], depth)
-    best = positions[best_local]
-    if block > 0:
-        best = order_blocks(best, primary, contrib[:, 0], block)[:k]
+    if slots > 0:
+        best = business_slots(positions, primary, score, contrib[:, 0], slots, k)
+    else:
+        best = positions[topk_select(primary[positions], score[positions], positions, k)]
     return best, score[best], contrib[best]
 
 
 @njit(cache=True)
-def order_blocks(ranked, primary, z, block):  # noqa: ANN001, ANN201
-    """``ranked`` (positions, best first) with each run of ``block`` places re-sorted by
-    (primary key, relevance z) descending, ties by position: the blend picks a block's members,
-    relevance orders them. Demoted and buried items keep sinking within their block."""
-    out = ranked.copy()
-    for start in range(0, out.shape[0], block):
-        stop = min(start + block, out.shape[0])
-        for i in range(start + 1, stop):  # insertion sort: blocks are a handful of places
-            item = out[i]
-            j = i - 1
-            while j >= start and _before(item, out[j], primary, z):
-                out[j + 1] = out[j]
-                j -= 1
-            out[j + 1] = item
-    return out
+def business_slots(positions, primary, score, z, slots, k):  # noqa: ANN001, ANN201
+    """The best ``k`` of ``positions`` when the blend only picks the first ``slots`` places.
 
-
-@njit(cache=True)
-def _before(a, b, primary, z):  # noqa: ANN001, ANN202
-    """Whether position ``a`` comes before ``b`` inside a block."""
-    if primary[a] != primary[b]:
-        return primary[a] > primary[b]
-    if z[a] != z[b]:
-        return z[a] > z[b]
-    return a < b
+    The ``slots`` items the blended ``score`` ranks highest take the first places, in
+    (primary key, relevance ``z``) order; every other item follows in the same order. So the
+    business terms decide which products appear at the top, never the order among products
+    shown, and below the slots the list is the relevance order: a cut-off metric at ``slots``
+    (margin@3 for 3 slots) gets the business value, NDCG at and beyond it pays only for the
+    products swapped in. Demoted and buried items keep sinking within both parts.
+    """
+    top = positions[topk_select(primary[positions], score[positions], positions, slots)]
+    chosen = np.zeros(z.shape[0], dtype=np.bool_)
+    chosen[top] = True
+    rest = positions[~chosen[positions]]
+    head = top[topk_select(primary[top], z[top], top, top.shape[0])]
+    tail = rest[topk_select(primary[rest], z[rest], rest, max(k - head.shape[0], 0))]
+    return np.concatenate((head, tail))[:k]

@@ -154,7 +154,7 @@ class Served:
     demoted: np.ndarray  # bool: out of stock (unless the policy is "ignore") or buried
     row_weights: Callable[[np.ndarray], np.ndarray]  # default weights -> per-product weights
     tier_width: float  # relevance tiers as the core serves them (0: off)
-    block: int  # guardrails.relevance_blocks (0: off)
+    slots: int  # guardrails.business_slots (0: off)
 
     @classmethod
     def of(cls, config: WeightsConfig, terms: TermTable, catalog: pd.DataFrame) -> Served:
@@ -166,7 +166,7 @@ class Served:
         return cls(terms.values, terms.raw["unit_margin"], demoted,
                    served_row_weights(config, catalog["category"].tolist()),
                    TIER_WIDTH if config.guardrails.relevance_tiers else 0.0,
-                   config.guardrails.relevance_blocks)
+                   config.guardrails.business_slots)
 
 
 def served_row_weights(config: WeightsConfig,
@@ -198,7 +198,7 @@ def query_groups(judgments: pd.DataFrame, mask: np.ndarray, relevance: np.ndarra
                        judgments["grade"].to_numpy(np.float64)[order], served.margin[products],
                        demoted=served.demoted[products], products=products,
                        row_weights=served.row_weights, tier_width=served.tier_width,
-                       block=served.block)
+                       slots=served.slots)
 
 
 def _foreign_products(tx: pd.DataFrame, product_index: pd.Index) -> str:

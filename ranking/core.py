@@ -3,7 +3,7 @@
 ``score = z(relevance) + sum_k w_k * term_k[product]``, with the weights resolved for the
 customer's segment, each product's category and the customer's experiment arm (precedence in
 :meth:`objectives.config.WeightsConfig.resolved`), then the guardrails (out-of-stock policy,
-buries, relevance tiers and blocks, pins). The numeric work is one Numba kernel
+buries, relevance tiers, business slots, pins). The numeric work is one Numba kernel
 (:func:`ranking._blend_kernels.blend_topk`); this module prepares its inputs from a validated
 weights config and applies pins, which may bring in products retrieval did not find.
 """
@@ -42,7 +42,7 @@ class ServingConfig:
     pins: dict[str, np.ndarray]  # normalized query -> product rows, in pinned order
     oos_policy: int
     tier_width: float
-    block: int  # guardrails.relevance_blocks (0: off)
+    slots: int  # guardrails.business_slots (0: off)
     text: str  # the YAML as loaded, written back verbatim when the bundle is saved
     version: str  # sha256 prefix of the config text
 
@@ -71,7 +71,7 @@ class ServingConfig:
             product_group=groups,
             buried=buried, pins=pins, oos_policy=_OOS_CODES[config.guardrails.out_of_stock],
             tier_width=TIER_WIDTH if config.guardrails.relevance_tiers else 0.0,
-            block=config.guardrails.relevance_blocks,
+            slots=config.guardrails.business_slots,
             text=text, version=hashlib.sha256(text.encode()).hexdigest()[:12],
         )
 
@@ -123,7 +123,7 @@ def blend(
     n_pins = 0 if pins is None else len(pins)
     pos, scores, contrib = kernels.blend_topk(
         np.asarray(relevance, np.float64), candidates, terms, weights, in_stock,
-        serving.buried, serving.oos_policy, serving.tier_width, serving.block, k + n_pins,
+        serving.buried, serving.oos_policy, serving.tier_width, serving.slots, k + n_pins,
     )
     rows = candidates[pos]
     if n_pins == 0:

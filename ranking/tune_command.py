@@ -57,7 +57,7 @@ def judged_groups(ranker: Ranker, judgments: pd.DataFrame, config: WeightsConfig
     served = Served(catalog.terms, margin, demoted,
                     served_row_weights(config, list(catalog.categories)),
                     TIER_WIDTH if config.guardrails.relevance_tiers else 0.0,
-                    config.guardrails.relevance_blocks)
+                    config.guardrails.business_slots)
     return query_groups(judgments, np.ones(len(judgments), bool), relevance, rows, served)
 
 

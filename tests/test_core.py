@@ -11,9 +11,9 @@ from ranking._blend_kernels import DEMOTED, OOS_DEMOTE, OOS_HIDE, OOS_IGNORE, bl
 from ranking.core import ServingConfig, blend
 
 
-def reference(relevance, cand, terms, weights, in_stock, buried, policy, tier_width, block, k):  # noqa: ANN001, ANN201, E501
-    """The same ranking in plain numpy: full sort by (primary desc, score desc, position), then
-    each block of ``block`` places by (primary desc, z desc, position)."""
+def reference(relevance, cand, terms, weights, in_stock, buried, policy, tier_width, slots, k):  # noqa: ANN001, ANN201, E501
+    """The same ranking in plain numpy: full sort by (primary desc, score desc, position); with
+    slots, the first ``slots`` of that, then the rest, each by (primary desc, z desc, position)."""
     n = cand.size
     # Accumulate in the kernel's order, so exact ties stay exact ties in both.
     mean = 0.0
@@ -35,10 +35,9 @@ def reference(relevance, cand, terms, weights, in_stock, buried, policy, tier_wi
     keep = ~((policy == OOS_HIDE) & ~in_stock[cand])
     pos = np.flatnonzero(keep)
     order = pos[np.lexsort((pos, -score[pos], -primary[pos]))]
-    if block > 0:
-        chunks = [order[i:i + block] for i in range(0, order.size, block)]
-        order = np.concatenate([c[np.lexsort((c, -z[c], -primary[c]))] for c in chunks]
-                               or [order])
+    if slots > 0:
+        order = np.concatenate([c[np.lexsort((c, -z[c], -primary[c]))]
+                                for c in (order[:slots], order[slots:])])
     order = order[:k]
     return order, score[order], np.column_stack([z, parts])[order]
 
@@ -57,9 +56,9 @@ def problems(draw):  # noqa: ANN001, ANN201
     buried = rng.random(n_products) < draw(st.sampled_from([0.0, 0.2]))
     policy = draw(st.sampled_from([OOS_DEMOTE, OOS_HIDE, OOS_IGNORE]))
     tier = draw(st.sampled_from([0.0, 1.0]))
-    block = draw(st.sampled_from([0, 0, 1, 2, 3, 5]))
+    slots = draw(st.sampled_from([0, 0, 1, 2, 3, 5]))
     k = draw(st.integers(1, 50))
-    return relevance, cand, terms, weights, in_stock, buried, policy, tier, block, k
+    return relevance, cand, terms, weights, in_stock, buried, policy, tier, slots, k
 
 
 @settings(max_examples=300, deadline=None)
@@ -76,31 +75,31 @@ def test_kernel_matches_numpy_reference(problem) -> None:  # noqa: ANN001
 @settings(max_examples=100, deadline=None)
 @given(problems())
 def test_zero_weights_give_relevance_order_and_hidden_never_appear(problem) -> None:  # noqa: ANN001
-    relevance, cand, terms, weights, in_stock, buried, policy, tier, block, k = problem
+    relevance, cand, terms, weights, in_stock, buried, policy, tier, slots, k = problem
     no_guard = np.zeros_like(buried)
     pos, _, _ = blend_topk(relevance, cand, terms, weights * 0, in_stock, no_guard, OOS_IGNORE,
-                           0.0, block, k)
+                           0.0, slots, k)
     expected = np.lexsort((np.arange(cand.size), -relevance))[:k]
     assert pos.tolist() == expected.tolist()
     pos, _, _ = blend_topk(relevance, cand, terms, weights, in_stock, buried, OOS_HIDE, tier,
-                           block, k)
+                           slots, k)
     assert in_stock[cand[pos]].all()
 
 
 @settings(max_examples=200, deadline=None)
 @given(problems(), st.integers(0, 10**6), st.floats(0.01, 5.0))
 def test_raising_margin_never_lowers_position(problem, pick: int, raise_by: float) -> None:  # noqa: ANN001
-    relevance, cand, terms, weights, in_stock, buried, policy, tier, block, _ = problem
+    relevance, cand, terms, weights, in_stock, buried, policy, tier, slots, _ = problem
     if cand.size == 0:
         return
     k = cand.size  # the whole ranking, so the product's position is always known
     target = int(cand[pick % cand.size])
     before = cand[blend_topk(relevance, cand, terms, weights, in_stock, buried, policy, tier,
-                             block, k)[0]].tolist()
+                             slots, k)[0]].tolist()
     raised = terms.copy()
     raised[target, 0] += np.float32(raise_by)
     after = cand[blend_topk(relevance, cand, raised, weights, in_stock, buried, policy, tier,
-                            block, k)[0]].tolist()
+                            slots, k)[0]].tolist()
     if target in before:  # not hidden
         assert after.index(target) <= before.index(target)
 
@@ -108,9 +107,9 @@ def test_raising_margin_never_lowers_position(problem, pick: int, raise_by: floa
 @settings(max_examples=200, deadline=None)
 @given(problems())
 def test_buried_come_last_and_demoted_out_of_stock_after_the_rest(problem) -> None:  # noqa: ANN001
-    relevance, cand, terms, weights, in_stock, buried, _, tier, block, _ = problem
+    relevance, cand, terms, weights, in_stock, buried, _, tier, slots, _ = problem
     pos, _, _ = blend_topk(relevance, cand, terms, weights, in_stock, buried, OOS_DEMOTE, tier,
-                           block, cand.size)
+                           slots, cand.size)
     rows = cand[pos]
     kind = np.where(buried[rows], 2, np.where(in_stock[rows], 0, 1))
     assert np.all(np.diff(kind) >= 0)  # normal, then out of stock, then buried
@@ -126,10 +125,10 @@ def test_demoted_out_of_stock_sinks_below_in_stock() -> None:
     assert pos.tolist() == [1, 2, 3, 0]
 
 
-def test_relevance_blocks_let_the_blend_pick_and_relevance_order() -> None:
-    """Blocks of 2: margin brings the low-relevance, high-margin product 3 into the first two
-    places, where it is shown after the more relevant product 0; the next block is the two
-    products the blend ranks 3rd and 4th, again in relevance order."""
+def test_business_slots_let_the_blend_pick_the_top_and_relevance_order_the_list() -> None:
+    """Two slots: margin brings the low-relevance, high-margin product 3 into the first two
+    places, where it is shown after the more relevant product 0; every other product follows
+    in relevance order, so product 4 (blended 4th) stays below products 1 and 2."""
     cand = np.arange(5, dtype=np.int64)
     relevance = np.array([5.0, 4.0, 3.0, 1.0, 0.0])
     terms = np.zeros((5, 4), np.float32)
@@ -137,10 +136,10 @@ def test_relevance_blocks_let_the_blend_pick_and_relevance_order() -> None:
     terms[4, 0] = 2.0
     weights = np.tile([1.0, 0.0, 0.0, 0.0], (5, 1))
     args = (relevance, cand, terms, weights, np.ones(5, bool), np.zeros(5, bool), OOS_IGNORE, 0.0)
-    blended = blend_topk(*args, 0, 5)[0].tolist()
-    assert blended == [3, 0, 1, 4, 2]
-    assert blend_topk(*args, 2, 5)[0].tolist() == [0, 3, 1, 4, 2]
-    assert blend_topk(*args, 2, 3)[0].tolist() == [0, 3, 1]  # the cut block still picks by z
+    assert blend_topk(*args, 0, 5)[0].tolist() == [3, 0, 1, 4, 2]
+    assert blend_topk(*args, 2, 5)[0].tolist() == [0, 3, 1, 2, 4]
+    assert blend_topk(*args, 2, 1)[0].tolist() == [0]  # k below the slots: still the pick
+    assert blend_topk(*args, 1, 5)[0].tolist() == [3, 0, 1, 2, 4]
 
 
 # --- the wrapper: weights tables, arms and pins ------------------------------------------------

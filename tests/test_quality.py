@@ -25,12 +25,12 @@ DEMO_WEIGHTS = Path(__file__).resolve().parents[1] / "data" / "demo" / "weights.
 
 
 @pytest.mark.parametrize("guardrails", [
-    "", "guardrails: {relevance_blocks: 5}\n",
-    "guardrails: {relevance_blocks: 3, relevance_tiers: true}\n"])
+    "", "guardrails: {business_slots: 5}\n",
+    "guardrails: {business_slots: 3, relevance_tiers: true}\n"])
 def test_pool_evaluation_orders_as_the_served_blend_core(guardrails: str) -> None:
     """QueryGroups (what the tuner and the benchmark rank with) and ranking.core.blend (what a
     search serves) give the same order for the same pool, weights and out-of-stock products,
-    with and without relevance blocks and tiers."""
+    with and without business slots and tiers."""
     rng = np.random.default_rng(3)
     n_products = 60
     terms = rng.normal(size=(n_products, len(TERM_NAMES))).astype(np.float32)
@@ -49,7 +49,7 @@ def test_pool_evaluation_orders_as_the_served_blend_core(guardrails: str) -> Non
     groups = QueryGroups(np.arange(0, 61, 12, dtype=np.int64), relevance, terms[rows],
                          np.zeros(rows.size), np.zeros(rows.size), demoted=~in_stock[rows],
                          products=rows, row_weights=lambda w: per_rule[rule_of],
-                         tier_width=serving.tier_width, block=serving.block)
+                         tier_width=serving.tier_width, slots=serving.slots)
     ours = groups.orders(groups.blend(config.weight_vector()))
     for q, s in enumerate(groups.slices()):
         served = core.blend(relevance[s], rows[s], terms, in_stock, serving, 0, 12)

@@ -136,17 +136,17 @@ def test_choice_is_made_on_the_smoothed_curve_not_stopped_by_an_early_wobble() -
     assert selectable(-0.0040, 0.0010, 0.85, 0.005)  # a relative tolerance: 0.47% <= 0.5%
 
 
-def test_tuning_with_relevance_blocks_moves_margin_into_the_block_for_free() -> None:
-    """Grades 2, 1, 1, 0 with the high-margin grade-1 item ranked third: with blocks of 2, margin
-    may lift it into the block (it sits after the grade-2 item there) at no NDCG@2 cost,
-    because it is equal-graded with the item it replaces."""
+def test_tuning_with_business_slots_moves_margin_into_the_slots_for_free() -> None:
+    """Grades 2, 1, 1, 0 with the high-margin grade-1 item ranked third: with two business
+    slots, margin may lift it into them (it sits after the grade-2 item there) at no NDCG@2
+    cost, because it is equal-graded with the item it replaces."""
     rel = [[3.0, 2.0, 1.9, 0.0]] * 9
     world = groups_of(rel, [[2, 1, 1, 0]] * 9, [[0.0, -1.0, 1.0, 0.0]] * 9)
-    blocked = dataclasses.replace(world, block=2)
-    result = tune_weights(blocked, np.array([1.0, 0, 0, 0]), k=2)
+    slotted = dataclasses.replace(world, slots=2)
+    result = tune_weights(slotted, np.array([1.0, 0, 0, 0]), k=2)
     assert result.weights[0] > 0
-    tuned = blocked.orders(blocked.blend(result.weights))
-    starts = blocked.qptr[:-1]
+    tuned = slotted.orders(slotted.blend(result.weights))
+    starts = slotted.qptr[:-1]
     assert all((o[:2] - a).tolist() == [0, 2] for o, a in zip(tuned, starts, strict=True))
-    np.testing.assert_allclose(blocked.ndcg(blocked.blend(result.weights), 2),
-                               blocked.ndcg(blocked.z_relevance(), 2))
+    np.testing.assert_allclose(slotted.ndcg(slotted.blend(result.weights), 2),
+                               slotted.ndcg(slotted.z_relevance(), 2))
