@@ -179,13 +179,14 @@ def naive_weight(groups: QueryGroups, z_margin: np.ndarray, k: int, max_ndcg_dro
                  seed: int) -> float:
     """Largest weight of the naive grid whose NDCG@k on ``groups`` is within tolerance of
     relevance alone, chosen by the tuner's own rule (:func:`objectives.tuner.choose_strength`:
-    the differences smoothed over the grid, with the same margin of safety); 0 if none is."""
+    on a curve fitted over the grid, with the same margin of safety); 0 if none is."""
     z = groups.z_relevance()
     base = groups.ndcg(z, k)
     cis = [paired_bootstrap(groups.ndcg(z + w * z_margin, k), base, seed=seed)
            for w in NAIVE_GRID]
-    _, ok = choose_strength(np.array([c.mean for c in cis]), np.array([c.se for c in cis]),
-                            float(finite_mean(base)), max_ndcg_drop)
+    _, ok = choose_strength(np.array(NAIVE_GRID), np.array([c.mean for c in cis]),
+                            np.array([c.se for c in cis]), float(finite_mean(base)),
+                            max_ndcg_drop)
     return max((w for w, accepted in zip(NAIVE_GRID, ok, strict=True) if accepted), default=0.0)
 
 

@@ -9,9 +9,9 @@ The true NDCG@k is checked on queries the weights were not fitted on, by K-fold
 cross-validation over the tuning queries: for each fold the program is solved on the other
 folds and the weights are scored on the held fold, so every query gives one honest paired NDCG
 difference. Every setting of a path of rising strength (:data:`STRENGTH_PATH`) is checked, and
-the choice is made on the whole curve, not point by point (:func:`choose_strength`): the mean
-differences are smoothed into a curve that does not rise with strength, and the strongest
-setting whose smoothed difference passes :func:`selectable` wins. Between it and the next,
+the choice is made on the whole curve, not point by point (:func:`choose_strength`): a curve
+``-a * strength**beta`` is fitted through the mean differences, and the strongest setting whose
+fitted difference passes :func:`selectable` wins. Between it and the next,
 epsilon is refined by bisection; the final weights are solved on all tuning queries at that
 setting.
 
@@ -28,7 +28,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import isotonic_regression
 
 from objectives.groups import QueryGroups
 from objectives.metrics import PairedCI, finite_mean, paired_bootstrap
@@ -90,21 +89,48 @@ def selectable(diff: float, se: float, base: float, max_ndcg_drop: float) -> boo
     return -diff / base <= max_ndcg_drop
 
 
-def choose_strength(diffs: np.ndarray, ses: np.ndarray, base: float,
+#: Exponents tried for the fitted NDCG curve ``-a * strength**beta``.
+CURVE_EXPONENTS = np.linspace(1.0, 3.0, 21)
+
+
+def fit_ndcg_curve(strength: np.ndarray, diffs: np.ndarray, ses: np.ndarray) -> np.ndarray:
+    """The curve ``-a * strength**beta`` (a >= 0) nearest the measured NDCG differences.
+
+    Weighted least squares with weights ``1 / (se**2 + median(se)**2)``: precise points count
+    more, but the weakest settings, where almost nothing changes and the standard error is
+    nearly 0, cannot pin the whole curve. ``a`` has a closed form for each exponent in
+    :data:`CURVE_EXPONENTS`; the best fitting exponent wins.
+    """
+    positive = ses[ses > 0]
+    floor = float(np.median(positive)) if positive.size else 1.0
+    weight = 1.0 / (ses**2 + floor**2)
+    best: tuple[float, np.ndarray] | None = None
+    for beta in CURVE_EXPONENTS:
+        x = np.power(strength, beta)
+        denom = float(weight @ (x * x))
+        a = max(0.0, -float(weight @ (x * diffs)) / denom) if denom > 0 else 0.0
+        loss = float(weight @ (diffs + a * x) ** 2)
+        if best is None or loss < best[0]:
+            best = (loss, -a * x)
+    assert best is not None
+    return best[1]
+
+
+def choose_strength(strength: np.ndarray, diffs: np.ndarray, ses: np.ndarray, base: float,
                     max_ndcg_drop: float) -> tuple[np.ndarray, np.ndarray]:
-    """(smoothed differences, accepted) for settings ordered by rising strength.
+    """(fitted differences, accepted) for settings of the given ``strength`` (sum of weights).
 
     In expectation NDCG does not rise as business weights grow, but the measured differences
     wobble: at weak settings only a few queries change, so their interval is narrow and one
-    unlucky query can fail the check while stronger settings pass. An isotonic fit (weighted by
-    precision) pools such wobbles with their neighbours; each setting is then checked on the
-    fitted curve, with its own standard error.
+    unlucky query can fail the check while stronger settings pass, and which setting passes
+    last changes with the sample. A curve fitted through all settings (:func:`fit_ndcg_curve`)
+    uses every measurement for every decision; each setting is then checked on the curve, with
+    its own standard error.
     """
-    weights = 1.0 / np.maximum(ses, 1e-6) ** 2
-    smooth = isotonic_regression(diffs, weights=weights, increasing=False).x
+    fitted = fit_ndcg_curve(np.asarray(strength, np.float64), diffs, ses)
     ok = np.array([selectable(d, se, base, max_ndcg_drop)
-                   for d, se in zip(smooth, ses, strict=True)])
-    return smooth, ok
+                   for d, se in zip(fitted, ses, strict=True)])
+    return fitted, ok
 
 
 def fold_of_queries(n_queries: int, n_folds: int, seed: int) -> np.ndarray:
@@ -141,6 +167,10 @@ class _CrossValidated:
             self.solved[fold, eps] = self.program(fold).solve(eps)
         return np.round(scale * self.solved[fold, eps], WEIGHT_DECIMALS)
 
+    def strength(self, eps: float, scale: float) -> float:
+        """Sum of the weights at (eps, scale), averaged over the folds' solutions."""
+        return float(np.mean([self.weights(f, eps, scale).sum() for f in np.unique(self.folds)]))
+
     def out_of_fold_ndcg(self, eps: float, scale: float) -> np.ndarray:
         """Per-query NDCG@k, each query ranked with weights fitted without its fold."""
         out = np.empty(self.groups.n_queries)
@@ -170,8 +200,8 @@ def tune_weights(
     k: int = 10, max_ndcg_drop: float = 0.0, n_folds: int = 3, n_bisect: int = 3,
     max_weight: float = 3.0, seed: int = 0, progress: Callable[[str], None] | None = None,
 ) -> TuneResult:
-    """Strongest weights along :data:`STRENGTH_PATH` whose cross-validated NDCG@k, smoothed
-    over the path, passes :func:`selectable` (:func:`choose_strength`).
+    """Strongest weights along :data:`STRENGTH_PATH` whose cross-validated NDCG@k, on a curve
+    fitted over the path, passes :func:`selectable` (:func:`choose_strength`).
 
     The convex program is a surrogate (uniform weights, no guardrails); the check is exact: it
     ranks with the served formula, category rules, demotions and business slots included.
@@ -180,7 +210,7 @@ def tune_weights(
     ``importance`` says which terms count and how much (the merchandiser's current weights);
     terms with importance 0 stay at 0, the others are bounded by ``max_weight``. Checks every
     setting of the path, then bisects ``n_bisect`` times between the strongest accepted
-    setting and the next, re-smoothing with each new point.
+    setting and the next, refitting with each new point.
     Degenerate problems (:func:`degenerate_reason`) return zero weights (relevance only) with
     a message saying why. Programs hold at most :data:`MAX_PAIRS` judged pairs (a seeded
     uniform sample), which keeps a Home Depot training fold well under a minute.
@@ -202,7 +232,8 @@ def tune_weights(
         ndcg = cv.out_of_fold_ndcg(*point)
         ci = paired_bootstrap(ndcg, base_ndcg, seed=seed)
         rows[point] = {"epsilon": point[0], "scale": point[1], "ndcg": float(finite_mean(ndcg)),
-                       "diff": ci.mean, "se": ci.se, "ci_low": ci.low, "ci_high": ci.high}
+                       "strength": cv.strength(*point), "diff": ci.mean, "se": ci.se,
+                       "ci_low": ci.low, "ci_high": ci.high}
         if progress:
             progress(f"epsilon={point[0]:.4f} scale={point[1]:.3f}: cross-validated "
                      f"NDCG@{k} {rows[point]['ndcg']:.4f} ({ci.mean:+.4f} ± {ci.se:.4f})")
@@ -210,11 +241,11 @@ def tune_weights(
     def decide() -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
         """(strongest accepted setting, the next stronger one), from all measured so far."""
         points = sorted(rows)  # (epsilon, scale) order is the order of rising strength
-        smooth, ok = choose_strength(np.array([rows[p]["diff"] for p in points]),
-                                     np.array([rows[p]["se"] for p in points]), base,
-                                     max_ndcg_drop)
-        for p, d, accepted in zip(points, smooth, ok, strict=True):
-            rows[p].update(smoothed_diff=float(d), accepted=float(accepted))
+        fitted, ok = choose_strength(*(np.array([rows[p][key] for p in points])
+                                       for key in ("strength", "diff", "se")),
+                                     base, max_ndcg_drop)
+        for p, d, accepted in zip(points, fitted, ok, strict=True):
+            rows[p].update(fitted_diff=float(d), accepted=float(accepted))
         last = max((i for i in range(len(points)) if ok[i]), default=-1)
         return (points[last] if last >= 0 else None,
                 points[last + 1] if last + 1 < len(points) else None)

@@ -99,10 +99,10 @@ def report_markdown(outcome: TuneOutcome, k: int) -> str:
              f"{r.cv_ndcg_tuned:.4f}", "", "| term | starting weight | tuned weight |",
              "| --- | --- | --- |",
              *(f"| {n} | {outcome.start[n]:g} | {outcome.tuned[n]:.4f} |" for n in TERM_NAMES),
-             "", "| epsilon | scale | NDCG@k | difference (95% CI) | smoothed difference "
+             "", "| epsilon | scale | NDCG@k | difference (95% CI) | fitted difference "
              "| accepted |", "| --- | --- | --- | --- | --- | --- |"]
     lines += [f"| {t['epsilon']:.4f} | {t['scale']:.3f} | {t['ndcg']:.4f} | {t['diff']:+.4f} "
-              f"[{t['ci_low']:+.4f}, {t['ci_high']:+.4f}] | {t['smoothed_diff']:+.4f} | "
+              f"[{t['ci_low']:+.4f}, {t['ci_high']:+.4f}] | {t['fitted_diff']:+.4f} | "
               f"{'yes' if t['accepted'] else 'no'} |" for t in r.trace]
     return "\n".join(lines) + "\n"
 
