@@ -164,9 +164,7 @@ def typo_similarity(query, q_indptr, q_chars, q_grams, doc_indptr, doc_terms, te
     """
     nq = q_indptr.shape[0] - 1
     out = np.full((docs.shape[0], 2), np.nan)
-    total = 0
-    for j in range(docs.shape[0]):
-        total += doc_indptr[docs[j] + 1] - doc_indptr[docs[j]]
+    total = candidate_tokens(doc_indptr, docs)
     if nq == 0 or total == 0:
         return out
     terms, slots = _distinct(doc_indptr, doc_terms, docs, total)
@@ -189,6 +187,15 @@ def typo_similarity(query, q_indptr, q_chars, q_grams, doc_indptr, doc_terms, te
         out[j, 1] = gram_sum / nq
         at += n
     return out
+
+
+@njit(cache=True)
+def candidate_tokens(doc_indptr, docs):  # noqa: ANN001, ANN201
+    """Tokens in all the candidates' fields together."""
+    total = 0
+    for j in range(docs.shape[0]):
+        total += doc_indptr[docs[j] + 1] - doc_indptr[docs[j]]
+    return total
 
 
 @njit(cache=True)

@@ -22,8 +22,10 @@ import numpy as np
 import pandas as pd
 
 from ranking import _feature_kernels as kernels
+from ranking import _title_kernels as title_kernels
 from ranking.bm25 import FieldIndex, IndexError_, MultiFieldIndex
 from ranking.text import Analyzer
+from ranking.title_text import TitleText
 from ranking.units import QuantityTable, query_arrays
 
 #: Text fields of the catalog that get their own index; ``all`` concatenates them.
@@ -67,6 +69,17 @@ FEATURES: tuple[tuple[str, str], ...] = (
      "title token (typo-tolerant)"),
     ("trigram_sim_title", "mean over query tokens of the best character-trigram Dice against a "
      "title token (typo-tolerant)"),
+    ("char3_cover_title", "share of the query's distinct character trigrams (its tokens joined by "
+     "spaces) that the title's trigrams contain"),
+    ("char3_cosine_title", "cosine of the query's and the title's character-trigram TF-IDF "
+     "vectors (IDF over the catalog's titles)"),
+    ("head_last_in_query", "1 if the last stemmed token of the title's head (the title before "
+     "the first comma, \" - \", \"(\" or with/for/by/and/or/in, not the inch of \"36 in\"; "
+     "usually the product type) is in the query"),
+    ("head_last_is_query_last", "1 if the title head's last stemmed token is the query's last "
+     "stemmed token"),
+    ("head_last_sim", "best character-trigram Dice of the title head's last token against a "
+     "query token (typo-tolerant)"),
     ("unit_match", "share of the query's quantities (\"3/4 in.\" = \"0.75 inch\") the product "
      "states (missing if the query has none)"),
     ("unit_conflict", "share of the query's quantities whose unit the product states only with "
@@ -99,6 +112,7 @@ class FeatureSpace:
     stem_analyzer: Analyzer
     stem_index: MultiFieldIndex
     quantities: QuantityTable
+    title_text: TitleText  # head lengths and trigram IDF of the titles
 
     @classmethod
     def build(cls, catalog: pd.DataFrame, analyzer: Analyzer) -> FeatureSpace:
@@ -106,15 +120,19 @@ class FeatureSpace:
         under the same analyzer with stemming."""
         stem_analyzer = dataclasses.replace(analyzer, stem=True)
         texts = catalog[list(QUANTITY_FIELDS)].astype(str).agg(" ".join, axis=1)
-        return cls(analyzer, MultiFieldIndex.build(field_tokens(catalog, analyzer)),
-                   stem_analyzer, MultiFieldIndex.build(field_tokens(catalog, stem_analyzer)),
-                   QuantityTable.from_texts(texts.tolist()))
+        index = MultiFieldIndex.build(field_tokens(catalog, analyzer))
+        term_indptr, term_chars, _ = _vocab_chars(index)
+        title_text = TitleText.build(catalog["title"].astype(str).tolist(), analyzer,
+                                     index.fields["title"], term_indptr, term_chars)
+        return cls(analyzer, index, stem_analyzer,
+                   MultiFieldIndex.build(field_tokens(catalog, stem_analyzer)),
+                   QuantityTable.from_texts(texts.tolist()), title_text)
 
     @cached_property
     def term_chars(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(indptr, code points, sorted trigram keys) of every exact token, for the
         typo-tolerant kernel; computed once, so searches only compare."""
-        return _chars([self.index.vocab.token(i) for i in range(len(self.index.vocab))])
+        return _vocab_chars(self.index)
 
     def extract(self, query: str, docs: np.ndarray, priors: np.ndarray) -> np.ndarray:
         """Feature matrix (len(docs), len(FEATURES)) as float32 for the query text ``query``.
@@ -135,6 +153,7 @@ class FeatureSpace:
             matches[name] = columns[:, 2:]
             out[:, COLUMN[f"cover_{name}"]] = matches[name][:, 0]
         self._title_features(out, matches["title"], exact, tokens, docs)
+        self._title_text_features(out, exact, stemmed, tokens, docs)
         out[:, COLUMN["brand_in_query"]] = matches["brand"][:, 7]
         q_values, q_units = query_arrays(query)
         q = self.quantities
@@ -170,6 +189,23 @@ class FeatureSpace:
             exact, *_chars(tokens), plain.doc_indptr, plain.doc_terms, *self.term_chars, docs)
         out[:, COLUMN["title_len"]] = _lengths(plain, docs)
 
+    def _title_text_features(self, out: np.ndarray, exact: np.ndarray, stemmed: np.ndarray,
+                             tokens: list[str], docs: np.ndarray) -> None:
+        """Character trigrams of the whole title and the match of its head's last token."""
+        plain, stem = self.index.fields["title"], self.stem_index.fields["title"]
+        term_indptr, term_chars, term_grams = self.term_chars
+        q_indptr, q_chars, q_grams = _chars(tokens)
+        text = self.title_text
+        out[:, [COLUMN["char3_cover_title"], COLUMN["char3_cosine_title"]]] = \
+            title_kernels.gram_match(*text.query_grams(q_indptr, q_chars), plain.doc_indptr,
+                                     plain.doc_terms, term_indptr, term_chars, term_grams,
+                                     text.title_norm, docs)
+        head = [COLUMN[n] for n in ("head_last_in_query", "head_last_is_query_last",
+                                    "head_last_sim")]
+        out[:, head] = title_kernels.head_match(
+            stemmed, exact, q_indptr, q_grams, stem.doc_terms, plain.doc_terms,
+            plain.doc_indptr, text.head_len, term_indptr, term_grams, docs)
+
     def _query_features(self, out: np.ndarray, exact: np.ndarray, stemmed: np.ndarray) -> None:
         """Columns that are the same for every candidate: they let the trees tell easy
         queries from hard ones."""
@@ -187,12 +223,14 @@ class FeatureSpace:
     def save(self, directory: Path) -> list[Path]:
         """Write what the ranker's own files (``analyzer.json``, ``bm25.*``) do not hold:
         ``features.json`` (feature names, the stemmed analyzer's settings), the stemmed
-        index and ``quantities.npz``."""
+        index, ``quantities.npz`` and ``title_text.npz``."""
         meta, quantities = directory / "features.json", directory / "quantities.npz"
+        title_text = directory / TITLE_TEXT
         meta.write_text(json.dumps({"feature_names": list(FEATURE_NAMES),
                                     "stem_analyzer": self.stem_analyzer.to_dict()}, indent=2))
         np.savez(quantities, **self.quantities.arrays())
-        return [meta, *self.stem_index.save(directory, STEM_INDEX), quantities]
+        np.savez(title_text, **self.title_text.arrays())
+        return [meta, *self.stem_index.save(directory, STEM_INDEX), quantities, title_text]
 
     @classmethod
     def load(cls, directory: Path, analyzer: Analyzer, index: MultiFieldIndex) -> FeatureSpace:
@@ -203,15 +241,21 @@ class FeatureSpace:
                              f"version computes {list(FEATURE_NAMES)}; rebuild the bundle")
         with np.load(directory / "quantities.npz", allow_pickle=False) as npz:
             quantities = QuantityTable.from_arrays({k: npz[k] for k in npz.files})
+        with np.load(directory / TITLE_TEXT, allow_pickle=False) as npz:
+            title_text = TitleText.from_arrays({k: npz[k] for k in npz.files},
+                                               index.fields["title"].n_docs,
+                                               str(directory / TITLE_TEXT))
         return cls(analyzer, index, Analyzer.from_dict(meta["stem_analyzer"]),
-                   MultiFieldIndex.load(directory, STEM_INDEX), quantities)
+                   MultiFieldIndex.load(directory, STEM_INDEX), quantities, title_text)
 
 
 #: File stem of the stemmed index in a bundle (``bm25_stemmed.npz``, ``bm25_stemmed_vocab.json``).
 STEM_INDEX = "bm25_stemmed"
+#: File of the titles' head lengths and trigram statistics (:class:`TitleText`).
+TITLE_TEXT = "title_text.npz"
 #: Files :meth:`FeatureSpace.save` writes, for the bundle's list of required files.
 BUNDLE_FILES = ("features.json", f"{STEM_INDEX}.npz", f"{STEM_INDEX}_vocab.json",
-                "quantities.npz")
+                "quantities.npz", TITLE_TEXT)
 
 
 def _matches(query: np.ndarray, field: FieldIndex, docs: np.ndarray) -> np.ndarray:
@@ -226,6 +270,11 @@ def _bm25_arrays(field: FieldIndex) -> tuple:
 def _lengths(field: FieldIndex, docs: np.ndarray) -> np.ndarray:
     """Token counts of the candidates' field (without a pass over the whole catalog)."""
     return field.doc_indptr[docs + 1] - field.doc_indptr[docs]
+
+
+def _vocab_chars(index: MultiFieldIndex) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_chars` of every exact token of ``index``'s vocabulary, in term-id order."""
+    return _chars([index.vocab.token(i) for i in range(len(index.vocab))])
 
 
 def _chars(tokens: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -14,6 +14,7 @@ from objectives.catalog import validate_catalog
 from ranking import features
 from ranking.bm25 import IndexError_, MultiFieldIndex
 from ranking.text import Analyzer
+from ranking.title_text import HEAD_CUT
 
 CATALOG = {
     "product_id": ["A", "B", "C", "D"],
@@ -145,14 +146,21 @@ def test_typo_similarity_matches_reference_on_random_words() -> None:
         assert_typo_parity(space, query, rng.permutation(80)[:50], titles)
 
 
-def test_typo_similarity_matches_reference_on_home_depot(home_depot: Path) -> None:
-    """Real queries (with their real typos) against the titles of their judged products."""
-    frame = pd.read_csv(home_depot, encoding="latin-1", nrows=3000)
+def home_depot_space(path: Path, rows: int
+                     ) -> tuple[pd.DataFrame, list[str], features.FeatureSpace]:
+    """The first ``rows`` judgments of Home Depot, their products' titles and a feature space
+    over those titles."""
+    frame = pd.read_csv(path, encoding="latin-1", nrows=rows)
     products = frame.drop_duplicates("product_uid").reset_index(drop=True)
     titles = products["product_title"].tolist()
     catalog, _ = validate_catalog(pd.DataFrame({"product_id": products["product_uid"].astype(str),
                                                 "title": titles}))
-    space = features.FeatureSpace.build(catalog, Analyzer())
+    return frame, titles, features.FeatureSpace.build(catalog, Analyzer())
+
+
+def test_typo_similarity_matches_reference_on_home_depot(home_depot: Path) -> None:
+    """Real queries (with their real typos) against the titles of their judged products."""
+    frame, titles, space = home_depot_space(home_depot, 3000)
     rng = np.random.default_rng(3)
     for query in frame["search_term"].drop_duplicates().sample(40, random_state=2):
         assert_typo_parity(space, query, rng.choice(len(titles), 60, replace=False), titles)
@@ -174,3 +182,99 @@ def test_bad_candidate_rows_are_refused(space: features.FeatureSpace) -> None:
         space.extract("drill", np.array([0, 4]), NO_PRIORS)
     with pytest.raises(IndexError_, match="1-d array of integers"):
         space.extract("drill", np.array([0.5]), NO_PRIORS)
+
+
+HEAD_TITLES = ["Cordless Drill with Battery", "Vanity Top in White", "36 in Vanity, Oak",
+               "Drill Bit Set (10-Piece)", "-- ; --"]
+
+
+@pytest.fixture(scope="module")
+def head_space() -> features.FeatureSpace:
+    catalog, _ = validate_catalog(pd.DataFrame({"product_id": list("VWXYZ"),
+                                                "title": HEAD_TITLES}))
+    return features.FeatureSpace.build(catalog, Analyzer())
+
+
+def test_title_head_is_cut_at_joining_words(head_space: features.FeatureSpace) -> None:
+    # "36 in" is a quantity (inches), not the joining word "in"; the last title has no token
+    assert head_space.title_text.head_len.tolist() == [2, 2, 4, 3, 0]
+    X = head_space.extract("cordless drills", np.arange(5), np.full((5, 3), np.nan))
+    assert column(X, "head_last_in_query")[:4].tolist() == [1.0, 0.0, 0.0, 0.0]
+    assert column(X, "head_last_is_query_last")[:4].tolist() == [1.0, 0.0, 0.0, 0.0]
+    sim = column(X, "head_last_sim")  # "drills" against "drill" and "bit"
+    assert sim[0] == pytest.approx(trigram_similarity("drills", "drill"))
+    assert sim[3] == pytest.approx(trigram_similarity("drills", "bit"))
+    X = head_space.extract("vanity tpo", np.arange(5), np.full((5, 3), np.nan))
+    assert column(X, "head_last_in_query")[:4].tolist() == [0.0, 0.0, 1.0, 0.0]
+    assert column(X, "head_last_sim")[1] == pytest.approx(trigram_similarity("tpo", "top"))
+    for name in ("head_last_in_query", "head_last_sim", "char3_cover_title"):
+        assert np.isnan(column(X, name)[4]), name  # a title without tokens: missing
+
+
+def test_character_trigrams_by_hand(head_space: features.FeatureSpace) -> None:
+    X = head_space.extract("drill", np.arange(5), np.full((5, 3), np.nan))
+    # " drill " has the trigrams " dr", "dri", "ril", "ill", "ll "; "Drill Bit Set" has all five
+    assert column(X, "char3_cover_title")[3] == 1.0
+    assert column(X, "char3_cover_title")[1] == 0.0  # vanity top in white
+    cosine = column(X, "char3_cosine_title")
+    assert cosine[0] > cosine[1] == 0.0 and 0.0 < cosine[3] < 1.0
+
+
+def char_grams(tokens: list[str]) -> Counter:
+    """Trigrams of the tokens joined by spaces, padded: what the kernel must reproduce."""
+    text = " " + " ".join(tokens) + " "
+    return Counter(text[i:i + 3] for i in range(len(text) - 2)) if tokens else Counter()
+
+
+def title_text_reference(space: features.FeatureSpace, titles: list[str], grams: list[Counter],
+                         df: Counter, query: str, doc: int) -> list[float]:
+    """[cover, cosine, head last in query, is query last, head Dice] of one title, written
+    from the definitions; ``grams`` are every title's :func:`char_grams`, ``df`` how many
+    titles have each trigram."""
+    idf = {g: np.log((len(titles) + 1) / (df.get(g, 0) + 1)) + 1 for g in char_grams(
+        space.analyzer(query)) | df}
+    q, t = char_grams(space.analyzer(query)), grams[doc]
+    weight = {g: (1 + np.log(k)) * idf[g] for g, k in q.items()}
+    t_weight = {g: (1 + np.log(k)) * idf[g] for g, k in t.items()}
+    dot = sum(w * t_weight.get(g, 0.0) for g, w in weight.items())
+    norms = np.sqrt(sum(w * w for w in weight.values()) * sum(w * w for w in t_weight.values()))
+    head = space.analyzer(HEAD_CUT.split(titles[doc], maxsplit=1)[0]) or space.analyzer(
+        titles[doc])
+    tokens, stems = space.analyzer(query), space.stem_analyzer(query)
+    last_stem = space.stem_analyzer(" ".join(head))[-1]
+    return [sum(g in t for g in q) / len(q), dot / norms, float(last_stem in stems),
+            float(last_stem == stems[-1]),
+            max(trigram_similarity(w, head[-1]) for w in tokens)]
+
+
+TITLE_TEXT_COLUMNS = ["char3_cover_title", "char3_cosine_title", "head_last_in_query",
+                      "head_last_is_query_last", "head_last_sim"]
+
+
+def assert_title_text_parity(space: features.FeatureSpace, titles: list[str], query: str,
+                             docs: np.ndarray) -> None:
+    X = space.extract(query, docs, np.full((len(titles), len(features.PRIORS)), np.nan))
+    got = X[:, [features.COLUMN[n] for n in TITLE_TEXT_COLUMNS]]
+    grams = [char_grams(space.analyzer(t)) for t in titles]
+    df = Counter(g for c in grams for g in c)
+    want = [title_text_reference(space, titles, grams, df, query, d) for d in docs]
+    np.testing.assert_allclose(got, np.array(want, dtype=np.float32), rtol=1e-5, err_msg=query)
+
+
+def test_title_text_features_match_reference_on_home_depot(home_depot: Path) -> None:
+    """Real titles (commas, "with", "in", sizes) and real queries with their typos."""
+    frame, titles, space = home_depot_space(home_depot, 1500)
+    rng = np.random.default_rng(5)
+    for query in frame["search_term"].drop_duplicates().sample(15, random_state=4):
+        assert_title_text_parity(space, titles, query, rng.choice(len(titles), 20,
+                                                                  replace=False))
+
+
+def test_title_text_of_another_catalog_is_refused(space: features.FeatureSpace,
+                                                  tmp_path: Path) -> None:
+    space.save(tmp_path)
+    space.index.save(tmp_path)
+    arrays = space.title_text.arrays()
+    np.savez(tmp_path / features.TITLE_TEXT, **{**arrays, "head_len": arrays["head_len"][:3]})
+    with pytest.raises(ValueError, match=r"title_text\.npz: head_len \(3,\).* for 4 products"):
+        features.FeatureSpace.load(tmp_path, space.analyzer, MultiFieldIndex.load(tmp_path))

@@ -1,0 +1,103 @@
+"""Catalog statistics of the titles that the trigram and head features read.
+
+Home Depot titles name the product type early and then qualify it: "Cordless Drill with
+Battery", "Vanity Top in White", "Faucet, Chrome". :data:`HEAD_CUT` marks where the qualifiers
+begin; the tokens before it are the title's *head* and its last token is usually what the
+product is, which the query must name for the product to be relevant. The character-trigram
+features weigh a trigram by its IDF over all titles, kept here as sorted keys with their IDF,
+together with each title's TF-IDF norm, so a search only looks up the query's own trigrams.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from ranking import _title_kernels as kernels
+from ranking.bm25 import FieldIndex
+from ranking.text import Analyzer
+
+#: Where a title's head ends: a comma, " - ", "(", or a joining word ("with", "for", "by",
+#: "and", "or", and "in" unless it follows a number, where it is the unit inch).
+HEAD_CUT = re.compile(r",| - |\(| (?:with|for|by|and|or) | (?<!\d )in ", re.IGNORECASE)
+
+
+def head_lengths(titles: list[str], analyzer: Analyzer, title_lengths: np.ndarray) -> np.ndarray:
+    """Token count of each title's head: the tokens of the text before :data:`HEAD_CUT`
+    (the analyzer reads text left to right, so they are the title's first tokens), at most
+    the title's length; a title whose head has no token is all head."""
+    heads = np.array([len(analyzer(HEAD_CUT.split(t, maxsplit=1)[0])) for t in titles],
+                     dtype=np.int64)
+    heads = np.minimum(heads, title_lengths)
+    return np.where(heads > 0, heads, title_lengths)
+
+
+def gram_idf(df: np.ndarray | float, n_docs: int) -> np.ndarray:
+    """Smoothed IDF, log((n + 1) / (df + 1)) + 1: positive for every trigram, and the
+    largest (df = 0) for a query trigram that no title has."""
+    return np.log((n_docs + 1.0) / (df + 1.0)) + 1.0
+
+
+@dataclass(frozen=True)
+class TitleText:
+    """Per product: head length and title TF-IDF norm; per catalog trigram: key and IDF."""
+
+    head_len: np.ndarray  # int64 (n_products,)
+    title_norm: np.ndarray  # float64 (n_products,), 0 for an empty title
+    keys: np.ndarray  # int64, sorted distinct trigram keys of all titles
+    idf: np.ndarray  # float64, IDF of each key
+
+    @classmethod
+    def build(cls, titles: list[str], analyzer: Analyzer, index: FieldIndex,
+              term_indptr: np.ndarray, term_chars: np.ndarray) -> TitleText:
+        """From the raw titles and their plain index (``index``, tokens by ``analyzer``) with
+        the characters of every vocabulary token."""
+        n = index.n_docs
+        indptr, keys = kernels.gram_keys(index.doc_indptr, index.doc_terms, term_indptr,
+                                         term_chars, np.arange(n, dtype=np.int64))
+        row = np.repeat(np.arange(n), np.diff(indptr))
+        first = np.r_[True, (keys[1:] != keys[:-1]) | (row[1:] != row[:-1])]
+        starts = np.flatnonzero(first)
+        counts = np.diff(np.r_[starts, keys.shape[0]])  # occurrences of each (title, trigram)
+        distinct, df = np.unique(keys[starts], return_counts=True)
+        idf = gram_idf(df, n)
+        weight = (1.0 + np.log(counts)) * idf[np.searchsorted(distinct, keys[starts])]
+        norm = np.sqrt(np.bincount(row[starts], weight * weight, minlength=n))
+        lengths = np.diff(index.doc_indptr).astype(np.int64)
+        return cls(head_lengths(titles, analyzer, lengths), norm, distinct, idf)
+
+    def query_grams(self, q_indptr: np.ndarray, q_chars: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(distinct sorted keys, counts, IDF) of the query's trigrams, its tokens (CSR
+        characters) joined by spaces as a title's are."""
+        n = q_indptr.shape[0] - 1
+        one = np.array([0, n], dtype=np.int64)
+        _, keys = kernels.gram_keys(one, np.arange(n, dtype=np.int64), q_indptr, q_chars,
+                                    np.zeros(1, dtype=np.int64))
+        distinct, counts = np.unique(keys, return_counts=True)
+        at = np.searchsorted(self.keys, distinct)
+        known = at < self.keys.shape[0]
+        known[known] = self.keys[at[known]] == distinct[known]
+        idf = np.full(distinct.shape[0], gram_idf(0.0, self.head_len.shape[0]))
+        idf[known] = self.idf[at[known]]
+        return distinct, counts.astype(np.float64), idf
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"head_len": self.head_len, "title_norm": self.title_norm, "keys": self.keys,
+                "idf": self.idf}
+
+    @classmethod
+    def from_arrays(cls, data: dict[str, np.ndarray], n_products: int, source: str) -> TitleText:
+        """Rebuild from :meth:`arrays`, refusing arrays that do not fit ``n_products``."""
+        missing = sorted({"head_len", "title_norm", "keys", "idf"} - set(data))
+        if missing:
+            raise ValueError(f"{source}: missing arrays {missing}; rebuild the bundle")
+        text = cls(**{k: data[k] for k in ("head_len", "title_norm", "keys", "idf")})
+        if text.head_len.shape != (n_products,) or text.title_norm.shape != (n_products,) \
+                or text.keys.shape != text.idf.shape:
+            raise ValueError(f"{source}: head_len {text.head_len.shape}, title_norm "
+                             f"{text.title_norm.shape} for {n_products} products, keys "
+                             f"{text.keys.shape} against idf {text.idf.shape}; rebuild the bundle")
+        return text
