@@ -148,15 +148,16 @@ def _contiguous(query, doc_terms, start, end):  # noqa: ANN001, ANN202
 
 
 @njit(cache=True)
-def typo_similarity(query, q_indptr, q_chars, q_grams, doc_indptr, doc_terms, term_indptr,
-                    term_chars, term_grams, docs):  # noqa: ANN001, ANN201
+def typo_similarity(query, q_indptr, q_chars, q_grams, doc_indptr, doc_terms, terms, slots,
+                    term_indptr, term_chars, term_grams, docs):  # noqa: ANN001, ANN201
     """Per candidate: [edit similarity, trigram similarity], NaN for an empty field.
 
     For each query token, the best-matching field token by 1 - Levenshtein / longer length,
     and by the Dice coefficient of their character trigrams (boundaries padded); each column
     is the mean of those bests over the query's tokens, so "toliet" still finds "toilet".
     ``q_grams`` and ``term_grams`` are each token's sorted trigram keys (:func:`trigram_keys`,
-    aligned with the characters). Every search pays for this, so work is skipped where it
+    aligned with the characters); ``terms`` and ``slots`` are the candidates' distinct tokens
+    (:func:`distinct_terms`). Every search pays for this, so work is skipped where it
     cannot change a value: a token found exactly (same term id in ``query``) scores 1 for
     both, the most there is; a pair whose lengths alone bound its score at or below the best
     so far is not compared (see :func:`_best_match`); and a (query token, distinct field
@@ -164,10 +165,8 @@ def typo_similarity(query, q_indptr, q_chars, q_grams, doc_indptr, doc_terms, te
     """
     nq = q_indptr.shape[0] - 1
     out = np.full((docs.shape[0], 2), np.nan)
-    total = candidate_tokens(doc_indptr, docs)
-    if nq == 0 or total == 0:
+    if nq == 0 or slots.shape[0] == 0:
         return out
-    terms, slots = _distinct(doc_indptr, doc_terms, docs, total)
     memo = np.full((2, nq, terms.shape[0]), -1.0)  # (edit, trigram); -1 = not compared yet
     # where each distinct term's characters and trigram keys lie, gathered once per query
     words = (term_indptr[terms], term_indptr[terms + 1], term_chars, term_grams)
@@ -190,12 +189,14 @@ def typo_similarity(query, q_indptr, q_chars, q_grams, doc_indptr, doc_terms, te
 
 
 @njit(cache=True)
-def candidate_tokens(doc_indptr, docs):  # noqa: ANN001, ANN201
-    """Tokens in all the candidates' fields together."""
+def distinct_terms(doc_indptr, doc_terms, docs):  # noqa: ANN001, ANN201
+    """(distinct term ids, index into them of each candidate token in order) of the
+    candidates' field: computed once per search for every kernel that works per distinct
+    token."""
     total = 0
     for j in range(docs.shape[0]):
         total += doc_indptr[docs[j] + 1] - doc_indptr[docs[j]]
-    return total
+    return _distinct(doc_indptr, doc_terms, docs, total)
 
 
 @njit(cache=True)

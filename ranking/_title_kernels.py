@@ -12,12 +12,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ranking._feature_kernels import _common_sorted, _distinct, candidate_tokens
+from ranking._feature_kernels import _common_sorted, _distinct
 
 _SPACE = 32
-#: Bits of the query's trigram filter: a title trigram whose bit is clear is not the query's,
-#: without a search; with ~20 query trigrams, few of a title's ~60 find their bit set.
-_FILTER_BITS = 12
+#: Smallest size of the hash table of the query's trigrams (a power of two; kept at most a
+#: quarter full, so a title trigram that is not the query's mostly meets an empty slot).
+_TABLE_SIZE = 1024
 
 
 @njit(cache=True)
@@ -70,8 +70,8 @@ def _stream(doc_terms, start, end, term_indptr, term_chars, out):  # noqa: ANN00
 
 
 @njit(cache=True)
-def gram_match(q_keys, q_counts, q_idf, doc_indptr, doc_terms, term_indptr, term_chars,
-               term_grams, title_norm, docs):  # noqa: ANN001, ANN201
+def gram_match(q_keys, q_counts, q_idf, doc_indptr, doc_terms, terms, slots, term_indptr,
+               term_chars, term_grams, title_norm, docs):  # noqa: ANN001, ANN201
     """Per candidate: [cover, cosine] of the query's character trigrams against the title.
 
     ``q_keys`` are the query's distinct trigram keys (sorted), ``q_counts`` how often each
@@ -79,27 +79,24 @@ def gram_match(q_keys, q_counts, q_idf, doc_indptr, doc_terms, term_indptr, term
     TF-IDF norm. Cover is the share of the query's distinct trigrams the title contains;
     cosine weighs a trigram occurring k times by (1 + log k) * IDF on both sides, so a shared
     rare trigram ("toil", "dewalt") counts more than " th". NaN for an empty title or a query
-    without trigrams.
+    without trigrams. The title's trigrams are looked up in a hash table of the query's
+    (:func:`_query_table`), not counted against each other.
 
-    Only the query's trigrams can add to the dot product, so the title's are counted against
-    the query's keys, never sorted. A title's trigrams are those of each token padded with
+    A title's trigrams are those of each token padded with
     spaces (``term_grams``, as :func:`ranking._feature_kernels.trigram_keys` made them), plus
     one across each inner space: so which of the query's trigrams a token has is found once
-    per distinct token of the candidates (:func:`_term_hits`), not once per candidate.
+    per distinct token of the candidates (``terms``, with ``slots`` the index into them of
+    each candidate token, :func:`ranking._feature_kernels.distinct_terms`; see
+    :func:`_term_hits`), not once per candidate.
     """
     nq = q_keys.shape[0]
     out = np.full((docs.shape[0], 2), np.nan)
-    total = candidate_tokens(doc_indptr, docs)
-    if nq == 0 or total == 0:
+    if nq == 0 or slots.shape[0] == 0:
         return out
     q_weight = (1.0 + np.log(q_counts)) * q_idf
     q_norm = np.sqrt(np.sum(q_weight * q_weight))
-    query_bits = np.zeros(1 << _FILTER_BITS, dtype=np.bool_)
-    for key in q_keys:
-        query_bits[_filter_bit(key)] = True
-    terms, slots = _distinct(doc_indptr, doc_terms, docs, total)
-    hit_ptr, hit_at, first, last = _term_hits(terms, term_indptr, term_chars, term_grams, q_keys,
-                                              query_bits)
+    table = _query_table(q_keys)
+    hit_ptr, hit_at, first, last = _term_hits(terms, term_indptr, term_chars, term_grams, table)
     hits = np.zeros(nq, dtype=np.int64)
     at = 0
     for j in range(docs.shape[0]):
@@ -113,7 +110,7 @@ def gram_match(q_keys, q_counts, q_idf, doc_indptr, doc_terms, term_indptr, term
                 hits[hit_at[k]] += 1
             if p > start:  # the trigram across the space before this token
                 key = (last[slots[at + p - start - 1]] << 42) | (np.int64(_SPACE) << 21) | first[u]
-                i = _find(q_keys, query_bits, key)
+                i = _find(table, key)
                 if i >= 0:
                     hits[i] += 1
         at += end - start
@@ -128,11 +125,35 @@ def gram_match(q_keys, q_counts, q_idf, doc_indptr, doc_terms, term_indptr, term
 
 
 @njit(cache=True)
-def _term_hits(terms, term_indptr, term_chars, term_grams, q_keys, query_bits):  # noqa: ANN001, ANN202
-    """For each of ``terms``: the indexes into ``q_keys`` of its padded trigrams that the
-    query has, with repeats, as (indptr, indexes), CSR over ``terms``; then its first and its
-    last character (for the trigrams across spaces, read here once per term rather than from
-    the whole vocabulary's characters once per token)."""
+def query_grams(q_indptr, q_chars, keys, idf, unseen_idf):  # noqa: ANN001, ANN201
+    """(distinct sorted keys, counts, IDF) of the trigrams of the query's tokens (CSR
+    characters) joined by spaces as :func:`gram_keys` joins a title's; the IDF is looked up
+    in the catalog's sorted ``keys``, ``unseen_idf`` for a trigram no title has."""
+    n = q_indptr.shape[0] - 1
+    _, grams = gram_keys(np.array([0, n]), np.arange(n), q_indptr, q_chars, np.zeros(1, np.int64))
+    distinct = np.empty(grams.shape[0], dtype=np.int64)
+    counts = np.zeros(grams.shape[0])
+    m = 0
+    for g in grams:  # sorted: equal keys are adjacent
+        if m == 0 or distinct[m - 1] != g:
+            distinct[m] = g
+            m += 1
+        counts[m - 1] += 1.0
+    q_idf = np.full(m, unseen_idf)
+    for i in range(m):
+        at = np.searchsorted(keys, distinct[i])
+        if at < keys.shape[0] and keys[at] == distinct[i]:
+            q_idf[i] = idf[at]
+    return distinct[:m], counts[:m], q_idf
+
+
+@njit(cache=True)
+def _term_hits(terms, term_indptr, term_chars, term_grams, table):  # noqa: ANN001, ANN202
+    """For each of ``terms``: the indexes into the query's keys of its padded trigrams that
+    the query has (``table``, :func:`_query_table`), with repeats, as (indptr, indexes), CSR
+    over ``terms``; then its first and its last character (for the trigrams across spaces,
+    read here once per term rather than from the whole vocabulary's characters once per
+    token)."""
     size = 0
     for t in terms:
         size += term_indptr[t + 1] - term_indptr[t]
@@ -145,7 +166,7 @@ def _term_hits(terms, term_indptr, term_chars, term_grams, q_keys, query_bits): 
         first[u] = term_chars[term_indptr[terms[u]]]
         last[u] = term_chars[term_indptr[terms[u] + 1] - 1]
         for g in term_grams[term_indptr[terms[u]]:term_indptr[terms[u] + 1]]:
-            i = _find(q_keys, query_bits, g)
+            i = _find(table, g)
             if i >= 0:
                 at[n] = i
                 n += 1
@@ -154,21 +175,39 @@ def _term_hits(terms, term_indptr, term_chars, term_grams, q_keys, query_bits): 
 
 
 @njit(cache=True)
-def _find(q_keys, query_bits, key):  # noqa: ANN001, ANN202
-    """Index of ``key`` in the sorted ``q_keys``, or -1; a clear filter bit answers -1
-    without the search."""
-    if not query_bits[_filter_bit(key)]:
-        return -1
-    i = np.searchsorted(q_keys, key)
-    return i if i < q_keys.shape[0] and q_keys[i] == key else -1
+def _query_table(q_keys):  # noqa: ANN001, ANN202
+    """Open-addressing hash table of the query's trigram keys: (keys, index into ``q_keys``,
+    -1 for an empty slot), by linear probing."""
+    size = _TABLE_SIZE
+    while size < 4 * q_keys.shape[0]:
+        size *= 2
+    keys = np.zeros(size, dtype=np.int64)
+    where = np.full(size, -1, dtype=np.int64)
+    for i in range(q_keys.shape[0]):
+        h = _slot(q_keys[i], size)
+        while where[h] >= 0:
+            h = (h + 1) & (size - 1)
+        keys[h], where[h] = q_keys[i], i
+    return keys, where
 
 
 @njit(cache=True)
-def _filter_bit(key):  # noqa: ANN001, ANN202
-    """A trigram key's bit in the query filter: the top bits of a multiplicative hash
-    (int64 multiplication wraps, which is what a hash wants)."""
-    return (key * np.int64(-7046029254386353131)) >> np.int64(64 - _FILTER_BITS) & np.int64(
-        (1 << _FILTER_BITS) - 1)
+def _find(table, key):  # noqa: ANN001, ANN202
+    """Index of ``key`` among the query's keys (:func:`_query_table`), or -1."""
+    keys, where = table
+    h = _slot(key, keys.shape[0])
+    while where[h] >= 0:
+        if keys[h] == key:
+            return where[h]
+        h = (h + 1) & (keys.shape[0] - 1)
+    return -1
+
+
+@njit(cache=True)
+def _slot(key, size):  # noqa: ANN001, ANN202
+    """A trigram key's home slot in a table of ``size`` (a power of two): the middle bits of
+    a multiplicative hash (int64 multiplication wraps, which is what a hash wants)."""
+    return ((key * np.int64(-7046029254386353131)) >> np.int64(29)) & np.int64(size - 1)
 
 
 @njit(cache=True)

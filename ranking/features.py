@@ -152,8 +152,11 @@ class FeatureSpace:
             out[:, COLUMN[f"bm25_stem_{name}"]] = columns[:, 1]
             matches[name] = columns[:, 2:]
             out[:, COLUMN[f"cover_{name}"]] = matches[name][:, 0]
-        self._title_features(out, matches["title"], exact, tokens, docs)
-        self._title_text_features(out, exact, stemmed, tokens, docs)
+        chars = _chars(tokens)
+        title = self.index.fields["title"]
+        distinct = kernels.distinct_terms(title.doc_indptr, title.doc_terms, docs)
+        self._title_features(out, matches["title"], exact, chars, distinct, docs)
+        self._title_text_features(out, exact, stemmed, chars, distinct, docs)
         out[:, COLUMN["brand_in_query"]] = matches["brand"][:, 7]
         q_values, q_units = query_arrays(query)
         q = self.quantities
@@ -176,8 +179,11 @@ class FeatureSpace:
         return docs.astype(np.int64, copy=False)
 
     def _title_features(self, out: np.ndarray, match: np.ndarray, exact: np.ndarray,
-                        tokens: list[str], docs: np.ndarray) -> None:
-        """The title's stemmed ``match`` columns, exact coverage, typos and length."""
+                        chars: tuple[np.ndarray, ...], distinct: tuple[np.ndarray, np.ndarray],
+                        docs: np.ndarray) -> None:
+        """The title's stemmed ``match`` columns, exact coverage, typos and length; ``chars``
+        are the query tokens' (:func:`_chars`), ``distinct`` the candidates' distinct title
+        tokens (:func:`ranking._feature_kernels.distinct_terms`)."""
         names = ("idf_cover_title", "phrase_title", "bigram_title", "bigram_unordered_title",
                  "first_pos_title", "last_token_title", "title_in_query", "idf_missing_title",
                  "title_last_in_query")
@@ -186,20 +192,22 @@ class FeatureSpace:
         plain = self.index.fields["title"]
         out[:, COLUMN["cover_exact_title"]] = _matches(exact, plain, docs)[:, 0]
         out[:, [COLUMN["edit_sim_title"], COLUMN["trigram_sim_title"]]] = kernels.typo_similarity(
-            exact, *_chars(tokens), plain.doc_indptr, plain.doc_terms, *self.term_chars, docs)
+            exact, *chars, plain.doc_indptr, plain.doc_terms, *distinct, *self.term_chars, docs)
         out[:, COLUMN["title_len"]] = _lengths(plain, docs)
 
     def _title_text_features(self, out: np.ndarray, exact: np.ndarray, stemmed: np.ndarray,
-                             tokens: list[str], docs: np.ndarray) -> None:
-        """Character trigrams of the whole title and the match of its head's last token."""
+                             chars: tuple[np.ndarray, ...],
+                             distinct: tuple[np.ndarray, np.ndarray], docs: np.ndarray) -> None:
+        """Character trigrams of the whole title and the match of its head's last token
+        (arguments as for :meth:`_title_features`)."""
         plain, stem = self.index.fields["title"], self.stem_index.fields["title"]
         term_indptr, term_chars, term_grams = self.term_chars
-        q_indptr, q_chars, q_grams = _chars(tokens)
+        q_indptr, q_chars, q_grams = chars
         text = self.title_text
         out[:, [COLUMN["char3_cover_title"], COLUMN["char3_cosine_title"]]] = \
             title_kernels.gram_match(*text.query_grams(q_indptr, q_chars), plain.doc_indptr,
-                                     plain.doc_terms, term_indptr, term_chars, term_grams,
-                                     text.title_norm, docs)
+                                     plain.doc_terms, *distinct, term_indptr, term_chars,
+                                     term_grams, text.title_norm, docs)
         head = [COLUMN[n] for n in ("head_last_in_query", "head_last_is_query_last",
                                     "head_last_sim")]
         out[:, head] = title_kernels.head_match(

@@ -72,17 +72,8 @@ class TitleText:
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(distinct sorted keys, counts, IDF) of the query's trigrams, its tokens (CSR
         characters) joined by spaces as a title's are."""
-        n = q_indptr.shape[0] - 1
-        one = np.array([0, n], dtype=np.int64)
-        _, keys = kernels.gram_keys(one, np.arange(n, dtype=np.int64), q_indptr, q_chars,
-                                    np.zeros(1, dtype=np.int64))
-        distinct, counts = np.unique(keys, return_counts=True)
-        at = np.searchsorted(self.keys, distinct)
-        known = at < self.keys.shape[0]
-        known[known] = self.keys[at[known]] == distinct[known]
-        idf = np.full(distinct.shape[0], gram_idf(0.0, self.head_len.shape[0]))
-        idf[known] = self.idf[at[known]]
-        return distinct, counts.astype(np.float64), idf
+        return kernels.query_grams(q_indptr, q_chars, self.keys, self.idf,
+                                   float(gram_idf(0.0, self.head_len.shape[0])))
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"head_len": self.head_len, "title_norm": self.title_norm, "keys": self.keys,
