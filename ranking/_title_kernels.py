@@ -97,28 +97,30 @@ def gram_match(q_keys, q_counts, q_idf, doc_indptr, doc_terms, terms, slots, ter
     q_norm = np.sqrt(np.sum(q_weight * q_weight))
     table = _query_table(q_keys)
     hit_ptr, hit_at, first, last = _term_hits(terms, term_indptr, term_chars, term_grams, table)
+    ends, starts = _space_neighbours(q_keys, first, last)
     hits = np.zeros(nq, dtype=np.int64)
     at = 0
     for j in range(docs.shape[0]):
-        start, end = doc_indptr[docs[j]], doc_indptr[docs[j] + 1]
-        if end == start:
+        n = doc_indptr[docs[j] + 1] - doc_indptr[docs[j]]
+        if n == 0:
             continue
         hits[:] = 0
-        for p in range(start, end):
-            u = slots[at + p - start]
-            for k in range(hit_ptr[u], hit_ptr[u + 1]):
-                hits[hit_at[k]] += 1
-            if p > start:  # the trigram across the space before this token
-                key = (last[slots[at + p - start - 1]] << 42) | (np.int64(_SPACE) << 21) | first[u]
-                i = _find(table, key)
+        for k in range(at, at + n):
+            u = slots[k]
+            for h in range(hit_ptr[u], hit_ptr[u + 1]):
+                hits[hit_at[h]] += 1
+            # the trigram across the space before this token, looked up only if it can match
+            if k > at and ends[slots[k - 1]] and starts[u]:
+                i = _find(table, (last[slots[k - 1]] << 42) | (np.int64(_SPACE) << 21) | first[u])
                 if i >= 0:
                     hits[i] += 1
-        at += end - start
+        at += n
         found, dot = 0, 0.0
         for i in range(nq):
             if hits[i] > 0:
                 found += 1
-                dot += q_weight[i] * (1.0 + np.log(hits[i])) * q_idf[i]
+                tf = 1.0 if hits[i] == 1 else 1.0 + np.log(hits[i])  # most counts are 1
+                dot += q_weight[i] * tf * q_idf[i]
         out[j, 0] = found / nq
         out[j, 1] = dot / (q_norm * title_norm[docs[j]]) if title_norm[docs[j]] > 0 else 0.0
     return out
@@ -172,6 +174,22 @@ def _term_hits(terms, term_indptr, term_chars, term_grams, table):  # noqa: ANN0
                 n += 1
         indptr[u + 1] = n
     return indptr, at, first, last
+
+
+@njit(cache=True)
+def _space_neighbours(q_keys, first, last):  # noqa: ANN001, ANN202
+    """Per distinct term (``first`` and ``last`` characters): whether the query has a trigram
+    "<its last character> <any>" across a space, and whether it has one "<any> <its first
+    character>"; a title's trigram across a space can only be the query's if both hold."""
+    ends = np.zeros(first.shape[0], dtype=np.bool_)
+    starts = np.zeros(first.shape[0], dtype=np.bool_)
+    mask = np.int64((1 << 21) - 1)
+    for key in q_keys:
+        if (key >> 21) & mask == _SPACE:
+            for u in range(first.shape[0]):
+                ends[u] |= last[u] == key >> 42
+                starts[u] |= first[u] == key & mask
+    return ends, starts
 
 
 @njit(cache=True)

@@ -261,6 +261,21 @@ def assert_title_text_parity(space: features.FeatureSpace, titles: list[str], qu
     np.testing.assert_allclose(got, np.array(want, dtype=np.float32), rtol=1e-5, err_msg=query)
 
 
+def test_title_text_features_match_reference_on_random_words() -> None:
+    """Short words over a small alphabet: trigrams repeat within and across words (the
+    trigram across each space included) and many titles share tokens."""
+    rng = np.random.default_rng(11)
+    words = ["".join(rng.choice(list("abé"), rng.integers(1, 5))) for _ in range(30)]
+    titles = [" ".join(rng.choice(words, rng.integers(1, 7))) for _ in range(60)]
+    titles += ["ab with ba", "ab, ba"]
+    catalog, _ = validate_catalog(pd.DataFrame({"product_id": [str(i) for i in range(62)],
+                                                "title": titles}))
+    space = features.FeatureSpace.build(catalog, Analyzer())
+    for _ in range(20):
+        query = " ".join(rng.choice(words + ["zz"], rng.integers(1, 5)))
+        assert_title_text_parity(space, titles, query, rng.permutation(62)[:40])
+
+
 def test_title_text_features_match_reference_on_home_depot(home_depot: Path) -> None:
     """Real titles (commas, "with", "in", sizes) and real queries with their typos."""
     frame, titles, space = home_depot_space(home_depot, 1500)
