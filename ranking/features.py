@@ -146,6 +146,11 @@ class FeatureSpace:
         out = np.full((docs.shape[0], len(FEATURE_NAMES)), np.nan, dtype=np.float32)
         matches = {}
         for name in INDEXED_FIELDS:
+            if self.index.fields[name].doc_terms.shape[0] == 0:
+                # no product has text here: every column stays missing, as the kernel would
+                # leave it, without paying for the call (Home Depot has titles only)
+                matches[name] = np.full((docs.shape[0], kernels.N_MATCH), np.nan)
+                continue
             columns = kernels.field_columns(exact, stemmed, _bm25_arrays(self.index.fields[name]),
                                             _bm25_arrays(self.stem_index.fields[name]), docs)
             out[:, COLUMN[f"bm25_{name}"]] = columns[:, 0]

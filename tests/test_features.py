@@ -293,3 +293,21 @@ def test_title_text_of_another_catalog_is_refused(space: features.FeatureSpace,
     np.savez(tmp_path / features.TITLE_TEXT, **{**arrays, "head_len": arrays["head_len"][:3]})
     with pytest.raises(ValueError, match=r"title_text\.npz: head_len \(3,\).* for 4 products"):
         features.FeatureSpace.load(tmp_path, space.analyzer, MultiFieldIndex.load(tmp_path))
+
+
+def test_a_field_no_product_has_is_missing_as_the_kernel_leaves_it(
+        head_space: features.FeatureSpace) -> None:
+    """A titles-only catalog: extract skips the kernel for the empty fields; their columns
+    are what the kernel gives, all missing."""
+    docs = np.arange(5)
+    X = head_space.extract("cordless drill", docs, np.full((5, 3), np.nan))
+    exact = head_space.index.vocab.lookup(head_space.analyzer("cordless drill"))
+    stemmed = head_space.stem_index.vocab.lookup(head_space.stem_analyzer("cordless drill"))
+    for name in ("description", "category", "brand", "attributes"):
+        kernel = features.kernels.field_columns(
+            exact, stemmed, features._bm25_arrays(head_space.index.fields[name]),
+            features._bm25_arrays(head_space.stem_index.fields[name]), docs)
+        assert np.isnan(kernel).all(), name
+        for column_name in (f"bm25_{name}", f"bm25_stem_{name}", f"cover_{name}"):
+            assert np.isnan(column(X, column_name)).all(), column_name
+    assert np.isnan(column(X, "brand_in_query")).all()
