@@ -3,11 +3,12 @@
 :class:`FeatureSpace` holds what the features read: the retrieval index over exact tokens,
 a second index over stemmed tokens (so "drills" meets "drill" without giving up the exact
 match), each with the analyzer that made it, the quantities of every product
-(:mod:`ranking.units`) and the characters of every exact token (for typo-tolerant matching).
+(:mod:`ranking.units`), the characters of every exact token (for typo-tolerant matching) and
+the titles' heads and character-trigram statistics (:mod:`ranking.title_text`).
 Every feature is computed for all candidates of one query at once, in Numba kernels
-(:mod:`ranking._bm25_kernels`, :mod:`ranking._feature_kernels`); Python only loops over the
-fixed list of fields. ``FEATURES`` documents each column; a test holds the README's feature
-table to it, so the two cannot drift.
+(:mod:`ranking._bm25_kernels`, :mod:`ranking._feature_kernels`, :mod:`ranking._title_kernels`);
+Python only loops over the fixed list of fields. ``FEATURES`` documents each column; a test
+holds the README's feature table to it, so the two cannot drift.
 """
 
 from __future__ import annotations
