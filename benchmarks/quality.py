@@ -63,7 +63,7 @@ from objectives.quality import (
 )
 from objectives.simulate import simulate_business_fields, simulate_transactions
 from objectives.terms import compute_terms, weeks_of_cover
-from objectives.tuner import choose_strength, frontier, tune_weights
+from objectives.tuner import STRENGTH_PATH, choose_strength, frontier, tune_weights
 from ranking import features
 from ranking.build import Served, judged_features, judgment_labels, query_groups
 from ranking.ltr import LambdaMART, train_and_cross_fit
@@ -76,6 +76,9 @@ CUTOFFS = (3, 5, 10)
 #: Weights of the naive blend tried, and the relative NDCG drop of the issue's reference point.
 NAIVE_GRID = (0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0)
 NAIVE_REFERENCE_DROP = 0.005
+#: The frontier sweeps the tuner's path and past it, so the tuned curve spans the NDCG range of
+#: the naive blend's strongest weights too and the two can be compared at every level.
+FRONTIER_PATH = (*STRENGTH_PATH, (5.0, 1.0), (10.0, 1.0), (20.0, 1.0))
 #: The benchmark's business objective unless ``--config`` names a weights file: margin alone,
 #: since margin lift is the question; relevance must not fall (max_ndcg_drop 0); margin picks
 #: the products of the first k places (the cut-off tuned at), relevance orders the list.
@@ -224,7 +227,7 @@ def run_fold(groups: dict[str, QueryGroups], values: dict[str, dict[str, np.ndar
               "tuned blend": (test, test.blend(tune.weights))}
     scores |= {f"naive w={w:g}": (plain, z + w * z_margin) for w in NAIVE_GRID}
     scores |= {f"frontier eps={p.epsilon:g} scale={p.scale:g}": (test, test.blend(p.weights))
-               for p in frontier(train, importance, k=k, seed=seed)}
+               for p in frontier(train, importance, k=k, seed=seed, path=FRONTIER_PATH)}
     figures = {name: {c: per_query_figures(g, s, values["test"], c) for c in CUTOFFS}
                for name, (g, s) in scores.items()}
     return FoldResult(queries, figures, tune.weights.tolist(), naive, seconds, tune.message)
