@@ -70,6 +70,31 @@ def _stream(doc_terms, start, end, term_indptr, term_chars, out):  # noqa: ANN00
 
 
 @njit(cache=True)
+def title_columns(query, title, distinct, vocab, text, docs):  # noqa: ANN001, ANN201
+    """Per candidate, in one call (a search pays Python's dispatch per kernel call): the
+    :func:`gram_match` columns [cover, cosine], then the :func:`head_match` columns [head's
+    last token in the query, it is the query's last token, its Dice].
+
+    ``query`` = (stemmed ids, exact ids, token indptr, characters, trigram keys); ``title`` =
+    the title indexes' (doc_indptr, plain doc_terms, stemmed doc_terms); ``distinct`` = the
+    candidates' (distinct terms, slots); ``vocab`` = every exact token's (indptr, characters,
+    trigram keys); ``text`` = (head lengths, title norms, catalog trigram keys, their IDF,
+    IDF of an unseen trigram), as :class:`ranking.title_text.TitleText` holds them.
+    """
+    stemmed, exact, q_indptr, q_chars, q_grams = query
+    doc_indptr, plain_terms, stem_terms = title
+    term_indptr, term_chars, term_grams = vocab
+    head_len, title_norm, keys, idf, unseen_idf = text
+    q_keys, q_counts, q_idf = query_grams(q_indptr, q_chars, keys, idf, unseen_idf)
+    out = np.empty((docs.shape[0], 5))
+    out[:, :2] = gram_match(q_keys, q_counts, q_idf, doc_indptr, plain_terms, distinct[0],
+                            distinct[1], term_indptr, term_chars, term_grams, title_norm, docs)
+    out[:, 2:] = head_match(stemmed, exact, q_indptr, q_grams, stem_terms, plain_terms,
+                            doc_indptr, head_len, term_indptr, term_grams, docs)
+    return out
+
+
+@njit(cache=True)
 def gram_match(q_keys, q_counts, q_idf, doc_indptr, doc_terms, terms, slots, term_indptr,
                term_chars, term_grams, title_norm, docs):  # noqa: ANN001, ANN201
     """Per candidate: [cover, cosine] of the query's character trigrams against the title.

@@ -95,6 +95,8 @@ FEATURES: tuple[tuple[str, str], ...] = (
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(name for name, _ in FEATURES)
 COLUMN = {name: i for i, name in enumerate(FEATURE_NAMES)}
+#: The columns of :func:`ranking._title_kernels.title_columns`, adjacent and in its order.
+_TITLE_TEXT = slice(COLUMN["char3_cover_title"], COLUMN["head_last_sim"] + 1)
 
 
 def field_tokens(catalog: pd.DataFrame, analyzer: Analyzer) -> dict[str, list[list[str]]]:
@@ -207,18 +209,13 @@ class FeatureSpace:
         """Character trigrams of the whole title and the match of its head's last token
         (arguments as for :meth:`_title_features`)."""
         plain, stem = self.index.fields["title"], self.stem_index.fields["title"]
-        term_indptr, term_chars, term_grams = self.term_chars
-        q_indptr, q_chars, q_grams = chars
-        text = self.title_text
-        out[:, [COLUMN["char3_cover_title"], COLUMN["char3_cosine_title"]]] = \
-            title_kernels.gram_match(*text.query_grams(q_indptr, q_chars), plain.doc_indptr,
-                                     plain.doc_terms, *distinct, term_indptr, term_chars,
-                                     term_grams, text.title_norm, docs)
-        head = [COLUMN[n] for n in ("head_last_in_query", "head_last_is_query_last",
-                                    "head_last_sim")]
-        out[:, head] = title_kernels.head_match(
-            stemmed, exact, q_indptr, q_grams, stem.doc_terms, plain.doc_terms,
-            plain.doc_indptr, text.head_len, term_indptr, term_grams, docs)
+        out[:, _TITLE_TEXT] = title_kernels.title_columns(
+            (stemmed, exact, *chars), (plain.doc_indptr, plain.doc_terms, stem.doc_terms),
+            distinct, self.term_chars, self._title_text_arrays, docs)
+
+    @cached_property
+    def _title_text_arrays(self) -> tuple:
+        return self.title_text.kernel_arrays()
 
     def _query_features(self, out: np.ndarray, exact: np.ndarray, stemmed: np.ndarray) -> None:
         """Columns that are the same for every candidate: they let the trees tell easy

@@ -68,12 +68,11 @@ class TitleText:
         lengths = np.diff(index.doc_indptr).astype(np.int64)
         return cls(head_lengths(titles, analyzer, lengths), norm, distinct, idf)
 
-    def query_grams(self, q_indptr: np.ndarray, q_chars: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(distinct sorted keys, counts, IDF) of the query's trigrams, its tokens (CSR
-        characters) joined by spaces as a title's are."""
-        return kernels.query_grams(q_indptr, q_chars, self.keys, self.idf,
-                                   float(gram_idf(0.0, self.head_len.shape[0])))
+    def kernel_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+        """What :func:`ranking._title_kernels.title_columns` reads: head lengths, title norms,
+        the catalog's trigram keys and IDF, and the IDF of a trigram no title has."""
+        return (self.head_len, self.title_norm, self.keys, self.idf,
+                float(gram_idf(0.0, self.head_len.shape[0])))
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"head_len": self.head_len, "title_norm": self.title_norm, "keys": self.keys,
