@@ -148,14 +148,7 @@ class FeatureSpace:
         exact, stemmed = self.index.vocab.lookup(tokens), self.stem_index.vocab.lookup(stems)
         out = np.full((docs.shape[0], len(FEATURE_NAMES)), np.nan, dtype=np.float32)
         matches = {}
-        for name in INDEXED_FIELDS:
-            if self.index.fields[name].doc_terms.shape[0] == 0:
-                # no product has text here: every column stays missing, as the kernel would
-                # leave it, without paying for the call (Home Depot has titles only)
-                matches[name] = np.full((docs.shape[0], kernels.N_MATCH), np.nan)
-                continue
-            columns = kernels.field_columns(exact, stemmed, _bm25_arrays(self.index.fields[name]),
-                                            _bm25_arrays(self.stem_index.fields[name]), docs)
+        for name, columns in self._field_columns(exact, stemmed, docs).items():
             out[:, COLUMN[f"bm25_{name}"]] = columns[:, 0]
             out[:, COLUMN[f"bm25_stem_{name}"]] = columns[:, 1]
             matches[name] = columns[:, 2:]
@@ -173,6 +166,37 @@ class FeatureSpace:
         self._query_features(out, exact, stemmed)
         out[:, len(FEATURE_NAMES) - len(PRIORS):] = priors[docs]
         return out
+
+    def _field_columns(self, exact: np.ndarray, stemmed: np.ndarray,
+                       docs: np.ndarray) -> dict[str, np.ndarray]:
+        """:func:`ranking._feature_kernels.field_columns` of every indexed field. A search pays
+        for each kernel call, so a field no product has is all missing without one, and a
+        field indexed exactly as an earlier one reuses its columns (``all`` is ``title`` when
+        the catalog has no other text, as Home Depot)."""
+        out: dict[str, np.ndarray] = {}
+        for name in INDEXED_FIELDS:
+            if self._same_field[name] is not None:
+                out[name] = out[self._same_field[name]]
+            elif self.index.fields[name].doc_terms.shape[0] == 0:
+                out[name] = np.full((docs.shape[0], 2 + kernels.N_MATCH), np.nan)
+            else:
+                out[name] = kernels.field_columns(
+                    exact, stemmed, _bm25_arrays(self.index.fields[name]),
+                    _bm25_arrays(self.stem_index.fields[name]), docs)
+        return out
+
+    @cached_property
+    def _same_field(self) -> dict[str, str | None]:
+        """Each indexed field's first earlier field with the same plain and stemmed indexes
+        (same token ids, IDF and length normalization, so the same columns), else None."""
+        same: dict[str, str | None] = {}
+        for i, name in enumerate(INDEXED_FIELDS):
+            same[name] = next((earlier for earlier in INDEXED_FIELDS[:i]
+                               if same[earlier] is None
+                               and _same_index(self.index.fields[earlier], self.index.fields[name])
+                               and _same_index(self.stem_index.fields[earlier],
+                                               self.stem_index.fields[name])), None)
+        return same
 
     def _checked_docs(self, docs: np.ndarray) -> np.ndarray:
         """``docs`` as int64 product rows, refused with a clear error if any is not a row of
@@ -271,6 +295,12 @@ BUNDLE_FILES = ("features.json", f"{STEM_INDEX}.npz", f"{STEM_INDEX}_vocab.json"
 
 def _matches(query: np.ndarray, field: FieldIndex, docs: np.ndarray) -> np.ndarray:
     return kernels.match_features(query, field.idf, field.doc_indptr, field.doc_terms, docs)
+
+
+def _same_index(a: FieldIndex, b: FieldIndex) -> bool:
+    """Whether two fields' indexes give every candidate the same BM25 and match columns."""
+    arrays = zip(_bm25_arrays(a)[:4], _bm25_arrays(b)[:4], strict=True)
+    return a.params == b.params and all(np.array_equal(x, y) for x, y in arrays)
 
 
 def _bm25_arrays(field: FieldIndex) -> tuple:

@@ -295,19 +295,20 @@ def test_title_text_of_another_catalog_is_refused(space: features.FeatureSpace,
         features.FeatureSpace.load(tmp_path, space.analyzer, MultiFieldIndex.load(tmp_path))
 
 
-def test_a_field_no_product_has_is_missing_as_the_kernel_leaves_it(
+def test_skipped_field_kernels_would_give_the_same_columns(
         head_space: features.FeatureSpace) -> None:
-    """A titles-only catalog: extract skips the kernel for the empty fields; their columns
-    are what the kernel gives, all missing."""
+    """A titles-only catalog: extract calls no kernel for the empty fields, and reuses the
+    ``all`` columns for the title (the same index); each is what the kernel gives."""
+    assert head_space._same_field["title"] == "all"
     docs = np.arange(5)
-    X = head_space.extract("cordless drill", docs, np.full((5, 3), np.nan))
-    exact = head_space.index.vocab.lookup(head_space.analyzer("cordless drill"))
-    stemmed = head_space.stem_index.vocab.lookup(head_space.stem_analyzer("cordless drill"))
-    for name in ("description", "category", "brand", "attributes"):
-        kernel = features.kernels.field_columns(
-            exact, stemmed, features._bm25_arrays(head_space.index.fields[name]),
-            features._bm25_arrays(head_space.stem_index.fields[name]), docs)
-        assert np.isnan(kernel).all(), name
-        for column_name in (f"bm25_{name}", f"bm25_stem_{name}", f"cover_{name}"):
-            assert np.isnan(column(X, column_name)).all(), column_name
-    assert np.isnan(column(X, "brand_in_query")).all()
+    for query in ("cordless drill", "drill bit set oak", "vanity"):
+        X = head_space.extract(query, docs, np.full((5, 3), np.nan))
+        exact = head_space.index.vocab.lookup(head_space.analyzer(query))
+        stemmed = head_space.stem_index.vocab.lookup(head_space.stem_analyzer(query))
+        for name in features.INDEXED_FIELDS:
+            kernel = features.kernels.field_columns(
+                exact, stemmed, features._bm25_arrays(head_space.index.fields[name]),
+                features._bm25_arrays(head_space.stem_index.fields[name]), docs)
+            got = X[:, [features.COLUMN[f"{c}_{name}"] for c in ("bm25", "bm25_stem", "cover")]]
+            np.testing.assert_array_equal(got, kernel[:, :3].astype(np.float32), err_msg=name)
+        assert np.isnan(column(X, "brand_in_query")).all()
