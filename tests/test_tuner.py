@@ -135,7 +135,7 @@ def test_choice_is_made_on_a_fitted_curve_not_stopped_by_an_early_wobble() -> No
     assert np.all(np.diff(fitted) <= 0) and fitted[0] > -0.0001
     np.testing.assert_allclose(fitted[-1], -0.005, rtol=0.1)
     assert ok.tolist() == [True, True, True, True, False]
-    assert not selectable(-0.0011, 0.0010, 0.85, 0.0)  # more than SAFETY_SE below 0
+    assert not selectable(-0.0020, 0.0010, 0.85, 0.0)  # the 95% interval ends below 0
     assert selectable(-0.0040, 0.0010, 0.85, 0.005)  # a relative tolerance: 0.47% <= 0.5%
 
 
