@@ -114,6 +114,9 @@ def _run_build(inputs: BuildInputs, out: Path, seed: int, title: str) -> int:
     ranker = Ranker.load(out / "bundle")  # the serving path, checksums verified, as a service would
     print(f"Sample search on the bundle, held-out query {query!r} (top 5, with explanation):\n")
     print(format_results(ranker.search(query, k=5, explain=True), explain=True))
+    if slots := ranker.config.guardrails.business_slots:
+        print(f"\n(business_slots: {slots}: the blended score chose the first {slots} products; "
+              "they are listed in relevance order)")
     print(f"\nbundle: {out / 'bundle'}\nreport: {out / 'report.md'}\n"
           f"try:    marginrank search --bundle {shlex.quote(str(out / 'bundle'))} --explain "
           f"{shlex.quote(query)}")
