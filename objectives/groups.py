@@ -25,7 +25,9 @@ class QueryGroups:
     terms: np.ndarray  # float32 (n_rows, n_terms): scaled business terms
     grades: np.ndarray  # float64: judged grade
     margin: np.ndarray  # float64: unit margin in currency (for margin@k; NaN if unknown)
-    demoted: np.ndarray | None = None  # bool: sinks below the rest (out of stock, buried)
+    #: Sink level: rows with a higher one come after all rows with a lower one (0 ranked,
+    #: 1 demoted out of stock, 2 buried; a bool array works as 0/1).
+    demoted: np.ndarray | None = None
     products: np.ndarray | None = None  # int64: catalog row of each candidate
     #: Default weights -> (n_products, n_terms) weights as served (category rules applied).
     row_weights: Callable[[np.ndarray], np.ndarray] | None = None

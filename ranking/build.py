@@ -151,20 +151,28 @@ class Served:
 
     terms: np.ndarray  # float32 (n_products, n_terms)
     margin: np.ndarray  # unit margin in currency
-    demoted: np.ndarray  # bool: out of stock (unless the policy is "ignore") or buried
+    demoted: np.ndarray  # int8 sink level: 0 ranked, 1 out of stock (demoted), 2 buried
     row_weights: Callable[[np.ndarray], np.ndarray]  # default weights -> per-product weights
     tier_width: float  # relevance tiers as the core serves them (0: off)
     slots: int  # guardrails.business_slots (0: off)
 
     @classmethod
     def of(cls, config: WeightsConfig, terms: TermTable, catalog: pd.DataFrame) -> Served:
-        """Pool evaluation cannot drop products, so ``out_of_stock: hide`` counts as demote."""
-        demoted = np.zeros(len(catalog), dtype=bool)
-        demoted[pd.Index(catalog["product_id"]).get_indexer(list(config.buries))] = True
+        """The arrays for a catalog table and its computed terms (a build, the benchmarks)."""
+        return cls.build(config, terms.values, terms.raw["unit_margin"], terms.in_stock,
+                         catalog["product_id"].tolist(), catalog["category"].tolist())
+
+    @classmethod
+    def build(cls, config: WeightsConfig, terms: np.ndarray, margin: np.ndarray,
+              in_stock: np.ndarray, product_ids: list[str], categories: list[str]) -> Served:
+        """Per-product arrays under ``config``'s guardrails. Sink levels follow the core:
+        buried products come after demoted out-of-stock ones. Pool evaluation cannot drop
+        products, so ``out_of_stock: hide`` counts as demote."""
+        sink = np.zeros(len(product_ids), dtype=np.int8)
         if config.guardrails.out_of_stock != "ignore":
-            demoted |= ~terms.in_stock
-        return cls(terms.values, terms.raw["unit_margin"], demoted,
-                   served_row_weights(config, catalog["category"].tolist()),
+            sink[~np.asarray(in_stock, bool)] = 1
+        sink[pd.Index(product_ids).get_indexer(list(config.buries))] = 2
+        return cls(terms, margin, sink, served_row_weights(config, categories),
                    TIER_WIDTH if config.guardrails.relevance_tiers else 0.0,
                    config.guardrails.business_slots)
 

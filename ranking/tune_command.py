@@ -23,8 +23,7 @@ from objectives.config import TERM_NAMES, WeightsConfig, load_config
 from objectives.groups import QueryGroups
 from objectives.tuned_yaml import write_tuned_yaml
 from objectives.tuner import TuneResult, tune_weights
-from ranking.build import Served, query_groups, served_row_weights
-from ranking.core import TIER_WIDTH
+from ranking.build import Served, query_groups
 from ranking.progress import Progress
 from ranking.ranker import WEIGHTS_FILE, Ranker
 
@@ -48,16 +47,10 @@ def judged_groups(ranker: Ranker, judgments: pd.DataFrame, config: WeightsConfig
     for _, at in judgments.groupby("query_id", sort=False).indices.items():
         X = ranker.feature_space.extract(judgments["query"].iat[at[0]], rows[at], catalog.priors)
         relevance[at] = ranker.model.predict(X)
-    demoted = np.zeros(len(catalog.product_ids), dtype=bool)
-    demoted[pd.Index(catalog.product_ids).get_indexer(list(config.buries))] = True
-    if config.guardrails.out_of_stock != "ignore":
-        demoted |= ~catalog.in_stock
-    margin = (np.full(len(demoted), np.nan) if catalog.unit_margin is None
+    margin = (np.full(len(catalog.product_ids), np.nan) if catalog.unit_margin is None
               else catalog.unit_margin.astype(np.float64))
-    served = Served(catalog.terms, margin, demoted,
-                    served_row_weights(config, list(catalog.categories)),
-                    TIER_WIDTH if config.guardrails.relevance_tiers else 0.0,
-                    config.guardrails.business_slots)
+    served = Served.build(config, catalog.terms, margin, catalog.in_stock,
+                          list(catalog.product_ids), list(catalog.categories))
     return query_groups(judgments, np.ones(len(judgments), bool), relevance, rows, served)
 
 
