@@ -313,11 +313,12 @@ def frontier_text(gaps: list[dict[str, float]], k: int, name: str) -> str:
             "within the tuned frontier's NDCG range, the tuned frontier's margin lift minus the "
             "naive one: " + ", ".join(f"{g['ndcg']:.4f}: {100 * g['gap']:+.1f} pts"
                                       for g in inside) + ". ")
-    text += ("The tuned frontier is above at every one of these levels." if not below else
+    text += ("The tuned frontier is at or above the naive one at every one of these levels "
+             "(both start at LambdaMART)." if not below else
              f"The tuned frontier is below at {len(below)} of {len(inside)} levels.")
     if len(inside) < len(gaps):
         text += (f" {len(gaps) - len(inside)} naive point(s) lie outside the tuned frontier's "
-                 "NDCG range (stronger weights than the tuner's path reaches).")
+                 "NDCG range (lower NDCG than the tuned frontier's path ever reaches).")
     return text
 
 

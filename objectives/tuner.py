@@ -86,8 +86,13 @@ def selectable(diff: float, se: float, base: float, max_ndcg_drop: float) -> boo
     interval reaches 0); otherwise a relative drop of at most ``max_ndcg_drop``."""
     if max_ndcg_drop == 0:
         return diff + INTERVAL_Z * se >= 0.0
-    return -diff / base <= max_ndcg_drop
+    return diff >= 0.0 if base <= 0 else -diff / base <= max_ndcg_drop
 
+
+#: A setting is refused whatever the fitted curve says when its own measurement fails the
+#: check this many times over (twice the interval, or twice the relative tolerance): a curve
+#: bent flat by one lucky point must not wave through a setting that clearly lowers NDCG.
+OWN_CHECK_FACTOR = 2.0
 
 #: Exponents tried for the fitted NDCG curve ``-a * strength**beta``.
 CURVE_EXPONENTS = np.linspace(1.0, 3.0, 21)
@@ -125,12 +130,21 @@ def choose_strength(strength: np.ndarray, diffs: np.ndarray, ses: np.ndarray, ba
     unlucky query can fail the check while stronger settings pass, and which setting passes
     last changes with the sample. A curve fitted through all settings (:func:`fit_ndcg_curve`)
     uses every measurement for every decision; each setting is then checked on the curve, with
-    its own standard error.
+    its own standard error, and against its own measurement (:data:`OWN_CHECK_FACTOR`).
+    Settings are accepted from the weakest up to the first refusal; non-finite measurements
+    are left out of the fit and refused.
     """
-    fitted = fit_ndcg_curve(np.asarray(strength, np.float64), diffs, ses)
-    ok = np.array([selectable(d, se, base, max_ndcg_drop)
-                   for d, se in zip(fitted, ses, strict=True)])
-    return fitted, ok
+    finite = np.isfinite(diffs) & np.isfinite(ses)
+    fitted = np.full(diffs.shape, np.nan)
+    if finite.any():
+        fitted[finite] = fit_ndcg_curve(np.asarray(strength, np.float64)[finite],
+                                        diffs[finite], ses[finite])
+    f = OWN_CHECK_FACTOR
+    ok = np.array([finite[i]
+                   and selectable(fitted[i], ses[i], base, max_ndcg_drop)
+                   and selectable(diffs[i], f * ses[i], base, f * max_ndcg_drop)
+                   for i in range(diffs.shape[0])], dtype=bool)
+    return fitted, np.logical_and.accumulate(ok)
 
 
 def fold_of_queries(n_queries: int, n_folds: int, seed: int) -> np.ndarray:
@@ -253,7 +267,9 @@ def tune_weights(
     for point in STRENGTH_PATH:
         measure(point)
     best, failed = decide()
-    for _ in range(n_bisect if failed is not None else 0):
+    for _ in range(n_bisect):
+        if failed is None:  # a refit can accept the strongest setting measured
+            break
         low = best or (0.0, 0.0)
         measure(((low[0] + failed[0]) / 2, (low[1] + failed[1]) / 2))
         best, failed = decide()

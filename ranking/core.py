@@ -118,14 +118,28 @@ def blend(
     serving: ServingConfig, segment: int, k: int, pins: np.ndarray | None = None, arm: int = 0,
 ) -> Blended:
     """Rank ``candidates`` (product rows) and return the top ``k``: ``pins[i]`` at position
-    ``i``, then the blended candidates (a pinned product is not repeated among them)."""
+    ``i``, then the blended candidates (a pinned product is not repeated among them).
+
+    Business slots count after the pins: the blend picks ``slots`` products that are not
+    pinned. A pinned product the kernel picked for a slot would otherwise take one of them,
+    so the pick is widened by the pinned products it caught until none is lost (at most one
+    extra kernel call per pin, and only on pinned queries).
+    """
     weights = serving.weight_table[arm, segment][serving.product_group[candidates]]
     n_pins = 0 if pins is None else len(pins)
-    pos, scores, contrib = kernels.blend_topk(
-        np.asarray(relevance, np.float64), candidates, terms, weights, in_stock,
-        serving.buried, serving.oos_policy, serving.tier_width, serving.slots, k + n_pins,
-    )
-    rows = candidates[pos]
+    slots, caught = serving.slots, 0
+    while True:
+        pos, scores, contrib = kernels.blend_topk(
+            np.asarray(relevance, np.float64), candidates, terms, weights, in_stock,
+            serving.buried, serving.oos_policy, serving.tier_width, slots + caught, k + n_pins,
+        )
+        rows = candidates[pos]
+        if not (n_pins and slots):
+            break
+        in_slots = int(np.isin(rows[: slots + caught], pins).sum())
+        if in_slots == caught:
+            break
+        caught = in_slots
     if n_pins == 0:
         return Blended(rows, scores, contrib, np.zeros(rows.shape[0], dtype=np.bool_))
     rest = ~np.isin(rows, pins)

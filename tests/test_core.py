@@ -172,6 +172,24 @@ def test_pins_sit_where_pinned_and_the_rest_keep_the_blend_order(problem, data) 
     assert out.rows[len(pinned):].tolist() == rest[:max(k - len(pinned), 0)]
 
 
+@settings(max_examples=150, deadline=None)
+@given(problems(), st.data(), st.integers(1, 4))
+def test_business_slots_count_after_the_pins(problem, data, slots: int) -> None:  # noqa: ANN001
+    """With pins, the blend still picks ``slots`` unpinned products: the places after the pins
+    hold the ``slots`` best unpinned products by blended score (as served without slots)."""
+    relevance, cand, terms, _, in_stock, _, _, _, _, _ = problem
+    n = terms.shape[0]
+    pinned = data.draw(st.lists(st.integers(0, n - 1), unique=True, max_size=min(n, 3)))
+    text = ("version: 1\nweights: {margin: 0.4, returns: 0.2}\n"
+            + (f"pins: {{q: [{', '.join(f'P{p}' for p in pinned)}]}}\n" if pinned else ""))
+    with_slots = serving_for(text + f"guardrails: {{business_slots: {slots}}}\n", n)
+    out = blend(relevance, cand, terms, in_stock, with_slots, 0, cand.size + len(pinned),
+                with_slots.pins.get("q"))
+    plain = blend(relevance, cand, terms, in_stock, serving_for(text, n), 0, cand.size)
+    picks = [r for r in plain.rows.tolist() if r not in pinned][:slots]
+    assert sorted(out.rows[len(pinned):len(pinned) + slots].tolist()) == sorted(picks)
+
+
 def test_weights_follow_segment_category_and_arm() -> None:
     text = """\
 version: 1

@@ -168,3 +168,17 @@ def test_buried_rows_sink_below_demoted_out_of_stock_ones_as_the_core_serves() -
     world = groups_of([[3.0, 2.0, 1.0, 0.0]], [[3, 2, 1, 0]], [[0.0] * 4])
     sunk = dataclasses.replace(world, demoted=served.demoted)
     assert sunk.orders(sunk.relevance)[0].tolist() == [2, 3, 1, 0]
+
+
+def test_choice_refuses_nan_lucky_flattening_and_gaps() -> None:
+    """A NaN measurement is left out of the fit and refused; a setting whose own measurement is
+    far below 0 is refused even when one precise positive point flattens the curve; and
+    settings are accepted only up to the first refusal, never past it."""
+    strength = np.array([0.05, 0.1, 0.2, 0.4])
+    fitted, ok = choose_strength(strength, np.array([0.0, np.nan, -0.0002, -0.0004]),
+                                 np.array([0.0001, 0.0002, 0.0004, 0.0006]), 0.85, 0.0)
+    assert np.isnan(fitted[1]) and ok.tolist() == [True, False, False, False]
+    fitted, lucky = choose_strength(strength, np.array([0.01, 0.01, -0.0002, -0.0200]),
+                                    np.array([0.0001, 0.0001, 0.0005, 0.0030]), 0.85, 0.0)
+    assert abs(fitted[-1]) < 0.02 - 2 * 1.96 * 0.003  # the positive points flatten the curve
+    assert lucky.tolist() == [True, True, True, False]
