@@ -14,6 +14,13 @@ class MarginRankError(Exception):
     """Base of every error marginrank raises on purpose."""
 
 
+class ArgumentError(MarginRankError, ValueError):
+    """An argument is outside what the function accepts (a setting, not a table row).
+
+    Also a ``ValueError``, so callers that caught the built-in keep working.
+    """
+
+
 class DataError(MarginRankError):
     """A table (catalog, judgments, transactions) is malformed.
 

@@ -27,7 +27,7 @@ from lifetimes.utils import ConvergenceError
 from scipy.optimize import minimize
 from scipy.special import betaln, gammaln
 
-from clv.errors import DataError, MarginRankError
+from clv.errors import ArgumentError, DataError, MarginRankError
 from clv.tables import numeric_column, raise_at_first, require_columns
 
 FORMAT = "marginrank.clv-model/1"
@@ -335,12 +335,12 @@ class CLVModel:
 
     def _check_settings(self) -> None:
         if self.time_unit not in UNITS_PER_YEAR:
-            raise ValueError(f"time_unit must be one of {sorted(UNITS_PER_YEAR)}, "
+            raise ArgumentError(f"time_unit must be one of {sorted(UNITS_PER_YEAR)}, "
                              f"not {self.time_unit!r}")
         if not (self.horizon > 0 and math.isfinite(self.horizon)):
-            raise ValueError(f"horizon must be a positive number of periods, not {self.horizon}")
+            raise ArgumentError(f"horizon must be a positive number of periods, not {self.horizon}")
         if not (self.discount_rate > -1 and math.isfinite(self.discount_rate)):
-            raise ValueError(f"discount_rate must be > -1, not {self.discount_rate}")
+            raise ArgumentError(f"discount_rate must be > -1, not {self.discount_rate}")
 
     # ------------------------------------------------------------- persistence
 

@@ -17,7 +17,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from clv.errors import DataError
+from clv.errors import ArgumentError, DataError
 from clv.tables import require_columns
 from clv.transactions import utc_naive
 
@@ -86,7 +86,7 @@ def calibration_holdout_split(
     cal_end = _period_of(calibration_end, freq)
     obs_end = _period_of(observation_end, freq)
     if obs_end <= cal_end:
-        raise ValueError(
+        raise ArgumentError(
             f"observation_end ({observation_end}) must fall in a later {freq} period than "
             f"calibration_end ({calibration_end})"
         )
@@ -166,7 +166,7 @@ def _period_numbers(timestamps: pd.Series, freq: str) -> np.ndarray:
         return days
     if freq == "W":
         return (days + _MONDAY_OFFSET) // 7
-    raise ValueError(f"freq must be 'D' (days) or 'W' (weeks), not {freq!r}")
+    raise ArgumentError(f"freq must be 'D' (days) or 'W' (weeks), not {freq!r}")
 
 
 def _period_of(moment: Moment, freq: str) -> int:

@@ -13,12 +13,14 @@ from lifetimes.utils import summary_data_from_transaction_data
 
 from clv import (
     UCI_ONLINE_RETAIL_COLUMNS,
+    CLVModel,
     DataError,
     calibration_holdout_split,
     load_transactions,
     rfm_summary,
     validate_transactions,
 )
+from clv.errors import ArgumentError, MarginRankError
 
 LIFETIMES_DATA = Path(lifetimes.__file__).parent / "datasets"
 
@@ -326,6 +328,22 @@ def test_calibration_must_end_before_observation() -> None:
     with pytest.raises(ValueError, match="later"):
         calibration_holdout_split(tx, calibration_end="2024-02-01",
                                   observation_end="2024-02-01")
+
+
+@pytest.mark.parametrize("call", [
+    lambda tx: calibration_holdout_split(tx, calibration_end="2024-02-01",
+                                         observation_end="2024-01-01"),
+    lambda tx: rfm_summary(tx, freq="M"),
+    lambda tx: CLVModel(horizon=-1.0).fit(rfm_summary(tx)),
+    lambda tx: CLVModel(time_unit="Y").fit(rfm_summary(tx)),
+    lambda tx: CLVModel(discount_rate=float("nan")).fit(rfm_summary(tx)),
+])
+def test_bad_arguments_are_marginrank_errors_naming_the_setting(call) -> None:  # noqa: ANN001
+    """Argument errors share the project's error base (and stay ValueErrors for old callers)."""
+    tx, _ = validate_transactions(_frame([("a", "2024-01-01", "p", 1, 1.0)]))
+    with pytest.raises(ArgumentError) as info:
+        call(tx)
+    assert isinstance(info.value, MarginRankError) and isinstance(info.value, ValueError)
 
 
 def test_rfm_refuses_unvalidated_timestamps() -> None:
