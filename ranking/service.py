@@ -6,7 +6,8 @@ Production habits a search team can keep when they copy it:
   once and ``/readyz`` (readiness) says 503 until the first search would be fast;
 - ``POST /reload`` and SIGHUP re-read the weights YAML; a valid file is swapped in atomically by
   the ranker, an invalid one is refused with its file/line/key errors and the old weights keep
-  serving;
+  serving; with several workers a valid ``POST /reload`` also asks uvicorn's supervisor (SIGHUP)
+  to replace every worker, so the workers the request did not reach load the file too;
 - ``/metrics`` in the Prometheus text format (prometheus-client): requests by status, latency
   histogram, the config version serving now and when it was loaded;
 - one JSON log line per request (request id, latency, arm, customer id; never the query text,
@@ -57,6 +58,9 @@ from ranking.ranker import WEIGHTS_FILE, Ranker
 ENV_BUNDLE = "MARGINRANK_BUNDLE"
 ENV_CONFIG = "MARGINRANK_CONFIG"
 ENV_LOAD_FIRST = "MARGINRANK_LOAD_BEFORE_SERVING"
+#: Set by ``serve`` with several workers: the workers run under uvicorn's supervisor (their
+#: parent process), which replaces them all, one at a time, on SIGHUP.
+ENV_SUPERVISED = "MARGINRANK_SUPERVISED_WORKERS"
 #: Seconds uvicorn's supervisor gives a worker to start (imports and, with several workers, the
 #: bundle load) and to answer its health pings.
 WORKER_START_SECONDS = 120
@@ -114,6 +118,9 @@ class Reloaded(BaseModel):
     config_generation: int
     loaded_at: float = Field(description="Unix time the config was swapped in")
     source: str
+    workers_restarting: bool = Field(
+        False, description="true with several workers: the file was valid here, and the main "
+        "process is replacing every worker, one at a time, with one that loads it")
 
 
 class Issue(BaseModel):
@@ -170,10 +177,12 @@ class Metrics:
 class ServiceState:
     """The ranker once loaded, and the bookkeeping of its config swaps."""
 
-    def __init__(self, bundle_dir: Path, config: Path | None, metrics: Metrics) -> None:
+    def __init__(self, bundle_dir: Path, config: Path | None, metrics: Metrics,
+                 supervised: bool = False) -> None:
         self.bundle_dir = bundle_dir
         self.config_path = config
         self.metrics = metrics
+        self.supervised = supervised  # one of several workers under uvicorn's supervisor
         self.ranker: Ranker | None = None
         self.error: str | None = None
         self.generation = 0
@@ -322,8 +331,13 @@ def reload(state: State) -> Reloaded | JSONResponse:
         body = ReloadRefused(detail="weights file refused; the previous weights keep serving",
                              errors=errors, config_version=state.require_ranker().serving.version)
         return JSONResponse(body.model_dump(), status_code=400)
+    if state.supervised:
+        # This worker swapped the file in; the others cannot hear this request. SIGHUP to the
+        # supervisor replaces every worker (this one too) with one that loads the same file.
+        os.kill(os.getppid(), signal.SIGHUP)
     return Reloaded(config_version=serving.version, config_generation=state.generation,
-                    loaded_at=state.loaded_at, source=str(state.weights_path))
+                    loaded_at=state.loaded_at, source=str(state.weights_path),
+                    workers_restarting=state.supervised)
 
 
 async def metrics(state: State) -> Response:
@@ -346,13 +360,16 @@ _NOT_READY = {503: {"model": Status, "description": "not ready (loading or faile
 
 
 def create_app(bundle_dir: str | Path, config: str | Path | None = None,
-               load_first: bool = False) -> FastAPI:
+               load_first: bool = False, supervised: bool = False) -> FastAPI:
     """The service over the bundle at ``bundle_dir``, serving the weights in ``config`` (default:
     the bundle's own). Loading starts when the app starts (its lifespan), in the background;
     with ``load_first`` the app does not start until the ranker is ready, and fails to start if
-    it cannot load (what uvicorn's rolling restart of several workers needs)."""
+    it cannot load (what uvicorn's rolling restart of several workers needs). ``supervised``
+    (one of several workers) makes ``POST /reload`` restart all workers through the supervisor.
+    """
     metrics_ = Metrics()
-    state = ServiceState(Path(bundle_dir), Path(config) if config else None, metrics_)
+    state = ServiceState(Path(bundle_dir), Path(config) if config else None, metrics_,
+                         supervised)
     app = FastAPI(title="marginrank", summary="Product search ranked for relevance, then for "
                   "margin, CLV, returns and inventory", lifespan=_lifespan)
     app.state.service = state
@@ -483,7 +500,8 @@ def app_from_env() -> FastAPI:
     if not bundle_dir:
         raise MarginRankError(f"{ENV_BUNDLE} is not set: it names the bundle directory to serve")
     return create_app(bundle_dir, os.environ.get(ENV_CONFIG) or None,
-                      load_first=os.environ.get(ENV_LOAD_FIRST) == "1")
+                      load_first=os.environ.get(ENV_LOAD_FIRST) == "1",
+                      supervised=os.environ.get(ENV_SUPERVISED) == "1")
 
 
 def serve(bundle_dir: Path, config: Path | None = None, host: str = "127.0.0.1",
@@ -506,6 +524,7 @@ def serve(bundle_dir: Path, config: Path | None = None, host: str = "127.0.0.1",
     os.environ[ENV_BUNDLE] = str(bundle_dir.resolve())
     os.environ[ENV_CONFIG] = str(config.resolve()) if config else ""
     os.environ[ENV_LOAD_FIRST] = "1" if workers > 1 else ""
+    os.environ[ENV_SUPERVISED] = "1" if workers > 1 else ""
     uvicorn.run("ranking.service:app_from_env", factory=True, host=host, port=port,
                 workers=workers, log_config=LOG_CONFIG, access_log=False,
                 timeout_worker_healthcheck=WORKER_START_SECONDS,

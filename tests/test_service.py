@@ -337,7 +337,8 @@ def test_app_factory_needs_the_bundle_variable(monkeypatch: pytest.MonkeyPatch) 
 def test_several_workers_are_replaced_one_at_a_time_on_sighup(bundle_dir: Path,
                                                              tmp_path: Path) -> None:
     """With --workers 2, SIGHUP to the main process makes uvicorn replace each worker once its
-    replacement has loaded; a replacement that cannot load (invalid file) leaves the old one."""
+    replacement has loaded; a replacement that cannot load (invalid file) leaves the old one;
+    POST /reload, which reaches one worker, gets every worker serving the new file."""
     config, log = tmp_path / "weights.yaml", tmp_path / "server.log"
     original = (bundle_dir / "weights.yaml").read_text(encoding="utf-8")
     config.write_text(original, encoding="utf-8")
@@ -360,3 +361,12 @@ def test_several_workers_are_replaced_one_at_a_time_on_sighup(bundle_dir: Path,
                    timeout=180)
         assert served_versions(srv.url) == {version_of(good)}
         assert http.get("/search", params={"q": "drill"}).json()["results"]
+        # POST /reload reaches one worker; it swaps the file in and has the supervisor
+        # replace every worker, so all of them serve it.
+        newer = load.stronger_variant(good)
+        config.write_text(newer, encoding="utf-8")
+        answer = http.post("/reload").json()
+        assert answer["workers_restarting"] is True
+        assert answer["config_version"] == version_of(newer)
+        wait_until(lambda: served_versions(srv.url) == {version_of(newer)},
+                   "every worker serving the file POST /reload read", timeout=180)
