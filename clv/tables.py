@@ -147,6 +147,8 @@ class ExclusionReport:
     source: str
     total_rows: int = 0
     excluded: dict[str, int] = field(default_factory=dict)
+    #: What a user should know about rows that were kept (e.g. dated in the future).
+    notes: list[str] = field(default_factory=list)
 
     def exclude(self, reason: str, count: int) -> None:
         """Record ``count`` rows excluded for ``reason`` (zero counts are not recorded)."""
@@ -160,11 +162,12 @@ class ExclusionReport:
     def summary(self) -> str:
         """One human line: kept/total and each exclusion reason with its count."""
         head = f"{self.source}: kept {self.kept_rows:,} of {self.total_rows:,} rows"
-        if not self.excluded:
-            return head
-        reasons = "; ".join(f"{n:,} {why}" for why, n in sorted(self.excluded.items()))
-        return f"{head} (excluded: {reasons})"
+        if self.excluded:
+            reasons = "; ".join(f"{n:,} {why}" for why, n in sorted(self.excluded.items()))
+            head += f" (excluded: {reasons})"
+        return "; ".join([head, *self.notes])
 
     def to_dict(self) -> dict[str, object]:
         return {"source": self.source, "total_rows": self.total_rows,
-                "kept_rows": self.kept_rows, "excluded": dict(self.excluded)}
+                "kept_rows": self.kept_rows, "excluded": dict(self.excluded),
+                "notes": list(self.notes)}

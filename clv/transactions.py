@@ -74,7 +74,9 @@ def validate_transactions(
     non-integer quantity, a non-numeric or infinite unit price.
 
     Exclusions (counted by reason): missing customer id, timestamp after ``now`` (when given),
-    missing or non-positive unit price, zero quantity.
+    missing or non-positive unit price, zero quantity. Without ``now``, rows dated after the
+    current time are kept (a result must not depend on the day it is computed) but counted in
+    ``report.notes``.
 
     Timestamps are parsed with UTC semantics, so offsets such as ``+02:00`` and naive stamps
     (taken as UTC) can share a column; they are returned tz-naive in UTC. Mixed time zones are
@@ -104,6 +106,8 @@ def validate_transactions(
         future = keep & (timestamp > utc_naive(now)).to_numpy()
         report.exclude("timestamp after now", int(future.sum()))
         keep &= ~future
+    else:
+        _note_future_rows(report, timestamp)
     missing_price = keep & np.isnan(unit_price)
     report.exclude("missing unit_price", int(missing_price.sum()))
     keep &= ~missing_price
@@ -186,3 +190,14 @@ def _id_strings(raw: pd.Series) -> pd.Series:
     text = values.astype(str).where(values.notna())
     return text.where(text.str.strip() != "")
 
+
+
+def _note_future_rows(report: ExclusionReport, timestamp: pd.Series) -> None:
+    """Say how many rows are dated after the current UTC time, when ``now`` was not given: they
+    usually mean a clock or time-zone error upstream, and BG/NBD would read them as purchases."""
+    today = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    future = int((timestamp > today).sum())
+    if future:
+        stamp = today.strftime("%Y-%m-%d %H:%M")
+        report.notes.append(f"{future:,} rows are dated after the current time ({stamp} UTC); "
+                            "they were kept: pass now= to exclude them")

@@ -163,6 +163,20 @@ def test_unusable_rows_are_excluded_and_counted() -> None:
     assert "kept 2 of 9 rows" in report.summary()
 
 
+def test_rows_dated_after_today_are_kept_but_noted_without_now() -> None:
+    """Without ``now`` the result must not depend on the day it runs, so future-dated rows stay;
+    the report says how many there are and how to exclude them."""
+    tx, report = validate_transactions(_frame([
+        ("c1", "2024-01-01", "p", 1, 2.0),
+        ("c1", "2999-01-01", "p", 1, 2.0),
+    ]))
+    assert len(tx) == 2 and report.excluded == {}
+    assert report.notes and "1 rows are dated after the current time" in report.notes[0]
+    assert "pass now=" in report.summary() and report.to_dict()["notes"] == report.notes
+    _, clean = validate_transactions(_frame([("c1", "2024-01-01", "p", 1, 2.0)]))
+    assert clean.notes == []
+
+
 def test_mixed_time_zones_become_naive_utc() -> None:
     tx, _ = validate_transactions(_frame([
         ("c1", "2024-03-01T12:00:00+02:00", "p", 1, 1.0),
