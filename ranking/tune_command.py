@@ -61,7 +61,8 @@ def tune_bundle(bundle: Path, judgments_path: Path, config_path: Path | None, k:
     progress = progress or Progress()
     ranker = Ranker.load(bundle)
     source = config_path or bundle / WEIGHTS_FILE
-    config = load_config(source, product_ids=set(ranker.catalog.product_ids))
+    config = load_config(source, product_ids=set(ranker.catalog.product_ids),
+                         target_weeks_of_cover=ranker.target_weeks_of_cover)
     judgments = load_judgments(judgments_path, pd.Index(ranker.catalog.product_ids))
     if judgments.empty:
         raise DataError("no judgments to tune on", file=judgments_path)

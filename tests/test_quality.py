@@ -159,3 +159,10 @@ def test_cli_tune_and_bench_errors(small_bundle: Path, tmp_path: Path, capsys) -
     assert "nope.csv" in capsys.readouterr().err
     assert main(["tune", "--bundle", str(small_bundle), "--judgments", str(missing),
                  "--k", "0"]) == 2
+    capsys.readouterr()
+    other_target = tmp_path / "target.yaml"  # the bundle's terms were built for 8 weeks
+    other_target.write_text("version: 1\ninventory: {target_weeks_of_cover: 3}\n")
+    assert main(["tune", "--bundle", str(small_bundle), "--judgments", str(missing),
+                 "--config", str(other_target)]) == 2
+    err = capsys.readouterr().err
+    assert "target.yaml" in err and "target_weeks_of_cover" in err
