@@ -178,19 +178,24 @@ def pool_z(groups: QueryGroups, values: np.ndarray) -> np.ndarray:
                        groups.margin).z_relevance()
 
 
-def naive_weight(groups: QueryGroups, z_margin: np.ndarray, k: int, max_ndcg_drop: float,
-                 seed: int) -> float:
-    """Largest weight of the naive grid whose NDCG@k on ``groups`` is within tolerance of
-    relevance alone, chosen by the tuner's own rule (:func:`objectives.tuner.choose_strength`:
-    on a curve fitted over the grid, with the same margin of safety); 0 if none is."""
+def naive_weights(groups: QueryGroups, z_margin: np.ndarray, k: int,
+                  tolerances: dict[str, float], seed: int) -> dict[str, float]:
+    """For each named ``max_ndcg_drop``, the largest weight of the naive grid whose NDCG@k on
+    ``groups`` is within that tolerance of relevance alone, chosen by the tuner's own rule
+    (:func:`objectives.tuner.choose_strength`: on a curve fitted over the grid); 0 if none is.
+    The grid is measured once for all tolerances."""
     z = groups.z_relevance()
     base = groups.ndcg(z, k)
     cis = [paired_bootstrap(groups.ndcg(z + w * z_margin, k), base, seed=seed)
            for w in NAIVE_GRID]
-    _, ok = choose_strength(np.array(NAIVE_GRID), np.array([c.mean for c in cis]),
-                            np.array([c.se for c in cis]), float(finite_mean(base)),
-                            max_ndcg_drop)
-    return max((w for w, accepted in zip(NAIVE_GRID, ok, strict=True) if accepted), default=0.0)
+    diffs, ses = np.array([c.mean for c in cis]), np.array([c.se for c in cis])
+    chosen = {}
+    for name, tolerance in tolerances.items():
+        _, ok = choose_strength(np.array(NAIVE_GRID), diffs, ses, float(finite_mean(base)),
+                                tolerance)
+        chosen[name] = max((w for w, accepted in zip(NAIVE_GRID, ok, strict=True) if accepted),
+                           default=0.0)
+    return chosen
 
 
 @dataclass
@@ -217,9 +222,9 @@ def run_fold(groups: dict[str, QueryGroups], values: dict[str, dict[str, np.ndar
     # BM25 and the naive blend are plain orders by their score: no business slots.
     plain_train, plain = (dataclasses.replace(g, slots=0) for g in (train, test))
     z_margin_train, z_margin = pool_z(train, train.margin), pool_z(test, test.margin)
-    naive = {"within tolerance": naive_weight(plain_train, z_margin_train, k, tolerance, seed),
-             "0.5% drop": naive_weight(plain_train, z_margin_train, k, NAIVE_REFERENCE_DROP,
-                                       seed)}
+    naive = naive_weights(plain_train, z_margin_train, k,
+                          {"within tolerance": tolerance, "0.5% drop": NAIVE_REFERENCE_DROP},
+                          seed)
     z = test.z_relevance()
     scores = {"BM25": (plain, bm25), BASELINE: (plain, z),
               **{f"naive blend ({n}, w={w:g})": (plain, z + w * z_margin)
