@@ -198,6 +198,24 @@ def naive_weights(groups: QueryGroups, z_margin: np.ndarray, k: int,
     return chosen
 
 
+#: Reference orders that know every grade: the best NDCG possible, with equal grades ordered by
+#: the model or by margin. Their margin gap is the margin a ranker could add at no NDCG cost.
+ORACLE_BY_MODEL = "ideal order, equal grades by LambdaMART"
+ORACLE_BY_MARGIN = "ideal order, equal grades by margin"
+#: Grade multiplier of the reference orders. Pool z-scores lie within ±sqrt(pool size), so
+#: 3,000 times a grade step (at least 1/3 on Home Depot's averaged grades) outweighs any
+#: tie-break in pools of fewer than 250,000 candidates.
+ORACLE_GRADE_SCALE = 3e3
+
+
+def oracle_scores(groups: QueryGroups, z: np.ndarray,
+                  z_margin: np.ndarray) -> dict[str, np.ndarray]:
+    """Scores that order each pool by judged grade, equal grades by ``z`` (the model) or by
+    ``z_margin`` (a product without a margin counts as the pool's mean)."""
+    by_grade = ORACLE_GRADE_SCALE * groups.grades
+    return {ORACLE_BY_MODEL: by_grade + z, ORACLE_BY_MARGIN: by_grade + np.nan_to_num(z_margin)}
+
+
 @dataclass
 class FoldResult:
     """Per-query figures of every ranker (name -> k -> figure -> values) on one held fold."""
@@ -231,6 +249,7 @@ def run_fold(groups: dict[str, QueryGroups], values: dict[str, dict[str, np.ndar
                  for n, w in naive.items()},
               "tuned blend": (test, test.blend(tune.weights))}
     scores |= {f"naive w={w:g}": (plain, z + w * z_margin) for w in NAIVE_GRID}
+    scores |= {name: (plain, oracle) for name, oracle in oracle_scores(test, z, z_margin).items()}
     scores |= {f"frontier eps={p.epsilon:g} scale={p.scale:g}": (test, test.blend(p.weights))
                for p in frontier(train, importance, k=k, seed=seed, path=FRONTIER_PATH)}
     figures = {name: {c: per_query_figures(g, s, values["test"], c) for c in CUTOFFS}
@@ -299,6 +318,9 @@ def report(world: World, args: argparse.Namespace, config: WeightsConfig,
         lines.append(f"| {i} | {r.tune_seconds:.1f} | "
                      f"{', '.join(f'{w:.4f}' for w in r.tuned_weights)} | {naive} |")
     lines += ["", f"## Frontier at k = {k}", "", frontier_text(gaps, k, Path(args.out).name), ""]
+    headroom = headroom_rows(figures)
+    lines += ["## Headroom (reference orders that know every grade)", "", HEADROOM_TEXT, "",
+              headroom_table(headroom), ""]
     summary = {"dataset": world.name, "notes": world.notes, "k": k, "folds": args.folds,
                "seed": args.seed, "max_ndcg_drop": config.guardrails.max_ndcg_drop,
                "tables": {c: [asdict(t) for t in tables[c]] for c in CUTOFFS},
@@ -306,8 +328,46 @@ def report(world: World, args: argparse.Namespace, config: WeightsConfig,
                             "naive": [asdict(p) for p in naive_curve], "gaps": gaps},
                "folds_detail": [{"tune_seconds": r.tune_seconds, "tuned_weights": r.tuned_weights,
                                  "naive_weights": r.naive_weights, "tuner": r.tune_message}
-                                for r in results]}
+                                for r in results],
+               "headroom": headroom}
     return "\n".join(lines), summary
+
+
+HEADROOM_TEXT = (
+    "Not rankers: orders that see the judgments. The ideal order sorts each pool by grade. With "
+    "equal grades sorted by margin instead of by LambdaMART, its NDCG is the same and its "
+    "margin is the most any ranker can add without giving up relevance, if it knew every "
+    "grade. A ranker that has to guess grades can add more margin only by trading NDCG.")
+
+
+def headroom_rows(figures: dict[str, dict[int, dict[str, np.ndarray]]]) -> list[dict[str, float]]:
+    """Per cut-off: the ideal order's NDCG gain over LambdaMART, the margin lift (mean of
+    ratios) of equal-grade reordering over the ideal order, and of the ideal order by margin
+    over LambdaMART, beside the tuned blend's lift."""
+    rows = []
+    for c in CUTOFFS:
+        base, model, margin = (figures[n][c] for n in (BASELINE, ORACLE_BY_MODEL, ORACLE_BY_MARGIN))
+        rows.append({
+            "k": c, "ideal_ndcg": finite_mean(model["ndcg"]),
+            "ideal_ndcg_gain": finite_mean(model["ndcg"]) - finite_mean(base["ndcg"]),
+            "equal_grade_lift": compare(ORACLE_BY_MARGIN, c, margin, model)
+            .margin_lift_mean_of_ratios,
+            "ideal_by_margin_lift": compare(ORACLE_BY_MARGIN, c, margin, base)
+            .margin_lift_mean_of_ratios,
+            "tuned_lift": compare("tuned blend", c, figures["tuned blend"][c], base)
+            .margin_lift_mean_of_ratios})
+    return rows
+
+
+def headroom_table(rows: list[dict[str, float]]) -> str:
+    """Markdown of :func:`headroom_rows`."""
+    lines = ["| k | ideal NDCG@k (gain over LambdaMART) | margin@k lift: equal grades by margin "
+             "vs by LambdaMART | margin@k lift: ideal order by margin vs LambdaMART | tuned "
+             "blend's margin@k lift |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['k']} | {r['ideal_ndcg']:.4f} ({r['ideal_ndcg_gain']:+.4f}) | "
+              f"{r['equal_grade_lift']:+.1%} | {r['ideal_by_margin_lift']:+.1%} | "
+              f"{r['tuned_lift']:+.1%} |" for r in rows]
+    return "\n".join(lines)
 
 
 def frontier_text(gaps: list[dict[str, float]], k: int, name: str) -> str:

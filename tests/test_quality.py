@@ -82,6 +82,28 @@ def test_frontier_gaps_compare_the_fronts_at_the_naive_levels() -> None:
     assert np.isnan(beyond[0]["tuned"])
 
 
+def test_oracle_orders_sort_by_grade_and_break_ties_by_model_or_margin() -> None:
+    """The headroom's reference orders: grade first (even against a far larger tie-break),
+    equal grades by the model or by margin, so both have the same NDCG and the margin order
+    has the larger margin@k."""
+    quality = load_script("quality")
+    grades = np.array([1.0, 2.0, 2.0, 2.0, 1.0 / 3.0, 0.0])
+    margin = np.array([50.0, 1.0, 9.0, 5.0, 70.0, 90.0])
+    groups = QueryGroups(np.array([0, 6], np.int64), np.array([6.0, 5.0, 4.0, 3.0, 2.0, 1.0]),
+                         np.zeros((6, 4), np.float32), grades, margin)
+    z, z_margin = groups.z_relevance(), quality.pool_z(groups, margin)
+    scores = quality.oracle_scores(groups, z, z_margin)
+    by_model, by_margin = (groups.orders(scores[n])[0] for n in
+                           (quality.ORACLE_BY_MODEL, quality.ORACLE_BY_MARGIN))
+    assert by_model.tolist() == [1, 2, 3, 0, 4, 5]
+    assert by_margin.tolist() == [2, 3, 1, 0, 4, 5]
+    for k in (1, 2, 3):
+        assert groups.ndcg(scores[quality.ORACLE_BY_MARGIN], k) == pytest.approx(
+            groups.ndcg(scores[quality.ORACLE_BY_MODEL], k))
+    assert groups.value_at_k(scores[quality.ORACLE_BY_MARGIN], margin, 2)[0] == 7.0
+    assert groups.value_at_k(scores[quality.ORACLE_BY_MODEL], margin, 2)[0] == 5.0
+
+
 def test_tuned_yaml_keeps_comments_and_reads_back_as_the_tuned_config() -> None:
     text = DEMO_WEIGHTS.read_text()
     config = load_config(DEMO_WEIGHTS)
@@ -124,6 +146,9 @@ def test_quality_benchmark_runs_on_a_small_world(small_world: Path, tmp_path: Pa
     names = [r["name"] for r in report["tables"]["10"]]
     assert names == ["BM25", "LambdaMART", "naive blend (within tolerance)",
                      "naive blend (0.5% drop)", "tuned blend"]
+    assert "## Headroom" in markdown
+    for row in report["headroom"]:  # the ideal order loses no NDCG; margin ties add margin
+        assert row["ideal_ndcg_gain"] >= 0.0 and row["equal_grade_lift"] >= 0.0
 
 
 @pytest.fixture(scope="module")
