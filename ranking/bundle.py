@@ -11,6 +11,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from clv.errors import MarginRankError
 
 FORMAT = "marginrank-bundle"
@@ -91,6 +93,33 @@ def verify(directory: Path, required: Iterable[str]) -> dict[str, Any]:
         if sha256_of(file) != entry["sha256"]:
             raise BundleError(f"{file}: sha256 does not match the manifest (altered)")
     return manifest
+
+
+def required_arrays(data: dict[str, np.ndarray], names: Iterable[str],
+                    source: str) -> dict[str, np.ndarray]:
+    """The arrays ``names`` of one bundle file ``source``, refusing the file if any is missing
+    (a KeyError would not say which file)."""
+    missing = sorted(set(names) - set(data))
+    if missing:
+        raise BundleError(f"{source}: missing array(s) {missing}; rebuild the bundle")
+    return {name: data[name] for name in names}
+
+
+#: Kinds of array a bundle file holds, as :func:`check_layout` names them: numpy dtype kinds.
+_KINDS = {"integer": "iu", "float": "f"}
+
+
+def check_layout(arrays: dict[str, np.ndarray], expected: dict[str, tuple[tuple[int, ...], str]],
+                 source: str) -> None:
+    """Refuse the bundle file ``source`` unless each array has its expected (shape, kind), a
+    kind being ``"integer"`` or ``"float"``: the kernels index these arrays without bounds
+    checks, so a damaged file must stop here, naming the array, not crash or read garbage in
+    a search."""
+    wrong = [f"{name} is {arrays[name].dtype} of shape {arrays[name].shape}, expected {kind} "
+             f"of shape {shape}" for name, (shape, kind) in expected.items()
+             if arrays[name].shape != shape or arrays[name].dtype.kind not in _KINDS[kind]]
+    if wrong:
+        raise BundleError(f"{source}: {'; '.join(wrong)}; rebuild the bundle")
 
 
 def _checked_entries(path: Path, files: object) -> dict[str, dict[str, Any]]:

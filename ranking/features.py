@@ -259,7 +259,7 @@ class FeatureSpace:
         """Write what the ranker's own files (``analyzer.json``, ``bm25.*``) do not hold:
         ``features.json`` (feature names, the stemmed analyzer's settings), the stemmed
         index, ``quantities.npz`` and ``title_text.npz``."""
-        meta, quantities = directory / "features.json", directory / "quantities.npz"
+        meta, quantities = directory / "features.json", directory / QUANTITIES
         title_text = directory / TITLE_TEXT
         meta.write_text(json.dumps({"feature_names": list(FEATURE_NAMES),
                                     "stem_analyzer": self.stem_analyzer.to_dict()}, indent=2))
@@ -274,11 +274,12 @@ class FeatureSpace:
         if tuple(meta["feature_names"]) != FEATURE_NAMES:
             raise ValueError(f"features.json lists features {meta['feature_names']}, this "
                              f"version computes {list(FEATURE_NAMES)}; rebuild the bundle")
-        with np.load(directory / "quantities.npz", allow_pickle=False) as npz:
-            quantities = QuantityTable.from_arrays({k: npz[k] for k in npz.files})
+        n_products = index.fields["title"].n_docs
+        with np.load(directory / QUANTITIES, allow_pickle=False) as npz:
+            quantities = QuantityTable.from_arrays({k: npz[k] for k in npz.files}, n_products,
+                                                   str(directory / QUANTITIES))
         with np.load(directory / TITLE_TEXT, allow_pickle=False) as npz:
-            title_text = TitleText.from_arrays({k: npz[k] for k in npz.files},
-                                               index.fields["title"].n_docs,
+            title_text = TitleText.from_arrays({k: npz[k] for k in npz.files}, n_products,
                                                str(directory / TITLE_TEXT))
         return cls(analyzer, index, Analyzer.from_dict(meta["stem_analyzer"]),
                    MultiFieldIndex.load(directory, STEM_INDEX), quantities, title_text)
@@ -286,11 +287,13 @@ class FeatureSpace:
 
 #: File stem of the stemmed index in a bundle (``bm25_stemmed.npz``, ``bm25_stemmed_vocab.json``).
 STEM_INDEX = "bm25_stemmed"
+#: File of the products' quantities (:class:`ranking.units.QuantityTable`).
+QUANTITIES = "quantities.npz"
 #: File of the titles' head lengths and trigram statistics (:class:`TitleText`).
 TITLE_TEXT = "title_text.npz"
 #: Files :meth:`FeatureSpace.save` writes, for the bundle's list of required files.
 BUNDLE_FILES = ("features.json", f"{STEM_INDEX}.npz", f"{STEM_INDEX}_vocab.json",
-                "quantities.npz", TITLE_TEXT)
+                QUANTITIES, TITLE_TEXT)
 
 
 def _matches(query: np.ndarray, field: FieldIndex, docs: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ranking import _title_kernels as kernels
+from ranking import bundle
 from ranking.bm25 import FieldIndex
 from ranking.text import Analyzer
 
@@ -80,14 +81,12 @@ class TitleText:
 
     @classmethod
     def from_arrays(cls, data: dict[str, np.ndarray], n_products: int, source: str) -> TitleText:
-        """Rebuild from :meth:`arrays`, refusing arrays that do not fit ``n_products``."""
-        missing = sorted({"head_len", "title_norm", "keys", "idf"} - set(data))
-        if missing:
-            raise ValueError(f"{source}: missing arrays {missing}; rebuild the bundle")
-        text = cls(**{k: data[k] for k in ("head_len", "title_norm", "keys", "idf")})
-        if text.head_len.shape != (n_products,) or text.title_norm.shape != (n_products,) \
-                or text.keys.shape != text.idf.shape:
-            raise ValueError(f"{source}: head_len {text.head_len.shape}, title_norm "
-                             f"{text.title_norm.shape} for {n_products} products, keys "
-                             f"{text.keys.shape} against idf {text.idf.shape}; rebuild the bundle")
-        return text
+        """Rebuild from :meth:`arrays` of the bundle file ``source``, refusing arrays that are
+        missing or do not fit ``n_products`` (:class:`ranking.bundle.BundleError`)."""
+        arrays = bundle.required_arrays(data, ("head_len", "title_norm", "keys", "idf"), source)
+        n_keys = arrays["keys"].size
+        bundle.check_layout(arrays, {"head_len": ((n_products,), "integer"),
+                                     "title_norm": ((n_products,), "float"),
+                                     "keys": ((n_keys,), "integer"),
+                                     "idf": ((n_keys,), "float")}, source)
+        return cls(**arrays)

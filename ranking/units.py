@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ranking import bundle
+
 #: Canonical units; index 0 is a bare number, which matches any unit with the same value.
 UNITS = ("num", "in", "gal", "oz", "lb", "volt", "watt", "amp", "sqft", "cuft", "btu", "psi",
          "gpm", "hp", "gauge", "count", "mah", "ah", "lumen", "kelvin", "cm", "degree")
@@ -113,12 +115,27 @@ class QuantityTable:
                 "unit_names": np.array(UNITS)}
 
     @classmethod
-    def from_arrays(cls, data: dict[str, np.ndarray]) -> QuantityTable:
-        """Rebuild from :meth:`arrays`; unit indexes are only valid with the same unit list."""
-        if tuple(str(u) for u in data["unit_names"]) != UNITS:
-            raise ValueError(f"unit list {list(data['unit_names'])} differs from this "
-                             f"version's {list(UNITS)}")
-        return cls(data["indptr"], data["values"], data["units"])
+    def from_arrays(cls, data: dict[str, np.ndarray], n_products: int,
+                    source: str) -> QuantityTable:
+        """Rebuild from :meth:`arrays` of the bundle file ``source``; unit indexes are only
+        valid with the same unit list, and the CSR arrays must fit ``n_products`` (the feature
+        kernel follows ``indptr`` without bounds checks); a file that breaks either is refused
+        with a :class:`ranking.bundle.BundleError`."""
+        arrays = bundle.required_arrays(data, ("indptr", "values", "units", "unit_names"), source)
+        if tuple(str(u) for u in np.atleast_1d(arrays["unit_names"])) != UNITS:
+            raise bundle.BundleError(f"{source}: unit_names {arrays['unit_names'].tolist()} "
+                                     f"differ from this version's {list(UNITS)}; rebuild the "
+                                     "bundle")
+        indptr = arrays["indptr"]
+        usable = indptr.ndim == 1 and indptr.size > 0 and indptr.dtype.kind in "iu"
+        n_values = int(indptr[-1]) if usable else 0
+        bundle.check_layout(arrays, {"indptr": ((n_products + 1,), "integer"),
+                                     "values": ((n_values,), "float"),
+                                     "units": ((n_values,), "integer")}, source)
+        if indptr[0] != 0 or np.any(indptr[1:] < indptr[:-1]):
+            raise bundle.BundleError(f"{source}: indptr must start at 0 and never decrease; "
+                                     "rebuild the bundle")
+        return cls(indptr, arrays["values"], arrays["units"])
 
 
 def query_arrays(text: str) -> tuple[np.ndarray, np.ndarray]:

@@ -13,6 +13,7 @@ import pytest
 from objectives.catalog import validate_catalog
 from ranking import features
 from ranking.bm25 import IndexError_, MultiFieldIndex
+from ranking.bundle import BundleError
 from ranking.text import Analyzer
 from ranking.title_text import HEAD_CUT
 
@@ -291,7 +292,8 @@ def test_title_text_of_another_catalog_is_refused(space: features.FeatureSpace,
     space.index.save(tmp_path)
     arrays = space.title_text.arrays()
     np.savez(tmp_path / features.TITLE_TEXT, **{**arrays, "head_len": arrays["head_len"][:3]})
-    with pytest.raises(ValueError, match=r"title_text\.npz: head_len \(3,\).* for 4 products"):
+    with pytest.raises(BundleError, match=r"title_text\.npz: head_len is int64 of shape \(3,\), "
+                       r"expected integer of shape \(4,\); rebuild the bundle"):
         features.FeatureSpace.load(tmp_path, space.analyzer, MultiFieldIndex.load(tmp_path))
 
 

@@ -183,6 +183,47 @@ def test_garbage_behind_a_matching_checksum_is_a_bundle_error(built, tmp_path: P
         Ranker.load(copy)
 
 
+def _drop(name: str):  # noqa: ANN202
+    return lambda arrays: {k: v for k, v in arrays.items() if k != name}
+
+
+def _decreasing_indptr(arrays: dict) -> dict:
+    indptr = arrays["indptr"].copy()
+    indptr[1] = indptr[-1] + 1  # past the end, so the next entry goes back
+    return {**arrays, "indptr": indptr}
+
+
+@pytest.mark.parametrize(("file", "edit", "message"), [
+    ("title_text.npz", _drop("idf"), r"missing array\(s\) \['idf'\]"),
+    ("title_text.npz", lambda a: {**a, "head_len": a["head_len"][:-1]},
+     "head_len is int64 of shape"),
+    ("title_text.npz", lambda a: {**a, "keys": a["keys"].astype(str)},
+     "keys is <U.* expected integer"),
+    ("quantities.npz", _drop("unit_names"), r"missing array\(s\) \['unit_names'\]"),
+    ("quantities.npz", lambda a: {**a, "unit_names": a["unit_names"][:2]}, "unit_names .* differ"),
+    ("quantities.npz", lambda a: {**a, "values": a["values"][:-1]}, "values is float64 of shape"),
+    ("quantities.npz", _decreasing_indptr, "indptr must start at 0 and never decrease"),
+])
+def test_damaged_arrays_behind_a_matching_checksum_name_the_file(  # noqa: ANN001
+        built, tmp_path: Path, file: str, edit, message: str) -> None:
+    """A feature file altered and re-hashed (so the manifest check passes) is still refused
+    with a BundleError naming the file and the array, not a KeyError or a kernel crash."""
+    copy = tmp_path / "b"
+    shutil.copytree(built[1], copy)
+    target = copy / file
+    with np.load(target, allow_pickle=False) as npz:
+        arrays = edit({k: npz[k] for k in npz.files})
+    np.savez(target, **arrays)
+
+    def rehash(manifest: dict) -> dict:
+        manifest["files"][file] = {"sha256": sha256_of(target), "bytes": target.stat().st_size}
+        return manifest
+
+    _edit_manifest(copy, rehash)
+    with pytest.raises(BundleError, match=f"{file}: {message}.*rebuild the bundle"):
+        Ranker.load(copy, warm=False)
+
+
 def test_cli_search_validate_and_errors(built, tmp_path: Path, capsys) -> None:  # noqa: ANN001
     _, out = built
     assert main(["search", "--bundle", str(out), "--k", "3", "--explain", "drill"]) == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ranking.bundle import BundleError
 from ranking.units import UNITS, QuantityTable, parse_number, quantities
 
 
@@ -39,9 +40,12 @@ def test_dimensions_and_words() -> None:
 def test_table_round_trip() -> None:
     table = QuantityTable.from_texts(["3/4 in. pipe", "", "2x4"])
     assert table.indptr.tolist() == [0, 1, 1, 3]
-    again = QuantityTable.from_arrays(table.arrays())
+    again = QuantityTable.from_arrays(table.arrays(), 3, "quantities.npz")
     assert again.values.tolist() == [0.75, 2.0, 4.0] and again.units.tolist() == [1, 0, 0]
     arrays = table.arrays()
     arrays["unit_names"] = arrays["unit_names"][::-1]
-    with pytest.raises(ValueError, match="unit list"):
-        QuantityTable.from_arrays(arrays)
+    with pytest.raises(BundleError, match="quantities.npz: unit_names"):
+        QuantityTable.from_arrays(arrays, 3, "quantities.npz")
+    with pytest.raises(BundleError, match=r"quantities.npz: indptr is int64 of shape \(4,\), "
+                                          r"expected integer of shape \(5,\)"):
+        QuantityTable.from_arrays(table.arrays(), 4, "quantities.npz")
