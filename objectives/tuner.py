@@ -195,12 +195,24 @@ class _CrossValidated:
         return out
 
 
+def has_judged_pairs(groups: QueryGroups, k: int) -> bool:
+    """Whether :func:`judged_pairs` of ``groups`` is non-empty, without building every query's
+    pairs (about a second on Home Depot). A query yields pairs only if two of its candidates
+    differ in grade, and what it yields depends on that query alone (its own relevance
+    z-scores, order and ideal DCG), so :func:`judged_pairs` of such queries one at a time,
+    stopping at the first that yields any, gives the same answer by the same rule."""
+    row_query = np.repeat(np.arange(groups.n_queries), np.diff(groups.qptr))
+    differs = groups.grades != groups.grades[groups.qptr[row_query]]  # NaN differs: checked
+    return any(len(judged_pairs(groups.subset(np.array([q])), k)) > 0
+               for q in np.unique(row_query[differs]))
+
+
 def degenerate_reason(groups: QueryGroups, importance: np.ndarray, k: int,
                       n_folds: int) -> str | None:
     """Why the problem cannot be tuned (the weights stay relevance only), or None."""
     if importance.sum() <= 0:
         return "no business term has a positive weight: relevance only"
-    if len(judged_pairs(groups, k)) == 0:
+    if not has_judged_pairs(groups, k):
         return ("no judged pairs of different grades (every query has one candidate or all "
                 "its grades equal): relevance only")
     if groups.n_queries < 2 * n_folds:

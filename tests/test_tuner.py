@@ -6,10 +6,18 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 
 from objectives.config import parse_config
 from objectives.groups import QueryGroups
-from objectives.tuner import STRENGTH_PATH, choose_strength, frontier, selectable, tune_weights
+from objectives.tuner import (
+    STRENGTH_PATH,
+    choose_strength,
+    frontier,
+    has_judged_pairs,
+    selectable,
+    tune_weights,
+)
 from objectives.tuner_program import WeightProgram, judged_pairs, solve_weights
 from ranking.build import Served
 
@@ -94,6 +102,42 @@ def test_single_candidate_queries_are_degenerate_with_a_clear_message() -> None:
     assert np.all(result.weights == 0)
     assert "no judged pairs" in result.message and "one candidate" in result.message
     assert frontier(single, np.array([1.0, 0, 0, 0])) == []
+
+
+@pytest.mark.parametrize(("grades", "k", "expected"), [
+    ([[3.0]], 10, False),  # one candidate
+    ([[2.0, 2.0, 2.0], [1.0, 1.0]], 10, False),  # all grades equal in each query
+    ([[2.0, 2.0], [2.0, 1.0, 1.0]], 1, True),  # one query with a pair (first place vs later)
+    ([[2.0, 1.0]], 0, False),  # NDCG@0 has nothing to swap
+    ([[np.nan, 1.0, 2.0]], 10, False),  # a NaN grade makes the ideal DCG NaN: no pair
+    ([[-1.0, -2.0]], 10, False),  # different grades but an ideal DCG <= 0: skipped
+    ([[np.nan, 1.0], [0.0, 1.0]], 10, True),  # the second query decides
+])
+def test_has_judged_pairs_is_judged_pairs_non_empty(grades: list[list[float]], k: int,
+                                                    expected: bool) -> None:
+    world = groups_of([[float(-i) for i in range(len(g))] for g in grades], grades,
+                      [[0.0] * len(g) for g in grades])
+    assert (len(judged_pairs(world, k)) > 0) is expected
+    assert has_judged_pairs(world, k) is expected
+
+
+def test_has_judged_pairs_agrees_on_random_worlds_with_guardrails() -> None:
+    """Tiny queries, ties, NaN and negative grades, demotions, tiers and slots."""
+    rng = np.random.default_rng(7)
+    levels = np.array([np.nan, -1.0, 0.0, 0.0, 1.0, 1.0, 2.0])
+    outcomes = set()
+    for _ in range(300):
+        sizes = rng.integers(1, 5, rng.integers(1, 4))
+        n = int(sizes.sum())
+        world = QueryGroups(np.r_[0, np.cumsum(sizes)].astype(np.int64),
+                            rng.integers(0, 3, n).astype(np.float64), np.zeros((n, 4), np.float32),
+                            rng.choice(levels, n), np.zeros(n), demoted=rng.integers(0, 3, n),
+                            tier_width=float(rng.choice([0.0, 1.0])), slots=int(rng.integers(3)))
+        k = int(rng.choice([0, 1, 2, 10]))
+        expected = len(judged_pairs(world, k)) > 0
+        assert has_judged_pairs(world, k) is expected
+        outcomes.add(expected)
+    assert outcomes == {True, False}
 
 
 def test_program_resolves_like_a_fresh_solve_and_slack_only_adds_strength() -> None:
