@@ -116,6 +116,10 @@ class FeatureSpace:
     stem_index: MultiFieldIndex
     quantities: QuantityTable
     title_text: TitleText  # head lengths and trigram IDF of the titles
+    #: (indptr, code points, sorted trigram keys) of every exact token (:func:`_vocab_chars`),
+    #: for the typo-tolerant and trigram kernels: computed once from ``index``, when the space
+    #: is built (the title statistics read them too) or loaded, so searches only compare.
+    term_chars: tuple[np.ndarray, np.ndarray, np.ndarray]
 
     @classmethod
     def build(cls, catalog: pd.DataFrame, analyzer: Analyzer) -> FeatureSpace:
@@ -124,18 +128,12 @@ class FeatureSpace:
         stem_analyzer = dataclasses.replace(analyzer, stem=True)
         texts = catalog[list(QUANTITY_FIELDS)].astype(str).agg(" ".join, axis=1)
         index = MultiFieldIndex.build(field_tokens(catalog, analyzer))
-        term_indptr, term_chars, _ = _vocab_chars(index)
+        term_chars = _vocab_chars(index)
         title_text = TitleText.build(catalog["title"].astype(str).tolist(), analyzer,
-                                     index.fields["title"], term_indptr, term_chars)
+                                     index.fields["title"], *term_chars[:2])
         return cls(analyzer, index, stem_analyzer,
                    MultiFieldIndex.build(field_tokens(catalog, stem_analyzer)),
-                   QuantityTable.from_texts(texts.tolist()), title_text)
-
-    @cached_property
-    def term_chars(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(indptr, code points, sorted trigram keys) of every exact token, for the
-        typo-tolerant kernel; computed once, so searches only compare."""
-        return _vocab_chars(self.index)
+                   QuantityTable.from_texts(texts.tolist()), title_text, term_chars)
 
     def extract(self, query: str, docs: np.ndarray, priors: np.ndarray) -> np.ndarray:
         """Feature matrix (len(docs), len(FEATURES)) as float32 for the query text ``query``.
@@ -282,7 +280,8 @@ class FeatureSpace:
             title_text = TitleText.from_arrays({k: npz[k] for k in npz.files}, n_products,
                                                str(directory / TITLE_TEXT))
         return cls(analyzer, index, Analyzer.from_dict(meta["stem_analyzer"]),
-                   MultiFieldIndex.load(directory, STEM_INDEX), quantities, title_text)
+                   MultiFieldIndex.load(directory, STEM_INDEX), quantities, title_text,
+                   _vocab_chars(index))
 
 
 #: File stem of the stemmed index in a bundle (``bm25_stemmed.npz``, ``bm25_stemmed_vocab.json``).

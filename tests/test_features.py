@@ -173,9 +173,26 @@ def test_bundle_round_trip(space: features.FeatureSpace, tmp_path: Path) -> None
     space.index.save(tmp_path)
     loaded = features.FeatureSpace.load(tmp_path, space.analyzer, MultiFieldIndex.load(tmp_path))
     assert loaded.stem_analyzer.stem and not loaded.analyzer.stem
+    for built, reloaded in zip(space.term_chars, loaded.term_chars, strict=True):
+        np.testing.assert_array_equal(reloaded, built)
     for query in ("acme cordless drills", "3/4 in hose", ""):
         np.testing.assert_array_equal(loaded.extract(query, np.arange(4), NO_PRIORS),
                                       space.extract(query, np.arange(4), NO_PRIORS))
+
+
+def test_vocabulary_characters_are_computed_once_per_build(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The title statistics and the typo kernels read the same per-token characters: one pass
+    over the vocabulary (the real function, counted) serves both, and searches add none."""
+    calls = []
+    real = features._vocab_chars
+    monkeypatch.setattr(features, "_vocab_chars", lambda index: calls.append(1) or real(index))
+    catalog, _ = validate_catalog(pd.DataFrame(CATALOG))
+    space = features.FeatureSpace.build(catalog, Analyzer())
+    space.extract("acme cordless drils", np.arange(4), NO_PRIORS)
+    assert len(calls) == 1
+    for shared, fresh in zip(space.term_chars, real(space.index), strict=True):
+        np.testing.assert_array_equal(shared, fresh)
 
 
 def test_bad_candidate_rows_are_refused(space: features.FeatureSpace) -> None:
