@@ -335,9 +335,11 @@ def report(world: World, args: argparse.Namespace, config: WeightsConfig,
 
 HEADROOM_TEXT = (
     "Not rankers: orders that see the judgments. The ideal order sorts each pool by grade. With "
-    "equal grades sorted by margin instead of by LambdaMART, its NDCG is the same and its "
-    "margin is the most any ranker can add without giving up relevance, if it knew every "
-    "grade. A ranker that has to guess grades can add more margin only by trading NDCG.")
+    "equal grades sorted by margin instead of by LambdaMART, its NDCG is the same, and its "
+    "margin is the most that reordering equal grades can add: the margin free of any NDCG "
+    "cost, for a ranker that knew every grade. More than that means putting a lower grade "
+    "above a higher one, which costs NDCG in expectation; a ranker whose own order is "
+    "imperfect can do some of it within the noise of a finite test.")
 
 
 def headroom_rows(figures: dict[str, dict[int, dict[str, np.ndarray]]]) -> list[dict[str, float]]:
