@@ -24,6 +24,7 @@ import pandas as pd
 
 from ranking import _feature_kernels as kernels
 from ranking import _title_kernels as title_kernels
+from ranking import bundle
 from ranking.bm25 import FieldIndex, IndexError_, MultiFieldIndex
 from ranking.text import Analyzer
 from ranking.title_text import TitleText
@@ -268,10 +269,12 @@ class FeatureSpace:
     @classmethod
     def load(cls, directory: Path, analyzer: Analyzer, index: MultiFieldIndex) -> FeatureSpace:
         """Reopen what :meth:`save` wrote; a bundle made for other features is refused."""
-        meta = json.loads((directory / "features.json").read_text())
-        if tuple(meta["feature_names"]) != FEATURE_NAMES:
-            raise ValueError(f"features.json lists features {meta['feature_names']}, this "
-                             f"version computes {list(FEATURE_NAMES)}; rebuild the bundle")
+        path = directory / "features.json"
+        meta = json.loads(path.read_text())
+        names = meta.get("feature_names") if isinstance(meta, dict) else None
+        if not isinstance(names, list) or tuple(names) != FEATURE_NAMES:
+            raise bundle.BundleError(f"{path}: feature_names is {names!r}, this version "
+                                     f"computes {list(FEATURE_NAMES)}; rebuild the bundle")
         n_products = index.fields["title"].n_docs
         with np.load(directory / QUANTITIES, allow_pickle=False) as npz:
             quantities = QuantityTable.from_arrays({k: npz[k] for k in npz.files}, n_products,

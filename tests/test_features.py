@@ -3,6 +3,7 @@ trip that computes the same matrix."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -311,6 +312,17 @@ def test_title_text_of_another_catalog_is_refused(space: features.FeatureSpace,
     np.savez(tmp_path / features.TITLE_TEXT, **{**arrays, "head_len": arrays["head_len"][:3]})
     with pytest.raises(BundleError, match=r"title_text\.npz: head_len is int64 of shape \(3,\), "
                        r"expected integer of shape \(4,\); rebuild the bundle"):
+        features.FeatureSpace.load(tmp_path, space.analyzer, MultiFieldIndex.load(tmp_path))
+
+
+@pytest.mark.parametrize("meta", [{"feature_names": ["bm25_all"]}, {}, ["bm25_all"]])
+def test_features_json_of_other_features_is_refused(space: features.FeatureSpace,
+                                                    tmp_path: Path, meta: object) -> None:
+    """Another version's feature list, or none at all, names the file and the field."""
+    space.save(tmp_path)
+    space.index.save(tmp_path)
+    (tmp_path / "features.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match=r"features\.json: feature_names is .*rebuild the bundle"):
         features.FeatureSpace.load(tmp_path, space.analyzer, MultiFieldIndex.load(tmp_path))
 
 
