@@ -84,6 +84,7 @@ class BuildResult:
     clv: CLVModel
     weights_file: Path
     sample_query: str  # a held-out test query, for showing the bundle at work
+    test_judgments: pd.DataFrame  # the held-out test queries' judgments
     guardrail_held: bool  # the tuned blend's test NDCG is within max_ndcg_drop of LambdaMART
     reports: list[str] = field(default_factory=list)
     starting_weights: dict[str, float] = field(default_factory=dict)
@@ -297,6 +298,7 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
         ranker=ranker, evaluation=evaluation, tune=tune, clv=clv_model,
         weights_file=out_dir / WEIGHTS_FILE,
         sample_query=str(judgments["query"].to_numpy()[test][0]),
+        test_judgments=judgments[test],
         reports=[catalog_report.summary(), tx_report.summary(),
                  _foreign_products(tx, product_index), terms.summary()],
         starting_weights=dict(zip(TERM_NAMES, config.weight_vector().tolist(), strict=True)),

@@ -23,13 +23,16 @@ import pandas as pd
 
 from clv.errors import MarginRankError
 from objectives.catalog import load_judgments
-from objectives.metrics import discounts, finite_mean, gains
+from objectives.evaluation import Evaluation, RankerRow
+from objectives.metrics import discounts, finite_mean, gains, lift, paired_bootstrap
 from ranking.ranker import QUERIES_FILE, Catalog, Ranker
 
 #: Depth every preview figure is measured at.
 DEPTH = 10
 #: Metrics of one ranked list, in the order the summary prints them.
-METRICS = ("ndcg@10", "margin@10", "return rate@10", "out-of-stock share@10")
+METRICS = ("ndcg@10", "judged share@10", "margin@10", "return rate@10", "out-of-stock share@10")
+#: Metrics that need judgments.
+JUDGED_METRICS = ("ndcg@10", "judged share@10")
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,8 @@ def list_metrics(catalog: Catalog, rows: np.ndarray, ids: list[str],
     """The preview metrics of one top-10 list (NaN where undefined, e.g. an empty list)."""
     return {
         "ndcg@10": np.nan if grades is None else ndcg_of(ids, grades),
+        "judged share@10": (np.nan if grades is None or not ids else
+                            float(np.mean([p in grades for p in ids[:DEPTH]]))),
         "margin@10": _mean(catalog.unit_margin, rows),
         "return rate@10": _mean(catalog.return_rate, rows),
         "out-of-stock share@10": float((~catalog.in_stock[rows]).mean()) if rows.size else np.nan,
@@ -128,6 +133,34 @@ def preview(current: Ranker, new: Ranker, queries: list[str],
     return PreviewReport(out, titles, judgments is not None)
 
 
+def served_evaluation(ranker: Ranker, judgments: pd.DataFrame,
+                      seed: int = 0) -> tuple[Evaluation, float]:
+    """The judged queries as the bundle serves them (retrieval, its candidates, relevance
+    z-scored over those), relevance alone (:meth:`Ranker.relevance_only`) against the bundle's
+    weights: an :class:`~objectives.evaluation.Evaluation` at k = 10 with rows "LambdaMART"
+    and "tuned blend", and the share of top-10 slots that are judged.
+
+    Unjudged products gain nothing, so NDCG@10 is a lower bound, pessimistic for whichever
+    list shows more unjudged products; the judged share says how much that can matter. The
+    pool evaluation grades everything it ranks but never sees retrieval; this sees both.
+    """
+    queries = judgments["query"].drop_duplicates().tolist()
+    report = preview(ranker.relevance_only(), ranker, queries, judgments)
+
+    def per_query(side: str, metric: str) -> np.ndarray:
+        return np.array([getattr(q, side)[metric] for q in report.queries], dtype=np.float64)
+
+    base_ndcg, base_margin = per_query("current", "ndcg@10"), per_query("current", "margin@10")
+    rows = [RankerRow("LambdaMART", finite_mean(base_ndcg), finite_mean(base_margin))]
+    ndcg, margin = per_query("new", "ndcg@10"), per_query("new", "margin@10")
+    rows.append(RankerRow("tuned blend", finite_mean(ndcg), finite_mean(margin),
+                          margin_lift=lift(margin, base_margin),
+                          ndcg_diff=paired_bootstrap(ndcg, base_ndcg, seed=seed)))
+    judged = finite_mean(np.concatenate([per_query(side, "judged share@10")
+                                         for side in ("current", "new")]))
+    return Evaluation(k=DEPTH, n_queries=len(queries), rows=tuple(rows)), judged
+
+
 def load_preview_judgments(path: Path, ranker: Ranker) -> pd.DataFrame:
     """A judgments file checked against the bundle's products."""
     return load_judgments(path, pd.Index(ranker.catalog.product_ids))
@@ -141,7 +174,7 @@ def format_report(report: PreviewReport, current_name: str, new_name: str,
              f"queries (anonymous customer, top {DEPTH}).", "",
              "| metric | current | new | change |", "| --- | --- | --- | --- |"]
     for metric in METRICS:
-        if metric == "ndcg@10" and not report.judged:
+        if metric in JUDGED_METRICS and not report.judged:
             continue
         a, b = report.mean("current", metric), report.mean("new", metric)
         lines.append(f"| {metric} | {_fmt(metric, a)} | {_fmt(metric, b)} | "

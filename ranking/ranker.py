@@ -16,7 +16,7 @@ import numbers
 import threading
 import time
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -199,6 +199,17 @@ class Ranker:
         other = copy.copy(self)
         other._reload_lock = threading.Lock()
         other.reload_config(path)
+        return other
+
+    def relevance_only(self) -> Ranker:
+        """A ranker over the same bundle arrays with every business weight at 0, the
+        guardrails (out of stock, buries, pins, slots) kept: the served baseline that the
+        demo compares its weights against. Its ``config`` still names the file's weights;
+        only the weight table is zeroed."""
+        other = copy.copy(self)
+        other._reload_lock = threading.Lock()
+        other._serving = replace(
+            self._serving, weight_table=np.zeros_like(self._serving.weight_table))
         return other
 
     # -- search ----------------------------------------------------------------------------

@@ -251,6 +251,11 @@ def test_cli_demo_on_small_world(small_world: Path, tmp_path: Path, capsys) -> N
     assert (tmp_path / "demo" / "report.md").read_text().startswith("# marginrank demo")
     report = json.loads((tmp_path / "demo" / "report.json").read_text())
     assert set(report["tuned_weights"]) == {"margin", "clv", "returns", "inventory"}
+    assert "As served: the same test queries" in printed
+    served = report["served_evaluation"]
+    assert served["n_queries"] == report["evaluation"]["n_queries"]
+    assert [r["name"] for r in served["rows"]] == ["LambdaMART", "tuned blend"]
+    assert 0.0 < report["served_judged_share"] <= 1.0
     assert (tmp_path / "demo" / "bundle" / "manifest.json").is_file()
 
 

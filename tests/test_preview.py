@@ -15,11 +15,13 @@ from clv.errors import MarginRankError
 from objectives.metrics import ndcg_at_k
 from ranking.cli import main
 from ranking.preview import (
+    JUDGED_METRICS,
     METRICS,
     format_report,
     ndcg_of,
     preview,
     sample_queries,
+    served_evaluation,
 )
 from ranking.ranker import QUERIES_FILE, Ranker
 
@@ -50,7 +52,7 @@ def test_same_file_changes_nothing(world: Path) -> None:
     queries = sample_queries(world / "bundle", None, 12)
     report = preview(current, current, queries)
     assert all(not q.entered and not q.left for q in report.queries)
-    for metric in METRICS[1:]:
+    for metric in set(METRICS) - set(JUDGED_METRICS):
         assert report.mean("current", metric) == report.mean("new", metric)
     assert "0 of 12" in format_report(report, "a", "b")
 
@@ -77,6 +79,48 @@ def test_margin_push_raises_margin_and_lists_what_moves(world: Path, tmp_path: P
     assert "| margin@10 |" in text and "| ndcg@10 |" in text
     most = min(moved, key=lambda q: (-q.moved, q.query))  # listed first
     assert "Queries that move most" in text and f"+ {most.entered[0]}" in text
+
+
+def test_relevance_only_zeroes_the_weights_and_keeps_the_guardrails(world: Path,
+                                                                   tmp_path: Path) -> None:
+    """The served baseline: every business contribution 0, the same lists as a file with zero
+    weights and the same guardrails, and the ranker it came from untouched."""
+    current = Ranker.load(world / "bundle")
+    pushed = current.variant(write(tmp_path / "push.yaml",
+                                   "version: 1\nweights: {margin: 3.0}\n"
+                                   "guardrails: {out_of_stock: hide, business_slots: 4}\n"))
+    zero = pushed.variant(write(tmp_path / "zero.yaml",
+                                "version: 1\nweights: {margin: 0, clv: 0, returns: 0, "
+                                "inventory: 0}\nguardrails: {out_of_stock: hide, "
+                                "business_slots: 4}\n"))
+    alone = pushed.relevance_only()
+    moved = 0
+    for query in sample_queries(world / "bundle", None, 12):
+        hits = alone.search(query, k=10, explain=True)
+        assert [h.product_id for h in hits] == [h.product_id for h in zero.search(query, k=10)]
+        assert all(v == 0.0 for h in hits for n, v in h.contributions.items() if n != "relevance")
+        moved += [h.product_id for h in hits] != [h.product_id for h in pushed.search(query, k=10)]
+    assert moved and pushed.serving.weight_table.any()
+
+
+def test_served_evaluation_compares_the_weights_with_relevance_alone(world: Path,
+                                                                   tmp_path: Path) -> None:
+    current = Ranker.load(world / "bundle")
+    pushed = current.variant(write(tmp_path / "push.yaml",
+                                   "version: 1\nweights: {margin: 3.0}\n"))
+    judgments = pd.read_csv(world / "judgments.csv", dtype={"product_id": str})
+    served, judged = served_evaluation(pushed, judgments)
+    queries = judgments["query"].drop_duplicates().tolist()
+    report = preview(pushed.relevance_only(), pushed, queries, judgments)
+    base, tuned = served.row("LambdaMART"), served.row("tuned blend")
+    assert served.n_queries == len(queries) and served.k == 10
+    assert base.ndcg == pytest.approx(report.mean("current", "ndcg@10"))
+    assert tuned.margin == pytest.approx(report.mean("new", "margin@10"))
+    assert tuned.margin > base.margin
+    assert tuned.ndcg_diff.mean == pytest.approx(tuned.ndcg - base.ndcg)
+    assert 0.0 < judged <= 1.0
+    same, _ = served_evaluation(current.relevance_only(), judgments)
+    assert same.row("tuned blend").ndcg_diff.mean == 0.0
 
 
 def test_ndcg_of_agrees_with_the_shared_metric() -> None:
