@@ -275,12 +275,16 @@ class FeatureSpace:
         if not isinstance(names, list) or tuple(names) != FEATURE_NAMES:
             raise bundle.BundleError(f"{path}: feature_names is {names!r}, this version "
                                      f"computes {list(FEATURE_NAMES)}; rebuild the bundle")
+        if not isinstance(meta.get("stem_analyzer"), dict):
+            raise bundle.BundleError(f"{path}: stem_analyzer is missing or not an object; "
+                                     "rebuild the bundle")
         n_products = index.fields["title"].n_docs
         with np.load(directory / QUANTITIES, allow_pickle=False) as npz:
             quantities = QuantityTable.from_arrays({k: npz[k] for k in npz.files}, n_products,
                                                    str(directory / QUANTITIES))
         with np.load(directory / TITLE_TEXT, allow_pickle=False) as npz:
-            title_text = TitleText.from_arrays({k: npz[k] for k in npz.files}, n_products,
+            title_text = TitleText.from_arrays({k: npz[k] for k in npz.files},
+                                               np.diff(index.fields["title"].doc_indptr),
                                                str(directory / TITLE_TEXT))
         return cls(analyzer, index, Analyzer.from_dict(meta["stem_analyzer"]),
                    MultiFieldIndex.load(directory, STEM_INDEX), quantities, title_text,

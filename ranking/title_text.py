@@ -80,13 +80,23 @@ class TitleText:
                 "idf": self.idf}
 
     @classmethod
-    def from_arrays(cls, data: dict[str, np.ndarray], n_products: int, source: str) -> TitleText:
+    def from_arrays(cls, data: dict[str, np.ndarray], title_lengths: np.ndarray,
+                    source: str) -> TitleText:
         """Rebuild from :meth:`arrays` of the bundle file ``source``, refusing arrays that are
-        missing or do not fit ``n_products`` (:class:`ranking.bundle.BundleError`)."""
+        missing, do not fit the catalog (``title_lengths``: each title's token count), or hold
+        a head length outside its title: the kernel indexes the title by it unchecked
+        (:class:`ranking.bundle.BundleError`)."""
         arrays = bundle.required_arrays(data, ("head_len", "title_norm", "keys", "idf"), source)
-        n_keys = arrays["keys"].size
+        n_products, n_keys = title_lengths.shape[0], arrays["keys"].size
         bundle.check_layout(arrays, {"head_len": ((n_products,), "integer"),
                                      "title_norm": ((n_products,), "float"),
                                      "keys": ((n_keys,), "integer"),
                                      "idf": ((n_keys,), "float")}, source)
+        head = arrays["head_len"]
+        outside = np.flatnonzero((head < np.minimum(title_lengths, 1)) | (head > title_lengths))
+        if outside.size:
+            i = int(outside[0])
+            raise bundle.BundleError(
+                f"{source}: head_len of product row {i} is {int(head[i])}, outside its title of "
+                f"{int(title_lengths[i])} tokens ({outside.size:,} rows); rebuild the bundle")
         return cls(**arrays)
