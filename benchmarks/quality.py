@@ -173,8 +173,13 @@ def fold_relevance(X: np.ndarray, y: np.ndarray, qid: np.ndarray, train: np.ndar
 
 
 def pool_z(groups: QueryGroups, values: np.ndarray) -> np.ndarray:
-    """``values`` z-scored within each query's pool (0 where a pool's values are all equal)."""
-    return QueryGroups(groups.qptr, values, groups.terms, groups.grades,
+    """``values`` z-scored within each query's pool (0 where a pool's values are all equal).
+    A missing value counts as its pool's mean, so it does not blank the whole pool."""
+    filled = np.asarray(values, np.float64).copy()
+    for s in groups.slices():
+        known = np.isfinite(filled[s])
+        filled[s] = np.where(known, filled[s], filled[s][known].mean() if known.any() else 0.0)
+    return QueryGroups(groups.qptr, filled, groups.terms, groups.grades,
                        groups.margin).z_relevance()
 
 
@@ -198,22 +203,23 @@ def naive_weights(groups: QueryGroups, z_margin: np.ndarray, k: int,
     return chosen
 
 
-#: Reference orders that know every grade: the best NDCG possible, with equal grades ordered by
-#: the model or by margin. Their margin gap is the margin a ranker could add at no NDCG cost.
+#: Reference orders that know every grade: the best NDCG possible with out-of-stock products
+#: demoted (as every ranker here demotes them), equal grades ordered by the model or by margin.
+#: Their margin gap is the margin a ranker could add at no NDCG cost.
 ORACLE_BY_MODEL = "ideal order, equal grades by LambdaMART"
 ORACLE_BY_MARGIN = "ideal order, equal grades by margin"
-#: Grade multiplier of the reference orders. Pool z-scores lie within ±sqrt(pool size), so
-#: 3,000 times a grade step (at least 1/3 on Home Depot's averaged grades) outweighs any
-#: tie-break in pools of fewer than 250,000 candidates.
+#: Grade multiplier of the reference orders. The smallest step between Home Depot's averaged
+#: grades is 0.08 (1.25 to 1.33), times 3,000 is 240: more than the spread of z-scores in any
+#: pool (at most sqrt(2 n) for n candidates) below 28,000 candidates.
 ORACLE_GRADE_SCALE = 3e3
 
 
 def oracle_scores(groups: QueryGroups, z: np.ndarray,
                   z_margin: np.ndarray) -> dict[str, np.ndarray]:
     """Scores that order each pool by judged grade, equal grades by ``z`` (the model) or by
-    ``z_margin`` (a product without a margin counts as the pool's mean)."""
+    ``z_margin`` (:func:`pool_z` of the margins)."""
     by_grade = ORACLE_GRADE_SCALE * groups.grades
-    return {ORACLE_BY_MODEL: by_grade + z, ORACLE_BY_MARGIN: by_grade + np.nan_to_num(z_margin)}
+    return {ORACLE_BY_MODEL: by_grade + z, ORACLE_BY_MARGIN: by_grade + z_margin}
 
 
 @dataclass
@@ -249,7 +255,8 @@ def run_fold(groups: dict[str, QueryGroups], values: dict[str, dict[str, np.ndar
                  for n, w in naive.items()},
               "tuned blend": (test, test.blend(tune.weights))}
     scores |= {f"naive w={w:g}": (plain, z + w * z_margin) for w in NAIVE_GRID}
-    scores |= {name: (plain, oracle) for name, oracle in oracle_scores(test, z, z_margin).items()}
+    ideal = dataclasses.replace(plain, tier_width=0.0)  # grade first, whatever the tiers
+    scores |= {name: (ideal, oracle) for name, oracle in oracle_scores(test, z, z_margin).items()}
     scores |= {f"frontier eps={p.epsilon:g} scale={p.scale:g}": (test, test.blend(p.weights))
                for p in frontier(train, importance, k=k, seed=seed, path=FRONTIER_PATH)}
     figures = {name: {c: per_query_figures(g, s, values["test"], c) for c in CUTOFFS}
@@ -334,7 +341,8 @@ def report(world: World, args: argparse.Namespace, config: WeightsConfig,
 
 
 HEADROOM_TEXT = (
-    "Not rankers: orders that see the judgments. The ideal order sorts each pool by grade. With "
+    "Not rankers: orders that see the judgments. The ideal order sorts each pool by grade (out-"
+    "of-stock products last, as every ranker here demotes them). With "
     "equal grades sorted by margin instead of by LambdaMART, its NDCG is the same, and its "
     "margin is the most that reordering equal grades can add: the margin free of any NDCG "
     "cost, for a ranker that knew every grade. More than that means putting a lower grade "

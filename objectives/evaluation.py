@@ -42,7 +42,7 @@ class Evaluation:
 
     def guardrail(self, max_ndcg_drop: float) -> bool:
         """Whether the tuned blend's NDCG stays within ``max_ndcg_drop`` of LambdaMART."""
-        tuned, base = self.row("tuned blend"), self.row("LambdaMART")
+        tuned, base = self.row("tuned blend"), self.row(BASELINE)
         drop = (base.ndcg - tuned.ndcg) / base.ndcg if base.ndcg else 0.0
         return within_tolerance(tuned.ndcg_diff, drop, max_ndcg_drop)
 
@@ -78,20 +78,30 @@ def evaluate(test: QueryGroups, test_bm25: QueryGroups, weights: np.ndarray, *, 
     """
     scored = {
         "BM25": (test_bm25, test_bm25.relevance),
-        "LambdaMART": (test, test.z_relevance()),
+        BASELINE: (test, test.z_relevance()),
         "tuned blend": (test, test.blend(weights)),
     }
-    base_ndcg = test.ndcg(scored["LambdaMART"][1], k)
-    base_margin = test.value_at_k(scored["LambdaMART"][1], test.margin, k)
+    figures = {name: (groups.ndcg(scores, k), groups.value_at_k(scores, groups.margin, k))
+               for name, (groups, scores) in scored.items()}
+    return Evaluation(k=k, n_queries=test.n_queries, rows=compared_rows(figures, seed=seed))
+
+
+#: The ranker every other row is compared with: relevance alone.
+BASELINE = "LambdaMART"
+
+
+def compared_rows(figures: dict[str, tuple[np.ndarray, np.ndarray]], *,
+                  seed: int = 0) -> tuple[RankerRow, ...]:
+    """One row per ranker from its per-query (NDCG, margin) values, each ranker but
+    :data:`BASELINE` with its margin lift and paired NDCG interval against the baseline."""
+    base_ndcg, base_margin = figures[BASELINE]
     rows = []
-    for name, (groups, scores) in scored.items():
-        ndcg = groups.ndcg(scores, k)
-        margin = groups.value_at_k(scores, groups.margin, k)
-        compare = name != "LambdaMART"
+    for name, (ndcg, margin) in figures.items():
+        compare = name != BASELINE
         rows.append(RankerRow(
             name=name, ndcg=finite_mean(ndcg), margin=finite_mean(margin),
             margin_lift=lift(margin, base_margin) if compare else None,
             ndcg_diff=paired_bootstrap(ndcg, base_ndcg, seed=seed) if compare else None,
             per_query_ndcg=tuple(ndcg.tolist()), per_query_margin=tuple(margin.tolist()),
         ))
-    return Evaluation(k=k, n_queries=test.n_queries, rows=tuple(rows))
+    return tuple(rows)

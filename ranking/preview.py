@@ -23,8 +23,8 @@ import pandas as pd
 
 from clv.errors import MarginRankError
 from objectives.catalog import load_judgments
-from objectives.evaluation import Evaluation, RankerRow
-from objectives.metrics import discounts, finite_mean, gains, lift, paired_bootstrap
+from objectives.evaluation import BASELINE, Evaluation, compared_rows
+from objectives.metrics import discounts, finite_mean, gains
 from ranking.ranker import QUERIES_FILE, Catalog, Ranker
 
 #: Depth every preview figure is measured at.
@@ -134,31 +134,29 @@ def preview(current: Ranker, new: Ranker, queries: list[str],
 
 
 def served_evaluation(ranker: Ranker, judgments: pd.DataFrame,
-                      seed: int = 0) -> tuple[Evaluation, float]:
+                      seed: int = 0) -> tuple[Evaluation, dict[str, float]]:
     """The judged queries as the bundle serves them (retrieval, its candidates, relevance
     z-scored over those), relevance alone (:meth:`Ranker.relevance_only`) against the bundle's
     weights: an :class:`~objectives.evaluation.Evaluation` at k = 10 with rows "LambdaMART"
-    and "tuned blend", and the share of top-10 slots that are judged.
+    and "tuned blend", and for each the mean share of a query's top 10 that is judged.
 
-    Unjudged products gain nothing, so NDCG@10 is a lower bound, pessimistic for whichever
-    list shows more unjudged products; the judged share says how much that can matter. The
-    pool evaluation grades everything it ranks but never sees retrieval; this sees both.
+    Unjudged products count as irrelevant (judged-only NDCG), which biases a difference
+    against the list that shows more unjudged products; the shares say how much that can
+    matter. The pool evaluation grades everything it ranks but never sees retrieval; this
+    sees both. Queries are the distinct query texts, as a service would be asked them.
     """
     queries = judgments["query"].drop_duplicates().tolist()
     report = preview(ranker.relevance_only(), ranker, queries, judgments)
+    sides = {BASELINE: "current", "tuned blend": "new"}
 
     def per_query(side: str, metric: str) -> np.ndarray:
         return np.array([getattr(q, side)[metric] for q in report.queries], dtype=np.float64)
 
-    base_ndcg, base_margin = per_query("current", "ndcg@10"), per_query("current", "margin@10")
-    rows = [RankerRow("LambdaMART", finite_mean(base_ndcg), finite_mean(base_margin))]
-    ndcg, margin = per_query("new", "ndcg@10"), per_query("new", "margin@10")
-    rows.append(RankerRow("tuned blend", finite_mean(ndcg), finite_mean(margin),
-                          margin_lift=lift(margin, base_margin),
-                          ndcg_diff=paired_bootstrap(ndcg, base_ndcg, seed=seed)))
-    judged = finite_mean(np.concatenate([per_query(side, "judged share@10")
-                                         for side in ("current", "new")]))
-    return Evaluation(k=DEPTH, n_queries=len(queries), rows=tuple(rows)), judged
+    figures = {name: (per_query(side, "ndcg@10"), per_query(side, "margin@10"))
+               for name, side in sides.items()}
+    judged = {name: report.mean(side, "judged share@10") for name, side in sides.items()}
+    return Evaluation(k=DEPTH, n_queries=len(queries),
+                      rows=compared_rows(figures, seed=seed)), judged
 
 
 def load_preview_judgments(path: Path, ranker: Ranker) -> pd.DataFrame:

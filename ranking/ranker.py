@@ -205,11 +205,13 @@ class Ranker:
         """A ranker over the same bundle arrays with every business weight at 0, the
         guardrails (out of stock, buries, pins, slots) kept: the served baseline that the
         demo compares its weights against. Its ``config`` still names the file's weights;
-        only the weight table is zeroed."""
+        the weight table is zeroed and the version marked, so it is never taken for the file.
+        Not for saving: :meth:`save` would write the file's weights."""
         other = copy.copy(self)
         other._reload_lock = threading.Lock()
         other._serving = replace(
-            self._serving, weight_table=np.zeros_like(self._serving.weight_table))
+            self._serving, weight_table=np.zeros_like(self._serving.weight_table),
+            version=f"{self._serving.version}-relevance-only")
         return other
 
     # -- search ----------------------------------------------------------------------------

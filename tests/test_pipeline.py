@@ -259,7 +259,7 @@ def test_cli_demo_on_small_world(small_world: Path, tmp_path: Path, capsys) -> N
     served = report["served_evaluation"]
     assert served["n_queries"] == report["evaluation"]["n_queries"]
     assert [r["name"] for r in served["rows"]] == ["LambdaMART", "tuned blend"]
-    assert 0.0 < report["served_judged_share"] <= 1.0
+    assert all(0.0 < v <= 1.0 for v in report["served_judged_share"].values())
     assert (tmp_path / "demo" / "bundle" / "manifest.json").is_file()
 
 

@@ -86,20 +86,24 @@ def test_relevance_only_zeroes_the_weights_and_keeps_the_guardrails(world: Path,
     """The served baseline: every business contribution 0, the same lists as a file with zero
     weights and the same guardrails, and the ranker it came from untouched."""
     current = Ranker.load(world / "bundle")
-    pushed = current.variant(write(tmp_path / "push.yaml",
-                                   "version: 1\nweights: {margin: 3.0}\n"
-                                   "guardrails: {out_of_stock: hide, business_slots: 4}\n"))
-    zero = pushed.variant(write(tmp_path / "zero.yaml",
-                                "version: 1\nweights: {margin: 0, clv: 0, returns: 0, "
-                                "inventory: 0}\nguardrails: {out_of_stock: hide, "
-                                "business_slots: 4}\n"))
+    guardrails = "guardrails: {out_of_stock: hide, business_slots: 4}\n"
+    rules = ("segments: {top: {min_clv_quantile: 0.5, weights: {clv: 2.0}}}\n"
+             "categories: {'Tools': {weights: {inventory: 2.0}}}\n"
+             "experiments: {e: {arms: {a: {share: 0.5, weights: {returns: 2.0}}}}}\n")
+    pushed = current.variant(write(tmp_path / "push.yaml", "version: 1\nweights: {margin: 3.0}\n"
+                                   + guardrails + rules))
+    zero = pushed.variant(write(tmp_path / "zero.yaml", "version: 1\nweights: {margin: 0, "
+                                "clv: 0, returns: 0, inventory: 0}\n" + guardrails))
     alone = pushed.relevance_only()
+    customers = [None, *map(str, current.customers.ids[:6])]  # segments and arms vary
     moved = 0
-    for query in sample_queries(world / "bundle", None, 12):
-        hits = alone.search(query, k=10, explain=True)
+    for i, query in enumerate(sample_queries(world / "bundle", None, 12)):
+        who = customers[i % len(customers)]
+        hits = alone.search(query, customer_id=who, k=10, explain=True)
         assert [h.product_id for h in hits] == [h.product_id for h in zero.search(query, k=10)]
         assert all(v == 0.0 for h in hits for n, v in h.contributions.items() if n != "relevance")
-        moved += [h.product_id for h in hits] != [h.product_id for h in pushed.search(query, k=10)]
+        pushed_ids = [h.product_id for h in pushed.search(query, customer_id=who, k=10)]
+        moved += [h.product_id for h in hits] != pushed_ids
     assert moved and pushed.serving.weight_table.any()
 
 
@@ -118,7 +122,11 @@ def test_served_evaluation_compares_the_weights_with_relevance_alone(world: Path
     assert tuned.margin == pytest.approx(report.mean("new", "margin@10"))
     assert tuned.margin > base.margin
     assert tuned.ndcg_diff.mean == pytest.approx(tuned.ndcg - base.ndcg)
-    assert 0.0 < judged <= 1.0
+    assert set(judged) == {"LambdaMART", "tuned blend"}
+    assert judged["tuned blend"] == pytest.approx(report.mean("new", "judged share@10"))
+    assert all(0.0 < v <= 1.0 for v in judged.values())
+    assert len(tuned.per_query_ndcg) == len(queries)
+    assert pushed.relevance_only().config_version.endswith("-relevance-only")
     same, _ = served_evaluation(current.relevance_only(), judgments)
     assert same.row("tuned blend").ndcg_diff.mean == 0.0
 

@@ -102,6 +102,9 @@ def test_oracle_orders_sort_by_grade_and_break_ties_by_model_or_margin() -> None
             groups.ndcg(scores[quality.ORACLE_BY_MODEL], k))
     assert groups.value_at_k(scores[quality.ORACLE_BY_MARGIN], margin, 2)[0] == 7.0
     assert groups.value_at_k(scores[quality.ORACLE_BY_MODEL], margin, 2)[0] == 5.0
+    # one product without a margin counts as the pool's mean; the others keep their order
+    gap = quality.pool_z(groups, np.where(np.arange(6) == 0, np.nan, margin))
+    assert np.isfinite(gap).all() and gap[2] > gap[3] > gap[1] and gap[5] > gap[4]
 
 
 def test_tuned_yaml_keeps_comments_and_reads_back_as_the_tuned_config() -> None:
