@@ -29,6 +29,8 @@ NUMERIC_RANGES: dict[str, tuple[float, float]] = {
     "stock": (0.0, np.inf), "daily_sales": (0.0, np.inf), "rating": (0.0, 5.0),
     "review_count": (0.0, np.inf),
 }
+#: Numeric columns that count units, so a fraction is a data error (``2.0`` is fine).
+WHOLE_COLUMNS = ("stock", "review_count")
 
 
 @dataclass
@@ -76,6 +78,9 @@ def validate_catalog(
             continue
         out[col] = numeric_column(frame, col, file=source, allow_missing=True,
                                   min_value=lo, max_value=hi)
+        if col in WHOLE_COLUMNS:
+            raise_at_first(out[col].to_numpy() % 1 > 0, frame[col], col, source,
+                           "not a whole number")
         report.missing[col] = int(out[col].isna().sum())
     out["product_id"] = out["product_id"].astype(str)
     return out.reset_index(drop=True), report

@@ -1,4 +1,4 @@
-"""The ``marginrank`` command: demo, build, search, validate-config, preview."""
+"""The ``marginrank`` command: demo, build, search, serve, validate-config, preview, tune, bench."""
 
 from __future__ import annotations
 
