@@ -1,9 +1,11 @@
 """BG/NBD holdout test on real data: UCI Online Retail, calibration 9 months / holdout 3 months.
 
 Loads the file through ``clv.transactions.load_transactions`` with the UCI column mapping
-(cancellation invoices become returns; rows without a customer or with a non-positive price are
-excluded and counted), splits it with ``clv.rfm.calibration_holdout_split`` at 2011-08-31
-(calibration 2010-12-01 .. 2011-08-31, holdout 2011-09-01 .. 2011-12-09, in days), fits
+(cancellation invoices become returns; rows without a customer, with a non-product stock code of
+``UCI_ONLINE_RETAIL_NON_PRODUCTS`` such as postage, manual adjustments and discounts, or with a
+non-positive price are excluded and counted; ``--keep-non-products`` keeps the non-product
+lines, as the benchmark did before), splits it with ``clv.rfm.calibration_holdout_split`` at
+2011-08-31 (calibration 2010-12-01 .. 2011-08-31, holdout 2011-09-01 .. 2011-12-09, in days), fits
 ``CLVModel`` on the calibration summary and predicts each customer's repeat purchases in the
 holdout (BG/NBD convention: distinct purchase days). Customers first seen in the holdout cannot
 be scored from calibration data and are counted, not scored.
@@ -15,7 +17,8 @@ calibration rate (repeat purchases per day since the first purchase) over the ho
 markdown, writes JSON, and draws the calibration plot of Fader, Hardie and Lee (2005, figure 4):
 mean predicted vs mean actual holdout purchases by calibration frequency (0, 1, ..., 7+).
 
-    python benchmarks/clv_holdout.py [--data PATH] [--out clv_holdout.json] [--plot clv_holdout.png]
+    python benchmarks/clv_holdout.py [--data PATH] [--keep-non-products] [--out clv_holdout.json]
+                                     [--plot clv_holdout.png]
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from clv import (
     calibration_holdout_split,
     load_transactions,
 )
+from clv.transactions import UCI_ONLINE_RETAIL_NON_PRODUCTS
 
 DEFAULT_DATA = (Path(__file__).resolve().parents[2] / "shared" / "data"
                 / "uci-online-retail" / "online_retail.csv.gz")
@@ -168,6 +172,7 @@ def to_markdown(report: dict[str, Any]) -> str:
     for reason, count in sorted(data["excluded"].items()):
         out.append(f"| excluded: {reason} | {count:,} |")
     out += [f"| lines used | {data['kept_rows']:,} |",
+            *[f"| note | {note} |" for note in data["notes"]],
             f"| customers in calibration | {split['customers_in_calibration']:,} |",
             f"| repeat customers in calibration | {split['repeat_customers_in_calibration']:,} |",
             f"| customers first seen in the holdout (not scored) | "
@@ -257,10 +262,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--calibration-end", default=CALIBRATION_END)
     parser.add_argument("--observation-end", default=OBSERVATION_END)
     parser.add_argument("--label", default="UCI Online Retail", help="data name for the title")
+    parser.add_argument("--keep-non-products", action="store_true",
+                        help="keep postage, fee, discount and adjustment lines as purchases")
     parser.add_argument("--out", type=Path, default=Path("clv_holdout.json"))
     parser.add_argument("--plot", type=Path, default=Path("clv_holdout.png"))
     args = parser.parse_args(argv)
-    tx, exclusions = load_transactions(args.data, columns=UCI_ONLINE_RETAIL_COLUMNS)
+    non_products = () if args.keep_non_products else UCI_ONLINE_RETAIL_NON_PRODUCTS
+    tx, exclusions = load_transactions(args.data, columns=UCI_ONLINE_RETAIL_COLUMNS,
+                                       non_product_ids=non_products)
     report = holdout_report(tx, exclusions, calibration_end=args.calibration_end,
                             observation_end=args.observation_end, label=args.label)
     print(to_markdown(report))

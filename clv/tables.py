@@ -147,7 +147,8 @@ class ExclusionReport:
     source: str
     total_rows: int = 0
     excluded: dict[str, int] = field(default_factory=dict)
-    #: What a user should know about rows that were kept (e.g. dated in the future).
+    #: What the counts do not say: rows kept that look wrong (dated in the future), orders
+    #: that lost every line to an exclusion.
     notes: list[str] = field(default_factory=list)
 
     def exclude(self, reason: str, count: int) -> None:

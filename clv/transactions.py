@@ -3,13 +3,13 @@
 Everything downstream (RFM summary, CLV fit, product affinity) assumes the frame this module
 returns: typed columns, tz-naive UTC timestamps, one sort order. Malformed values stop the load
 with a :class:`DataError` that names file, line, column and value; rows that are well formed but
-unusable for CLV (no customer, in the future, no price, zero quantity) are excluded and counted
-in an :class:`ExclusionReport`, never dropped silently.
+unusable for CLV (no customer, a non-product line such as postage, in the future, no price, zero
+quantity) are excluded and counted in an :class:`ExclusionReport`, never dropped silently.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from pathlib import Path
 
@@ -39,18 +39,35 @@ UCI_ONLINE_RETAIL_COLUMNS = {
     "InvoiceNo": "order_id",
 }
 
+#: StockCodes of the UCI Online Retail file that are not goods: postage and carriage (POST, DOT,
+#: C2, 23444 "Next Day Carriage", 23574 "PACKING CHARGE"), manual adjustments (M, m), discounts
+#: (D), sample credits (S), fees (BANK CHARGES, AMAZONFEE, CRUK commission), bad-debt adjustments
+#: (B), free cushion pads priced at 0.001 (PADS) and gift vouchers (gift_0001_*, 22016). Every
+#: code of the file that does not start with five digits was read with its Description; the
+#: others kept are products sold through the dotcom/eBay shop (DCGS...). As purchases they would
+#: create BG/NBD "purchase days" that are only a postage charge or a manual credit, and
+#: discounts would distort monetary values; pass this set as ``non_product_ids`` for CLV.
+UCI_ONLINE_RETAIL_NON_PRODUCTS = frozenset({
+    "POST", "DOT", "C2", "23444", "23574", "M", "m", "D", "S", "BANK CHARGES", "AMAZONFEE",
+    "CRUK", "B", "PADS", "22016", "gift_0001_10", "gift_0001_20", "gift_0001_30",
+    "gift_0001_40", "gift_0001_50",
+})
+
 
 def load_transactions(
     path: str | Path,
     *,
     now: str | datetime | pd.Timestamp | None = None,
     columns: Mapping[str, str] | None = None,
+    non_product_ids: Collection[str] = (),
 ) -> tuple[pd.DataFrame, ExclusionReport]:
     """Read a transactions CSV / CSV.GZ / Parquet file and validate it.
 
     ``columns`` renames source columns onto the contract (for example
     :data:`UCI_ONLINE_RETAIL_COLUMNS`), so public datasets load without a conversion step.
     Id columns are read as strings so that "00123" keeps its leading zeros.
+    ``non_product_ids`` is passed on to :func:`validate_transactions` (for example
+    :data:`UCI_ONLINE_RETAIL_NON_PRODUCTS`).
     """
     mapping = dict(columns or {})
     source_of = {ours: theirs for theirs, ours in mapping.items()}
@@ -58,7 +75,8 @@ def load_transactions(
     frame = read_table(path, dtype=dtype)
     if mapping:
         frame = frame.rename(columns=mapping)
-    return validate_transactions(frame, source=str(path), now=now)
+    return validate_transactions(frame, source=str(path), now=now,
+                                 non_product_ids=non_product_ids)
 
 
 def validate_transactions(
@@ -66,6 +84,7 @@ def validate_transactions(
     *,
     source: str = "<frame>",
     now: str | datetime | pd.Timestamp | None = None,
+    non_product_ids: Collection[str] = (),
 ) -> tuple[pd.DataFrame, ExclusionReport]:
     """Check and normalize a transactions frame; return it with the report of excluded rows.
 
@@ -73,10 +92,14 @@ def validate_transactions(
     missing columns, a missing or unparsable timestamp, a missing product id, a non-numeric or
     non-integer quantity, a non-numeric or infinite unit price.
 
-    Exclusions (counted by reason): missing customer id, timestamp after ``now`` (when given),
-    missing or non-positive unit price, zero quantity. Without ``now``, rows dated after the
-    current time are kept (a result must not depend on the day it is computed) but counted in
-    ``report.notes``.
+    Exclusions (counted by reason, each row under the first that applies, in this order):
+    missing customer id, product id in ``non_product_ids`` (exact match; lines such as postage,
+    fees or discounts that are no purchase of goods), timestamp after ``now`` (when given),
+    missing or non-positive unit price, zero quantity. ``non_product_ids`` is empty by default,
+    so no line is excluded for its product unless asked. Orders left with no line by that
+    exclusion (for example an invoice of postage only) are counted in ``report.notes``. Without
+    ``now``, rows dated after the current time are kept (a result must not depend on the day it
+    is computed) but counted in ``report.notes``.
 
     Timestamps are parsed with UTC semantics, so offsets such as ``+02:00`` and naive stamps
     (taken as UTC) can share a column; they are returned tz-naive in UTC. Mixed time zones are
@@ -102,6 +125,12 @@ def validate_transactions(
     missing_customer = customer_id.isna().to_numpy()
     keep = ~missing_customer
     report.exclude("missing customer_id", int(missing_customer.sum()))
+    if non_product_ids:
+        non_product = keep & product_id.isin(non_product_ids).to_numpy()
+        report.exclude("non-product product_id", int(non_product.sum()))
+        _note_orders_without_products(report, _order_keys(frame, customer_id, timestamp, keep),
+                                      non_product[keep])
+        keep &= ~non_product
     if now is not None:
         future = keep & (timestamp > utc_naive(now)).to_numpy()
         report.exclude("timestamp after now", int(future.sum()))
@@ -128,16 +157,35 @@ def validate_transactions(
     })
     out["customer_id"] = out["customer_id"].astype(str)
     out["product_id"] = out["product_id"].astype(str)
-    order_id = (_id_strings(frame["order_id"]).to_numpy()[keep]
-                if "order_id" in frame.columns else np.full(len(out), np.nan, dtype=object))
-    out["order_id"] = pd.Series(order_id, dtype=object)
-    absent = out["order_id"].isna()
-    if absent.any():
-        stamps = out.loc[absent, "timestamp"].astype(str)
-        out.loc[absent, "order_id"] = out.loc[absent, "customer_id"] + "@" + stamps
-    out["order_id"] = out["order_id"].astype(str)
+    out["order_id"] = _order_keys(frame, customer_id, timestamp, keep)
     out = out.sort_values(["customer_id", "timestamp"], kind="stable", ignore_index=True)
     return out, report
+
+
+def _order_keys(frame: pd.DataFrame, customer_id: pd.Series, timestamp: pd.Series,
+                rows: np.ndarray) -> pd.Series:
+    """order_id (str) of the selected ``rows`` (which have a customer id), fresh index; where
+    the column is absent or the value missing, one order per customer and timestamp."""
+    order_id = (_id_strings(frame["order_id"])[rows] if "order_id" in frame.columns
+                else pd.Series(np.nan, index=customer_id.index[rows], dtype=object))
+    order_id = order_id.astype(object).reset_index(drop=True)
+    absent = order_id.isna().to_numpy()
+    if absent.any():
+        who = customer_id[rows].reset_index(drop=True)[absent]
+        when = timestamp[rows].reset_index(drop=True)[absent].astype(str)
+        order_id[absent] = who + "@" + when
+    return order_id.astype(str)
+
+
+def _note_orders_without_products(report: ExclusionReport, order: pd.Series,
+                                  non_product: np.ndarray) -> None:
+    """Say how many orders consisted only of non-product lines: with them excluded, an
+    invoice of postage alone is no longer a purchase, which changes BG/NBD frequencies."""
+    has_product = pd.Series(~non_product).groupby(order.to_numpy()).any()
+    emptied = int((~has_product).sum())
+    if emptied:
+        report.notes.append(f"{emptied:,} of {len(has_product):,} orders consisted only of "
+                            "non-product lines and were excluded with them")
 
 
 def _parse_timestamps(raw: pd.Series, *, file: str) -> pd.Series:

@@ -110,6 +110,36 @@ def test_holdout_benchmark_on_simulated_bgnbd_data(tmp_path: Path, clv_holdout: 
     assert "| frequency-monetary correlation (repeat customers) |" in printed
 
 
+def test_holdout_benchmark_leaves_out_postage_only_invoices(
+        tmp_path: Path, clv_holdout: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+    """Postage-only invoices (UCI's POST code) in the holdout are no purchases: excluded, the
+    report is that of the file without them; kept (``--keep-non-products``), they add
+    purchase days."""
+    goods = _uci_like_file(tmp_path / "goods.csv", customers=400)
+    frame = pd.read_csv(goods, dtype=str)
+    postage = pd.DataFrame({"InvoiceNo": [str(900_000 + i) for i in range(25)],
+                            "StockCode": "POST", "Quantity": "1",
+                            "InvoiceDate": "2011-11-20 12:00:00", "UnitPrice": "18.0",
+                            "CustomerID": [str(12_000 + i) for i in range(25)]})
+    mixed = tmp_path / "mixed.csv"
+    pd.concat([frame, postage], ignore_index=True).to_csv(mixed, index=False)
+
+    def run(path: Path, *flags: str) -> dict:
+        return clv_holdout.main(["--data", str(path), "--out", str(tmp_path / "r.json"),
+                                 "--plot", str(tmp_path / "r.png"), *flags])
+
+    reference, excluded = run(goods), run(mixed)
+    assert excluded["data"]["excluded"] == {"missing customer_id": 37,
+                                            "non-product product_id": 25}
+    assert excluded["data"]["notes"][0].startswith("25 of ")
+    assert "| note | 25 of " in capsys.readouterr().out
+    assert excluded["holdout"] == reference["holdout"]
+    assert excluded["model"] == reference["model"]
+    kept = run(mixed, "--keep-non-products")
+    assert kept["data"]["excluded"] == {"missing customer_id": 37}
+    assert kept["holdout"]["actual_purchases"] > reference["holdout"]["actual_purchases"]
+
+
 def test_speed_benchmark_tiny(tmp_path: Path, clv_speed: ModuleType,
                               capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "speed.json"

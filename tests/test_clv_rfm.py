@@ -9,6 +9,7 @@ import lifetimes
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import ONLINE_RETAIL, require_file
 from lifetimes.utils import summary_data_from_transaction_data
 
 from clv import (
@@ -21,6 +22,7 @@ from clv import (
     validate_transactions,
 )
 from clv.errors import ArgumentError, MarginRankError
+from clv.transactions import UCI_ONLINE_RETAIL_NON_PRODUCTS
 
 LIFETIMES_DATA = Path(lifetimes.__file__).parent / "datasets"
 
@@ -161,6 +163,63 @@ def test_unusable_rows_are_excluded_and_counted() -> None:
                                "missing unit_price": 1, "non-positive unit_price": 2,
                                "zero quantity": 1}
     assert "kept 2 of 9 rows" in report.summary()
+
+
+def _orders_with_postage() -> pd.DataFrame:
+    """Customer a: goods + postage (o1), postage alone (o2), a manual credit (C3), goods +
+    postage (o4); customer b: goods only. POST and M are UCI's postage and manual codes."""
+    return _frame([
+        ("a", "2024-01-01", "85123A", 2, 5.0, "o1"),
+        ("a", "2024-01-01", "POST", 1, 18.0, "o1"),
+        ("a", "2024-01-05", "POST", 1, 18.0, "o2"),
+        ("a", "2024-01-07", "M", -1, 7.95, "C3"),
+        ("a", "2024-01-09", "22139", 1, 10.0, "o4"),
+        ("a", "2024-01-09", "POST", 1, 15.0, "o4"),
+        ("b", "2024-01-02", "22139", 3, 10.0, "o5"),
+    ], order_id=True)
+
+
+def test_non_product_lines_are_excluded_and_counted() -> None:
+    tx, report = validate_transactions(_orders_with_postage(),
+                                       non_product_ids=UCI_ONLINE_RETAIL_NON_PRODUCTS)
+    assert tx["product_id"].tolist() == ["85123A", "22139", "22139"]
+    assert tx["order_id"].tolist() == ["o1", "o4", "o5"]
+    assert report.excluded == {"non-product product_id": 4}
+    assert report.kept_rows == 3 and "4 non-product product_id" in report.summary()
+    assert report.notes == ["2 of 5 orders consisted only of non-product lines and were "
+                            "excluded with them"]
+
+
+def test_non_product_lines_are_kept_by_default() -> None:
+    """Other datasets must not lose lines to UCI's codes: "M" or "D" may be real products."""
+    tx, report = validate_transactions(_orders_with_postage())
+    assert len(tx) == 7 and report.excluded == {} and report.notes == []
+    tx, report = validate_transactions(_orders_with_postage(), non_product_ids={"D", "S"})
+    assert len(tx) == 7 and report.excluded == {} and report.notes == []
+
+
+def test_an_order_of_postage_alone_is_no_purchase() -> None:
+    """Kept, the postage-only order of Jan 5 is a repeat purchase and postage inflates spend;
+    excluded, customer a has one repeat purchase (Jan 9) worth its goods alone."""
+    frame = _orders_with_postage()
+    with_postage = rfm_summary(validate_transactions(frame)[0])
+    goods_only = rfm_summary(validate_transactions(
+        frame, non_product_ids=UCI_ONLINE_RETAIL_NON_PRODUCTS)[0])
+    assert with_postage.loc["a", "frequency"] == 2
+    assert goods_only.loc["a", ["frequency", "recency", "T", "monetary_value"]].tolist() == [
+        1.0, 8.0, 8.0, 10.0]
+    assert goods_only.loc["b", "frequency"] == 0
+
+
+@pytest.mark.realdata
+def test_uci_non_product_codes_cover_the_file() -> None:
+    """Every StockCode of the real file that does not start with five digits is either in
+    UCI_ONLINE_RETAIL_NON_PRODUCTS or a product of the dotcom/eBay shop (DCGS...)."""
+    file = require_file(ONLINE_RETAIL)
+    codes = pd.read_csv(file, usecols=["StockCode"], dtype=str)["StockCode"].unique()
+    odd = {c for c in codes if not c[:5].isdigit()}
+    assert {c for c in odd - UCI_ONLINE_RETAIL_NON_PRODUCTS if not c.startswith("DCGS")} == set()
+    assert UCI_ONLINE_RETAIL_NON_PRODUCTS <= set(codes)
 
 
 def test_rows_dated_after_today_are_kept_but_noted_without_now() -> None:
