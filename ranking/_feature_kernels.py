@@ -148,40 +148,36 @@ def _contiguous(query, doc_terms, start, end):  # noqa: ANN001, ANN202
 
 
 @njit(cache=True)
-def typo_similarity(query, q_indptr, q_chars, q_grams, doc_indptr, doc_terms, terms, slots,
-                    term_indptr, term_chars, term_grams, docs):  # noqa: ANN001, ANN201
+def typo_similarity(edit, dice, doc_indptr, slots, docs):  # noqa: ANN001, ANN201
     """Per candidate: [edit similarity, trigram similarity], NaN for an empty field.
 
-    For each query token, the best-matching field token by 1 - Levenshtein / longer length,
-    and by the Dice coefficient of their character trigrams (boundaries padded); each column
-    is the mean of those bests over the query's tokens, so "toliet" still finds "toilet".
-    ``q_grams`` and ``term_grams`` are each token's sorted trigram keys (:func:`trigram_keys`,
-    aligned with the characters); ``terms`` and ``slots`` are the candidates' distinct tokens
-    (:func:`distinct_terms`). Every search pays for this, so work is skipped where it
-    cannot change a value: a token found exactly (same term id in ``query``) scores 1 for
-    both, the most there is; a pair whose lengths alone bound its score at or below the best
-    so far is not compared (see :func:`_best_match`); and a (query token, distinct field
-    token) pair is compared at most once per query, however many candidates share it.
+    For each query token, the best-matching field token by 1 - Levenshtein / longer length
+    (``edit``, :func:`edit_similarities`) and by the Dice coefficient of their character
+    trigrams (``dice``); each column is the mean of those bests over the query's tokens, so
+    "toliet" still finds "toilet". Both are (distinct field token, query token) arrays over
+    the candidates' distinct tokens, ``slots`` the index into them of each candidate token
+    (:func:`distinct_terms`): a pair is compared once per search, however many candidates
+    share it, and here only read.
     """
-    nq = q_indptr.shape[0] - 1
+    nq = edit.shape[1]
     out = np.full((docs.shape[0], 2), np.nan)
-    if nq == 0 or slots.shape[0] == 0:
+    if nq == 0:
         return out
-    memo = np.full((2, nq, terms.shape[0]), -1.0)  # (edit, trigram); -1 = not compared yet
-    # where each distinct term's characters and trigram keys lie, gathered once per query
-    words = (term_indptr[terms], term_indptr[terms + 1], term_chars, term_grams)
+    best = np.empty((2, nq))
     at = 0
     for j in range(docs.shape[0]):
         n = doc_indptr[docs[j] + 1] - doc_indptr[docs[j]]
         if n == 0:
             continue
+        best[:] = 0.0
+        for k in range(at, at + n):
+            for qi in range(nq):
+                best[0, qi] = max(best[0, qi], edit[slots[k], qi])
+                best[1, qi] = max(best[1, qi], dice[slots[k], qi])
         edit_sum, gram_sum = 0.0, 0.0
         for qi in range(nq):
-            a = q_chars[q_indptr[qi]:q_indptr[qi + 1]], q_grams[q_indptr[qi]:q_indptr[qi + 1]]
-            best_edit, best_gram = _best_match(qi, query[qi], a, slots[at:at + n], terms,
-                                               words, memo)
-            edit_sum += best_edit
-            gram_sum += best_gram
+            edit_sum += best[0, qi]
+            gram_sum += best[1, qi]
         out[j, 0] = edit_sum / nq
         out[j, 1] = gram_sum / nq
         at += n
@@ -189,20 +185,35 @@ def typo_similarity(query, q_indptr, q_chars, q_grams, doc_indptr, doc_terms, te
 
 
 @njit(cache=True)
-def distinct_terms(doc_indptr, doc_terms, docs):  # noqa: ANN001, ANN201
-    """(distinct term ids, index into them of each candidate token in order) of the
-    candidates' field: computed once per search for every kernel that works per distinct
-    token."""
-    total = 0
-    for j in range(docs.shape[0]):
-        total += doc_indptr[docs[j] + 1] - doc_indptr[docs[j]]
-    return _distinct(doc_indptr, doc_terms, docs, total)
+def edit_similarities(q_indptr, q_chars, terms, term_indptr, term_chars):  # noqa: ANN001, ANN201
+    """1 - Levenshtein / longer length of every (term of ``terms``, query token) pair, as a
+    (terms, query tokens) array; ``q_indptr``/``q_chars`` and ``term_indptr``/``term_chars``
+    are the CSR characters of the query's tokens and of every vocabulary term.
+
+    Every pair is compared, in one tight loop: skipping pairs whose lengths bound them below a
+    candidate's best so far spares barely a tenth of them on real queries, and the tests
+    cost more than they spare. A token's own term scores 1 (distance 0)."""
+    nq = q_indptr.shape[0] - 1
+    masks = _char_masks(q_indptr, q_chars)
+    out = np.empty((terms.shape[0], nq))
+    for qi in range(nq):
+        a, mask = q_chars[q_indptr[qi]:q_indptr[qi + 1]], masks[qi]
+        for u in range(terms.shape[0]):
+            start, end = term_indptr[terms[u]], term_indptr[terms[u] + 1]
+            longer = max(a.shape[0], end - start)
+            out[u, qi] = (1.0 - _levenshtein(a, mask, term_chars, start, end) / longer
+                          if longer > 0 else 0.0)
+    return out
 
 
 @njit(cache=True)
-def _distinct(doc_indptr, doc_terms, docs, total):  # noqa: ANN001, ANN202
-    """(distinct term ids, index into them of each of the ``total`` candidate tokens in
-    order), by an open-addressing table: no sort, as this runs on every search."""
+def distinct_terms(doc_indptr, doc_terms, docs):  # noqa: ANN001, ANN201
+    """(distinct term ids, index into them of each candidate token in order) of the
+    candidates' field, by an open-addressing table (no sort, as this runs on every search):
+    computed once per search for every kernel that works per distinct token."""
+    total = 0
+    for j in range(docs.shape[0]):
+        total += doc_indptr[docs[j] + 1] - doc_indptr[docs[j]]
     size = 1
     while size < 2 * total:
         size *= 2
@@ -225,57 +236,52 @@ def _distinct(doc_indptr, doc_terms, docs, total):  # noqa: ANN001, ANN202
     return terms[:n], slots
 
 
-@njit(cache=True)
-def _best_match(qi, term, a, slots, terms, words, memo):  # noqa: ANN001, ANN202
-    """(best edit, best trigram) similarity of query token ``a`` = (characters, trigram keys),
-    term id ``term`` (-1 if unknown), over the field tokens ``slots`` (indexes into ``terms``;
-    ``words`` = (start, end of each of ``terms``, then the characters and trigram keys of
-    every term they index)), comparing only when needed.
-    The skips are exact, not heuristic: the edit distance is at least the length difference,
-    so 1 - |la - lb| / max(la, lb) bounds the edit similarity, and at most min(la, lb)
-    trigrams are shared, so 2 min(la, lb) / (la + lb) bounds the Dice; float division and
-    subtraction are monotone, so a pair whose bound is at or below the best so far cannot
-    raise it. ``memo`` keeps the values computed for other candidates; a kept value
-    is used without testing its bound."""
-    for u in slots:
-        if terms[u] == term:
-            return 1.0, 1.0  # an exact token; no similarity exceeds 1
-    starts, ends, chars, grams = words
-    la = a[0].shape[0]
-    best_edit, best_gram = 0.0, 0.0
-    if la == 0:
-        return best_edit, best_gram
-    for u in slots:
-        edit, gram = memo[0, qi, u], memo[1, qi, u]  # -1 (below any best) until compared
-        start, end = starts[u], ends[u]
-        lb = end - start
-        if edit < 0 and lb > 0 and 1.0 - abs(la - lb) / max(la, lb) > best_edit:
-            edit = 1.0 - _levenshtein(a[0], chars[start:end]) / max(la, lb)
-            memo[0, qi, u] = edit
-        if gram < 0 and lb > 0 and 2.0 * min(la, lb) / (la + lb) > best_gram:
-            gram = 2.0 * _common_sorted(a[1], grams[start:end]) / (la + lb)
-            memo[1, qi, u] = gram
-        best_edit, best_gram = max(best_edit, edit), max(best_gram, gram)
-    return best_edit, best_gram
+#: Characters below this code point have a precomputed match mask in :func:`_char_masks`.
+_MASKED_CHARS = 128
 
 
 @njit(cache=True)
-def _levenshtein(a, b):  # noqa: ANN001, ANN202
-    """Edit distance (insertions, deletions, substitutions): bit-parallel (Myers 1999, in
-    Hyyrö's formulation) when ``a`` fits a 64-bit word, one column of ``b`` per step; the
-    dynamic programme otherwise. Both give the exact distance."""
+def _char_masks(q_indptr, q_chars):  # noqa: ANN001, ANN202
+    """Per query token, per character below _MASKED_CHARS: the bits of the token's
+    positions holding that character (the "match vector" of the bit-parallel edit
+    distance), built once per search instead of once per compared pair. Rows of tokens
+    longer than 64 characters stay 0: their distance takes the dynamic programme."""
+    masks = np.zeros((q_indptr.shape[0] - 1, _MASKED_CHARS), dtype=np.uint64)
+    for qi in range(q_indptr.shape[0] - 1):
+        if q_indptr[qi + 1] - q_indptr[qi] > 64:
+            continue
+        for i in range(q_indptr[qi + 1] - q_indptr[qi]):
+            c = q_chars[q_indptr[qi] + i]
+            if c < _MASKED_CHARS:
+                masks[qi, c] |= np.uint64(1) << np.uint64(i)
+    return masks
+
+
+@njit(cache=True, inline="always")
+def _levenshtein(a, mask, chars, start, end):  # noqa: ANN001, ANN202
+    """Edit distance (insertions, deletions, substitutions) between ``a`` and
+    ``chars[start:end]``: bit-parallel (Myers 1999, in Hyyrö's formulation) when ``a`` fits a
+    64-bit word, one character of the other word per step; the dynamic programme otherwise.
+    Both give the exact distance. ``mask`` is ``a``'s :func:`_char_masks` row: which
+    positions of ``a`` hold each ASCII character (other characters are looked up in ``a``).
+    Inlined and given offsets rather than a slice: it runs for every compared pair, and a
+    call or a slice there costs as much as the distance."""
     m = a.shape[0]
     if m == 0 or m > 64:
-        return _levenshtein_rows(a, b)
+        return _levenshtein_rows(a, chars[start:end])
     one = np.uint64(1)
     pv, mv = ~np.uint64(0), np.uint64(0)
     last = one << np.uint64(m - 1)
     score = m
-    for k in range(b.shape[0]):
-        eq = np.uint64(0)
-        for i in range(m):
-            if a[i] == b[k]:
-                eq |= one << np.uint64(i)
+    for k in range(start, end):
+        c = chars[k]
+        if c < _MASKED_CHARS:
+            eq = mask[c]
+        else:
+            eq = np.uint64(0)
+            for i in range(m):
+                if a[i] == c:
+                    eq |= one << np.uint64(i)
         xv = eq | mv
         xh = (((eq & pv) + pv) ^ pv) | eq
         ph = mv | ~(xh | pv)
@@ -318,23 +324,6 @@ def trigram_keys(indptr, chars):  # noqa: ANN001, ANN201
                 _padded_at(word, i + 1)
         keys[start:end] = np.sort(keys[start:end])
     return keys
-
-
-@njit(cache=True)
-def _common_sorted(a, b):  # noqa: ANN001, ANN202
-    """Size of the multiset intersection of two sorted arrays (shared trigrams, counted with
-    multiplicity)."""
-    i, k, common = 0, 0, 0
-    while i < a.shape[0] and k < b.shape[0]:
-        if a[i] == b[k]:
-            common += 1
-            i += 1
-            k += 1
-        elif a[i] < b[k]:
-            i += 1
-        else:
-            k += 1
-    return common
 
 
 @njit(cache=True)

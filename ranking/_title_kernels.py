@@ -1,6 +1,7 @@
-"""Numba kernels for the title features that read more than single tokens: character trigrams
-of the whole title (words joined by spaces, so they also span word boundaries) and the last
-token of the title's head.
+"""Numba kernels for the title features that compare characters: each query token's best typo
+match among the title's tokens, character trigrams of the whole title (words joined by spaces,
+so they also span word boundaries) and the last token of the title's head. They share one
+pass over the candidates' distinct title tokens (:func:`title_columns`).
 
 Pure functions over arrays, each looping over all candidates of one query; :mod:`ranking.features`
 names the features and :mod:`ranking.title_text` holds the catalog statistics they read. A
@@ -12,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ranking._feature_kernels import _common_sorted, _distinct
+from ranking._feature_kernels import distinct_terms, edit_similarities, typo_similarity
 
 _SPACE = 32
 #: Smallest size of the hash table of the query's trigrams (a power of two; kept at most a
@@ -70,33 +71,45 @@ def _stream(doc_terms, start, end, term_indptr, term_chars, out):  # noqa: ANN00
 
 
 @njit(cache=True)
-def title_columns(query, title, distinct, vocab, text, docs):  # noqa: ANN001, ANN201
+def title_columns(query, title, vocab, text, docs):  # noqa: ANN001, ANN201
     """Per candidate, in one call (a search pays Python's dispatch per kernel call): the
+    :func:`ranking._feature_kernels.typo_similarity` columns [edit, trigram], the
     :func:`gram_match` columns [cover, cosine], then the :func:`head_match` columns [head's
     last token in the query, it is the query's last token, its Dice].
 
-    ``query`` = (stemmed ids, exact ids, token indptr, characters, trigram keys); ``title`` =
-    the title indexes' (doc_indptr, plain doc_terms, stemmed doc_terms); ``distinct`` = the
-    candidates' (distinct terms, slots); ``vocab`` = every exact token's (indptr, characters,
-    trigram keys); ``text`` = (head lengths, title norms, catalog trigram keys, their IDF,
-    IDF of an unseen trigram), as :class:`ranking.title_text.TitleText` holds them.
+    ``query`` = (stemmed ids, token indptr, characters, trigram keys); ``title`` = the title
+    indexes' (doc_indptr, plain doc_terms, stemmed doc_terms); ``vocab`` = every exact
+    token's (indptr, characters, trigram keys); ``text`` = (head lengths, title norms,
+    catalog trigram keys, their IDF, IDF of an unseen trigram), as
+    :class:`ranking.title_text.TitleText` holds them.
+
+    The work is per distinct title token of the candidates, not per candidate: each token's
+    trigrams are looked up once in a hash table of the query's (:func:`_term_hits`), which
+    gives both the whole-title trigram matches and every (token, query token) Dice
+    (:func:`_token_dice`), and each (token, query token) edit distance is computed once.
     """
-    stemmed, exact, q_indptr, q_chars, q_grams = query
+    stemmed, q_indptr, q_chars, q_grams = query
     doc_indptr, plain_terms, stem_terms = title
     term_indptr, term_chars, term_grams = vocab
     head_len, title_norm, keys, idf, unseen_idf = text
+    terms, slots = distinct_terms(doc_indptr, plain_terms, docs)
     q_keys, q_counts, q_idf = query_grams(q_indptr, q_chars, keys, idf, unseen_idf)
-    out = np.empty((docs.shape[0], 5))
-    out[:, :2] = gram_match(q_keys, q_counts, q_idf, doc_indptr, plain_terms, distinct[0],
-                            distinct[1], term_indptr, term_chars, term_grams, title_norm, docs)
-    out[:, 2:] = head_match(stemmed, exact, q_indptr, q_grams, stem_terms, plain_terms,
-                            doc_indptr, head_len, term_indptr, term_grams, docs)
+    table = _query_table(q_keys)
+    hits = _term_hits(terms, term_indptr, term_chars, term_grams, table)
+    dice = _token_dice(q_indptr, q_grams, table, q_keys.shape[0], hits[0], hits[1], terms,
+                       term_indptr)
+    out = np.empty((docs.shape[0], 7))
+    out[:, :2] = typo_similarity(edit_similarities(q_indptr, q_chars, terms, term_indptr,
+                                                   term_chars), dice, doc_indptr, slots, docs)
+    out[:, 2:4] = gram_match(q_keys, q_counts, q_idf, table, hits, doc_indptr, slots,
+                             title_norm, docs)
+    out[:, 4:] = head_match(stemmed, dice, stem_terms, doc_indptr, head_len, slots, docs)
     return out
 
 
 @njit(cache=True)
-def gram_match(q_keys, q_counts, q_idf, doc_indptr, doc_terms, terms, slots, term_indptr,
-               term_chars, term_grams, title_norm, docs):  # noqa: ANN001, ANN201
+def gram_match(q_keys, q_counts, q_idf, table, hits, doc_indptr, slots, title_norm,
+               docs):  # noqa: ANN001, ANN201
     """Per candidate: [cover, cosine] of the query's character trigrams against the title.
 
     ``q_keys`` are the query's distinct trigram keys (sorted), ``q_counts`` how often each
@@ -105,14 +118,13 @@ def gram_match(q_keys, q_counts, q_idf, doc_indptr, doc_terms, terms, slots, ter
     cosine weighs a trigram occurring k times by (1 + log k) * IDF on both sides, so a shared
     rare trigram ("toil", "dewalt") counts more than " th". NaN for an empty title or a query
     without trigrams. The title's trigrams are looked up in a hash table of the query's
-    (:func:`_query_table`), not counted against each other.
+    (``table``, :func:`_query_table`), not counted against each other.
 
-    A title's trigrams are those of each token padded with
-    spaces (``term_grams``, as :func:`ranking._feature_kernels.trigram_keys` made them), plus
-    one across each inner space: so which of the query's trigrams a token has is found once
-    per distinct token of the candidates (``terms``, with ``slots`` the index into them of
-    each candidate token, :func:`ranking._feature_kernels.distinct_terms`; see
-    :func:`_term_hits`), not once per candidate.
+    A title's trigrams are those of each token padded with spaces, plus one across each
+    inner space: so which of the query's trigrams a token has is found once per distinct
+    token of the candidates (``hits``, :func:`_term_hits`, with ``slots`` the index into the
+    distinct tokens of each candidate token,
+    :func:`ranking._feature_kernels.distinct_terms`), not once per candidate.
     """
     nq = q_keys.shape[0]
     out = np.full((docs.shape[0], 2), np.nan)
@@ -120,31 +132,30 @@ def gram_match(q_keys, q_counts, q_idf, doc_indptr, doc_terms, terms, slots, ter
         return out
     q_weight = (1.0 + np.log(q_counts)) * q_idf
     q_norm = np.sqrt(np.sum(q_weight * q_weight))
-    table = _query_table(q_keys)
-    hit_ptr, hit_at, first, last = _term_hits(terms, term_indptr, term_chars, term_grams, table)
+    hit_ptr, hit_at, first, last = hits
     ends, starts = _space_neighbours(q_keys, first, last)
-    hits = np.zeros(nq, dtype=np.int64)
+    tally = np.zeros(nq, dtype=np.int64)  # occurrences of each query trigram in the title
     at = 0
     for j in range(docs.shape[0]):
         n = doc_indptr[docs[j] + 1] - doc_indptr[docs[j]]
         if n == 0:
             continue
-        hits[:] = 0
+        tally[:] = 0
         for k in range(at, at + n):
             u = slots[k]
             for h in range(hit_ptr[u], hit_ptr[u + 1]):
-                hits[hit_at[h]] += 1
+                tally[hit_at[h]] += 1
             # the trigram across the space before this token, looked up only if it can match
             if k > at and ends[slots[k - 1]] and starts[u]:
                 i = _find(table, (last[slots[k - 1]] << 42) | (np.int64(_SPACE) << 21) | first[u])
                 if i >= 0:
-                    hits[i] += 1
+                    tally[i] += 1
         at += n
         found, dot = 0, 0.0
         for i in range(nq):
-            if hits[i] > 0:
+            if tally[i] > 0:
                 found += 1
-                tf = 1.0 if hits[i] == 1 else 1.0 + np.log(hits[i])  # most counts are 1
+                tf = 1.0 if tally[i] == 1 else 1.0 + np.log(tally[i])  # most counts are 1
                 dot += q_weight[i] * tf * q_idf[i]
         out[j, 0] = found / nq
         out[j, 1] = dot / (q_norm * title_norm[docs[j]]) if title_norm[docs[j]] > 0 else 0.0
@@ -192,13 +203,52 @@ def _term_hits(terms, term_indptr, term_chars, term_grams, table):  # noqa: ANN0
     for u in range(terms.shape[0]):
         first[u] = term_chars[term_indptr[terms[u]]]
         last[u] = term_chars[term_indptr[terms[u] + 1] - 1]
-        for g in term_grams[term_indptr[terms[u]]:term_indptr[terms[u] + 1]]:
-            i = _find(table, g)
+        for k in range(term_indptr[terms[u]], term_indptr[terms[u] + 1]):
+            i = _find(table, term_grams[k])
             if i >= 0:
                 at[n] = i
                 n += 1
         indptr[u + 1] = n
     return indptr, at, first, last
+
+
+@njit(cache=True)
+def _token_dice(q_indptr, q_grams, table, n_keys, hit_ptr, hit_at, terms,
+                term_indptr):  # noqa: ANN001, ANN202
+    """Trigram Dice of every (term of ``terms``, query token) pair, as a (terms, query tokens)
+    array: 2 * shared padded trigrams (a multiset intersection) / (sum of the lengths; a word
+    of n characters has n trigrams).
+
+    Each term's trigrams that the query has at all are its hits (``hit_ptr``, ``hit_at``:
+    indexes into the query's ``n_keys`` distinct keys, :func:`_term_hits`); a query token's
+    padded trigrams are among the whole query's (" tok " is a substring of " ... tok ... "),
+    so counting each token's own keys once (``q_grams``, ``table``) gives every pair's shared
+    count from the hits alone, without merging the two words' trigrams."""
+    nq = q_indptr.shape[0] - 1
+    per_token = np.zeros((n_keys, nq), dtype=np.int64)  # each key's count in each token
+    for qi in range(nq):
+        for g in q_grams[q_indptr[qi]:q_indptr[qi + 1]]:
+            per_token[_find(table, g), qi] += 1
+    out = np.zeros((terms.shape[0], nq))
+    shared = np.empty(nq, dtype=np.int64)
+    for u in range(terms.shape[0]):
+        start, end = hit_ptr[u], hit_ptr[u + 1]
+        if start == end:
+            continue  # no shared trigram: Dice 0
+        shared[:] = 0
+        for p in range(start, end):
+            # the k-th occurrence of a key in the term is shared with a token that has it
+            # more than k times: summed, min(occurrences in the term, in the token)
+            i, earlier = hit_at[p], 0
+            for r in range(start, p):
+                earlier += hit_at[r] == i
+            for qi in range(nq):
+                if earlier < per_token[i, qi]:
+                    shared[qi] += 1
+        length = term_indptr[terms[u] + 1] - term_indptr[terms[u]]
+        for qi in range(nq):
+            out[u, qi] = 2.0 * shared[qi] / (q_indptr[qi + 1] - q_indptr[qi] + length)
+    return out
 
 
 @njit(cache=True)
@@ -234,7 +284,7 @@ def _query_table(q_keys):  # noqa: ANN001, ANN202
     return keys, where
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _find(table, key):  # noqa: ANN001, ANN202
     """Index of ``key`` among the query's keys (:func:`_query_table`), or -1."""
     keys, where = table
@@ -246,7 +296,7 @@ def _find(table, key):  # noqa: ANN001, ANN202
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _slot(key, size):  # noqa: ANN001, ANN202
     """A trigram key's home slot in a table of ``size`` (a power of two): the middle bits of
     a multiplicative hash (int64 multiplication wraps, which is what a hash wants)."""
@@ -254,60 +304,39 @@ def _slot(key, size):  # noqa: ANN001, ANN202
 
 
 @njit(cache=True)
-def head_match(stemmed, exact, q_indptr, q_grams, stem_terms, plain_terms, doc_indptr,
-               head_len, term_indptr, term_grams, docs):  # noqa: ANN001, ANN201
+def head_match(stemmed, dice, stem_terms, doc_indptr, head_len, slots,
+               docs):  # noqa: ANN001, ANN201
     """Per candidate: [head's last token in the query, it is the query's last token, its
     best trigram Dice against a query token], NaN for an empty title or query.
 
     The head is the first ``head_len[doc]`` tokens of the title (:mod:`ranking.title_text`);
     its last token is usually the product type ("Cordless Drill" in "Cordless Drill with
-    Battery"). ``stemmed`` and ``exact`` are the query's term ids on the stemmed and plain
-    title indexes (-1 unknown), which share ``doc_indptr``; ``stem_terms`` and
-    ``plain_terms`` are their ``doc_terms``. The Dice reads the plain token's trigram keys
-    (``term_grams`` over ``term_indptr``) against the query tokens' (``q_grams`` over
-    ``q_indptr``), 1 for an exact token, so "toliet" still names a toilet.
+    Battery"). ``stemmed`` are the query's term ids on the stemmed title index (-1 unknown),
+    ``stem_terms`` its ``doc_terms`` (sharing ``doc_indptr`` with the plain index). The Dice
+    is read from ``dice``, the (distinct candidate token, query token) Dice of the plain
+    tokens (:func:`_token_dice`, through ``slots``), 1 for an exact token, so "toliet"
+    still names a toilet.
     """
     nq = stemmed.shape[0]
     out = np.full((docs.shape[0], 3), np.nan)
-    heads = np.empty(docs.shape[0], dtype=np.int64)  # position of each head's last token
-    m = 0
+    if nq == 0:
+        return out
+    at = 0
     for j in range(docs.shape[0]):
         start, end = doc_indptr[docs[j]], doc_indptr[docs[j] + 1]
-        if end > start and nq > 0:
-            heads[m] = start + head_len[docs[j]] - 1
-            m += 1
-    if m == 0:
-        return out
-    # the Dice depends only on the head token: computed once per distinct one
-    terms, slots = _distinct(np.arange(m + 1), plain_terms[heads[:m]], np.arange(m), m)
-    sims = np.full(terms.shape[0], -1.0)
-    r = 0
-    for j in range(docs.shape[0]):
-        if doc_indptr[docs[j] + 1] == doc_indptr[docs[j]]:
+        if end == start:
             continue
-        stem, u = stem_terms[heads[r]], slots[r]
-        if sims[u] < 0:
-            sims[u] = _best_dice(terms[u], exact, q_indptr, q_grams, term_indptr, term_grams)
+        head = head_len[docs[j]] - 1  # the head's last token, from the title's start
+        stem = stem_terms[start + head]
         found = 0.0
         for qi in range(nq):
             if stemmed[qi] == stem:
                 found = 1.0
         out[j, 0] = found
         out[j, 1] = 1.0 if stemmed[nq - 1] == stem else 0.0
-        out[j, 2] = sims[u]
-        r += 1
+        best = 0.0
+        for qi in range(dice.shape[1]):
+            best = max(best, dice[slots[at + head], qi])
+        out[j, 2] = best
+        at += end - start
     return out
-
-
-@njit(cache=True)
-def _best_dice(term, exact, q_indptr, q_grams, term_indptr, term_grams):  # noqa: ANN001, ANN202
-    """Best trigram Dice of vocabulary term ``term`` against the query's tokens; 1 when one
-    of them is that very term."""
-    best = 0.0
-    b = term_grams[term_indptr[term]:term_indptr[term + 1]]
-    for qi in range(exact.shape[0]):
-        if exact[qi] == term:
-            return 1.0
-        a = q_grams[q_indptr[qi]:q_indptr[qi + 1]]
-        best = max(best, 2.0 * _common_sorted(a, b) / (a.shape[0] + b.shape[0]))
-    return best

@@ -97,7 +97,7 @@ FEATURES: tuple[tuple[str, str], ...] = (
 FEATURE_NAMES: tuple[str, ...] = tuple(name for name, _ in FEATURES)
 COLUMN = {name: i for i, name in enumerate(FEATURE_NAMES)}
 #: The columns of :func:`ranking._title_kernels.title_columns`, adjacent and in its order.
-_TITLE_TEXT = slice(COLUMN["char3_cover_title"], COLUMN["head_last_sim"] + 1)
+_TITLE_TEXT = slice(COLUMN["edit_sim_title"], COLUMN["head_last_sim"] + 1)
 
 
 def field_tokens(catalog: pd.DataFrame, analyzer: Analyzer) -> dict[str, list[list[str]]]:
@@ -152,11 +152,8 @@ class FeatureSpace:
             out[:, COLUMN[f"bm25_stem_{name}"]] = columns[:, 1]
             matches[name] = columns[:, 2:]
             out[:, COLUMN[f"cover_{name}"]] = matches[name][:, 0]
-        chars = _chars(tokens)
-        title = self.index.fields["title"]
-        distinct = kernels.distinct_terms(title.doc_indptr, title.doc_terms, docs)
-        self._title_features(out, matches["title"], exact, chars, distinct, docs)
-        self._title_text_features(out, exact, stemmed, chars, distinct, docs)
+        self._title_features(out, matches["title"], exact, docs)
+        self._title_text_features(out, stemmed, _chars(tokens), docs)
         out[:, COLUMN["brand_in_query"]] = matches["brand"][:, 7]
         q_values, q_units = query_arrays(query)
         q = self.quantities
@@ -210,11 +207,8 @@ class FeatureSpace:
         return docs.astype(np.int64, copy=False)
 
     def _title_features(self, out: np.ndarray, match: np.ndarray, exact: np.ndarray,
-                        chars: tuple[np.ndarray, ...], distinct: tuple[np.ndarray, np.ndarray],
                         docs: np.ndarray) -> None:
-        """The title's stemmed ``match`` columns, exact coverage, typos and length; ``chars``
-        are the query tokens' (:func:`_chars`), ``distinct`` the candidates' distinct title
-        tokens (:func:`ranking._feature_kernels.distinct_terms`)."""
+        """The title's stemmed ``match`` columns, exact coverage and length."""
         names = ("idf_cover_title", "phrase_title", "bigram_title", "bigram_unordered_title",
                  "first_pos_title", "last_token_title", "title_in_query", "idf_missing_title",
                  "title_last_in_query")
@@ -222,19 +216,17 @@ class FeatureSpace:
             out[:, COLUMN[name]] = match[:, offset]
         plain = self.index.fields["title"]
         out[:, COLUMN["cover_exact_title"]] = _matches(exact, plain, docs)[:, 0]
-        out[:, [COLUMN["edit_sim_title"], COLUMN["trigram_sim_title"]]] = kernels.typo_similarity(
-            exact, *chars, plain.doc_indptr, plain.doc_terms, *distinct, *self.term_chars, docs)
         out[:, COLUMN["title_len"]] = _lengths(plain, docs)
 
-    def _title_text_features(self, out: np.ndarray, exact: np.ndarray, stemmed: np.ndarray,
-                             chars: tuple[np.ndarray, ...],
-                             distinct: tuple[np.ndarray, np.ndarray], docs: np.ndarray) -> None:
-        """Character trigrams of the whole title and the match of its head's last token
-        (arguments as for :meth:`_title_features`)."""
+    def _title_text_features(self, out: np.ndarray, stemmed: np.ndarray,
+                             chars: tuple[np.ndarray, ...], docs: np.ndarray) -> None:
+        """Typos (each query token's best match among the title's tokens), character
+        trigrams of the whole title and the match of its head's last token; ``chars`` are the
+        query tokens' (:func:`_chars`)."""
         plain, stem = self.index.fields["title"], self.stem_index.fields["title"]
         out[:, _TITLE_TEXT] = title_kernels.title_columns(
-            (stemmed, exact, *chars), (plain.doc_indptr, plain.doc_terms, stem.doc_terms),
-            distinct, self.term_chars, self._title_text_arrays, docs)
+            (stemmed, *chars), (plain.doc_indptr, plain.doc_terms, stem.doc_terms),
+            self.term_chars, self._title_text_arrays, docs)
 
     @cached_property
     def _title_text_arrays(self) -> tuple:
