@@ -148,36 +148,69 @@ def _contiguous(query, doc_terms, start, end):  # noqa: ANN001, ANN202
 
 
 @njit(cache=True)
-def typo_similarity(edit, dice, doc_indptr, slots, docs):  # noqa: ANN001, ANN201
-    """Per candidate: [edit similarity, trigram similarity], NaN for an empty field.
-
-    For each query token, the best-matching field token by 1 - Levenshtein / longer length
-    (``edit``, :func:`edit_similarities`) and by the Dice coefficient of their character
-    trigrams (``dice``); each column is the mean of those bests over the query's tokens, so
-    "toliet" still finds "toilet". Both are (distinct field token, query token) arrays over
-    the candidates' distinct tokens, ``slots`` the index into them of each candidate token
-    (:func:`distinct_terms`): a pair is compared once per search, however many candidates
-    share it, and here only read.
-    """
-    nq = edit.shape[1]
-    out = np.full((docs.shape[0], 2), np.nan)
-    if nq == 0:
-        return out
-    best = np.empty((2, nq))
+def exact_tokens(exact, terms, slots, doc_indptr, docs):  # noqa: ANN001, ANN201
+    """(present, needed, cover) of the query's exact tokens ``exact`` (term ids, -1 unknown)
+    in the candidates' field, given its distinct ``terms`` and the ``slots`` of each
+    candidate token (:func:`distinct_terms`): ``present[j, qi]`` when candidate j has query
+    token qi; ``needed[u, qi]`` when some candidate with term u lacks token qi, so that its
+    best typo match for qi can be u (no other pair's similarity is ever read); ``cover[j]``
+    the share of the query's tokens candidate j has (0 for a query without tokens, NaN for
+    an empty field)."""
+    nq = exact.shape[0]
+    present = np.zeros((docs.shape[0], nq), dtype=np.bool_)
+    needed = np.zeros((terms.shape[0], nq), dtype=np.bool_)
+    cover = np.full(docs.shape[0], np.nan)
     at = 0
     for j in range(docs.shape[0]):
         n = doc_indptr[docs[j] + 1] - doc_indptr[docs[j]]
         if n == 0:
             continue
-        best[:] = 0.0
         for k in range(at, at + n):
             for qi in range(nq):
-                best[0, qi] = max(best[0, qi], edit[slots[k], qi])
-                best[1, qi] = max(best[1, qi], dice[slots[k], qi])
+                present[j, qi] |= terms[slots[k]] == exact[qi]
+        found = 0
+        for qi in range(nq):
+            found += present[j, qi]
+            if not present[j, qi]:
+                for k in range(at, at + n):
+                    needed[slots[k], qi] = True
+        cover[j] = found / nq if nq > 0 else 0.0
+        at += n
+    return present, needed, cover
+
+
+@njit(cache=True)
+def typo_similarity(edit, dice, present, doc_indptr, slots, docs):  # noqa: ANN001, ANN201
+    """Per candidate: [edit similarity, trigram similarity], NaN for an empty field.
+
+    For each query token, the best-matching field token by 1 - Levenshtein / longer length
+    (``edit``, :func:`edit_similarities`) and by the Dice coefficient of their character
+    trigrams (``dice``); each column is the mean of those bests over the query's tokens, so
+    "toliet" still finds "toilet". A token the candidate has exactly (``present``,
+    :func:`exact_tokens`) scores 1 for both, the most there is. ``edit`` and ``dice`` are
+    (distinct field token, query token) arrays over the candidates' distinct tokens,
+    ``slots`` the index into them of each candidate token (:func:`distinct_terms`): a pair is
+    compared once per search, however many candidates share it, and here only read.
+    """
+    nq = edit.shape[1]
+    out = np.full((docs.shape[0], 2), np.nan)
+    if nq == 0:
+        return out
+    at = 0
+    for j in range(docs.shape[0]):
+        n = doc_indptr[docs[j] + 1] - doc_indptr[docs[j]]
+        if n == 0:
+            continue
         edit_sum, gram_sum = 0.0, 0.0
         for qi in range(nq):
-            edit_sum += best[0, qi]
-            gram_sum += best[1, qi]
+            best_edit, best_gram = 1.0, 1.0
+            if not present[j, qi]:
+                best_edit, best_gram = 0.0, 0.0
+                for k in range(at, at + n):
+                    best_edit = max(best_edit, edit[slots[k], qi])
+                    best_gram = max(best_gram, dice[slots[k], qi])
+            edit_sum += best_edit
+            gram_sum += best_gram
         out[j, 0] = edit_sum / nq
         out[j, 1] = gram_sum / nq
         at += n
@@ -185,24 +218,25 @@ def typo_similarity(edit, dice, doc_indptr, slots, docs):  # noqa: ANN001, ANN20
 
 
 @njit(cache=True)
-def edit_similarities(q_indptr, q_chars, terms, term_indptr, term_chars):  # noqa: ANN001, ANN201
-    """1 - Levenshtein / longer length of every (term of ``terms``, query token) pair, as a
-    (terms, query tokens) array; ``q_indptr``/``q_chars`` and ``term_indptr``/``term_chars``
-    are the CSR characters of the query's tokens and of every vocabulary term.
+def edit_similarities(q_indptr, q_chars, w_indptr, w_chars, needed):  # noqa: ANN001, ANN201
+    """1 - Levenshtein / longer length of each ``needed`` (word, query token) pair
+    (:func:`exact_tokens`), as a (words, query tokens) array, 0 where not needed;
+    ``q_indptr``/``q_chars`` and ``w_indptr``/``w_chars`` are the CSR characters of the
+    query's tokens and of the words (the candidates' distinct field tokens).
 
-    Every pair is compared, in one tight loop: skipping pairs whose lengths bound them below a
-    candidate's best so far spares barely a tenth of them on real queries, and the tests
-    cost more than they spare. A token's own term scores 1 (distance 0)."""
+    The needed pairs are all compared, in one tight loop: skipping pairs whose lengths bound
+    them below a candidate's best so far spares barely a tenth of them on real queries, and
+    the tests cost more than they spare."""
     nq = q_indptr.shape[0] - 1
     masks = _char_masks(q_indptr, q_chars)
-    out = np.empty((terms.shape[0], nq))
+    out = np.zeros((w_indptr.shape[0] - 1, nq))
     for qi in range(nq):
         a, mask = q_chars[q_indptr[qi]:q_indptr[qi + 1]], masks[qi]
-        for u in range(terms.shape[0]):
-            start, end = term_indptr[terms[u]], term_indptr[terms[u] + 1]
+        for u in range(w_indptr.shape[0] - 1):
+            start, end = w_indptr[u], w_indptr[u + 1]
             longer = max(a.shape[0], end - start)
-            out[u, qi] = (1.0 - _levenshtein(a, mask, term_chars, start, end) / longer
-                          if longer > 0 else 0.0)
+            if needed[u, qi] and longer > 0:
+                out[u, qi] = 1.0 - _levenshtein(a, mask, w_chars, start, end) / longer
     return out
 
 

@@ -13,7 +13,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ranking._feature_kernels import distinct_terms, edit_similarities, typo_similarity
+from ranking._feature_kernels import (
+    distinct_terms,
+    edit_similarities,
+    exact_tokens,
+    typo_similarity,
+)
 
 _SPACE = 32
 #: Smallest size of the hash table of the query's trigrams (a power of two; kept at most a
@@ -74,36 +79,40 @@ def _stream(doc_terms, start, end, term_indptr, term_chars, out):  # noqa: ANN00
 def title_columns(query, title, vocab, text, docs):  # noqa: ANN001, ANN201
     """Per candidate, in one call (a search pays Python's dispatch per kernel call): the
     :func:`ranking._feature_kernels.typo_similarity` columns [edit, trigram], the
-    :func:`gram_match` columns [cover, cosine], then the :func:`head_match` columns [head's
-    last token in the query, it is the query's last token, its Dice].
+    :func:`gram_match` columns [cover, cosine], the :func:`head_match` columns [head's last
+    token in the query, it is the query's last token, its Dice], then the share of the
+    query's exact tokens in the title (:func:`ranking._feature_kernels.exact_tokens`).
 
-    ``query`` = (stemmed ids, token indptr, characters, trigram keys); ``title`` = the title
-    indexes' (doc_indptr, plain doc_terms, stemmed doc_terms); ``vocab`` = every exact
-    token's (indptr, characters, trigram keys); ``text`` = (head lengths, title norms,
+    ``query`` = (stemmed ids, exact ids, token indptr, characters, trigram keys); ``title`` =
+    the title indexes' (doc_indptr, plain doc_terms, stemmed doc_terms); ``vocab`` = every
+    exact token's (indptr, characters, trigram keys); ``text`` = (head lengths, title norms,
     catalog trigram keys, their IDF, IDF of an unseen trigram), as
     :class:`ranking.title_text.TitleText` holds them.
 
     The work is per distinct title token of the candidates, not per candidate: each token's
     trigrams are looked up once in a hash table of the query's (:func:`_term_hits`), which
     gives both the whole-title trigram matches and every (token, query token) Dice
-    (:func:`_token_dice`), and each (token, query token) edit distance is computed once.
+    (:func:`_token_dice`), and each (token, query token) edit distance that can matter is
+    computed once.
     """
-    stemmed, q_indptr, q_chars, q_grams = query
+    stemmed, exact, q_indptr, q_chars, q_grams = query
     doc_indptr, plain_terms, stem_terms = title
     term_indptr, term_chars, term_grams = vocab
     head_len, title_norm, keys, idf, unseen_idf = text
     terms, slots = distinct_terms(doc_indptr, plain_terms, docs)
+    present, needed, cover = exact_tokens(exact, terms, slots, doc_indptr, docs)
+    words = _gather_terms(terms, term_indptr, term_chars, term_grams)
     q_keys, q_counts, q_idf = query_grams(q_indptr, q_chars, keys, idf, unseen_idf)
     table = _query_table(q_keys)
-    hits = _term_hits(terms, term_indptr, term_chars, term_grams, table)
-    dice = _token_dice(q_indptr, q_grams, table, q_keys.shape[0], hits[0], hits[1], terms,
-                       term_indptr)
-    out = np.empty((docs.shape[0], 7))
-    out[:, :2] = typo_similarity(edit_similarities(q_indptr, q_chars, terms, term_indptr,
-                                                   term_chars), dice, doc_indptr, slots, docs)
+    hits = _term_hits(words, table)
+    dice = _token_dice(q_indptr, q_grams, table, q_keys.shape[0], hits[0], hits[1], words[0])
+    edit = edit_similarities(q_indptr, q_chars, words[0], words[1], needed)
+    out = np.empty((docs.shape[0], 8))
+    out[:, :2] = typo_similarity(edit, dice, present, doc_indptr, slots, docs)
     out[:, 2:4] = gram_match(q_keys, q_counts, q_idf, table, hits, doc_indptr, slots,
                              title_norm, docs)
-    out[:, 4:] = head_match(stemmed, dice, stem_terms, doc_indptr, head_len, slots, docs)
+    out[:, 4:7] = head_match(stemmed, dice, stem_terms, doc_indptr, head_len, slots, docs)
+    out[:, 7] = cover
     return out
 
 
@@ -186,40 +195,57 @@ def query_grams(q_indptr, q_chars, keys, idf, unseen_idf):  # noqa: ANN001, ANN2
 
 
 @njit(cache=True)
-def _term_hits(terms, term_indptr, term_chars, term_grams, table):  # noqa: ANN001, ANN202
-    """For each of ``terms``: the indexes into the query's keys of its padded trigrams that
-    the query has (``table``, :func:`_query_table`), with repeats, as (indptr, indexes), CSR
-    over ``terms``; then its first and its last character (for the trigrams across spaces,
-    read here once per term rather than from the whole vocabulary's characters once per
-    token)."""
-    size = 0
-    for t in terms:
-        size += term_indptr[t + 1] - term_indptr[t]
+def _gather_terms(terms, term_indptr, term_chars, term_grams):  # noqa: ANN001, ANN202
+    """The characters and trigram keys of each of ``terms`` copied into one compact CSR,
+    (indptr, characters, keys) over ``terms``. A search's distinct title tokens lie scattered
+    over the vocabulary's arrays: a tight copy loop fetches them from memory once, many at a
+    time, and every pass after it reads them close together."""
     indptr = np.zeros(terms.shape[0] + 1, dtype=np.int64)
-    at = np.empty(size, dtype=np.int64)
-    first = np.empty(terms.shape[0], dtype=np.int64)
-    last = np.empty(terms.shape[0], dtype=np.int64)
-    n = 0
     for u in range(terms.shape[0]):
-        first[u] = term_chars[term_indptr[terms[u]]]
-        last[u] = term_chars[term_indptr[terms[u] + 1] - 1]
-        for k in range(term_indptr[terms[u]], term_indptr[terms[u] + 1]):
-            i = _find(table, term_grams[k])
-            if i >= 0:
-                at[n] = i
-                n += 1
-        indptr[u + 1] = n
-    return indptr, at, first, last
+        indptr[u + 1] = indptr[u] + term_indptr[terms[u] + 1] - term_indptr[terms[u]]
+    chars = np.empty(indptr[-1], dtype=term_chars.dtype)
+    grams = np.empty(indptr[-1], dtype=term_grams.dtype)
+    for u in range(terms.shape[0]):
+        start = term_indptr[terms[u]] - indptr[u]
+        for k in range(indptr[u], indptr[u + 1]):
+            chars[k] = term_chars[start + k]
+            grams[k] = term_grams[start + k]
+    return indptr, chars, grams
 
 
 @njit(cache=True)
-def _token_dice(q_indptr, q_grams, table, n_keys, hit_ptr, hit_at, terms,
-                term_indptr):  # noqa: ANN001, ANN202
-    """Trigram Dice of every (term of ``terms``, query token) pair, as a (terms, query tokens)
-    array: 2 * shared padded trigrams (a multiset intersection) / (sum of the lengths; a word
-    of n characters has n trigrams).
+def _term_hits(words, table):  # noqa: ANN001, ANN202
+    """For each of the words (:func:`_gather_terms`): the indexes into the query's keys of
+    its padded trigrams that the query has (``table``, :func:`_query_table`), with repeats,
+    as (indptr, indexes), CSR over the words; then its first and its last character (for
+    the trigrams across spaces)."""
+    indptr, chars, grams = words
+    n_words = indptr.shape[0] - 1
+    hit_ptr = np.zeros(n_words + 1, dtype=np.int64)
+    at = np.empty(grams.shape[0], dtype=np.int64)
+    first = np.empty(n_words, dtype=np.int64)
+    last = np.empty(n_words, dtype=np.int64)
+    n = 0
+    for u in range(n_words):
+        first[u], last[u] = chars[indptr[u]], chars[indptr[u + 1] - 1]
+        for k in range(indptr[u], indptr[u + 1]):
+            i = _find(table, grams[k])
+            if i >= 0:
+                at[n] = i
+                n += 1
+        hit_ptr[u + 1] = n
+    return hit_ptr, at, first, last
 
-    Each term's trigrams that the query has at all are its hits (``hit_ptr``, ``hit_at``:
+
+@njit(cache=True)
+def _token_dice(q_indptr, q_grams, table, n_keys, hit_ptr, hit_at,
+                w_indptr):  # noqa: ANN001, ANN202
+    """Trigram Dice of every (word, query token) pair, as a (words, query tokens) array, the
+    words' lengths given by their CSR ``w_indptr`` (:func:`_gather_terms`): 2 * shared
+    padded trigrams (a multiset intersection) / (sum of the lengths; a word of n characters
+    has n trigrams).
+
+    Each word's trigrams that the query has at all are its hits (``hit_ptr``, ``hit_at``:
     indexes into the query's ``n_keys`` distinct keys, :func:`_term_hits`); a query token's
     padded trigrams are among the whole query's (" tok " is a substring of " ... tok ... "),
     so counting each token's own keys once (``q_grams``, ``table``) gives every pair's shared
@@ -229,9 +255,9 @@ def _token_dice(q_indptr, q_grams, table, n_keys, hit_ptr, hit_at, terms,
     for qi in range(nq):
         for g in q_grams[q_indptr[qi]:q_indptr[qi + 1]]:
             per_token[_find(table, g), qi] += 1
-    out = np.zeros((terms.shape[0], nq))
+    out = np.zeros((w_indptr.shape[0] - 1, nq))
     shared = np.empty(nq, dtype=np.int64)
-    for u in range(terms.shape[0]):
+    for u in range(w_indptr.shape[0] - 1):
         start, end = hit_ptr[u], hit_ptr[u + 1]
         if start == end:
             continue  # no shared trigram: Dice 0
@@ -245,7 +271,7 @@ def _token_dice(q_indptr, q_grams, table, n_keys, hit_ptr, hit_at, terms,
             for qi in range(nq):
                 if earlier < per_token[i, qi]:
                     shared[qi] += 1
-        length = term_indptr[terms[u] + 1] - term_indptr[terms[u]]
+        length = w_indptr[u + 1] - w_indptr[u]
         for qi in range(nq):
             out[u, qi] = 2.0 * shared[qi] / (q_indptr[qi + 1] - q_indptr[qi] + length)
     return out

@@ -96,7 +96,8 @@ FEATURES: tuple[tuple[str, str], ...] = (
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(name for name, _ in FEATURES)
 COLUMN = {name: i for i, name in enumerate(FEATURE_NAMES)}
-#: The columns of :func:`ranking._title_kernels.title_columns`, adjacent and in its order.
+#: The columns of :func:`ranking._title_kernels.title_columns` but its last (exact coverage),
+#: adjacent and in its order.
 _TITLE_TEXT = slice(COLUMN["edit_sim_title"], COLUMN["head_last_sim"] + 1)
 
 
@@ -148,12 +149,14 @@ class FeatureSpace:
         out = np.full((docs.shape[0], len(FEATURE_NAMES)), np.nan, dtype=np.float32)
         matches = {}
         for name, columns in self._field_columns(exact, stemmed, docs).items():
+            matches[name] = columns[:, 2:]
+            if self.index.fields[name].doc_terms.shape[0] == 0:
+                continue  # no product has the field: its columns stay missing, as out starts
             out[:, COLUMN[f"bm25_{name}"]] = columns[:, 0]
             out[:, COLUMN[f"bm25_stem_{name}"]] = columns[:, 1]
-            matches[name] = columns[:, 2:]
             out[:, COLUMN[f"cover_{name}"]] = matches[name][:, 0]
-        self._title_features(out, matches["title"], exact, docs)
-        self._title_text_features(out, stemmed, _chars(tokens), docs)
+        self._title_features(out, matches["title"], docs)
+        self._title_text_features(out, exact, stemmed, _chars(tokens), docs)
         out[:, COLUMN["brand_in_query"]] = matches["brand"][:, 7]
         q_values, q_units = query_arrays(query)
         q = self.quantities
@@ -170,11 +173,12 @@ class FeatureSpace:
         field indexed exactly as an earlier one reuses its columns (``all`` is ``title`` when
         the catalog has no other text, as Home Depot)."""
         out: dict[str, np.ndarray] = {}
+        missing = np.full((docs.shape[0], 2 + kernels.N_MATCH), np.nan)
         for name in INDEXED_FIELDS:
             if self._same_field[name] is not None:
                 out[name] = out[self._same_field[name]]
             elif self.index.fields[name].doc_terms.shape[0] == 0:
-                out[name] = np.full((docs.shape[0], 2 + kernels.N_MATCH), np.nan)
+                out[name] = missing
             else:
                 out[name] = kernels.field_columns(
                     exact, stemmed, _bm25_arrays(self.index.fields[name]),
@@ -206,31 +210,41 @@ class FeatureSpace:
             raise IndexError_(f"doc ids must be in [0, {n}); got {docs.min()}..{docs.max()}")
         return docs.astype(np.int64, copy=False)
 
-    def _title_features(self, out: np.ndarray, match: np.ndarray, exact: np.ndarray,
-                        docs: np.ndarray) -> None:
-        """The title's stemmed ``match`` columns, exact coverage and length."""
+    def _title_features(self, out: np.ndarray, match: np.ndarray, docs: np.ndarray) -> None:
+        """The title's stemmed ``match`` columns and length."""
         names = ("idf_cover_title", "phrase_title", "bigram_title", "bigram_unordered_title",
                  "first_pos_title", "last_token_title", "title_in_query", "idf_missing_title",
                  "title_last_in_query")
         for offset, name in enumerate(names, start=1):
             out[:, COLUMN[name]] = match[:, offset]
-        plain = self.index.fields["title"]
-        out[:, COLUMN["cover_exact_title"]] = _matches(exact, plain, docs)[:, 0]
-        out[:, COLUMN["title_len"]] = _lengths(plain, docs)
+        indptr = self._title_arrays[0]
+        out[:, COLUMN["title_len"]] = indptr[docs + 1] - indptr[docs]
 
-    def _title_text_features(self, out: np.ndarray, stemmed: np.ndarray,
+    def _title_text_features(self, out: np.ndarray, exact: np.ndarray, stemmed: np.ndarray,
                              chars: tuple[np.ndarray, ...], docs: np.ndarray) -> None:
-        """Typos (each query token's best match among the title's tokens), character
-        trigrams of the whole title and the match of its head's last token; ``chars`` are the
+        """Exact coverage, typos (each query token's best match among the title's tokens),
+        character trigrams of the whole title and the match of its head's last token: one
+        kernel call, as they share the candidates' distinct title tokens. ``chars`` are the
         query tokens' (:func:`_chars`)."""
-        plain, stem = self.index.fields["title"], self.stem_index.fields["title"]
-        out[:, _TITLE_TEXT] = title_kernels.title_columns(
-            (stemmed, *chars), (plain.doc_indptr, plain.doc_terms, stem.doc_terms),
-            self.term_chars, self._title_text_arrays, docs)
+        columns = title_kernels.title_columns((stemmed, exact, *chars), self._title_arrays,
+                                              self.term_chars, self._title_text_arrays, docs)
+        out[:, _TITLE_TEXT] = columns[:, :-1]
+        out[:, COLUMN["cover_exact_title"]] = columns[:, -1]
 
     @cached_property
     def _title_text_arrays(self) -> tuple:
         return self.title_text.kernel_arrays()
+
+    @cached_property
+    def _title_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(doc_indptr, plain doc_terms, stemmed doc_terms) of the title, as
+        :func:`ranking._title_kernels.title_columns` reads them: those of the earlier field
+        the title is indexed exactly as (:attr:`_same_field`; ``all`` on Home Depot), so
+        that a search reads the candidates' tokens from the memory the field kernel has
+        just brought into the cache, not from a second copy."""
+        name = self._same_field["title"] or "title"
+        plain, stem = self.index.fields[name], self.stem_index.fields[name]
+        return plain.doc_indptr, plain.doc_terms, stem.doc_terms
 
     def _query_features(self, out: np.ndarray, exact: np.ndarray, stemmed: np.ndarray) -> None:
         """Columns that are the same for every candidate: they let the trees tell easy
@@ -294,10 +308,6 @@ BUNDLE_FILES = ("features.json", f"{STEM_INDEX}.npz", f"{STEM_INDEX}_vocab.json"
                 QUANTITIES, TITLE_TEXT)
 
 
-def _matches(query: np.ndarray, field: FieldIndex, docs: np.ndarray) -> np.ndarray:
-    return kernels.match_features(query, field.idf, field.doc_indptr, field.doc_terms, docs)
-
-
 def _same_index(a: FieldIndex, b: FieldIndex) -> bool:
     """Whether two fields' indexes give every candidate the same BM25 and match columns."""
     arrays = zip(_bm25_arrays(a)[:4], _bm25_arrays(b)[:4], strict=True)
@@ -307,11 +317,6 @@ def _same_index(a: FieldIndex, b: FieldIndex) -> bool:
 def _bm25_arrays(field: FieldIndex) -> tuple:
     """What :func:`ranking._feature_kernels.field_columns` reads of one index's field."""
     return field.doc_indptr, field.doc_terms, field.idf, field.norm, field.params.k1_value
-
-
-def _lengths(field: FieldIndex, docs: np.ndarray) -> np.ndarray:
-    """Token counts of the candidates' field (without a pass over the whole catalog)."""
-    return field.doc_indptr[docs + 1] - field.doc_indptr[docs]
 
 
 def _vocab_chars(index: MultiFieldIndex) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
