@@ -90,7 +90,7 @@ def match_features(query, idf, doc_indptr, doc_terms, docs):  # noqa: ANN001, AN
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _scan(query, doc_terms, start, end, present):  # noqa: ANN001, ANN202
     """One pass over the field: sets ``present[qi]`` when query token ``qi`` occurs (never
     for an unknown, -1, token) and returns (first position of any query token over the
@@ -109,7 +109,7 @@ def _scan(query, doc_terms, start, end, present):  # noqa: ANN001, ANN202
     return (first - start) / (end - start) if first < end else 1.0, hits / (end - start)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _bigrams(query, present, doc_terms, start, end):  # noqa: ANN001, ANN202
     """(ordered adjacent, unordered within the window) counts of the query's adjacent pairs;
     a pair with a token absent from the field (``present``) cannot count, so is not looked
@@ -133,7 +133,7 @@ def _bigrams(query, present, doc_terms, start, end):  # noqa: ANN001, ANN202
     return ordered, unordered
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _contiguous(query, doc_terms, start, end):  # noqa: ANN001, ANN202
     nq = query.shape[0]
     for p in range(start, end - nq + 1):

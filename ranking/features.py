@@ -99,6 +99,8 @@ COLUMN = {name: i for i, name in enumerate(FEATURE_NAMES)}
 #: The columns of :func:`ranking._title_kernels.title_columns` but its last (exact coverage),
 #: adjacent and in its order.
 _TITLE_TEXT = slice(COLUMN["edit_sim_title"], COLUMN["head_last_sim"] + 1)
+#: The columns of :meth:`FeatureSpace._query_features`, adjacent and in its order.
+_QUERY = slice(COLUMN["query_len"], COLUMN["query_idf_min"] + 1)
 
 
 def field_tokens(catalog: pd.DataFrame, analyzer: Analyzer) -> dict[str, list[list[str]]]:
@@ -248,16 +250,11 @@ class FeatureSpace:
 
     def _query_features(self, out: np.ndarray, exact: np.ndarray, stemmed: np.ndarray) -> None:
         """Columns that are the same for every candidate: they let the trees tell easy
-        queries from hard ones."""
-        out[:, COLUMN["query_len"]] = exact.shape[0]
-        known = stemmed[stemmed >= 0]
-        out[:, COLUMN["query_unknown"]] = (1.0 - (exact >= 0).sum() / exact.shape[0]
-                                           if exact.shape[0] else 1.0)
-        idf = self.stem_index.fields["all"].idf[known]
-        out[:, COLUMN["query_idf_sum"]] = idf.sum()
-        if idf.size:
-            out[:, COLUMN["query_idf_max"]] = idf.max()
-            out[:, COLUMN["query_idf_min"]] = idf.min()
+        queries from hard ones. Adjacent, so written in one assignment."""
+        idf = self.stem_index.fields["all"].idf[stemmed[stemmed >= 0]]
+        unknown = 1.0 - (exact >= 0).sum() / exact.shape[0] if exact.shape[0] else 1.0
+        out[:, _QUERY] = (exact.shape[0], unknown, idf.sum(),
+                          idf.max() if idf.size else np.nan, idf.min() if idf.size else np.nan)
 
     # -- bundle ----------------------------------------------------------------------------
     def save(self, directory: Path) -> list[Path]:
