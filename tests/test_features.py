@@ -127,10 +127,16 @@ def typo_reference(query: list[str], title: list[str]) -> tuple[float, float]:
 
 def assert_typo_parity(space: features.FeatureSpace, query: str, docs: np.ndarray,
                        titles: list[str]) -> None:
+    """Typo columns and the exact coverage (computed beside them, from the same pass over
+    the candidates' distinct title tokens) against the definitions."""
     X = space.extract(query, docs, np.full((len(titles), len(features.PRIORS)), np.nan))
     got = X[:, [features.COLUMN["edit_sim_title"], features.COLUMN["trigram_sim_title"]]]
-    want = [typo_reference(space.analyzer(query), space.analyzer(titles[d])) for d in docs]
+    tokens = space.analyzer(query)
+    want = [typo_reference(tokens, space.analyzer(titles[d])) for d in docs]
     np.testing.assert_array_equal(got, np.array(want, dtype=np.float32), err_msg=query)
+    cover = [sum(t in space.analyzer(titles[d]) for t in tokens) / len(tokens) for d in docs]
+    np.testing.assert_array_equal(X[:, features.COLUMN["cover_exact_title"]],
+                                  np.array(cover, dtype=np.float32), err_msg=query)
 
 
 def test_typo_similarity_matches_reference_on_random_words() -> None:
