@@ -182,9 +182,25 @@ class FeatureSpace:
             elif self.index.fields[name].doc_terms.shape[0] == 0:
                 out[name] = missing
             else:
-                out[name] = kernels.field_columns(
-                    exact, stemmed, _bm25_arrays(self.index.fields[name]),
-                    _bm25_arrays(self.stem_index.fields[name]), docs)
+                out[name] = kernels.field_columns(exact, stemmed, *self._field_arrays[name],
+                                                  docs)
+        return out
+
+    @cached_property
+    def _field_arrays(self) -> dict[str, tuple[tuple, tuple]]:
+        """Per indexed field, what :func:`ranking._feature_kernels.field_columns` reads of its
+        plain and its stemmed index (:func:`_bm25_arrays`). Stemming keeps every token, so
+        the two usually have equal doc offsets and length norms: the stemmed side then reads
+        the plain side's arrays, and a search brings one copy of them into the cache, not
+        two."""
+        out = {}
+        for name in INDEXED_FIELDS:
+            plain = _bm25_arrays(self.index.fields[name])
+            stem = list(_bm25_arrays(self.stem_index.fields[name]))
+            for i in (0, 3):  # doc_indptr, norm
+                if np.array_equal(stem[i], plain[i]):
+                    stem[i] = plain[i]
+            out[name] = (plain, tuple(stem))
         return out
 
     @cached_property
