@@ -14,7 +14,6 @@ import numpy as np
 from clv.errors import MarginRankError
 from objectives.catalog import load_catalog
 from objectives.config import load_config
-from objectives.evaluation import Evaluation
 from objectives.tuner import TuneResult
 from ranking import bench_command, bundle, preview, tune_command
 from ranking.build import BuildInputs, BuildResult, BuildSettings, build
@@ -111,9 +110,9 @@ def _run_build(inputs: BuildInputs, out: Path, seed: int, title: str) -> int:
     _write_report(out, report, summary)  # kept even if the bundle then fails to load
     ranker = Ranker.load(out / "bundle")  # the serving path, checksums verified, as a service would
     with progress.stage("evaluating the bundle as served"):
-        served, judged = preview.served_evaluation(ranker, result.test_judgments, seed)
-    report += _served_section(served, judged, ranker.n_candidates)
-    summary |= {"served_evaluation": served.to_dict(), "served_judged_share": judged}
+        served = preview.served_evaluation(ranker, result.test_judgments, seed)
+    report += _served_section(served, ranker.n_candidates)
+    summary |= {"served_evaluation": served.to_dict()}
     _write_report(out, report, summary)
     print(report)
     query = result.sample_query
@@ -133,15 +132,20 @@ def _write_report(out: Path, report: str, summary: dict[str, object]) -> None:
     (out / "report.json").write_text(json.dumps(summary, indent=2))
 
 
-def _served_section(served: Evaluation, judged: dict[str, float], n_candidates: int) -> str:
+def _served_section(served: preview.ServedEvaluation, n_candidates: int) -> str:
     """The report's table of the test queries run through the saved bundle."""
-    shares = " and ".join(f"{share:.1%} ({name})" for name, share in judged.items())
+    shares = " and ".join(f"{share:.1%} ({name})" for name, share in served.judged_share.items())
+    base, tuned = (served.condensed.row(n) for n in ("LambdaMART", "tuned blend"))
+    diff = tuned.ndcg_diff
     return "\n".join([
         "As served: the same test queries through the saved bundle (BM25, "
         f"{n_candidates} candidates, relevance z-scored over them), relevance alone against the "
         "tuned weights. NDCG@10 counts unjudged products as irrelevant (judged-only); on "
         f"average {shares} of a query's top 10 are judged.", "",
-        served.markdown(), "",
+        served.judged_only.markdown(), "",
+        "Condensed NDCG@10 (unjudged products skipped, the first 10 judged ones in served "
+        f"order): {base.ndcg:.4f} -> {tuned.ndcg:.4f}, difference {diff.mean:+.4f} "
+        f"[{diff.low:+.4f}, {diff.high:+.4f}].", "",
     ])
 
 

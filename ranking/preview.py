@@ -133,30 +133,59 @@ def preview(current: Ranker, new: Ranker, queries: list[str],
     return PreviewReport(out, titles, judgments is not None)
 
 
-def served_evaluation(ranker: Ranker, judgments: pd.DataFrame,
-                      seed: int = 0) -> tuple[Evaluation, dict[str, float]]:
-    """The judged queries as the bundle serves them (retrieval, its candidates, relevance
-    z-scored over those), relevance alone (:meth:`Ranker.relevance_only`) against the bundle's
-    weights: an :class:`~objectives.evaluation.Evaluation` at k = 10 with rows "LambdaMART"
-    and "tuned blend", and for each the mean share of a query's top 10 that is judged.
+@dataclass(frozen=True)
+class ServedEvaluation:
+    """Judged queries as the bundle serves them, relevance alone against its weights: the
+    top 10 scored two ways, because served lists show unjudged products.
 
-    Unjudged products count as irrelevant (judged-only NDCG), which biases a difference
-    against the list that shows more unjudged products; the shares say how much that can
-    matter. The pool evaluation grades everything it ranks but never sees retrieval; this
-    sees both. Queries are the distinct query texts, as a service would be asked them.
+    ``judged_only`` counts an unjudged product as irrelevant, which biases a difference
+    against the list that shows more of them (``judged_share`` says how many each shows);
+    ``condensed`` skips unjudged products and scores the first 10 judged ones of the served
+    order (a condensed list, Sakai 2007), which has no such bias but ignores what the
+    unjudged products displaced. Both carry the same margins of the served top 10.
     """
-    queries = judgments["query"].drop_duplicates().tolist()
-    report = preview(ranker.relevance_only(), ranker, queries, judgments)
-    sides = {BASELINE: "current", "tuned blend": "new"}
 
-    def per_query(side: str, metric: str) -> np.ndarray:
-        return np.array([getattr(q, side)[metric] for q in report.queries], dtype=np.float64)
+    judged_only: Evaluation
+    condensed: Evaluation
+    judged_share: dict[str, float]  # ranker -> mean share of a query's top 10 that is judged
 
-    figures = {name: (per_query(side, "ndcg@10"), per_query(side, "margin@10"))
-               for name, side in sides.items()}
-    judged = {name: report.mean(side, "judged share@10") for name, side in sides.items()}
-    return Evaluation(k=DEPTH, n_queries=len(queries),
-                      rows=compared_rows(figures, seed=seed)), judged
+    def to_dict(self) -> dict[str, object]:
+        return {"judged_only": self.judged_only.to_dict(), "condensed": self.condensed.to_dict(),
+                "judged_share": self.judged_share}
+
+
+def served_evaluation(ranker: Ranker, judgments: pd.DataFrame, seed: int = 0) -> ServedEvaluation:
+    """The judged queries (distinct query texts, as a service is asked them) through the
+    bundle: retrieval, its candidates, relevance z-scored over those, then relevance alone
+    (:meth:`Ranker.relevance_only`) against the bundle's weights. The pool evaluation grades
+    everything it ranks but never sees retrieval; this sees both."""
+    grades = judged_grades(judgments)
+    row_of = {p: i for i, p in enumerate(ranker.catalog.product_ids)}
+    sides = {BASELINE: ranker.relevance_only(), "tuned blend": ranker}
+    metrics = {name: [_served_metrics(side, query, judged, row_of)
+                      for query, judged in grades.items()] for name, side in sides.items()}
+
+    def column(name: str, metric: str) -> np.ndarray:
+        return np.array([m[metric] for m in metrics[name]], dtype=np.float64)
+
+    def evaluation(ndcg: str) -> Evaluation:
+        figures = {name: (column(name, ndcg), column(name, "margin@10")) for name in sides}
+        return Evaluation(k=DEPTH, n_queries=len(grades), rows=compared_rows(figures, seed=seed))
+
+    return ServedEvaluation(evaluation("ndcg@10"), evaluation("condensed ndcg@10"),
+                            {name: finite_mean(column(name, "judged share@10")) for name in sides})
+
+
+def _served_metrics(ranker: Ranker, query: str, grades: dict[str, float],
+                    row_of: dict[str, int]) -> dict[str, float]:
+    """:func:`list_metrics` of the served top 10, and the condensed NDCG@10 of the whole
+    served candidate list (its judged products, in served order)."""
+    ids = [hit.product_id for hit in ranker.search(query, k=ranker.n_candidates)]
+    top = ids[:DEPTH]
+    out = list_metrics(ranker.catalog, np.array([row_of[p] for p in top], dtype=np.int64), top,
+                       grades)
+    out["condensed ndcg@10"] = ndcg_of([p for p in ids if p in grades], grades)
+    return out
 
 
 def load_preview_judgments(path: Path, ranker: Ranker) -> pd.DataFrame:

@@ -257,9 +257,11 @@ def test_cli_demo_on_small_world(small_world: Path, tmp_path: Path, capsys) -> N
     assert set(report["tuned_weights"]) == {"margin", "clv", "returns", "inventory"}
     assert "As served: the same test queries" in printed
     served = report["served_evaluation"]
-    assert served["n_queries"] == report["evaluation"]["n_queries"]
-    assert [r["name"] for r in served["rows"]] == ["LambdaMART", "tuned blend"]
-    assert all(0.0 < v <= 1.0 for v in report["served_judged_share"].values())
+    for table in ("judged_only", "condensed"):
+        assert served[table]["n_queries"] == report["evaluation"]["n_queries"]
+        assert [r["name"] for r in served[table]["rows"]] == ["LambdaMART", "tuned blend"]
+    assert all(0.0 < v <= 1.0 for v in served["judged_share"].values())
+    assert "Condensed NDCG@10" in printed
     assert (tmp_path / "demo" / "bundle" / "manifest.json").is_file()
 
 

@@ -113,7 +113,8 @@ def test_served_evaluation_compares_the_weights_with_relevance_alone(world: Path
     pushed = current.variant(write(tmp_path / "push.yaml",
                                    "version: 1\nweights: {margin: 3.0}\n"))
     judgments = pd.read_csv(world / "judgments.csv", dtype={"product_id": str})
-    served, judged = served_evaluation(pushed, judgments)
+    result = served_evaluation(pushed, judgments)
+    served, judged = result.judged_only, result.judged_share
     queries = judgments["query"].drop_duplicates().tolist()
     report = preview(pushed.relevance_only(), pushed, queries, judgments)
     base, tuned = served.row("LambdaMART"), served.row("tuned blend")
@@ -127,8 +128,16 @@ def test_served_evaluation_compares_the_weights_with_relevance_alone(world: Path
     assert all(0.0 < v <= 1.0 for v in judged.values())
     assert len(tuned.per_query_ndcg) == len(queries)
     assert pushed.relevance_only().config_version.endswith("-relevance-only")
-    same, _ = served_evaluation(current.relevance_only(), judgments)
-    assert same.row("tuned blend").ndcg_diff.mean == 0.0
+    # condensed: the first 10 judged products of the whole served list, in served order
+    first = judgments[judgments["query"] == queries[0]]
+    grades = dict(zip(first["product_id"], first["grade"], strict=True))
+    served_ids = [h.product_id for h in pushed.search(queries[0], k=pushed.n_candidates)]
+    assert result.condensed.row("tuned blend").per_query_ndcg[0] == pytest.approx(
+        ndcg_of([p for p in served_ids if p in grades], grades))
+    assert result.condensed.row("tuned blend").margin == tuned.margin
+    same = served_evaluation(current.relevance_only(), judgments)
+    assert same.judged_only.row("tuned blend").ndcg_diff.mean == 0.0
+    assert same.condensed.row("tuned blend").ndcg_diff.mean == 0.0
 
 
 def test_ndcg_of_agrees_with_the_shared_metric() -> None:
