@@ -14,6 +14,7 @@ import numpy as np
 from clv.errors import MarginRankError
 from objectives.catalog import load_catalog
 from objectives.config import load_config
+from objectives.evaluation import BASELINE
 from objectives.tuner import TuneResult
 from ranking import bench_command, bundle, preview, tune_command
 from ranking.build import BuildInputs, BuildResult, BuildSettings, build
@@ -135,7 +136,7 @@ def _write_report(out: Path, report: str, summary: dict[str, object]) -> None:
 def _served_section(served: preview.ServedEvaluation, n_candidates: int) -> str:
     """The report's table of the test queries run through the saved bundle."""
     shares = " and ".join(f"{share:.1%} ({name})" for name, share in served.judged_share.items())
-    base, tuned = (served.condensed.row(n) for n in ("LambdaMART", "tuned blend"))
+    base, tuned = (served.condensed.row(n) for n in (BASELINE, "tuned blend"))
     diff = tuned.ndcg_diff
     return "\n".join([
         "As served: the same test queries through the saved bundle (BM25, "

@@ -118,7 +118,6 @@ def preview(current: Ranker, new: Ranker, queries: list[str],
     """Run every query under both rankers (anonymous customer) and compare their top 10."""
     grades = judged_grades(judgments) if judgments is not None else {}
     catalog = current.catalog
-    row_of = {p: i for i, p in enumerate(catalog.product_ids)}
     out, titles = [], {}
     for query in queries:
         before = [r.product_id for r in current.search(query, k=DEPTH)]
@@ -126,9 +125,9 @@ def preview(current: Ranker, new: Ranker, queries: list[str],
         judged = grades.get(query, {}) if judgments is not None else None
         entered = tuple(p for p in after if p not in before)
         left = tuple(p for p in before if p not in after)
-        titles.update({p: catalog.titles[row_of[p]] for p in (*entered, *left)})
-        metrics = [list_metrics(catalog, np.array([row_of[p] for p in ids], dtype=np.int64),
-                                ids, judged) for ids in (before, after)]
+        titles.update({p: catalog.titles[catalog.row_of[p]] for p in (*entered, *left)})
+        metrics = [list_metrics(catalog, catalog.rows(ids), ids, judged)
+                   for ids in (before, after)]
         out.append(QueryPreview(query, *metrics, entered, left))
     return PreviewReport(out, titles, judgments is not None)
 
@@ -160,9 +159,8 @@ def served_evaluation(ranker: Ranker, judgments: pd.DataFrame, seed: int = 0) ->
     (:meth:`Ranker.relevance_only`) against the bundle's weights. The pool evaluation grades
     everything it ranks but never sees retrieval; this sees both."""
     grades = judged_grades(judgments)
-    row_of = {p: i for i, p in enumerate(ranker.catalog.product_ids)}
     sides = {BASELINE: ranker.relevance_only(), "tuned blend": ranker}
-    metrics = {name: [_served_metrics(side, query, judged, row_of)
+    metrics = {name: [_served_metrics(side, query, judged)
                       for query, judged in grades.items()] for name, side in sides.items()}
 
     def column(name: str, metric: str) -> np.ndarray:
@@ -176,14 +174,12 @@ def served_evaluation(ranker: Ranker, judgments: pd.DataFrame, seed: int = 0) ->
                             {name: finite_mean(column(name, "judged share@10")) for name in sides})
 
 
-def _served_metrics(ranker: Ranker, query: str, grades: dict[str, float],
-                    row_of: dict[str, int]) -> dict[str, float]:
+def _served_metrics(ranker: Ranker, query: str, grades: dict[str, float]) -> dict[str, float]:
     """:func:`list_metrics` of the served top 10, and the condensed NDCG@10 of the whole
     served candidate list (its judged products, in served order)."""
     ids = [hit.product_id for hit in ranker.search(query, k=ranker.n_candidates)]
     top = ids[:DEPTH]
-    out = list_metrics(ranker.catalog, np.array([row_of[p] for p in top], dtype=np.int64), top,
-                       grades)
+    out = list_metrics(ranker.catalog, ranker.catalog.rows(top), top, grades)
     out["condensed ndcg@10"] = ndcg_of([p for p in ids if p in grades], grades)
     return out
 

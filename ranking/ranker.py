@@ -17,6 +17,7 @@ import threading
 import time
 import zipfile
 from dataclasses import asdict, dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,15 @@ class Catalog:
     #: and return rate@10; None in bundles written before they were stored.
     unit_margin: np.ndarray | None = None
     return_rate: np.ndarray | None = None
+
+    @cached_property
+    def row_of(self) -> dict[str, int]:
+        """Product id -> catalog row (pins, buries, and the lists preview reads back)."""
+        return {p: i for i, p in enumerate(self.product_ids)}
+
+    def rows(self, ids: list[str]) -> np.ndarray:
+        """Catalog rows of the product ids ``ids``, in order (int64)."""
+        return np.array([self.row_of[p] for p in ids], dtype=np.int64)
 
     def save(self, directory: Path) -> list[Path]:
         meta, arrays = directory / "products.json", directory / "products.npz"
@@ -151,7 +161,6 @@ class Ranker:
         self.catalog = catalog
         self.customers = customers
         self.n_candidates = n_candidates
-        self._product_index = {p: i for i, p in enumerate(catalog.product_ids)}
         #: The target the inventory term was computed with; files setting another are refused.
         self.target_weeks_of_cover = config.inventory.target_weeks_of_cover
         self._reload_lock = threading.Lock()
@@ -160,7 +169,7 @@ class Ranker:
     # -- configuration ---------------------------------------------------------------------
     def _serving_config(self, config: WeightsConfig, text: str,
                         source: str = WEIGHTS_FILE) -> core.ServingConfig:
-        return core.ServingConfig.build(config, self._product_index, self.catalog.categories,
+        return core.ServingConfig.build(config, self.catalog.row_of, self.catalog.categories,
                                         self._normalize, text, source)
 
     def _normalize(self, query: str) -> str:
@@ -186,7 +195,7 @@ class Ranker:
         """
         with self._reload_lock:
             text = read_config_text(path)
-            config = parse_config(text, source=str(path), product_ids=self._product_index.keys(),
+            config = parse_config(text, source=str(path), product_ids=self.catalog.row_of.keys(),
                                   target_weeks_of_cover=self.target_weeks_of_cover)
             serving = self._serving_config(config, text, str(path))
             self._serving = serving  # a single reference assignment: atomic for readers

@@ -48,7 +48,7 @@ def test_bundle_search_explain_and_segments(built) -> None:  # noqa: ANN001
     assert [r.rank for r in results] == list(range(1, len(results) + 1))
     scores = [r.score for r in results]
     assert scores == sorted(scores, reverse=True) or any(
-        not ranker.catalog.in_stock[ranker._product_index[r.product_id]] for r in results)
+        not ranker.catalog.in_stock[ranker.catalog.row_of[r.product_id]] for r in results)
     for r in results:
         assert set(r.contributions) == {"relevance", "margin", "clv", "returns", "inventory"}
         assert sum(r.contributions.values()) == pytest.approx(r.score, abs=1e-9)
