@@ -239,7 +239,6 @@ def _id_strings(raw: pd.Series) -> pd.Series:
     return text.where(text.str.strip() != "")
 
 
-
 def _note_future_rows(report: ExclusionReport, timestamp: pd.Series) -> None:
     """Say how many rows are dated after the current UTC time, when ``now`` was not given: they
     usually mean a clock or time-zone error upstream, and BG/NBD would read them as purchases."""
