@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ranking._topk_kernels import heap_offer, topk_select
+from objectives._topk_kernels import heap_offer, topk_select
 
 # Pruning compares bounds summed in another order than the exact score; this relative slack
 # keeps rounding from ever pruning a document that belongs in the top k.

@@ -12,7 +12,6 @@ queries, which nothing before has seen; write the bundle and a report.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,11 +35,11 @@ from objectives.config import (
 )
 from objectives.evaluation import Evaluation, evaluate
 from objectives.groups import QueryGroups
+from objectives.plan import Plan
 from objectives.terms import TermTable, compute_terms
 from objectives.tuner import TuneResult, tune_weights
 from ranking import features
 from ranking.bundle import prepare_directory
-from ranking.core import TIER_WIDTH
 from ranking.ltr import (
     MAX_LABEL,
     LambdaMART,
@@ -148,14 +147,12 @@ def judged_features(catalog: pd.DataFrame, judgments: pd.DataFrame,
 
 @dataclass(frozen=True)
 class Served:
-    """Per-product arrays that make evaluation rank as the blend core serves."""
+    """Per-product arrays and the compiled plan that make evaluation rank as the ranker
+    serves: the same plan and kernel (:class:`objectives.plan.Plan`)."""
 
     terms: np.ndarray  # float32 (n_products, n_terms)
     margin: np.ndarray  # unit margin in currency
-    demoted: np.ndarray  # int8 sink level: 0 ranked, 1 out of stock (demoted), 2 buried
-    row_weights: Callable[[np.ndarray], np.ndarray]  # default weights -> per-product weights
-    tier_width: float  # relevance tiers as the core serves them (0: off)
-    slots: int  # guardrails.business_slots (0: off)
+    plan: Plan  # the weights config compiled for the catalog and its stock
 
     @classmethod
     def of(cls, config: WeightsConfig, terms: TermTable, catalog: pd.DataFrame) -> Served:
@@ -166,48 +163,22 @@ class Served:
     @classmethod
     def build(cls, config: WeightsConfig, terms: np.ndarray, margin: np.ndarray,
               in_stock: np.ndarray, product_ids: list[str], categories: list[str]) -> Served:
-        """Per-product arrays under ``config``'s guardrails. Sink levels follow the core:
-        buried products come after demoted out-of-stock ones. Pool evaluation cannot drop
-        products, so ``out_of_stock: hide`` counts as demote."""
-        sink = np.zeros(len(product_ids), dtype=np.int8)
-        if config.guardrails.out_of_stock != "ignore":
-            sink[~np.asarray(in_stock, bool)] = 1
-        sink[pd.Index(product_ids).get_indexer(list(config.buries))] = 2
-        return cls(terms, margin, sink, served_row_weights(config, categories),
-                   TIER_WIDTH if config.guardrails.relevance_tiers else 0.0,
-                   config.guardrails.business_slots)
-
-
-def served_row_weights(config: WeightsConfig,
-                       categories: list[str]) -> Callable[[np.ndarray], np.ndarray]:
-    """A function of the default weights giving every product's weights for a customer
-    without a segment, as :meth:`WeightsConfig.tuned` would serve them: the defaults,
-    overridden by the product's category rule (scaled with the defaults)."""
-    rules = {c: config.category_rule_for(c) for c in set(categories)}
-    distinct = sorted(set(rules.values()), key=lambda r: (r is not None, r or ""))
-    group = np.array([distinct.index(rules[c]) for c in categories], dtype=np.int64)
-
-    def weights_for(weights: np.ndarray) -> np.ndarray:
-        tuned = config.tuned(weights)
-        return np.array([tuned.resolved(None, rule) for rule in distinct])[group]
-
-    return weights_for
+        """Per-product arrays and ``config`` compiled for them (:meth:`Plan.compile`)."""
+        return cls(terms, margin, Plan.compile(config, product_ids, categories, in_stock))
 
 
 def query_groups(judgments: pd.DataFrame, mask: np.ndarray, relevance: np.ndarray,
                  rows: np.ndarray, served: Served) -> QueryGroups:
-    """Flat per-query arrays of the masked judgments, grouped by query id."""
+    """Flat per-query arrays of the masked judgments, grouped by query id, ranked under the
+    served plan (:meth:`QueryGroups.of_products`)."""
     sel = np.flatnonzero(mask)
     order = sel[np.argsort(judgments["query_id"].to_numpy()[sel], kind="stable")]
     qids = judgments["query_id"].to_numpy()[order]
     starts = np.flatnonzero(np.r_[True, qids[1:] != qids[:-1]]) if qids.size else np.zeros(0, int)
     qptr = np.r_[starts, qids.size].astype(np.int64)
-    products = rows[order]
-    return QueryGroups(qptr, relevance[order], served.terms[products],
-                       judgments["grade"].to_numpy(np.float64)[order], served.margin[products],
-                       demoted=served.demoted[products], products=products,
-                       row_weights=served.row_weights, tier_width=served.tier_width,
-                       slots=served.slots)
+    return QueryGroups.of_products(served.plan, qptr, relevance[order], rows[order],
+                                   served.terms, judgments["grade"].to_numpy(np.float64)[order],
+                                   served.margin)
 
 
 def _foreign_products(tx: pd.DataFrame, product_index: pd.Index) -> str:

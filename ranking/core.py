@@ -3,90 +3,74 @@
 ``score = z(relevance) + sum_k w_k * term_k[product]``, with the weights resolved for the
 customer's segment, each product's category and the customer's experiment arm (precedence in
 :meth:`objectives.config.WeightsConfig.resolved`), then the guardrails (out-of-stock policy,
-buries, relevance tiers, business slots, pins). The numeric work is one Numba kernel
-(:func:`ranking._blend_kernels.blend_topk`); this module prepares its inputs from a validated
-weights config and applies pins, which may bring in products retrieval did not find.
+buries, relevance tiers, business slots, pins). A weights config is compiled once into a
+:class:`~objectives.plan.Plan`; the numeric work is one Numba kernel
+(:func:`objectives._blend_kernels.blend_topk`), whose ordering the tuner and the benchmarks
+rank their judged pools with too. This module adds what only serving has: pins, which may
+bring in products retrieval did not find.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from objectives import _blend_kernels as kernels
 from objectives.config import TERM_NAMES, ConfigError, ConfigIssue, WeightsConfig
-from ranking import _blend_kernels as kernels
-
-_OOS_CODES = {"demote": kernels.OOS_DEMOTE, "hide": kernels.OOS_HIDE, "ignore": kernels.OOS_IGNORE}
-#: Width of a relevance tier in z units when ``relevance_tiers`` is on: business terms may
-#: reorder items whose relevance is within about one standard deviation band.
-TIER_WIDTH = 1.0
+from objectives.plan import Plan
 
 
 @dataclass(frozen=True)
-class ServingConfig:
-    """An immutable, ready-to-serve snapshot of a weights config.
+class ServingConfig(Plan):
+    """An immutable, ready-to-serve snapshot of a weights config: its compiled
+    :class:`~objectives.plan.Plan` plus the pins, the YAML text and its version.
 
     Built once per config load and swapped in whole, so a search always sees one consistent
     config even while another thread reloads.
     """
 
-    config: WeightsConfig
-    segment_names: tuple[str | None, ...]  # index 0 is the default (no segment)
-    arm_names: tuple[str | None, ...]  # index 0: no arm (anonymous, outside every arm)
-    weight_table: np.ndarray  # (n_arms + 1, n_segments + 1, n_category_rules + 1, n_terms)
-    product_group: np.ndarray  # int64 per product: index of its category rule (0 = none)
-    buried: np.ndarray  # bool per product
     pins: dict[str, np.ndarray]  # normalized query -> product rows, in pinned order
-    oos_policy: int
-    tier_width: float
-    slots: int  # guardrails.business_slots (0: off)
     text: str  # the YAML as loaded, written back verbatim when the bundle is saved
     version: str  # sha256 prefix of the config text
+    #: The plan recompiled for a stock array other than ``in_stock`` (at most one, reused).
+    _restocked: list[tuple[np.ndarray, Plan]] = field(
+        default_factory=list, init=False, repr=False, compare=False)
 
     @classmethod
     def build(
-        cls, config: WeightsConfig, product_index: dict[str, int], categories: list[str],
+        cls, config: WeightsConfig, product_index: Mapping[str, int], categories: list[str],
         normalize: Callable[[str], str], text: str, source: str = "<weights>",
+        in_stock: np.ndarray | None = None,
     ) -> ServingConfig:
-        """Resolve every (arm, segment, category rule) weight vector and per-product lookups.
+        """Compile ``config`` for the catalog (every (arm, segment, category rule) weight
+        vector, per-product lookups, sink levels for ``in_stock``) and index its pins.
 
         ``normalize`` maps a query to its canonical form (the analyzer's tokens joined), so
-        pins match however the query is typed.
+        pins match however the query is typed. Without ``in_stock`` the stock part is compiled
+        at the first :func:`blend` from the stock it is given, once.
         """
-        segments: tuple[str | None, ...] = (None, *sorted(config.segments))
-        rules: tuple[str | None, ...] = (None, *config.categories)
-        arms: tuple[str | None, ...] = (None, *config.arms())
-        table = np.array([[[config.resolved(s, r, a) for r in rules] for s in segments]
-                          for a in arms], np.float64)
-        rule_index = {r: i for i, r in enumerate(rules)}
-        groups = np.array([rule_index[config.category_rule_for(c)] for c in categories], np.int64)
-        buried = np.zeros(len(categories), dtype=np.bool_)
-        buried[[product_index[p] for p in config.buries]] = True
-        pins = _pins_by_tokens(config, product_index, normalize, source)
-        return cls(
-            config=config, segment_names=segments, arm_names=arms, weight_table=table,
-            product_group=groups,
-            buried=buried, pins=pins, oos_policy=_OOS_CODES[config.guardrails.out_of_stock],
-            tier_width=TIER_WIDTH if config.guardrails.relevance_tiers else 0.0,
-            slots=config.guardrails.business_slots,
-            text=text, version=hashlib.sha256(text.encode()).hexdigest()[:12],
-        )
+        plan = Plan.compile(config, product_index, categories, in_stock)
+        return cls(**{f.name: getattr(plan, f.name) for f in fields(Plan)},
+                   pins=_pins_by_tokens(config, product_index, normalize, source),
+                   text=text, version=hashlib.sha256(text.encode()).hexdigest()[:12])
 
-    def segment_index(self, clv_quantile: float | None) -> int:
-        """Row of the weight table for a customer at ``clv_quantile`` (None: default)."""
-        if clv_quantile is None:
-            return 0
-        return self.segment_names.index(self.config.segment_for_quantile(clv_quantile))
-
-    def arm_index(self, customer_id: str | None) -> int:
-        """Row of the weight table for the customer's experiment arm (0: none)."""
-        return self.arm_names.index(self.config.arm_for(customer_id))
+    def stocked(self, in_stock: np.ndarray) -> Plan:
+        """This snapshot's plan for the stock array ``in_stock``: itself when compiled with
+        that array, else the plan recompiled for it (once; kept for the next call)."""
+        if in_stock is self.in_stock:
+            return self
+        kept = self._restocked[:1]
+        if kept and kept[0][0] is in_stock:
+            return kept[0][1]
+        plan = self.restocked(in_stock)
+        self._restocked[:] = [(in_stock, plan)]
+        return plan
 
 
-def _pins_by_tokens(config: WeightsConfig, product_index: dict[str, int],
+def _pins_by_tokens(config: WeightsConfig, product_index: Mapping[str, int],
                     normalize: Callable[[str], str], source: str) -> dict[str, np.ndarray]:
     """Pinned product rows by the analyzer's form of each pinned query. Two pins the analyzer
     reads as one query (e.g. full-width and plain letters) are refused, not silently merged."""
@@ -125,13 +109,14 @@ def blend(
     so the pick is widened by the pinned products it caught until none is lost (at most one
     extra kernel call per pin, and only on pinned queries).
     """
-    weights = serving.weight_table[arm, segment][serving.product_group[candidates]]
+    plan = serving.stocked(in_stock)
+    rule_weights = plan.weight_table[arm, segment]
     n_pins = 0 if pins is None else len(pins)
-    slots, caught = serving.slots, 0
+    slots, caught = plan.slots, 0
     while True:
         pos, scores, contrib = kernels.blend_topk(
-            np.asarray(relevance, np.float64), candidates, terms, weights, in_stock,
-            serving.buried, serving.oos_policy, serving.tier_width, slots + caught, k + n_pins,
+            np.asarray(relevance, np.float64), candidates, terms, plan.product_rule,
+            rule_weights, plan.sink, plan.hidden, plan.tier_width, slots + caught, k + n_pins,
         )
         rows = candidates[pos]
         if not (n_pins and slots):

@@ -6,9 +6,24 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from objectives._blend_kernels import DEMOTED
+from objectives._blend_kernels import blend_topk as kernel_blend_topk
 from objectives.config import parse_config
-from ranking._blend_kernels import DEMOTED, OOS_DEMOTE, OOS_HIDE, OOS_IGNORE, blend_topk
+from objectives.plan import sink_levels
 from ranking.core import ServingConfig, blend
+
+OOS_POLICIES = ("demote", "hide", "ignore")
+
+
+def blend_topk(relevance, cand, terms, weights, in_stock, buried, policy, tier_width, slots, k):  # noqa: ANN001, ANN201, E501
+    """The kernel called with per-candidate weights (each candidate its own rule row) and the
+    sink levels and hidden mask :func:`objectives.plan.sink_levels` compiles for ``policy``."""
+    product_rule = np.zeros(terms.shape[0], np.int64)
+    product_rule[cand] = np.arange(cand.size)
+    sink, hidden = sink_levels(policy, buried, in_stock)
+    return kernel_blend_topk(relevance, cand, terms, product_rule,
+                             np.ascontiguousarray(weights, np.float64), sink, hidden, tier_width,
+                             slots, k)
 
 
 def reference(relevance, cand, terms, weights, in_stock, buried, policy, tier_width, slots, k):  # noqa: ANN001, ANN201, E501
@@ -30,9 +45,9 @@ def reference(relevance, cand, terms, weights, in_stock, buried, policy, tier_wi
     for t in range(parts.shape[1]):
         score = score + parts[:, t]
     primary = np.floor(z / tier_width).astype(np.int64) if tier_width > 0 else np.zeros(n, np.int64)
-    demoted = (policy == OOS_DEMOTE) & ~in_stock[cand]
+    demoted = (policy == "demote") & ~in_stock[cand]
     primary = primary - np.where(buried[cand], 2 * DEMOTED, demoted * DEMOTED)
-    keep = ~((policy == OOS_HIDE) & ~in_stock[cand])
+    keep = ~((policy == "hide") & ~in_stock[cand])
     pos = np.flatnonzero(keep)
     order = pos[np.lexsort((pos, -score[pos], -primary[pos]))]
     if slots > 0:
@@ -54,7 +69,7 @@ def problems(draw):  # noqa: ANN001, ANN201
     weights = np.abs(np.round(rng.normal(size=(n, 4)), 2)) * draw(st.sampled_from([0.0, 1.0]))
     in_stock = rng.random(n_products) > draw(st.sampled_from([0.0, 0.3]))
     buried = rng.random(n_products) < draw(st.sampled_from([0.0, 0.2]))
-    policy = draw(st.sampled_from([OOS_DEMOTE, OOS_HIDE, OOS_IGNORE]))
+    policy = draw(st.sampled_from(OOS_POLICIES))
     tier = draw(st.sampled_from([0.0, 1.0]))
     slots = draw(st.sampled_from([0, 0, 1, 2, 3, 5]))
     k = draw(st.integers(1, 50))
@@ -77,11 +92,11 @@ def test_kernel_matches_numpy_reference(problem) -> None:  # noqa: ANN001
 def test_zero_weights_give_relevance_order_and_hidden_never_appear(problem) -> None:  # noqa: ANN001
     relevance, cand, terms, weights, in_stock, buried, policy, tier, slots, k = problem
     no_guard = np.zeros_like(buried)
-    pos, _, _ = blend_topk(relevance, cand, terms, weights * 0, in_stock, no_guard, OOS_IGNORE,
+    pos, _, _ = blend_topk(relevance, cand, terms, weights * 0, in_stock, no_guard, "ignore",
                            0.0, slots, k)
     expected = np.lexsort((np.arange(cand.size), -relevance))[:k]
     assert pos.tolist() == expected.tolist()
-    pos, _, _ = blend_topk(relevance, cand, terms, weights, in_stock, buried, OOS_HIDE, tier,
+    pos, _, _ = blend_topk(relevance, cand, terms, weights, in_stock, buried, "hide", tier,
                            slots, k)
     assert in_stock[cand[pos]].all()
 
@@ -108,7 +123,7 @@ def test_raising_margin_never_lowers_position(problem, pick: int, raise_by: floa
 @given(problems())
 def test_buried_come_last_and_demoted_out_of_stock_after_the_rest(problem) -> None:  # noqa: ANN001
     relevance, cand, terms, weights, in_stock, buried, _, tier, slots, _ = problem
-    pos, _, _ = blend_topk(relevance, cand, terms, weights, in_stock, buried, OOS_DEMOTE, tier,
+    pos, _, _ = blend_topk(relevance, cand, terms, weights, in_stock, buried, "demote", tier,
                            slots, cand.size)
     rows = cand[pos]
     kind = np.where(buried[rows], 2, np.where(in_stock[rows], 0, 1))
@@ -121,7 +136,7 @@ def test_demoted_out_of_stock_sinks_below_in_stock() -> None:
     terms = np.zeros((4, 4), np.float32)
     in_stock = np.array([False, True, True, True])
     pos, _, _ = blend_topk(relevance, cand, terms, np.zeros((4, 4)), in_stock, np.zeros(4, bool),
-                           OOS_DEMOTE, 0.0, 0, 4)
+                           "demote", 0.0, 0, 4)
     assert pos.tolist() == [1, 2, 3, 0]
 
 
@@ -135,7 +150,7 @@ def test_business_slots_let_the_blend_pick_the_top_and_relevance_order_the_list(
     terms[3, 0] = 10.0
     terms[4, 0] = 2.0
     weights = np.tile([1.0, 0.0, 0.0, 0.0], (5, 1))
-    args = (relevance, cand, terms, weights, np.ones(5, bool), np.zeros(5, bool), OOS_IGNORE, 0.0)
+    args = (relevance, cand, terms, weights, np.ones(5, bool), np.zeros(5, bool), "ignore", 0.0)
     assert blend_topk(*args, 0, 5)[0].tolist() == [3, 0, 1, 4, 2]
     assert blend_topk(*args, 2, 5)[0].tolist() == [0, 3, 1, 2, 4]
     assert blend_topk(*args, 2, 1)[0].tolist() == [0]  # k below the slots: still the pick

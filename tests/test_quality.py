@@ -1,6 +1,6 @@
-"""The quality benchmark's pieces: evaluation ranks as the blend core serves, the frontier
-comparison, the tuned YAML round trip, and the benchmark and ``tune`` commands end to end on a
-small generated world."""
+"""The quality benchmark's pieces: per-query figures, the frontier comparison, the tuned YAML
+round trip, and the benchmark and ``tune`` commands end to end on a small generated world.
+(That evaluation ranks as the ranker serves is tests/test_plan.py's.)"""
 
 from __future__ import annotations
 
@@ -13,47 +13,14 @@ import pandas as pd
 import pytest
 
 from clv.errors import MarginRankError
-from objectives.config import TERM_NAMES, load_config, parse_config
+from objectives.config import load_config, parse_config
 from objectives.groups import QueryGroups
 from objectives.quality import CurvePoint, frontier_gaps, pareto, per_query_figures
 from objectives.tuned_yaml import tuned_yaml_text
-from ranking import core
 from ranking.bench_command import load_script
 from ranking.cli import main
 
 DEMO_WEIGHTS = Path(__file__).resolve().parents[1] / "data" / "demo" / "weights.yaml"
-
-
-@pytest.mark.parametrize("guardrails", [
-    "", "guardrails: {business_slots: 5}\n",
-    "guardrails: {business_slots: 3, relevance_tiers: true}\n"])
-def test_pool_evaluation_orders_as_the_served_blend_core(guardrails: str) -> None:
-    """QueryGroups (what the tuner and the benchmark rank with) and ranking.core.blend (what a
-    search serves) give the same order for the same pool, weights and out-of-stock products,
-    with and without business slots and tiers."""
-    rng = np.random.default_rng(3)
-    n_products = 60
-    terms = rng.normal(size=(n_products, len(TERM_NAMES))).astype(np.float32)
-    in_stock = rng.random(n_products) > 0.15
-    categories = [f"A/{i % 3}" for i in range(n_products)]
-    text = ("version: 1\nweights: {margin: 0.4, clv: 0.1, returns: 0.2, inventory: 0.3}\n"
-            "categories: {'A/1': {weights: {margin: 0.9}}}\n" + guardrails)
-    config = parse_config(text)
-    serving = core.ServingConfig.build(config, {f"P{i}": i for i in range(n_products)},
-                                       categories, str.lower, text)
-    rows = np.concatenate([rng.choice(n_products, 12, replace=False) for _ in range(5)])
-    relevance = rng.normal(size=rows.size)
-    rules = [None, "A/1"]
-    per_rule = np.array([config.resolved(None, r) for r in rules])
-    rule_of = np.array([rules.index(config.category_rule_for(c)) for c in categories])
-    groups = QueryGroups(np.arange(0, 61, 12, dtype=np.int64), relevance, terms[rows],
-                         np.zeros(rows.size), np.zeros(rows.size), demoted=~in_stock[rows],
-                         products=rows, row_weights=lambda w: per_rule[rule_of],
-                         tier_width=serving.tier_width, slots=serving.slots)
-    ours = groups.orders(groups.blend(config.weight_vector()))
-    for q, s in enumerate(groups.slices()):
-        served = core.blend(relevance[s], rows[s], terms, in_stock, serving, 0, 12)
-        assert rows[ours[q]].tolist() == served.rows.tolist()
 
 
 def test_per_query_figures_average_the_top_k() -> None:

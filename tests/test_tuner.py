@@ -8,7 +8,6 @@ import dataclasses
 import numpy as np
 import pytest
 
-from objectives.config import parse_config
 from objectives.groups import QueryGroups
 from objectives.tuner import (
     STRENGTH_PATH,
@@ -19,7 +18,6 @@ from objectives.tuner import (
     tune_weights,
 )
 from objectives.tuner_program import WeightProgram, judged_pairs, solve_weights
-from ranking.build import Served
 
 
 def groups_of(relevance: list[list[float]], grades: list[list[float]],
@@ -199,19 +197,6 @@ def test_tuning_with_business_slots_moves_margin_into_the_slots_for_free() -> No
     assert all((o[:2] - a).tolist() == [0, 2] for o, a in zip(tuned, starts, strict=True))
     np.testing.assert_allclose(slotted.ndcg(slotted.blend(result.weights), 2),
                                slotted.ndcg(slotted.z_relevance(), 2))
-
-
-def test_buried_rows_sink_below_demoted_out_of_stock_ones_as_the_core_serves() -> None:
-    """Served.build gives sink levels (0 ranked, 1 out of stock, 2 buried) and the pool order
-    puts buried products last, after demoted out-of-stock ones, whatever their relevance."""
-    config = parse_config("version: 1\nburies: [P0]\n", product_ids={"P0", "P1", "P2", "P3"})
-    served = Served.build(config, np.zeros((4, 4), np.float32), np.zeros(4),
-                          np.array([True, False, True, True]), ["P0", "P1", "P2", "P3"],
-                          [""] * 4)
-    assert served.demoted.tolist() == [2, 1, 0, 0]
-    world = groups_of([[3.0, 2.0, 1.0, 0.0]], [[3, 2, 1, 0]], [[0.0] * 4])
-    sunk = dataclasses.replace(world, demoted=served.demoted)
-    assert sunk.orders(sunk.relevance)[0].tolist() == [2, 3, 1, 0]
 
 
 def test_choice_refuses_nan_lucky_flattening_and_gaps() -> None:

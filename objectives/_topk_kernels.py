@@ -1,6 +1,8 @@
 """Numba kernels: partial top-k selection with a deterministic order.
 
-Pure functions over arrays, shared by BM25 retrieval and the blend core. ``topk_select`` orders
+Pure functions over arrays, shared by BM25 retrieval (:mod:`ranking._bm25_kernels`) and the
+blend and order kernels (:mod:`objectives._blend_kernels`); they live in ``objectives`` because
+``ranking`` may import ``objectives`` and not the other way round. ``topk_select`` orders
 by ``primary`` descending, then ``secondary`` descending, then ``tiebreak`` ascending (a document
 or candidate index), so ties always break by index and results are reproducible;
 ``heap_offer`` keeps the best (score, doc) pairs of a stream in the same order.
