@@ -459,6 +459,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     args = parse_args(argv)
     command = shlex.join(["python", "benchmarks/guardrail_calibration.py",
                           *(sys.argv[1:] if argv is None else argv)])
+    env = environment()  # at the start: the tree may move while the study runs
     progress = Progress()
     runs: list[Run] = []
     prepared: dict[str, float] = {}
@@ -472,7 +473,6 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         runs += home_depot_runs(args, progress, prepared)
     delta = runs[0].delta if runs else objective(HD_K, args.max_ndcg_drop).guardrails.max_ndcg_drop
     totals = summary(runs)
-    env = environment()
     plot(runs, f"{args.out}.png", delta)
     text = markdown(runs, command, env, totals, prepared, f"{Path(args.out).name}.png")
     Path(f"{args.out}.md").write_text(text + "\n", encoding="utf-8")
