@@ -50,7 +50,8 @@ from clv.transactions import load_transactions, validate_transactions
 from objectives.catalog import load_catalog, load_judgments
 from objectives.config import WeightsConfig, load_config, parse_config
 from objectives.groups import QueryGroups
-from objectives.metrics import finite_mean, paired_bootstrap
+from objectives.guardrail import DEFAULT_MAX_NDCG_DROP, compare_with_bm25, fixed_sequence
+from objectives.metrics import Verdict, finite_mean, non_inferiority, verdict
 from objectives.public_data import load_home_depot
 from objectives.quality import (
     BASELINE,
@@ -63,7 +64,7 @@ from objectives.quality import (
 )
 from objectives.simulate import simulate_business_fields, simulate_transactions
 from objectives.terms import compute_terms, weeks_of_cover
-from objectives.tuner import STRENGTH_PATH, choose_strength, frontier, tune_weights
+from objectives.tuner import STRENGTH_PATH, TuneResult, frontier, tune_weights
 from ranking import features
 from ranking.build import Served, judged_features, judgment_labels, query_groups
 from ranking.ltr import LambdaMART, train_and_cross_fit
@@ -80,12 +81,13 @@ NAIVE_REFERENCE_DROP = 0.005
 #: the naive blend's strongest weights too and the two can be compared at every level.
 FRONTIER_PATH = (*STRENGTH_PATH, (5.0, 1.0), (10.0, 1.0), (20.0, 1.0))
 #: The benchmark's business objective unless ``--config`` names a weights file: margin alone,
-#: since margin lift is the question; relevance must not fall (max_ndcg_drop 0); margin picks
-#: the products of the first k places (the cut-off tuned at), relevance orders the list.
+#: since margin lift is the question; the default guardrail (``max_ndcg_drop`` 0.5%, or
+#: ``--max-ndcg-drop``); margin picks the products of the first k places (the cut-off tuned
+#: at), relevance orders the list.
 MARGIN_OBJECTIVE = """\
 version: 1
 weights: {{margin: 1.0, clv: 0.0, returns: 0.0, inventory: 0.0}}
-guardrails: {{max_ndcg_drop: 0.0, out_of_stock: demote, business_slots: {k}}}
+guardrails: {{max_ndcg_drop: {delta}, out_of_stock: demote, business_slots: {k}}}
 """
 
 
@@ -185,21 +187,19 @@ def pool_z(groups: QueryGroups, values: np.ndarray) -> np.ndarray:
 
 def naive_weights(groups: QueryGroups, z_margin: np.ndarray, k: int,
                   tolerances: dict[str, float], seed: int) -> dict[str, float]:
-    """For each named ``max_ndcg_drop``, the largest weight of the naive grid whose NDCG@k on
-    ``groups`` is within that tolerance of relevance alone, chosen by the tuner's own rule
-    (:func:`objectives.tuner.choose_strength`: on a curve fitted over the grid); 0 if none is.
-    The grid is measured once for all tolerances."""
+    """For each named ``max_ndcg_drop``, the weight of the naive grid chosen by the tuner's own
+    rule (:mod:`objectives.guardrail`): weights tested from the smallest up, each accepted if
+    the one-sided 95% bound of its NDCG@k drop on ``groups`` is within that tolerance, the
+    first refusal stopping the walk; 0 if the smallest fails. A single weight is not fitted,
+    so its NDCG on the training queries is already an honest measurement. The grid is
+    measured once for all tolerances."""
     z = groups.z_relevance()
     base = groups.ndcg(z, k)
-    cis = [paired_bootstrap(groups.ndcg(z + w * z_margin, k), base, seed=seed)
-           for w in NAIVE_GRID]
-    diffs, ses = np.array([c.mean for c in cis]), np.array([c.se for c in cis])
+    tuned = [groups.ndcg(z + w * z_margin, k) for w in NAIVE_GRID]
     chosen = {}
     for name, tolerance in tolerances.items():
-        _, ok = choose_strength(np.array(NAIVE_GRID), diffs, ses, float(finite_mean(base)),
-                                tolerance)
-        chosen[name] = max((w for w, accepted in zip(NAIVE_GRID, ok, strict=True) if accepted),
-                           default=0.0)
+        last = fixed_sequence([non_inferiority(t, base, tolerance, seed=seed) for t in tuned])
+        chosen[name] = NAIVE_GRID[last] if last >= 0 else 0.0
     return chosen
 
 
@@ -232,16 +232,35 @@ class FoldResult:
     naive_weights: dict[str, float]
     tune_seconds: float
     tune_message: str
+    #: The tuner's certificate in words and its notes; LambdaMART against BM25 on the
+    #: training queries (when BM25 was given).
+    certifiable: str = ""
+    notes: list[str] = dataclasses.field(default_factory=list)
+    relevance_check: dict[str, object] | None = None
 
 
 def run_fold(groups: dict[str, QueryGroups], values: dict[str, dict[str, np.ndarray]],
              bm25: np.ndarray, config: WeightsConfig, k: int, seed: int,
-             queries: list[str]) -> FoldResult:
-    """Tune and choose on ``groups['train']``, measure everything on ``groups['test']``."""
+             queries: list[str], train_bm25: np.ndarray | None = None) -> FoldResult:
+    """Tune and choose on ``groups['train']``, measure everything on ``groups['test']``.
+
+    With ``train_bm25`` (BM25 scores of the training rows), the tuner runs only if
+    LambdaMART beats BM25 on the training queries, as a build does; otherwise the tuned blend
+    stays relevance only and the fold says why."""
     train, test = groups["train"], groups["test"]
     importance, tolerance = config.weight_vector(), config.guardrails.max_ndcg_drop
     start = time.perf_counter()
-    tune = tune_weights(train, importance, k=k, max_ndcg_drop=tolerance, seed=seed)
+    check = None
+    if train_bm25 is not None:
+        bm25_train = dataclasses.replace(train, relevance=np.asarray(train_bm25, np.float64))
+        check = compare_with_bm25(train.ndcg(train.z_relevance(), k),
+                                  bm25_train.ndcg(bm25_train.z_relevance(), k), k, seed)
+    if check is not None and not check.model_ahead:
+        tune = TuneResult(np.zeros(importance.shape[0]), 0.0,
+                          check.warning(f"{train.n_queries} training queries"),
+                          max_ndcg_drop=tolerance, n_queries=train.n_queries)
+    else:
+        tune = tune_weights(train, importance, k=k, max_ndcg_drop=tolerance, seed=seed)
     seconds = time.perf_counter() - start
     # BM25 and the naive blend are plain orders by their score: no business slots.
     plain_train, plain = (dataclasses.replace(g, slots=0) for g in (train, test))
@@ -261,7 +280,9 @@ def run_fold(groups: dict[str, QueryGroups], values: dict[str, dict[str, np.ndar
                for p in frontier(train, importance, k=k, seed=seed, path=FRONTIER_PATH)}
     figures = {name: {c: per_query_figures(g, s, values["test"], c) for c in CUTOFFS}
                for name, (g, s) in scores.items()}
-    return FoldResult(queries, figures, tune.weights.tolist(), naive, seconds, tune.message)
+    return FoldResult(queries, figures, tune.weights.tolist(), naive, seconds, tune.message,
+                      tune.certifiable(), tune.notes,
+                      None if check is None else check.to_dict())
 
 
 def pooled(results: list[FoldResult]) -> dict[str, dict[int, dict[str, np.ndarray]]]:
@@ -293,7 +314,7 @@ def curve(figures: dict[str, dict[int, dict[str, np.ndarray]]], prefix: str,
     base = figures[BASELINE][k]
     names = [BASELINE] + [n for n in figures if n.startswith(prefix)]
     return [CurvePoint(n, finite_mean(figures[n][k]["ndcg"]),
-                       compare(n, k, figures[n][k], base).margin_lift_mean_of_ratios)
+                       compare(n, k, figures[n][k], base).margin_lift_ratio_of_means)
             for n in names]
 
 
@@ -316,28 +337,54 @@ def report(world: World, args: argparse.Namespace, config: WeightsConfig,
              f"max_ndcg_drop {config.guardrails.max_ndcg_drop}. Figures are means over "
              "queries; intervals are paired bootstrap 95% intervals against LambdaMART.", "",
              *(f"- {note}" for note in world.notes), ""]
+    delta = config.guardrails.max_ndcg_drop
+    verdicts = guardrail_verdicts(figures, delta, args.seed)
     for c in CUTOFFS:
-        lines += [f"## k = {c}", "", markdown_table(tables[c]), ""]
+        lines += [f"## k = {c}", "", markdown_table(tables[c]), "",
+                  *(f"- Guardrail at k = {c}, {name}: {v.text()}"
+                    for name, v in verdicts[c].items()), ""]
     lines += ["## Per fold", "", "| fold | tuner seconds | tuned weights (margin, clv, returns, "
-              "inventory) | naive w (within tolerance / 0.5% drop) |", "| --- | --- | --- | --- |"]
+              "inventory) | naive w (within tolerance / 0.5% drop) | what the training "
+              "queries certified |", "| --- | --- | --- | --- | --- |"]
     for i, r in enumerate(results):
         naive = " / ".join(f"{w:g}" for w in r.naive_weights.values())
         lines.append(f"| {i} | {r.tune_seconds:.1f} | "
-                     f"{', '.join(f'{w:.4f}' for w in r.tuned_weights)} | {naive} |")
+                     f"{', '.join(f'{w:.4f}' for w in r.tuned_weights)} | {naive} | "
+                     f"{r.certifiable or r.tune_message} |")
+    lines += [f"- fold {i}: {note}" for i, r in enumerate(results)
+              for note in r.notes + ([r.tune_message] if r.tune_message.startswith("WARNING")
+                                     else [])]
     lines += ["", f"## Frontier at k = {k}", "", frontier_text(gaps, k, Path(args.out).name), ""]
     headroom = headroom_rows(figures)
     lines += ["## Headroom (reference orders that know every grade)", "", HEADROOM_TEXT, "",
               headroom_table(headroom), ""]
     summary = {"dataset": world.name, "notes": world.notes, "k": k, "folds": args.folds,
                "seed": args.seed, "max_ndcg_drop": config.guardrails.max_ndcg_drop,
+               "guardrail": {c: {name: v.to_dict() for name, v in verdicts[c].items()}
+                             for c in CUTOFFS},
                "tables": {c: [asdict(t) for t in tables[c]] for c in CUTOFFS},
                "frontier": {"tuned": [asdict(p) for p in tuned_curve],
                             "naive": [asdict(p) for p in naive_curve], "gaps": gaps},
                "folds_detail": [{"tune_seconds": r.tune_seconds, "tuned_weights": r.tuned_weights,
-                                 "naive_weights": r.naive_weights, "tuner": r.tune_message}
+                                 "naive_weights": r.naive_weights, "tuner": r.tune_message,
+                                 "certifiable": r.certifiable, "notes": r.notes,
+                                 "relevance_check": r.relevance_check}
                                 for r in results],
                "headroom": headroom}
     return "\n".join(lines), summary
+
+
+#: The rankers whose guardrail verdict every report states (both chosen under the same
+#: ``max_ndcg_drop``, by the same rule).
+GUARDED = ("tuned blend", "naive blend (within tolerance)")
+
+
+def guardrail_verdicts(figures: dict[str, dict[int, dict[str, np.ndarray]]], delta: float,
+                       seed: int) -> dict[int, dict[str, Verdict]]:
+    """Per cut-off, the held-out verdict (:func:`objectives.metrics.verdict`) of each ranker
+    of :data:`GUARDED` against LambdaMART."""
+    return {c: {name: verdict(figures[name][c]["ndcg"], figures[BASELINE][c]["ndcg"], delta,
+                              seed=seed) for name in GUARDED} for c in CUTOFFS}
 
 
 HEADROOM_TEXT = (
@@ -361,11 +408,11 @@ def headroom_rows(figures: dict[str, dict[int, dict[str, np.ndarray]]]) -> list[
             "k": c, "ideal_ndcg": finite_mean(model["ndcg"]),
             "ideal_ndcg_gain": finite_mean(model["ndcg"]) - finite_mean(base["ndcg"]),
             "equal_grade_lift": compare(ORACLE_BY_MARGIN, c, margin, model)
-            .margin_lift_mean_of_ratios,
+            .margin_lift_ratio_of_means,
             "ideal_by_margin_lift": compare(ORACLE_BY_MARGIN, c, margin, base)
-            .margin_lift_mean_of_ratios,
+            .margin_lift_ratio_of_means,
             "tuned_lift": compare("tuned blend", c, figures["tuned blend"][c], base)
-            .margin_lift_mean_of_ratios})
+            .margin_lift_ratio_of_means})
     return rows
 
 
@@ -419,7 +466,7 @@ def run(args: argparse.Namespace, progress: Progress) -> str:
     with progress.stage("loading data"):
         world = load_world(args)
         config = (load_config(args.config) if args.config else
-                  parse_config(MARGIN_OBJECTIVE.format(k=args.k),
+                  parse_config(MARGIN_OBJECTIVE.format(k=args.k, delta=args.max_ndcg_drop),
                                source="<benchmark margin objective>"))
     with progress.stage("business terms and CLV affinity"):
         affinity = clv_affinity(world)
@@ -436,6 +483,7 @@ def run(args: argparse.Namespace, progress: Progress) -> str:
     for f in range(args.folds):
         with progress.stage(f"fold {f + 1}/{args.folds}: LambdaMART, tuner, evaluation"):
             train, test = fold != f, fold == f
+            train_bm25 = bm25[_group_order(world.judgments, train)]
             relevance = fold_relevance(X, y, qid, train, args.seed + f, args.k)
             groups = {"train": query_groups(world.judgments, train, relevance, rows, served),
                       "test": query_groups(world.judgments, test, relevance, rows, served)}
@@ -444,7 +492,7 @@ def run(args: argparse.Namespace, progress: Progress) -> str:
             test_bm25 = bm25[order]
             queries = world.judgments["query"].to_numpy()[order][groups["test"].qptr[:-1]]
             results.append(run_fold(groups, test_values, test_bm25, config, args.k,
-                                    args.seed, queries.tolist()))
+                                    args.seed, queries.tolist(), train_bm25))
     markdown, summary = report(world, args, config, results)
     summary["per_query"] = per_query_rows(results)
     Path(f"{args.out}.md").write_text(markdown + "\n", encoding="utf-8")
@@ -469,7 +517,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--transactions", type=Path, help="generic transactions (optional)")
     parser.add_argument("--config", type=Path,
                         help="weights YAML: the business objective (default: margin alone, "
-                             "max_ndcg_drop 0)")
+                             "with --max-ndcg-drop)")
+    parser.add_argument("--max-ndcg-drop", type=float, default=DEFAULT_MAX_NDCG_DROP,
+                        help="the default objective's guardrail (relative NDCG@k drop "
+                             f"certified at 95%%; default {DEFAULT_MAX_NDCG_DROP})")
     parser.add_argument("--k", type=int, default=10, help="cut-off the tuner works at")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)

@@ -53,6 +53,7 @@ from ruamel.yaml import nodes as yaml_nodes
 from ruamel.yaml.error import YAMLError
 
 from clv.errors import MarginRankError
+from objectives.guardrail import DEFAULT_MAX_NDCG_DROP
 
 #: Order of the business terms in every weight vector of the project.
 TERM_NAMES = ("margin", "clv", "returns", "inventory")
@@ -165,7 +166,8 @@ class TermWeights(_Schema):
 class Guardrails(_Schema):
     """Limits on what the business terms may do to a result list."""
 
-    max_ndcg_drop: Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False, strict=True)] = 0.0
+    max_ndcg_drop: Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False, strict=True)] = \
+        DEFAULT_MAX_NDCG_DROP
     out_of_stock: Literal["demote", "hide", "ignore"] = "demote"
     relevance_tiers: StrictBool = False
     #: 0: the blended score orders the whole list. N: the blended score only chooses which
@@ -903,7 +905,7 @@ weights:
   returns: 0.2      # pushes down products that are often returned
   inventory: 0.1    # pushes overstocked products up and scarce ones down
 guardrails:
-  max_ndcg_drop: 0.0        # relative NDCG@10 drop the tuner may accept on held-out queries
+  max_ndcg_drop: 0.005      # NDCG@10 may fall at most 0.5% (relative), certified at 95%
   out_of_stock: demote      # demote | hide | ignore
   relevance_tiers: false    # true: business terms only reorder within a relevance tier
   business_slots: 0         # N: business picks the first N places, relevance orders all

@@ -12,8 +12,15 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from objectives.groups import QueryGroups
-from objectives.metrics import Lift, PairedCI, finite_mean, lift, paired_bootstrap
-from objectives.tuner import within_tolerance
+from objectives.metrics import (
+    Lift,
+    PairedCI,
+    Verdict,
+    finite_mean,
+    lift,
+    paired_bootstrap,
+    verdict,
+)
 
 
 @dataclass(frozen=True)
@@ -40,17 +47,19 @@ class Evaluation:
     def row(self, name: str) -> RankerRow:
         return next(r for r in self.rows if r.name == name)
 
-    def guardrail(self, max_ndcg_drop: float) -> bool:
-        """Whether the tuned blend's NDCG stays within ``max_ndcg_drop`` of LambdaMART."""
-        tuned, base = self.row("tuned blend"), self.row(BASELINE)
-        drop = (base.ndcg - tuned.ndcg) / base.ndcg if base.ndcg else 0.0
-        return within_tolerance(tuned.ndcg_diff, drop, max_ndcg_drop)
+    def guardrail(self, max_ndcg_drop: float, name: str = "tuned blend") -> Verdict:
+        """The guardrail's verdict on these held-out queries for ranker ``name`` against
+        relevance alone (:func:`objectives.metrics.verdict`: held unless the data show a
+        drop beyond ``max_ndcg_drop``)."""
+        return verdict(self.row(name).per_query_ndcg, self.row(BASELINE).per_query_ndcg,
+                       max_ndcg_drop)
 
     def markdown(self) -> str:
         """The table the demo prints and the report embeds."""
         k = self.k
         lines = [f"| ranker | NDCG@{k} | ΔNDCG@{k} vs LambdaMART [95% CI] | margin@{k} | "
-                 f"margin lift (ratio of means) | margin lift (mean of ratios) |",
+                 "margin lift (ratio of means) | "
+                 "margin lift (mean of ratios, queries with margin > 0) |",
                  "| --- | --- | --- | --- | --- | --- |"]
         for r in self.rows:
             ci = (f"{r.ndcg_diff.mean:+.4f} [{r.ndcg_diff.low:+.4f}, {r.ndcg_diff.high:+.4f}]"
@@ -71,15 +80,17 @@ def _fmt(value: float, spec: str) -> str:
 
 
 def evaluate(test: QueryGroups, test_bm25: QueryGroups, weights: np.ndarray, *, k: int = 10,
-             seed: int = 0) -> Evaluation:
-    """Evaluate BM25 (``test_bm25.relevance``), LambdaMART and the blend with ``weights``.
+             seed: int = 0, serve_bm25: bool = False) -> Evaluation:
+    """Evaluate BM25 (``test_bm25.relevance``), LambdaMART and the blend with ``weights``
+    (on BM25's relevance with ``serve_bm25``: what a bundle serves when LambdaMART lost).
 
     ``test`` and ``test_bm25`` must hold the same queries and rows in the same order.
     """
+    served = test_bm25 if serve_bm25 else test
     scored = {
         "BM25": (test_bm25, test_bm25.relevance),
         BASELINE: (test, test.z_relevance()),
-        "tuned blend": (test, test.blend(weights)),
+        "tuned blend": (served, served.blend(weights)),
     }
     figures = {name: (groups.ndcg(scores, k), groups.value_at_k(scores, groups.margin, k))
                for name, (groups, scores) in scored.items()}

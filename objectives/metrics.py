@@ -26,14 +26,19 @@ def discounts(n: int) -> np.ndarray:
 
 def ndcg_at_k(ranked_grades: np.ndarray, k: int, gain: str = "exp") -> float:
     """NDCG@k of one ranked list; the ideal is the same grades sorted. NaN if nothing is
-    relevant (such queries carry no information and are left out of means)."""
+    relevant (such queries carry no information and are left out of means).
+
+    Never above 1. DCG <= ideal DCG exactly, but with grades a few ulps apart the two dot
+    products are rounded differently (and SIMD widths differ between CPUs, AVX-512 or not),
+    so a near-ideal order can compute as 1 + an ulp; the ratio is clipped at 1. Both come
+    from the same grades, so no excess beyond rounding is possible."""
     g = gains(ranked_grades, gain)
     ideal = np.sort(g)[::-1][:k]
     idcg = float(ideal @ discounts(ideal.shape[0]))
     if idcg <= 0:
         return float("nan")
     top = g[:k]
-    return float(top @ discounts(top.shape[0])) / idcg
+    return min(float(top @ discounts(top.shape[0])) / idcg, 1.0)
 
 
 def mean_at_k(ranked_values: np.ndarray, k: int) -> float:
@@ -59,8 +64,10 @@ def finite_mean(values: Sequence[float]) -> float:
 
 
 def lift(new: Sequence[float], base: Sequence[float]) -> Lift:
-    """Lift of per-query values ``new`` over ``base`` (queries with base <= 0 are skipped in
-    the mean of ratios, where a ratio is undefined). NaN when nothing can be compared."""
+    """Lift of per-query values ``new`` over ``base``. The headline is the ratio of means:
+    money shown, over every query both rankers could be measured on. The mean of ratios is
+    a second figure over the queries whose baseline is positive (a ratio is undefined
+    elsewhere); it inflates when small baselines double. NaN when nothing can be compared."""
     new_a, base_a = np.asarray(new, dtype=np.float64), np.asarray(base, dtype=np.float64)
     ok = np.isfinite(new_a) & np.isfinite(base_a)
     pos = ok & (base_a > 0)
@@ -108,3 +115,97 @@ def _bootstrap_means(diff: np.ndarray, n_boot: int, rng: np.random.Generator) ->
         return diff[rng.integers(0, diff.size, size=(n_boot, diff.size))].mean(axis=1)
     return np.array([diff[rng.integers(0, diff.size, size=diff.size)].mean()
                      for _ in range(n_boot)])
+
+
+#: The guardrail's confidence: 95%, one-sided for the tuner's certificate (an upper bound on
+#: the drop), two-sided for the held-out interval a report prints.
+GUARDRAIL_LEVEL = 0.95
+
+
+@dataclass(frozen=True)
+class NonInferiority:
+    """A one-sided bound on how far mean NDCG fell against relevance alone.
+
+    ``max_ndcg_drop`` (delta) is relative: a drop of ``delta * base`` in mean NDCG is allowed.
+    ``lower`` is the one-sided :data:`GUARDRAIL_LEVEL` lower bound of the mean paired
+    difference (bootstrap percentile), so ``drop_bound`` is the largest relative drop the data
+    cannot exclude: the smallest drop they certify. ``certified`` when that is at most delta.
+    """
+
+    diff: float  # mean paired NDCG difference (new - base)
+    lower: float  # one-sided lower bound of that difference
+    base: float  # mean NDCG of relevance alone
+    n: int  # queries measured
+    delta: float  # max_ndcg_drop
+
+    @property
+    def drop(self) -> float:
+        """Point estimate of the relative drop (negative: NDCG rose)."""
+        return -self.diff / self.base if self.base > 0 else 0.0
+
+    @property
+    def drop_bound(self) -> float:
+        """Upper bound of the relative drop at :data:`GUARDRAIL_LEVEL` (never below 0)."""
+        if not np.isfinite(self.lower):
+            return float("inf")
+        return max(0.0, -self.lower) / self.base if self.base > 0 else 0.0
+
+    @property
+    def certified(self) -> bool:
+        # A bound exactly at delta passes; float noise of a few ulps must not flip it.
+        return self.n > 0 and self.drop_bound <= self.delta + 1e-12
+
+
+def non_inferiority(new: Sequence[float], base: Sequence[float], delta: float, *,
+                    n_boot: int = 2000, seed: int = 0) -> NonInferiority:
+    """The one-sided bound of :class:`NonInferiority` by a paired bootstrap over queries
+    (NaN pairs dropped, as in :func:`paired_bootstrap`)."""
+    new_a, base_a = np.asarray(new, np.float64), np.asarray(base, np.float64)
+    ok = np.isfinite(new_a) & np.isfinite(base_a)
+    diff = new_a[ok] - base_a[ok]
+    if diff.size == 0:
+        return NonInferiority(float("nan"), float("nan"), float("nan"), 0, delta)
+    means = _bootstrap_means(diff, n_boot, np.random.default_rng(seed))
+    lower = float(np.quantile(means, 1.0 - GUARDRAIL_LEVEL))
+    return NonInferiority(float(diff.mean()), min(lower, float(diff.mean())),
+                          float(base_a[ok].mean()), int(diff.size), delta)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The guardrail checked on held-out queries: ``held`` unless the two-sided
+    :data:`GUARDRAIL_LEVEL` interval of the NDCG difference lies entirely below the allowed
+    drop (``-delta * base``): the data then show the drop exceeds delta. ``drop_bound`` is the
+    relative drop at the interval's low end, the most the held-out data cannot exclude."""
+
+    held: bool
+    delta: float
+    drop: float  # point estimate, relative
+    drop_bound: float  # relative drop at the interval's low end (>= 0)
+    ci: PairedCI
+    base: float
+
+    def text(self) -> str:
+        """One line for reports: verdict, the drop, its bound and delta."""
+        return (f"{'held' if self.held else 'missed'}: relative NDCG drop "
+                f"{100 * self.drop:+.2f}% (95% interval reaches {100 * self.drop_bound:.2f}%), "
+                f"allowed {100 * self.delta:.2f}% (max_ndcg_drop {self.delta:g})")
+
+    def to_dict(self) -> dict[str, object]:
+        return {"held": self.held, "max_ndcg_drop": self.delta, "drop": self.drop,
+                "drop_bound": self.drop_bound, "diff": self.ci.mean, "ci_low": self.ci.low,
+                "ci_high": self.ci.high, "base_ndcg": self.base, "n": self.ci.n}
+
+
+def verdict(new: Sequence[float], base: Sequence[float], delta: float, *,
+            seed: int = 0) -> Verdict:
+    """:class:`Verdict` of per-query NDCG ``new`` against relevance alone ``base``."""
+    new_a, base_a = np.asarray(new, np.float64), np.asarray(base, np.float64)
+    ok = np.isfinite(new_a) & np.isfinite(base_a)
+    ci = paired_bootstrap(new_a[ok], base_a[ok], seed=seed, level=GUARDRAIL_LEVEL)
+    base_mean = float(base_a[ok].mean()) if ok.any() else float("nan")
+    allowed = -delta * base_mean
+    if ci.n == 0 or not base_mean > 0:
+        return Verdict(ci.n == 0 or not ci.mean < 0, delta, 0.0, 0.0, ci, base_mean)
+    return Verdict(bool(ci.high >= allowed - 1e-12), delta, -ci.mean / base_mean,
+                   max(0.0, -ci.low) / base_mean, ci, base_mean)

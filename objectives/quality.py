@@ -78,13 +78,14 @@ def markdown_table(rows: list[Comparison]) -> str:
     averages, and the business figures."""
     k = rows[0].k
     heads = [f"NDCG@{k}", f"ΔNDCG@{k} vs {BASELINE} [95% CI]",
-             f"margin@{k} lift (mean of ratios)", f"margin@{k} lift (ratio of means)",
+             f"margin@{k} lift (ratio of means)",
+             f"margin@{k} lift (mean of ratios, queries with margin > 0)",
              *(h.format(k=k) for _, h, _ in BUSINESS_FIGURES)]
     lines = ["| ranker | " + " | ".join(heads) + " |", "|" + " --- |" * (len(heads) + 1)]
     for r in rows:
         ci = "" if r.ndcg_diff is None else "{:+.4f} [{:+.4f}, {:+.4f}]".format(*r.ndcg_diff)
         lifts = ("", "") if r.ndcg_diff is None else (
-            _fmt(r.margin_lift_mean_of_ratios, "+.1%"), _fmt(r.margin_lift_ratio_of_means, "+.1%"))
+            _fmt(r.margin_lift_ratio_of_means, "+.1%"), _fmt(r.margin_lift_mean_of_ratios, "+.1%"))
         cells = [_fmt(r.means["ndcg"], ".4f"), ci, *lifts,
                  *(_fmt(r.means[key], spec) for key, _, spec in BUSINESS_FIGURES)]
         lines.append(f"| {r.name} | " + " | ".join(cells) + " |")
@@ -101,7 +102,7 @@ class CurvePoint:
 
     label: str
     ndcg: float
-    margin_lift: float  # mean of per-query ratios, against the baseline
+    margin_lift: float  # ratio of means (money shown), against the baseline
 
 
 def pareto(points: list[CurvePoint]) -> list[CurvePoint]:
@@ -155,7 +156,7 @@ def plot_frontier(path: str, title: str, k: int, tuned: list[CurvePoint],
     for name, p in chosen.items():
         ax.plot(p.ndcg, 100 * p.margin_lift, "*", markersize=13, label=name)
     ax.set_xlabel(f"NDCG@{k} (held-out queries)")
-    ax.set_ylabel(f"margin@{k} lift vs {BASELINE}, mean of ratios (%)")
+    ax.set_ylabel(f"margin@{k} lift vs {BASELINE}, ratio of means (%)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

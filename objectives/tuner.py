@@ -5,21 +5,17 @@ surrogate of business value moved up the ranking, subject to a pairwise relevanc
 judged pairs of different grades that may exceed its relevance-only value by a relative slack
 epsilon. This module is the verification loop around it.
 
-The true NDCG@k is checked on queries the weights were not fitted on, by K-fold
-cross-validation over the tuning queries: for each fold the program is solved on the other
-folds and the weights are scored on the held fold, so every query gives one honest paired NDCG
-difference. Every setting of a path of rising strength (:data:`STRENGTH_PATH`) is checked, and
-the choice is made on the whole curve, not point by point (:func:`choose_strength`): a curve
-``-a * strength**beta`` is fitted through the mean differences, and the strongest setting whose
-fitted difference passes :func:`selectable` wins. Between it and the next,
-epsilon is refined by bisection; the final weights are solved on all tuning queries at that
-setting.
-
-The guardrail (:func:`within_tolerance`): for ``max_ndcg_drop == 0``, NDCG is not
-significantly below relevance alone; a positive ``max_ndcg_drop`` is a relative tolerance on
-the mean. The tuner applies it to the fitted curve (:func:`selectable`). Sweeping epsilon
-instead of stopping at the check traces the NDCG-vs-business Pareto frontier
-(:func:`frontier`).
+The guarantee (:mod:`objectives.guardrail`): ``max_ndcg_drop: delta`` means that, with 95%
+confidence, mean NDCG@k on new queries is at most ``delta`` (relative) below relevance alone.
+Each setting of a path of rising strength (:data:`STRENGTH_PATH`) is measured out of fold: for
+each of K folds of the tuning queries the program is solved on the other folds and the weights
+score the held fold, so every query gives one honest paired NDCG difference. A setting is
+accepted when the one-sided 95% upper bound of its drop is at most delta; settings are tested
+from the weakest up and the first refusal stops the walk (a fixed-sequence test: no curve is
+fitted and no strongest setting picked among many, so there is no winner's curse and no
+multiplicity correction is needed). The final weights are solved on all tuning queries at the
+strongest accepted setting. Sweeping epsilon instead of stopping traces the NDCG-vs-business
+Pareto frontier (:func:`frontier`).
 """
 
 from __future__ import annotations
@@ -29,8 +25,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from objectives.config import TERM_NAMES
 from objectives.groups import QueryGroups
-from objectives.metrics import PairedCI, finite_mean, paired_bootstrap
+from objectives.guardrail import (
+    DEFAULT_MAX_NDCG_DROP,
+    fixed_sequence,
+    informative_terms,
+    too_few_queries,
+)
+from objectives.metrics import NonInferiority, finite_mean, non_inferiority
 from objectives.tuner_program import MAX_PAIRS, WeightProgram, judged_pairs
 
 
@@ -44,107 +47,67 @@ class TuneResult:
     cv_ndcg_base: float = float("nan")  # cross-validated NDCG@k, relevance only
     cv_ndcg_tuned: float = float("nan")  # the same with the chosen weights
     trace: list[dict[str, float]] = field(default_factory=list)
+    #: Notes a report must show: terms set to 0 for lack of information, too few queries.
+    notes: list[str] = field(default_factory=list)
+    max_ndcg_drop: float = 0.0
+    n_queries: int = 0
+    #: The out-of-fold certificate of the chosen setting (None: relevance only, nothing
+    #: certified).
+    certificate: NonInferiority | None = None
+    scale: float = 0.0
+
+    @property
+    def strength(self) -> float:
+        """Sum of the chosen weights."""
+        return float(np.sum(self.weights))
+
+    def certifiable(self) -> str:
+        """What the data could certify, in words: "with N tuning queries, the smallest NDCG
+        drop certifiable at strength s is x%", for the chosen and the first refused setting."""
+        parts = [f"at strength {t['strength']:.3f} ({name}) {100 * t['drop_bound']:.2f}%"
+                 for name, t in (("chosen", self._accepted_row()), ("next, refused",
+                                                                    self._refused_row()))
+                 if t is not None]
+        if not parts:
+            return ""
+        return (f"with {self.n_queries} tuning queries, the smallest NDCG drop certifiable is "
+                + "; ".join(parts) + f" (allowed: {100 * self.max_ndcg_drop:.2f}%)")
+
+    def _accepted_row(self) -> dict[str, float] | None:
+        accepted = [t for t in self.trace if t["accepted"]]
+        return accepted[-1] if accepted else None
+
+    def _refused_row(self) -> dict[str, float] | None:
+        return next((t for t in self.trace if not t["accepted"]), None)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"weights": self.weights.tolist(), "epsilon": self.epsilon, "scale": self.scale,
+                "message": self.message, "notes": self.notes,
+                "max_ndcg_drop": self.max_ndcg_drop, "n_queries": self.n_queries,
+                "cv_ndcg_base": self.cv_ndcg_base, "cv_ndcg_tuned": self.cv_ndcg_tuned,
+                "certified_drop": None if self.certificate is None
+                else self.certificate.drop_bound,
+                "certifiable": self.certifiable(), "trace": self.trace}
 
 
 #: The search path, weakest to strongest: (relative slack epsilon, scale of the weights). The
 #: solve at epsilon = 0 is first scaled down, because a linear objective puts the solution on a
 #: vertex and even the tightest surrogate can move NDCG on new queries; scaling toward 0 is a
-#: continuous way back to the relevance-only ranking. Then the slack grows.
+#: continuous way back to the relevance-only ranking. Then the slack grows. The fixed-sequence
+#: test walks it in this order, so the path is fixed before any data is seen and fine enough
+#: that stopping at the first refusal loses little strength.
 STRENGTH_PATH: tuple[tuple[float, float], ...] = (
-    (0.0, 0.125), (0.0, 0.25), (0.0, 0.5), (0.0, 1.0),
-    (0.0025, 1.0), (0.005, 1.0), (0.01, 1.0), (0.02, 1.0), (0.05, 1.0), (0.1, 1.0), (0.2, 1.0),
-    (0.5, 1.0), (1.0, 1.0), (2.0, 1.0),
+    (0.0, 0.0625), (0.0, 0.125), (0.0, 0.1875), (0.0, 0.25), (0.0, 0.375), (0.0, 0.5),
+    (0.0, 0.75), (0.0, 1.0),
+    (0.001, 1.0), (0.0025, 1.0), (0.005, 1.0), (0.0075, 1.0), (0.01, 1.0), (0.015, 1.0),
+    (0.02, 1.0), (0.03, 1.0), (0.05, 1.0), (0.075, 1.0), (0.1, 1.0), (0.15, 1.0), (0.2, 1.0),
+    (0.3, 1.0), (0.5, 1.0), (0.75, 1.0), (1.0, 1.0), (1.5, 1.0), (2.0, 1.0),
 )
 
 
 #: Weights are rounded before they are checked, so the YAML a merchandiser reads holds exactly
 #: the weights that were checked and are served.
 WEIGHT_DECIMALS = 4
-
-
-#: For ``max_ndcg_drop == 0``: how many standard errors (of the paired mean difference, by
-#: bootstrap) the fitted NDCG difference may lie below 0 when the tuner chooses. 1.96 is the
-#: 95% interval the guardrail is stated in (normal approximation: a fitted curve has no
-#: bootstrap percentiles). The curve, not one noisy point, decides, so a choice at its edge
-#: stays inside the interval on new queries: measured on Home Depot's held-out folds (README).
-INTERVAL_Z = 1.96
-
-
-def within_tolerance(ci: PairedCI, drop: float, max_ndcg_drop: float) -> bool:
-    """The guardrail as stated, for queries the weights were not chosen on: with
-    ``max_ndcg_drop == 0`` NDCG is not significantly below (the interval reaches 0 or above);
-    otherwise the relative drop is at most ``max_ndcg_drop``."""
-    if max_ndcg_drop == 0:
-        return ci.high >= 0.0
-    return drop <= max_ndcg_drop
-
-
-def selectable(diff: float, se: float, base: float, max_ndcg_drop: float) -> bool:
-    """The guardrail as the tuner applies it when choosing, to a mean NDCG difference ``diff``
-    (standard error ``se``) against relevance alone at mean NDCG ``base``: with
-    ``max_ndcg_drop == 0`` at most :data:`INTERVAL_Z` standard errors below 0 (the 95%
-    interval reaches 0); otherwise a relative drop of at most ``max_ndcg_drop``."""
-    if max_ndcg_drop == 0:
-        return diff + INTERVAL_Z * se >= 0.0
-    return diff >= 0.0 if base <= 0 else -diff / base <= max_ndcg_drop
-
-
-#: A setting is refused whatever the fitted curve says when its own measurement fails the
-#: check this many times over (twice the interval, or twice the relative tolerance): a curve
-#: bent flat by one lucky point must not wave through a setting that clearly lowers NDCG.
-OWN_CHECK_FACTOR = 2.0
-
-#: Exponents tried for the fitted NDCG curve ``-a * strength**beta``.
-CURVE_EXPONENTS = np.linspace(1.0, 3.0, 21)
-
-
-def fit_ndcg_curve(strength: np.ndarray, diffs: np.ndarray, ses: np.ndarray) -> np.ndarray:
-    """The curve ``-a * strength**beta`` (a >= 0) nearest the measured NDCG differences.
-
-    Weighted least squares with weights ``1 / (se**2 + median(se)**2)``: precise points count
-    more, but the weakest settings, where almost nothing changes and the standard error is
-    nearly 0, cannot pin the whole curve. ``a`` has a closed form for each exponent in
-    :data:`CURVE_EXPONENTS`; the best fitting exponent wins.
-    """
-    positive = ses[ses > 0]
-    floor = float(np.median(positive)) if positive.size else 1.0
-    weight = 1.0 / (ses**2 + floor**2)
-    best: tuple[float, np.ndarray] | None = None
-    for beta in CURVE_EXPONENTS:
-        x = np.power(strength, beta)
-        denom = float(weight @ (x * x))
-        a = max(0.0, -float(weight @ (x * diffs)) / denom) if denom > 0 else 0.0
-        loss = float(weight @ (diffs + a * x) ** 2)
-        if best is None or loss < best[0]:
-            best = (loss, -a * x)
-    assert best is not None
-    return best[1]
-
-
-def choose_strength(strength: np.ndarray, diffs: np.ndarray, ses: np.ndarray, base: float,
-                    max_ndcg_drop: float) -> tuple[np.ndarray, np.ndarray]:
-    """(fitted differences, accepted) for settings of the given ``strength`` (sum of weights).
-
-    In expectation NDCG does not rise as business weights grow, but the measured differences
-    wobble: at weak settings only a few queries change, so their interval is narrow and one
-    unlucky query can fail the check while stronger settings pass, and which setting passes
-    last changes with the sample. A curve fitted through all settings (:func:`fit_ndcg_curve`)
-    uses every measurement for every decision; each setting is then checked on the curve, with
-    its own standard error, and against its own measurement (:data:`OWN_CHECK_FACTOR`).
-    Settings are accepted from the weakest up to the first refusal; non-finite measurements
-    are left out of the fit and refused.
-    """
-    finite = np.isfinite(diffs) & np.isfinite(ses)
-    fitted = np.full(diffs.shape, np.nan)
-    if finite.any():
-        fitted[finite] = fit_ndcg_curve(np.asarray(strength, np.float64)[finite],
-                                        diffs[finite], ses[finite])
-    f = OWN_CHECK_FACTOR
-    ok = np.array([finite[i]
-                   and selectable(fitted[i], ses[i], base, max_ndcg_drop)
-                   and selectable(diffs[i], f * ses[i], base, f * max_ndcg_drop)
-                   for i in range(diffs.shape[0])], dtype=bool)
-    return fitted, np.logical_and.accumulate(ok)
 
 
 def fold_of_queries(n_queries: int, n_folds: int, seed: int) -> np.ndarray:
@@ -223,76 +186,80 @@ def degenerate_reason(groups: QueryGroups, importance: np.ndarray, k: int,
 
 def tune_weights(
     groups: QueryGroups, importance: np.ndarray, *,
-    k: int = 10, max_ndcg_drop: float = 0.0, n_folds: int = 3, n_bisect: int = 3,
+    k: int = 10, max_ndcg_drop: float = DEFAULT_MAX_NDCG_DROP, n_folds: int = 3,
     max_weight: float = 3.0, seed: int = 0, progress: Callable[[str], None] | None = None,
 ) -> TuneResult:
-    """Strongest weights along :data:`STRENGTH_PATH` whose cross-validated NDCG@k, on a curve
-    fitted over the path, passes :func:`selectable` (:func:`choose_strength`).
+    """Strongest weights along :data:`STRENGTH_PATH` reached by the fixed-sequence
+    non-inferiority test (:func:`objectives.guardrail.fixed_sequence`) on out-of-fold NDCG@k.
 
     The convex program is a surrogate (uniform weights, no guardrails); the check is exact: it
     ranks with the served formula, category rules, demotions and business slots included.
 
     ``groups`` are the tuning queries (relevance scored by models that did not train on them).
     ``importance`` says which terms count and how much (the merchandiser's current weights);
-    terms with importance 0 stay at 0, the others are bounded by ``max_weight``. Checks every
-    setting of the path, then bisects ``n_bisect`` times between the strongest accepted
-    setting and the next, refitting with each new point.
-    Degenerate problems (:func:`degenerate_reason`) return zero weights (relevance only) with
-    a message saying why. Programs hold at most :data:`MAX_PAIRS` judged pairs (a seeded
-    uniform sample), which keeps a Home Depot training fold well under a minute.
+    terms with importance 0, and terms constant on every pool (with a note), stay at 0; the
+    others are bounded by ``max_weight``. Degenerate problems (:func:`degenerate_reason`) and
+    too few queries (:data:`objectives.guardrail.MIN_TUNING_QUERIES`) return zero weights
+    (relevance only) with a message saying why. Programs hold at most :data:`MAX_PAIRS`
+    judged pairs (a seeded uniform sample), which keeps a Home Depot training fold well under
+    a minute.
     """
-    importance = np.asarray(importance, dtype=np.float64)
+    importance = np.asarray(importance, dtype=np.float64).copy()
     zeros = np.zeros_like(importance)
+    useful = informative_terms(groups.qptr, groups.terms)
+    notes = [f"{name} has no information (constant or missing on every judged pool): "
+             "weight 0" for name, informative, wanted in
+             zip(_term_names(importance.shape[0]), useful, importance > 0, strict=True)
+             if wanted and not informative]
+    common = {"notes": notes, "max_ndcg_drop": max_ndcg_drop, "n_queries": groups.n_queries}
     reason = degenerate_reason(groups, importance, k, n_folds)
+    importance[~useful] = 0.0
+    if not reason and importance.sum() <= 0:
+        reason = "no business term with a positive weight carries information: relevance only"
+    reason = reason or too_few_queries(groups.n_queries)
     if reason:
-        return TuneResult(zeros, 0.0, reason)
+        return TuneResult(zeros, 0.0, reason, **common)
     cv = _CrossValidated(groups, importance / importance.sum(),
                          fold_of_queries(groups.n_queries, n_folds, seed), k, max_weight, seed)
     # The baseline is relevance alone (LambdaMART), the ranking the guardrail compares with; so
     # what the weights file costs beyond it (category rules included) counts against the check.
     base_ndcg = groups.ndcg(groups.z_relevance(), k)
     base = float(finite_mean(base_ndcg))
-    rows: dict[tuple[float, float], dict[str, float]] = {}
-
-    def measure(point: tuple[float, float]) -> None:
-        ndcg = cv.out_of_fold_ndcg(*point)
-        ci = paired_bootstrap(ndcg, base_ndcg, seed=seed)
-        rows[point] = {"epsilon": point[0], "scale": point[1], "ndcg": float(finite_mean(ndcg)),
-                       "strength": cv.strength(*point), "diff": ci.mean, "se": ci.se,
-                       "ci_low": ci.low, "ci_high": ci.high}
+    trace: list[dict[str, float]] = []
+    certificates: list[NonInferiority] = []
+    for eps, scale in STRENGTH_PATH:  # the fixed sequence: stop at the first refusal
+        ndcg = cv.out_of_fold_ndcg(eps, scale)
+        cert = non_inferiority(ndcg, base_ndcg, max_ndcg_drop, seed=seed)
+        certificates.append(cert)
+        trace.append({"epsilon": eps, "scale": scale, "ndcg": float(finite_mean(ndcg)),
+                      "strength": cv.strength(eps, scale), "diff": cert.diff,
+                      "lower": cert.lower, "drop": cert.drop, "drop_bound": cert.drop_bound,
+                      "accepted": float(cert.certified)})
         if progress:
-            progress(f"epsilon={point[0]:.4f} scale={point[1]:.3f}: cross-validated "
-                     f"NDCG@{k} {rows[point]['ndcg']:.4f} ({ci.mean:+.4f} ± {ci.se:.4f})")
-
-    def decide() -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
-        """(strongest accepted setting, the next stronger one), from all measured so far."""
-        points = sorted(rows)  # (epsilon, scale) order is the order of rising strength
-        fitted, ok = choose_strength(*(np.array([rows[p][key] for p in points])
-                                       for key in ("strength", "diff", "se")),
-                                     base, max_ndcg_drop)
-        for p, d, accepted in zip(points, fitted, ok, strict=True):
-            rows[p].update(fitted_diff=float(d), accepted=float(accepted))
-        last = max((i for i in range(len(points)) if ok[i]), default=-1)
-        return (points[last] if last >= 0 else None,
-                points[last + 1] if last + 1 < len(points) else None)
-
-    for point in STRENGTH_PATH:
-        measure(point)
-    best, failed = decide()
-    for _ in range(n_bisect):
-        if failed is None:  # a refit can accept the strongest setting measured
+            progress(f"epsilon={eps:.4f} scale={scale:.4f}: out-of-fold NDCG@{k} "
+                     f"{trace[-1]['ndcg']:.4f} ({cert.diff:+.4f}; drop bound "
+                     f"{100 * cert.drop_bound:.2f}% vs {100 * max_ndcg_drop:.2f}%): "
+                     f"{'accepted' if cert.certified else 'refused, stop'}")
+        if not cert.certified:
             break
-        low = best or (0.0, 0.0)
-        measure(((low[0] + failed[0]) / 2, (low[1] + failed[1]) / 2))
-        best, failed = decide()
-    trace = [rows[p] for p in sorted(rows)]
-    if best is None:
-        return TuneResult(zeros, 0.0, "every tried weighting lowers cross-validated NDCG: "
-                          "relevance only", base, base, trace)
-    return TuneResult(cv.weights(-1, *best), best[0],
-                      f"tuned at epsilon={best[0]:.4f}, scale {best[1]:.3f}, checked by "
-                      f"{n_folds}-fold cross-validation on {groups.n_queries} queries",
-                      base, rows[best]["ndcg"], trace)
+    last = fixed_sequence(certificates)
+    if last < 0:
+        return TuneResult(zeros, 0.0, "even the weakest setting could not be certified within "
+                          f"max_ndcg_drop {max_ndcg_drop:g}: relevance only", base, base, trace,
+                          **common)
+    eps, scale = STRENGTH_PATH[last]
+    return TuneResult(cv.weights(-1, eps, scale), eps,
+                      f"tuned at epsilon={eps:.4f}, scale {scale:.4f}: out-of-fold NDCG@{k} "
+                      f"drop certified at most {100 * certificates[last].drop_bound:.2f}% "
+                      f"(allowed {100 * max_ndcg_drop:.2f}%) by {n_folds}-fold "
+                      f"cross-validation on {groups.n_queries} queries",
+                      base, trace[last]["ndcg"], trace, certificate=certificates[last],
+                      scale=scale, **common)
+
+
+def _term_names(n: int) -> tuple[str, ...]:
+    """Names for notes: the configured terms when the width matches, else term_0, ..."""
+    return TERM_NAMES if len(TERM_NAMES) == n else tuple(f"term_{i}" for i in range(n))
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ from objectives.config import (
 )
 from objectives.evaluation import Evaluation, evaluate
 from objectives.groups import QueryGroups
+from objectives.guardrail import RelevanceCheck, compare_with_bm25, too_few_queries
+from objectives.metrics import Verdict
 from objectives.plan import Plan
 from objectives.terms import TermTable, compute_terms
 from objectives.tuner import TuneResult, tune_weights
@@ -48,7 +50,15 @@ from ranking.ltr import (
     train_and_cross_fit,
 )
 from ranking.progress import Progress
-from ranking.ranker import QUERIES_FILE, WEIGHTS_FILE, Catalog, Customers, Ranker
+from ranking.ranker import (
+    QUERIES_FILE,
+    RELEVANCE_BM25,
+    RELEVANCE_MODEL,
+    WEIGHTS_FILE,
+    Catalog,
+    Customers,
+    Ranker,
+)
 from ranking.text import Analyzer
 
 
@@ -84,9 +94,18 @@ class BuildResult:
     weights_file: Path
     sample_query: str  # a held-out test query, for showing the bundle at work
     test_judgments: pd.DataFrame  # the held-out test queries' judgments
-    guardrail_held: bool  # the tuned blend's test NDCG is within max_ndcg_drop of LambdaMART
+    guardrail: Verdict  # the tuned blend against LambdaMART on the held-out test queries
+    relevance_check: RelevanceCheck  # LambdaMART against BM25 on the tuning queries
+    relevance_source: str  # what the bundle serves as relevance: "lambdamart" or "bm25"
     reports: list[str] = field(default_factory=list)
     starting_weights: dict[str, float] = field(default_factory=dict)
+    #: Loud messages a report must show first (a model that loses to BM25, too few queries,
+    #: terms without information).
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def guardrail_held(self) -> bool:
+        return self.guardrail.held
 
 
 #: Fewest judged queries the job accepts: each of train, validation and test needs some.
@@ -230,23 +249,51 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
         customer_clv = clv_model.customer_clv(summary)
         affinity, _ = product_clv_affinity(tx, pd.Series(customer_clv, index=summary.index),
                                            catalog["product_id"].tolist())
+    bm25 = X[:, features.FEATURE_NAMES.index("bm25_all")].astype(np.float64)
     with progress.stage("computing business terms"):
         terms = compute_terms(catalog, affinity,
                               target_weeks=config.inventory.target_weeks_of_cover)
         served = Served.of(config, terms, catalog)
         tuning = query_groups(judgments, train | valid, relevance, rows, served)
-        test_groups = query_groups(judgments, test, relevance, rows, served)
+        tuning_bm25 = query_groups(judgments, train | valid, bm25, rows, served)
+    # Business weight is only added on top of a model that beats BM25 on the tuning queries
+    # (their LambdaMART scores are out of fold); otherwise BM25 is served, relevance only.
+    check = compare_with_bm25(tuning.ndcg(tuning.z_relevance(), settings.k),
+                              tuning_bm25.ndcg(tuning_bm25.z_relevance(), settings.k),
+                              settings.k, settings.seed)
+    source = RELEVANCE_MODEL if check.model_ahead else RELEVANCE_BM25
+    warnings = [] if check.model_ahead else [
+        check.warning(f"the {tuning.n_queries} tuning queries (out-of-fold scores)")]
+    if few := too_few_queries(tuning.n_queries):
+        warnings.append(few)
     with progress.stage("tuning weights (cvxpy)"):
-        tune = tune_weights(tuning, config.weight_vector(), k=settings.k,
-                            max_ndcg_drop=config.guardrails.max_ndcg_drop, seed=settings.seed,
-                            progress=progress.note)
+        if source == RELEVANCE_MODEL:
+            tune = tune_weights(tuning, config.weight_vector(), k=settings.k,
+                                max_ndcg_drop=config.guardrails.max_ndcg_drop,
+                                seed=settings.seed, progress=progress.note)
+        else:
+            tune = TuneResult(np.zeros(len(TERM_NAMES)), 0.0,
+                              "not tuned: LambdaMART does not beat BM25, so BM25 is served and "
+                              "the weights stay at relevance only",
+                              max_ndcg_drop=config.guardrails.max_ndcg_drop,
+                              n_queries=tuning.n_queries)
+        warnings += [f"note: {n}" for n in tune.notes]
+        for line in warnings:
+            progress.note(line)
         tuned_config = config.tuned(tune.weights)
     with progress.stage("evaluating on held-out queries"):
-        bm25 = X[:, features.FEATURE_NAMES.index("bm25_all")].astype(np.float64)
+        test_groups = query_groups(judgments, test, relevance, rows, served)
         test_bm25 = query_groups(judgments, test, bm25, rows, served)
         evaluation = evaluate(test_groups, test_bm25, tune.weights, k=settings.k,
-                              seed=settings.seed)
+                              seed=settings.seed, serve_bm25=source == RELEVANCE_BM25)
         guardrail = evaluation.guardrail(config.guardrails.max_ndcg_drop)
+        on_test = compare_with_bm25(np.array(evaluation.row("LambdaMART").per_query_ndcg),
+                                    np.array(evaluation.row("BM25").per_query_ndcg),
+                                    settings.k, settings.seed)
+        if source == RELEVANCE_MODEL and not on_test.model_ahead:
+            warnings.append(on_test.warning(f"the {test_groups.n_queries} held-out test "
+                                            "queries (it was ahead on the tuning queries, "
+                                            "so it is served)"))
     with progress.stage("writing bundle"):
         order = np.argsort(summary.index.to_numpy().astype(str))
         ranker = Ranker(
@@ -258,7 +305,7 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
             customers=Customers(summary.index.to_numpy().astype(str)[order], customer_clv[order],
                                 clv_quantiles(customer_clv)[order]),
             config=tuned_config, config_text=dump_config(tuned_config),
-            n_candidates=settings.n_candidates,
+            n_candidates=settings.n_candidates, relevance=source,
         )
         ranker.save(out_dir, settings={
             "seed": settings.seed, "k": settings.k,
@@ -273,5 +320,6 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
         reports=[catalog_report.summary(), tx_report.summary(),
                  _foreign_products(tx, product_index), terms.summary()],
         starting_weights=dict(zip(TERM_NAMES, config.weight_vector().tolist(), strict=True)),
-        guardrail_held=guardrail,
+        guardrail=guardrail, relevance_check=check, relevance_source=source,
+        warnings=warnings,
     )

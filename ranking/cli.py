@@ -19,7 +19,7 @@ from objectives.tuner import TuneResult
 from ranking import bench_command, bundle, preview, tune_command
 from ranking.build import BuildInputs, BuildResult, BuildSettings, build
 from ranking.progress import Progress
-from ranking.ranker import BUNDLE_FILES, Catalog, Ranker, SearchResult
+from ranking.ranker import BUNDLE_FILES, RELEVANCE_MODEL, Catalog, Ranker, SearchResult
 
 #: The embedded demo world, beside the packages in a source checkout.
 DEMO_DATA = Path(__file__).resolve().parents[1] / "data" / "demo"
@@ -156,15 +156,24 @@ def _report(result: BuildResult, title: str, seconds: float) -> str:
                         zip(result.starting_weights, tune.weights, strict=True))
     start = ", ".join(f"{n} {w:.2f}" for n, w in result.starting_weights.items())
     params = ", ".join(f"{n}={v:.4g}" for n, v in clv.bgnbd_params_.items())
+    served = ("LambdaMART" if result.relevance_source == RELEVANCE_MODEL
+              else "BM25 (LambdaMART did not beat it)")
     return "\n".join([
         f"# {title}", "",
+        *(f"**{line}**\n" for line in result.warnings if line.startswith("WARNING")),
         f"Held-out test queries: {ev.n_queries}. Ranked over each query's judged pool; "
-        f"margin is the mean unit margin (price - cost) of the top {ev.k}.", "",
+        f"margin is the mean unit margin (price - cost) of the top {ev.k}; margin lift's "
+        "headline is the ratio of means (money shown).", "",
         ev.markdown(), "",
-        f"- NDCG guardrail (max_ndcg_drop {result.ranker.config.guardrails.max_ndcg_drop}) "
-        f"on the held-out queries: {'held' if result.guardrail_held else 'NOT HELD'}",
+        f"- NDCG guardrail at k = {ev.k} on the held-out queries: {result.guardrail.text()}",
+        f"- relevance served: {served}; on the tuning queries LambdaMART "
+        f"{result.relevance_check.model_ndcg:.4f} vs BM25 {result.relevance_check.bm25_ndcg:.4f} "
+        f"NDCG@{ev.k}",
         f"- tuned weights: {weights} (merchandiser's starting weights: {start})",
         f"- tuner: {tune.message}{_cv_change(tune, ev.k)}",
+        *([f"- what the data could certify: {tune.certifiable()}"] if tune.certifiable()
+          else []),
+        *(f"- {line}" for line in result.warnings if not line.startswith("WARNING")),
         f"- tuned weights file: {result.weights_file} (segment and category weights scaled by "
         f"{_strength(result):.3f}, the factor the defaults' sum changed by)",
         f"- BG/NBD: {params}; customers {clv.n_customers_:,}",
@@ -192,7 +201,11 @@ def _report_json(result: BuildResult) -> dict[str, object]:
         "tuned_weights": dict(zip(result.starting_weights, result.tune.weights.tolist(),
                                   strict=True)),
         "starting_weights": result.starting_weights, "tuner_message": result.tune.message,
-        "tuner_trace": result.tune.trace, "clv": result.clv.to_dict(),
+        "tuner": result.tune.to_dict(), "guardrail": {str(result.evaluation.k):
+                                                     result.guardrail.to_dict()},
+        "relevance_served": result.relevance_source,
+        "relevance_check": result.relevance_check.to_dict(), "warnings": result.warnings,
+        "clv": result.clv.to_dict(),
         "feature_importance": result.ranker.model.feature_importance(),
     }
 

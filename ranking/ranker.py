@@ -36,6 +36,11 @@ MAX_K = 1000
 #: The stages :meth:`Ranker.search_timed` reports, in the order a search runs them.
 SEARCH_STAGES = ("analysis", "retrieval", "features", "relevance", "blend", "results")
 WEIGHTS_FILE = "weights.yaml"
+#: What a bundle serves as the relevance score: LambdaMART's output, or (when the build found
+#: that LambdaMART does not beat BM25) the BM25 score of the ``all`` field, the feature
+#: ``bm25_all`` the model also reads.
+RELEVANCE_MODEL, RELEVANCE_BM25 = "lambdamart", "bm25"
+RELEVANCE_SOURCES = (RELEVANCE_MODEL, RELEVANCE_BM25)
 #: Optional bundle file: the build's judged query texts, the real queries ``preview`` samples.
 QUERIES_FILE = "queries.json"
 #: Files every bundle must list in its manifest (``Ranker.load`` reads each of them).
@@ -153,8 +158,14 @@ class Ranker:
 
     def __init__(self, *, feature_space: features.FeatureSpace, model: LambdaMART,
                  catalog: Catalog, customers: Customers, config: WeightsConfig,
-                 config_text: str, n_candidates: int = 200) -> None:
+                 config_text: str, n_candidates: int = 200,
+                 relevance: str = RELEVANCE_MODEL) -> None:
+        if relevance not in RELEVANCE_SOURCES:
+            raise ValueError(f"relevance must be one of {RELEVANCE_SOURCES}, got {relevance!r}")
         self.feature_space = feature_space
+        #: The relevance score served (:data:`RELEVANCE_SOURCES`).
+        self.relevance = relevance
+        self._bm25_column = features.FEATURE_NAMES.index("bm25_all")
         self.analyzer = feature_space.analyzer  # exact tokens: retrieval and pins
         self.index = feature_space.index
         self.model = model
@@ -170,7 +181,8 @@ class Ranker:
     def _serving_config(self, config: WeightsConfig, text: str,
                         source: str = WEIGHTS_FILE) -> core.ServingConfig:
         return core.ServingConfig.build(config, self.catalog.row_of, self.catalog.categories,
-                                        self._normalize, text, source)
+                                        self._normalize, text, source,
+                                        in_stock=self.catalog.in_stock)
 
     def _normalize(self, query: str) -> str:
         return " ".join(self.analyzer(query))
@@ -252,7 +264,7 @@ class Ranker:
             return []
         X = self.feature_space.extract(query, cand, self.catalog.priors)
         laps.lap("features")
-        relevance = self.model.predict(X) if cand.size else np.zeros(0)
+        relevance = self.relevance_scores(X) if cand.size else np.zeros(0)
         laps.lap("relevance")
         segment = serving.segment_index(self.customers.quantile_of(customer_id))
         arm = serving.arm_index(customer_id)
@@ -263,6 +275,12 @@ class Ranker:
         results = [self._result(i, out, explain, arm_name) for i in range(out.rows.shape[0])]
         laps.lap("results")
         return results
+
+    def relevance_scores(self, X: np.ndarray) -> np.ndarray:
+        """The served relevance of the candidates' feature rows ``X``."""
+        if self.relevance == RELEVANCE_BM25:
+            return np.nan_to_num(X[:, self._bm25_column].astype(np.float64), nan=0.0)
+        return self.model.predict(X)
 
     def _result(self, i: int, out: core.Blended, explain: bool,
                 arm: str | None) -> SearchResult:
@@ -303,7 +321,8 @@ class Ranker:
             files.append(directory / name)
             files[-1].write_text(json.dumps(document, indent=2))
         bundle.write_manifest(directory, files,
-                              {"n_candidates": self.n_candidates, **(settings or {})})
+                              {"n_candidates": self.n_candidates, "relevance": self.relevance,
+                               **(settings or {})})
         return directory
 
     @classmethod
@@ -314,6 +333,10 @@ class Ranker:
         n_candidates = manifest["settings"].get("n_candidates")
         if not isinstance(n_candidates, int) or n_candidates < 1:
             raise bundle.BundleError(f"{directory}: settings.n_candidates must be an integer >= 1")
+        relevance = manifest["settings"].get("relevance", RELEVANCE_MODEL)  # older bundles
+        if relevance not in RELEVANCE_SOURCES:
+            raise bundle.BundleError(f"{directory}: settings.relevance must be one of "
+                                     f"{list(RELEVANCE_SOURCES)}, got {relevance!r}")
         text = (directory / WEIGHTS_FILE).read_text(encoding="utf-8")
         try:
             catalog = Catalog.load(directory)
@@ -332,7 +355,7 @@ class Ranker:
                               product_ids=set(catalog.product_ids), target_weeks_of_cover=target)
         ranker = cls(feature_space=space, model=model, catalog=catalog,
                      customers=customers, config=config, config_text=text,
-                     n_candidates=n_candidates)
+                     n_candidates=n_candidates, relevance=relevance)
         if warm:
             ranker.warm()
         return ranker

@@ -21,11 +21,13 @@ from clv.errors import DataError, MarginRankError
 from objectives.catalog import load_judgments
 from objectives.config import TERM_NAMES, WeightsConfig, load_config
 from objectives.groups import QueryGroups
+from objectives.guardrail import RelevanceCheck, compare_with_bm25
 from objectives.tuned_yaml import write_tuned_yaml
 from objectives.tuner import TuneResult, tune_weights
+from ranking import features
 from ranking.build import Served, query_groups
 from ranking.progress import Progress
-from ranking.ranker import WEIGHTS_FILE, Ranker
+from ranking.ranker import RELEVANCE_BM25, WEIGHTS_FILE, Ranker
 
 
 @dataclass(frozen=True)
@@ -37,21 +39,38 @@ class TuneOutcome:
     tuned: dict[str, float]
     yaml_path: Path
     n_queries: int
+    relevance_check: RelevanceCheck
 
 
-def judged_groups(ranker: Ranker, judgments: pd.DataFrame, config: WeightsConfig) -> QueryGroups:
-    """Each judged query's pool, scored by the bundle's features and model, with its terms."""
+def _refusal(ranker: Ranker, check: RelevanceCheck, n_queries: int) -> str | None:
+    """Why no business weight may be added (a warning), or None: the bundle serves BM25, or
+    its model does not beat BM25 on these judged queries."""
+    if ranker.relevance == RELEVANCE_BM25:
+        return ("WARNING: this bundle serves BM25 as relevance (its LambdaMART did not beat "
+                "BM25 when it was built): the weights stay at relevance only")
+    if not check.model_ahead:
+        return check.warning(f"the {n_queries} judged queries")
+    return None
+
+def judged_groups(ranker: Ranker, judgments: pd.DataFrame,
+                  config: WeightsConfig) -> tuple[QueryGroups, QueryGroups]:
+    """Each judged query's pool with its terms, scored by the bundle's model, and the same
+    pools scored by BM25 (the ``bm25_all`` feature), to check the model beats it."""
     catalog = ranker.catalog
     rows = pd.Index(catalog.product_ids).get_indexer(judgments["product_id"])
-    relevance = np.empty(len(judgments))
+    relevance, bm25 = np.empty(len(judgments)), np.empty(len(judgments))
+    column = features.FEATURE_NAMES.index("bm25_all")
     for _, at in judgments.groupby("query_id", sort=False).indices.items():
         X = ranker.feature_space.extract(judgments["query"].iat[at[0]], rows[at], catalog.priors)
         relevance[at] = ranker.model.predict(X)
+        bm25[at] = X[:, column]
     margin = (np.full(len(catalog.product_ids), np.nan) if catalog.unit_margin is None
               else catalog.unit_margin.astype(np.float64))
     served = Served.build(config, catalog.terms, margin, catalog.in_stock,
                           list(catalog.product_ids), list(catalog.categories))
-    return query_groups(judgments, np.ones(len(judgments), bool), relevance, rows, served)
+    every = np.ones(len(judgments), bool)
+    return (query_groups(judgments, every, relevance, rows, served),
+            query_groups(judgments, every, bm25, rows, served))
 
 
 def tune_bundle(bundle: Path, judgments_path: Path, config_path: Path | None, k: int,
@@ -67,18 +86,27 @@ def tune_bundle(bundle: Path, judgments_path: Path, config_path: Path | None, k:
     if judgments.empty:
         raise DataError("no judgments to tune on", file=judgments_path)
     with progress.stage("scoring judged queries"):
-        groups = judged_groups(ranker, judgments, config)
+        groups, bm25 = judged_groups(ranker, judgments, config)
+    check = compare_with_bm25(groups.ndcg(groups.z_relevance(), k),
+                              bm25.ndcg(bm25.z_relevance(), k), k, seed)
     with progress.stage("tuning weights (cvxpy)"):
-        result = tune_weights(groups, config.weight_vector(), k=k, seed=seed,
-                              max_ndcg_drop=config.guardrails.max_ndcg_drop,
-                              progress=progress.note)
+        refusal = _refusal(ranker, check, groups.n_queries)
+        if refusal:
+            progress.note(refusal)
+            result = TuneResult(np.zeros(len(TERM_NAMES)), 0.0, refusal,
+                                max_ndcg_drop=config.guardrails.max_ndcg_drop,
+                                n_queries=groups.n_queries)
+        else:
+            result = tune_weights(groups, config.weight_vector(), k=k, seed=seed,
+                                  max_ndcg_drop=config.guardrails.max_ndcg_drop,
+                                  progress=progress.note)
     start = dict(zip(TERM_NAMES, config.weight_vector().tolist(), strict=True))
     tuned = dict(zip(TERM_NAMES, result.weights.tolist(), strict=True))
     note = (f"Weights tuned by `marginrank tune` at k={k} on {groups.n_queries} judged queries "
             f"({judgments_path.name}): {result.message}.\nStarting weights: "
             + ", ".join(f"{n} {w:g}" for n, w in start.items()))
     write_tuned_yaml(source, config.tuned(result.weights), out, note=note)
-    outcome = TuneOutcome(result, start, tuned, out, groups.n_queries)
+    outcome = TuneOutcome(result, start, tuned, out, groups.n_queries, check)
     out.with_suffix(".md").write_text(report_markdown(outcome, k), encoding="utf-8")
     out.with_suffix(".json").write_text(json.dumps(report_json(outcome, k), indent=2))
     return outcome
@@ -87,25 +115,36 @@ def tune_bundle(bundle: Path, judgments_path: Path, config_path: Path | None, k:
 def report_markdown(outcome: TuneOutcome, k: int) -> str:
     """The tuning report: weights before and after, the check, and the path walked."""
     r = outcome.result
+    c = outcome.relevance_check
+    verdict = ("certified" if r.certificate is not None else "nothing certified: relevance "
+               "only")
     lines = [f"# marginrank tune: {outcome.yaml_path.name}", "",
              f"- {r.message}", f"- judged queries: {outcome.n_queries}",
+             f"- guardrail at k = {k} (max_ndcg_drop {r.max_ndcg_drop:g}, relative drop at most "
+             f"{100 * r.max_ndcg_drop:.2f}% with 95% confidence, out of fold): {verdict}"
+             + (f"; {r.certifiable()}" if r.certifiable() else ""),
+             f"- LambdaMART vs BM25 on these queries: NDCG@{k} {c.model_ndcg:.4f} vs "
+             f"{c.bm25_ndcg:.4f}",
+             *(f"- note: {n}" for n in r.notes),
              f"- cross-validated NDCG@{k}: relevance only {r.cv_ndcg_base:.4f}, tuned "
              f"{r.cv_ndcg_tuned:.4f}", "", "| term | starting weight | tuned weight |",
              "| --- | --- | --- |",
              *(f"| {n} | {outcome.start[n]:g} | {outcome.tuned[n]:.4f} |" for n in TERM_NAMES),
-             "", "| epsilon | scale | NDCG@k | difference (95% CI) | fitted difference "
-             "| accepted |", "| --- | --- | --- | --- | --- | --- |"]
-    lines += [f"| {t['epsilon']:.4f} | {t['scale']:.3f} | {t['ndcg']:.4f} | {t['diff']:+.4f} "
-              f"[{t['ci_low']:+.4f}, {t['ci_high']:+.4f}] | {t['fitted_diff']:+.4f} | "
-              f"{'yes' if t['accepted'] else 'no'} |" for t in r.trace]
+             "", "Settings tested from the weakest up; the first refused one stops the walk.", "",
+             "| epsilon | scale | strength | NDCG@k | difference | drop (95% upper bound) "
+             "| accepted |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {t['epsilon']:.4f} | {t['scale']:.4f} | {t['strength']:.3f} | "
+              f"{t['ndcg']:.4f} | {t['diff']:+.4f} | {100 * t['drop']:+.2f}% "
+              f"({100 * t['drop_bound']:.2f}%) | {'yes' if t['accepted'] else 'no'} |"
+              for t in r.trace]
     return "\n".join(lines) + "\n"
 
 
 def report_json(outcome: TuneOutcome, k: int) -> dict[str, object]:
     r = outcome.result
-    return {"k": k, "message": r.message, "epsilon": r.epsilon, "n_queries": outcome.n_queries,
-            "starting_weights": outcome.start, "tuned_weights": outcome.tuned,
-            "cv_ndcg_base": r.cv_ndcg_base, "cv_ndcg_tuned": r.cv_ndcg_tuned, "trace": r.trace,
+    return {"k": k, "n_queries": outcome.n_queries, "starting_weights": outcome.start,
+            "tuned_weights": outcome.tuned, "tuner": r.to_dict(),
+            "relevance_check": outcome.relevance_check.to_dict(),
             "weights_file": str(outcome.yaml_path)}
 
 
