@@ -64,8 +64,8 @@ import numpy as np
 import pandas as pd
 
 from objectives.config import WeightsConfig, parse_config
+from objectives.guardrail import DEFAULT_MAX_NDCG_DROP
 from objectives.metrics import lift, verdict
-from ranking import features
 from ranking.progress import Progress
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,27 +99,33 @@ Q = load_quality()
 
 @dataclass
 class Dataset:
-    """One world with everything computed once: per-judgment features, labels, business
-    values and BM25 score, and the served arrays of the objective at the dataset's k."""
+    """One world with everything computed once (:class:`quality.Pools`: per-judgment
+    features, labels, business values and the served arrays of the objective at its k)."""
 
     name: str
-    judgments: pd.DataFrame  # only the judgments some run needs, index reset
-    X: np.ndarray
-    y: np.ndarray
-    rows: np.ndarray  # catalog row of each judgment
-    values: dict[str, np.ndarray]  # per judgment
-    bm25: np.ndarray
-    served: object  # ranking.build.Served
-    config: WeightsConfig
-    k: int
+    pools: object  # quality.Pools; only the judgments some run needs, index reset
     seconds: float  # the one-off preparation
+
+    @property
+    def judgments(self) -> pd.DataFrame:
+        return self.pools.judgments
+
+    @property
+    def k(self) -> int:
+        return self.pools.k
+
+    @property
+    def config(self) -> WeightsConfig:
+        return self.pools.config
 
     def take(self, mask: np.ndarray) -> Dataset:
         """The judgments of ``mask`` (a subset of queries), nothing recomputed."""
-        return Dataset(self.name, self.judgments[mask].reset_index(drop=True), self.X[mask],
-                       self.y[mask], self.rows[mask],
-                       {key: v[mask] for key, v in self.values.items()}, self.bm25[mask],
-                       self.served, self.config, self.k, 0.0)
+        p = self.pools
+        return Dataset(self.name, Q.Pools(p.judgments[mask].reset_index(drop=True), p.X[mask],
+                                          p.y[mask], p.rows[mask],
+                                          p.served,
+                                          {key: v[mask] for key, v in p.values.items()},
+                                          p.config, p.k), 0.0)
 
 
 @dataclass
@@ -151,18 +157,11 @@ class Run:
 
 
 def objective(k: int, max_ndcg_drop: float | None) -> WeightsConfig:
-    """The quality benchmark's objective at ``k`` with its default delta
-    (``quality.DEFAULT_MAX_NDCG_DROP``), or ``max_ndcg_drop`` when one is given (validated by
-    the same schema as a merchandiser's file)."""
-    default = getattr(Q, "DEFAULT_MAX_NDCG_DROP", 0.0)
-    delta = default if max_ndcg_drop is None else float(max_ndcg_drop)
-    config = parse_config(Q.MARGIN_OBJECTIVE.format(k=k, delta=delta),
-                          source="<benchmark margin objective>")
-    if config.guardrails.max_ndcg_drop == delta:
-        return config
-    data = config.model_dump()  # a template that does not take delta: set it afterwards
-    data["guardrails"]["max_ndcg_drop"] = delta
-    return WeightsConfig.model_validate(data)
+    """The quality benchmark's objective at ``k`` with the default delta, or ``max_ndcg_drop``
+    when one is given (validated by the schema of a merchandiser's file)."""
+    delta = DEFAULT_MAX_NDCG_DROP if max_ndcg_drop is None else float(max_ndcg_drop)
+    return parse_config(Q.MARGIN_OBJECTIVE.format(k=k, delta=delta),
+                        source="<benchmark margin objective>")
 
 
 def prepare(world: object, config: WeightsConfig, k: int, keep: np.ndarray | None,
@@ -179,32 +178,16 @@ def prepare(world: object, config: WeightsConfig, k: int, keep: np.ndarray | Non
     X, rows = Q.judged_features(world.catalog, judgments, progress)
     y = Q.judgment_labels(judgments, source)
     values = Q.business_values(world, affinity, terms.raw, rows)
-    bm25 = X[:, features.FEATURE_NAMES.index("bm25_all")].astype(np.float64)
-    return Dataset(world.name, judgments, X, y, rows, values, bm25, served, config, k,
+    return Dataset(world.name, Q.Pools(judgments, X, y, rows, served, values, config, k),
                    time.perf_counter() - start)
 
 
 def protocol(data: Dataset, seed: int, folds: int, progress: Progress,
              label: str) -> list[object]:
-    """The quality benchmark's fold loop (``quality.run``) on ``data``: FoldResult per fold."""
-    judgments = data.judgments
-    qid = pd.factorize(judgments["query_id"])[0]
-    fold = Q.query_folds(judgments, folds, seed)
-    results = []
-    for f in range(folds):
-        with progress.stage(f"{label}: fold {f + 1}/{folds}"):
-            train, test = fold != f, fold == f
-            relevance = Q.fold_relevance(data.X, data.y, qid, train, seed + f, data.k)
-            groups = {name: Q.query_groups(judgments, mask, relevance, data.rows, data.served)
-                      for name, mask in (("train", train), ("test", test))}
-            order = Q._group_order(judgments, test)
-            values = {"test": {key: v[order] for key, v in data.values.items()}}
-            queries = judgments["query"].to_numpy()[order][groups["test"].qptr[:-1]]
-            # BM25 of the training rows: the tuner runs only if LambdaMART beats BM25 there
-            train_bm25 = data.bm25[Q._group_order(judgments, train)]
-            results.append(Q.run_fold(groups, values, data.bm25[order], data.config, data.k,
-                                      seed, queries.tolist(), train_bm25))
-    return results
+    """The quality benchmark's protocol (``quality.cross_validate``) on ``data``, main rows
+    only (no naive grid, frontier or reference orders): a FoldResult per fold."""
+    return Q.cross_validate(data.pools, seed, folds, progress, curves=False,
+                            label=f"{label}: ")
 
 
 def measure(data: Dataset, subset_seed: int | None, seed: int, folds: int,

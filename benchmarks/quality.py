@@ -241,12 +241,14 @@ class FoldResult:
 
 def run_fold(groups: dict[str, QueryGroups], values: dict[str, dict[str, np.ndarray]],
              bm25: np.ndarray, config: WeightsConfig, k: int, seed: int,
-             queries: list[str], train_bm25: np.ndarray | None = None) -> FoldResult:
+             queries: list[str], train_bm25: np.ndarray | None = None,
+             curves: bool = True) -> FoldResult:
     """Tune and choose on ``groups['train']``, measure everything on ``groups['test']``.
 
     With ``train_bm25`` (BM25 scores of the training rows), the tuner runs only if
     LambdaMART beats BM25 on the training queries, as a build does; otherwise the tuned blend
-    stays relevance only and the fold says why."""
+    stays relevance only and the fold says why. ``curves=False`` leaves out the naive grid,
+    the frontier and the reference orders (the calibration study needs the main rows only)."""
     train, test = groups["train"], groups["test"]
     importance, tolerance = config.weight_vector(), config.guardrails.max_ndcg_drop
     start = time.perf_counter()
@@ -273,11 +275,13 @@ def run_fold(groups: dict[str, QueryGroups], values: dict[str, dict[str, np.ndar
               **{f"naive blend ({n}, w={w:g})": (plain, z + w * z_margin)
                  for n, w in naive.items()},
               "tuned blend": (test, test.blend(tune.weights))}
-    scores |= {f"naive w={w:g}": (plain, z + w * z_margin) for w in NAIVE_GRID}
-    ideal = dataclasses.replace(plain, tier_width=0.0)  # grade first, whatever the tiers
-    scores |= {name: (ideal, oracle) for name, oracle in oracle_scores(test, z, z_margin).items()}
-    scores |= {f"frontier eps={p.epsilon:g} scale={p.scale:g}": (test, test.blend(p.weights))
-               for p in frontier(train, importance, k=k, seed=seed, path=FRONTIER_PATH)}
+    if curves:
+        scores |= {f"naive w={w:g}": (plain, z + w * z_margin) for w in NAIVE_GRID}
+        ideal = dataclasses.replace(plain, tier_width=0.0)  # grade first, whatever the tiers
+        scores |= {name: (ideal, oracle)
+                   for name, oracle in oracle_scores(test, z, z_margin).items()}
+        scores |= {f"frontier eps={p.epsilon:g} scale={p.scale:g}": (test, test.blend(p.weights))
+                   for p in frontier(train, importance, k=k, seed=seed, path=FRONTIER_PATH)}
     figures = {name: {c: per_query_figures(g, s, values["test"], c) for c in CUTOFFS}
                for name, (g, s) in scores.items()}
     return FoldResult(queries, figures, tune.weights.tolist(), naive, seconds, tune.message,
@@ -475,29 +479,58 @@ def run(args: argparse.Namespace, progress: Progress) -> str:
         served = Served.of(config, terms, world.catalog)
     X, rows = judged_features(world.catalog, world.judgments, progress)
     y = judgment_labels(world.judgments, Path(args.judgments or args.data or "<judgments>"))
-    qid = pd.factorize(world.judgments["query_id"])[0]
-    fold = query_folds(world.judgments, args.folds, args.seed)
     values = business_values(world, affinity, terms.raw, rows)
-    bm25 = X[:, features.FEATURE_NAMES.index("bm25_all")].astype(np.float64)
-    results = []
-    for f in range(args.folds):
-        with progress.stage(f"fold {f + 1}/{args.folds}: LambdaMART, tuner, evaluation"):
-            train, test = fold != f, fold == f
-            train_bm25 = bm25[_group_order(world.judgments, train)]
-            relevance = fold_relevance(X, y, qid, train, args.seed + f, args.k)
-            groups = {"train": query_groups(world.judgments, train, relevance, rows, served),
-                      "test": query_groups(world.judgments, test, relevance, rows, served)}
-            order = _group_order(world.judgments, test)
-            test_values = {"test": {key: v[order] for key, v in values.items()}}
-            test_bm25 = bm25[order]
-            queries = world.judgments["query"].to_numpy()[order][groups["test"].qptr[:-1]]
-            results.append(run_fold(groups, test_values, test_bm25, config, args.k,
-                                    args.seed, queries.tolist(), train_bm25))
+    results = cross_validate(Pools(world.judgments, X, y, rows, served, values, config, args.k),
+                             args.seed, args.folds, progress)
     markdown, summary = report(world, args, config, results)
     summary["per_query"] = per_query_rows(results)
     Path(f"{args.out}.md").write_text(markdown + "\n", encoding="utf-8")
     Path(f"{args.out}.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     return markdown
+
+
+@dataclass(frozen=True)
+class Pools:
+    """Everything the protocol needs of a dataset's judged pools: the judgments, their
+    feature rows, labels and catalog rows, the served arrays and per-judgment business values,
+    the objective and the cut-off it is tuned at."""
+
+    judgments: pd.DataFrame
+    X: np.ndarray
+    y: np.ndarray
+    rows: np.ndarray
+    served: Served
+    values: dict[str, np.ndarray]
+    config: WeightsConfig
+    k: int
+
+    @property
+    def bm25(self) -> np.ndarray:
+        return self.X[:, features.FEATURE_NAMES.index("bm25_all")].astype(np.float64)
+
+
+def cross_validate(pools: Pools, seed: int, folds: int, progress: Progress,
+                   curves: bool = True, label: str = "") -> list[FoldResult]:
+    """The protocol: grouped ``folds``-fold cross-validation by query text; per fold,
+    LambdaMART trained on the other folds, the tuner on them (:func:`run_fold`), everything
+    measured on the held fold. One :class:`FoldResult` per fold."""
+    judgments, bm25 = pools.judgments, pools.bm25
+    qid = pd.factorize(judgments["query_id"])[0]
+    fold = query_folds(judgments, folds, seed)
+    results = []
+    for f in range(folds):
+        with progress.stage(f"{label}fold {f + 1}/{folds}: LambdaMART, tuner, evaluation"):
+            train, test = fold != f, fold == f
+            relevance = fold_relevance(pools.X, pools.y, qid, train, seed + f, pools.k)
+            groups = {name: query_groups(judgments, mask, relevance, pools.rows, pools.served)
+                      for name, mask in (("train", train), ("test", test))}
+            order = _group_order(judgments, test)
+            test_values = {"test": {key: v[order] for key, v in pools.values.items()}}
+            queries = judgments["query"].to_numpy()[order][groups["test"].qptr[:-1]]
+            results.append(run_fold(groups, test_values, bm25[order], pools.config, pools.k,
+                                    seed, queries.tolist(),
+                                    bm25[_group_order(judgments, train)], curves))
+    return results
 
 
 def _group_order(judgments: pd.DataFrame, mask: np.ndarray) -> np.ndarray:

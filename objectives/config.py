@@ -905,7 +905,7 @@ weights:
   returns: 0.2      # pushes down products that are often returned
   inventory: 0.1    # pushes overstocked products up and scarce ones down
 guardrails:
-  max_ndcg_drop: 0.005      # NDCG@10 may fall at most 0.5% (relative), certified at 95%
+  max_ndcg_drop: 0.002      # NDCG@10 may fall at most 0.2% (relative), certified at 95%
   out_of_stock: demote      # demote | hide | ignore
   relevance_tiers: false    # true: business terms only reorder within a relevance tier
   business_slots: 0         # N: business picks the first N places, relevance orders all

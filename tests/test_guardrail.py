@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from objectives.catalog import load_catalog
-from objectives.guardrail import compare_with_bm25
+from objectives.guardrail import DEFAULT_MAX_NDCG_DROP, compare_with_bm25
 from ranking import features
 from ranking.build import BuildInputs, BuildSettings, build, judged_features
 from ranking.cli import main
@@ -80,12 +80,13 @@ def test_build_report_states_the_verdict_the_bound_and_delta(small_world: Path,
     assert main(["demo", "--data", str(small_world), "--out", str(tmp_path / "demo")]) == 0
     printed = capsys.readouterr().out
     line = next(x for x in printed.splitlines() if x.startswith("- NDCG guardrail at k = 10"))
-    assert ("held:" in line or "missed:" in line) and "max_ndcg_drop 0.005" in line
+    assert ("held:" in line or "missed:" in line)
+    assert f"max_ndcg_drop {DEFAULT_MAX_NDCG_DROP:g}" in line
     report = json.loads((tmp_path / "demo" / "report.json").read_text())
     verdict = report["guardrail"]["10"]
-    assert verdict["max_ndcg_drop"] == 0.005 and isinstance(verdict["held"], bool)
+    assert verdict["max_ndcg_drop"] == DEFAULT_MAX_NDCG_DROP and isinstance(verdict["held"], bool)
     assert verdict["drop_bound"] >= max(verdict["drop"], 0.0) - 1e-12
-    assert report["tuner"]["max_ndcg_drop"] == 0.005
+    assert report["tuner"]["max_ndcg_drop"] == DEFAULT_MAX_NDCG_DROP
 
 
 def test_relevance_check_is_a_point_comparison() -> None:
