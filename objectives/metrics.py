@@ -26,19 +26,23 @@ def discounts(n: int) -> np.ndarray:
 
 def ndcg_at_k(ranked_grades: np.ndarray, k: int, gain: str = "exp") -> float:
     """NDCG@k of one ranked list; the ideal is the same grades sorted. NaN if nothing is
-    relevant (such queries carry no information and are left out of means).
-
-    Never above 1. DCG <= ideal DCG exactly, but with grades a few ulps apart the two dot
-    products are rounded differently (and SIMD widths differ between CPUs, AVX-512 or not),
-    so a near-ideal order can compute as 1 + an ulp; the ratio is clipped at 1. Both come
-    from the same grades, so no excess beyond rounding is possible."""
+    relevant (such queries carry no information and are left out of means)."""
     g = gains(ranked_grades, gain)
     ideal = np.sort(g)[::-1][:k]
-    idcg = float(ideal @ discounts(ideal.shape[0]))
-    if idcg <= 0:
-        return float("nan")
     top = g[:k]
-    return min(float(top @ discounts(top.shape[0])) / idcg, 1.0)
+    return ndcg_ratio(float(top @ discounts(top.shape[0])),
+                      float(ideal @ discounts(ideal.shape[0])))
+
+
+def ndcg_ratio(dcg: float, idcg: float) -> float:
+    """DCG over ideal DCG: NaN when the ideal is not positive (nothing relevant), never above
+    1. DCG <= ideal DCG exactly, but with grades a few ulps apart the two dot products are
+    rounded differently (and SIMD widths differ between CPUs, AVX-512 or not), so a
+    near-ideal order can compute as 1 + an ulp; the ratio is clipped at 1. Both sums come from
+    the same grades, so no excess beyond rounding is possible."""
+    if not idcg > 0:
+        return float("nan")
+    return min(dcg / idcg, 1.0)
 
 
 def mean_at_k(ranked_values: np.ndarray, k: int) -> float:

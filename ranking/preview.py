@@ -24,7 +24,7 @@ import pandas as pd
 from clv.errors import MarginRankError
 from objectives.catalog import load_judgments
 from objectives.evaluation import BASELINE, Evaluation, compared_rows
-from objectives.metrics import discounts, finite_mean, gains
+from objectives.metrics import discounts, finite_mean, gains, ndcg_ratio
 from ranking.ranker import QUERIES_FILE, Catalog, Ranker
 
 #: Depth every preview figure is measured at.
@@ -102,11 +102,8 @@ def ndcg_of(ids: list[str], grades: dict[str, float]) -> float:
     """NDCG@10 of a served list against every judged grade of its query (unjudged products
     gain nothing; the ideal list is the best judged products, found or not)."""
     ideal = np.sort(gains(np.array(list(grades.values()))))[::-1][:DEPTH]
-    idcg = float(ideal @ discounts(ideal.size))
-    if idcg <= 0:
-        return float("nan")
     served = gains(np.array([grades.get(p, 0.0) for p in ids[:DEPTH]], dtype=np.float64))
-    return float(served @ discounts(served.size)) / idcg
+    return ndcg_ratio(float(served @ discounts(served.size)), float(ideal @ discounts(ideal.size)))
 
 
 def _mean(values: np.ndarray | None, rows: np.ndarray) -> float:
