@@ -94,7 +94,9 @@ class BuildResult:
     weights_file: Path
     sample_query: str  # a held-out test query, for showing the bundle at work
     test_judgments: pd.DataFrame  # the held-out test queries' judgments
-    guardrail: Verdict  # the tuned blend against LambdaMART on the held-out test queries
+    #: The tuned blend against LambdaMART on the held-out test queries, at every cut-off of
+    #: :data:`VERDICT_CUTOFFS` and the one tuned at.
+    guardrails: dict[int, Verdict]
     relevance_check: RelevanceCheck  # LambdaMART against BM25 on the tuning queries
     relevance_source: str  # what the bundle serves as relevance: "lambdamart" or "bm25"
     reports: list[str] = field(default_factory=list)
@@ -104,10 +106,17 @@ class BuildResult:
     warnings: list[str] = field(default_factory=list)
 
     @property
+    def guardrail(self) -> Verdict:
+        """The verdict at the cut-off tuned at."""
+        return self.guardrails[self.evaluation.k]
+
+    @property
     def guardrail_held(self) -> bool:
         return self.guardrail.held
 
 
+#: Cut-offs at which every build report states the guardrail's verdict (besides its own k).
+VERDICT_CUTOFFS = (3, 5, 10)
 #: Fewest judged queries the job accepts: each of train, validation and test needs some.
 MIN_QUERIES = 8
 
@@ -286,7 +295,10 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
         test_bm25 = query_groups(judgments, test, bm25, rows, served)
         evaluation = evaluate(test_groups, test_bm25, tune.weights, k=settings.k,
                               seed=settings.seed, serve_bm25=source == RELEVANCE_BM25)
-        guardrail = evaluation.guardrail(config.guardrails.max_ndcg_drop)
+        guardrails = {c: evaluate(test_groups, test_bm25, tune.weights, k=c, seed=settings.seed,
+                                  serve_bm25=source == RELEVANCE_BM25)
+                      .guardrail(config.guardrails.max_ndcg_drop)
+                      for c in sorted({*VERDICT_CUTOFFS, settings.k})}
         on_test = compare_with_bm25(np.array(evaluation.row("LambdaMART").per_query_ndcg),
                                     np.array(evaluation.row("BM25").per_query_ndcg),
                                     settings.k, settings.seed)
@@ -320,6 +332,6 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
         reports=[catalog_report.summary(), tx_report.summary(),
                  _foreign_products(tx, product_index), terms.summary()],
         starting_weights=dict(zip(TERM_NAMES, config.weight_vector().tolist(), strict=True)),
-        guardrail=guardrail, relevance_check=check, relevance_source=source,
+        guardrails=guardrails, relevance_check=check, relevance_source=source,
         warnings=warnings,
     )

@@ -165,7 +165,8 @@ def _report(result: BuildResult, title: str, seconds: float) -> str:
         f"margin is the mean unit margin (price - cost) of the top {ev.k}; margin lift's "
         "headline is the ratio of means (money shown).", "",
         ev.markdown(), "",
-        f"- NDCG guardrail at k = {ev.k} on the held-out queries: {result.guardrail.text()}",
+        *(f"- NDCG guardrail at k = {c} on the held-out queries: {v.text()}"
+          for c, v in result.guardrails.items()),
         f"- relevance served: {served}; on the tuning queries LambdaMART "
         f"{result.relevance_check.model_ndcg:.4f} vs BM25 {result.relevance_check.bm25_ndcg:.4f} "
         f"NDCG@{ev.k}",
@@ -201,8 +202,8 @@ def _report_json(result: BuildResult) -> dict[str, object]:
         "tuned_weights": dict(zip(result.starting_weights, result.tune.weights.tolist(),
                                   strict=True)),
         "starting_weights": result.starting_weights, "tuner_message": result.tune.message,
-        "tuner": result.tune.to_dict(), "guardrail": {str(result.evaluation.k):
-                                                     result.guardrail.to_dict()},
+        "tuner": result.tune.to_dict(), "guardrail": {str(c): v.to_dict()
+                                                     for c, v in result.guardrails.items()},
         "relevance_served": result.relevance_source,
         "relevance_check": result.relevance_check.to_dict(), "warnings": result.warnings,
         "clv": result.clv.to_dict(),

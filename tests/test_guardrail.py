@@ -82,7 +82,10 @@ def test_build_report_states_the_verdict_the_bound_and_delta(small_world: Path,
     line = next(x for x in printed.splitlines() if x.startswith("- NDCG guardrail at k = 10"))
     assert ("held:" in line or "missed:" in line)
     assert f"max_ndcg_drop {DEFAULT_MAX_NDCG_DROP:g}" in line
+    assert all(any(x.startswith(f"- NDCG guardrail at k = {c} ") for x in printed.splitlines())
+               for c in (3, 5))
     report = json.loads((tmp_path / "demo" / "report.json").read_text())
+    assert set(report["guardrail"]) == {"3", "5", "10"}
     verdict = report["guardrail"]["10"]
     assert verdict["max_ndcg_drop"] == DEFAULT_MAX_NDCG_DROP and isinstance(verdict["held"], bool)
     assert verdict["drop_bound"] >= max(verdict["drop"], 0.0) - 1e-12
