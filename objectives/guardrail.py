@@ -42,6 +42,9 @@ DEFAULT_MAX_NDCG_DROP = 0.002
 #: alone; build and demo warn.
 MIN_TUNING_QUERIES = 30
 
+#: Cut-offs at which every report states the guardrail (besides the one tuned at).
+VERDICT_CUTOFFS = (3, 5, 10)
+
 #: A term is informative when, in some judged pool, two candidates' values differ by more
 #: than this (terms are robust z-scores, so this is far below any real difference).
 TERM_SPREAD = 1e-9

@@ -177,10 +177,13 @@ def non_inferiority(new: Sequence[float], base: Sequence[float], delta: float, *
 
 @dataclass(frozen=True)
 class Verdict:
-    """The guardrail checked on held-out queries: ``held`` unless the two-sided
-    :data:`GUARDRAIL_LEVEL` interval of the NDCG difference lies entirely below the allowed
-    drop (``-delta * base``): the data then show the drop exceeds delta. ``drop_bound`` is the
-    relative drop at the interval's low end, the most the held-out data cannot exclude."""
+    """The guardrail checked on held-out queries.
+
+    ``held`` unless the two-sided :data:`GUARDRAIL_LEVEL` interval of the NDCG difference lies
+    entirely below the allowed drop (``-delta * base``): then the data show the drop exceeds
+    delta, ``missed``. ``held`` alone means "not refuted"; ``certified`` says more: the drop at
+    the interval's low end (``drop_bound``, the most these queries cannot exclude) is within
+    delta too. A small test set often holds without certifying; reports say which."""
 
     held: bool
     delta: float
@@ -189,16 +192,26 @@ class Verdict:
     ci: PairedCI
     base: float
 
+    @property
+    def certified(self) -> bool:
+        return self.ci.n > 0 and self.drop_bound <= self.delta + 1e-12
+
     def text(self) -> str:
         """One line for reports: verdict, the drop, its bound and delta."""
+        if self.ci.n == 0:
+            return "n/a: no query where both rankings could be measured"
+        how = ("certified: the bound is within it" if self.certified else
+               "not refuted, but these queries alone cannot certify it" if self.held else
+               "the whole interval is beyond it")
         return (f"{'held' if self.held else 'missed'}: relative NDCG drop "
                 f"{100 * self.drop:+.2f}% (95% interval reaches {100 * self.drop_bound:.2f}%), "
-                f"allowed {100 * self.delta:.2f}% (max_ndcg_drop {self.delta:g})")
+                f"allowed {100 * self.delta:.2f}% (max_ndcg_drop {self.delta:g}); {how}")
 
     def to_dict(self) -> dict[str, object]:
-        return {"held": self.held, "max_ndcg_drop": self.delta, "drop": self.drop,
-                "drop_bound": self.drop_bound, "diff": self.ci.mean, "ci_low": self.ci.low,
-                "ci_high": self.ci.high, "base_ndcg": self.base, "n": self.ci.n}
+        return {"held": self.held, "certified": self.certified, "max_ndcg_drop": self.delta,
+                "drop": self.drop, "drop_bound": self.drop_bound, "diff": self.ci.mean,
+                "ci_low": self.ci.low, "ci_high": self.ci.high, "base_ndcg": self.base,
+                "n": self.ci.n}
 
 
 def verdict(new: Sequence[float], base: Sequence[float], delta: float, *,

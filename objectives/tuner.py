@@ -29,6 +29,7 @@ from objectives.config import TERM_NAMES
 from objectives.groups import QueryGroups
 from objectives.guardrail import (
     DEFAULT_MAX_NDCG_DROP,
+    VERDICT_CUTOFFS,
     fixed_sequence,
     informative_terms,
     too_few_queries,
@@ -52,9 +53,10 @@ class TuneResult:
     max_ndcg_drop: float = 0.0
     n_queries: int = 0
     #: The out-of-fold certificate of the chosen setting (None: relevance only, nothing
-    #: certified).
+    #: certified), and the same setting's out-of-fold certificate at every reported cut-off.
     certificate: NonInferiority | None = None
     scale: float = 0.0
+    by_k: dict[int, NonInferiority] = field(default_factory=dict)
 
     @property
     def strength(self) -> float:
@@ -62,16 +64,20 @@ class TuneResult:
         return float(np.sum(self.weights))
 
     def certifiable(self) -> str:
-        """What the data could certify, in words: "with N tuning queries, the smallest NDCG
-        drop certifiable at strength s is x%", for the chosen and the first refused setting."""
-        parts = [f"at strength {t['strength']:.3f} ({name}) {100 * t['drop_bound']:.2f}%"
-                 for name, t in (("chosen", self._accepted_row()), ("next, refused",
-                                                                    self._refused_row()))
+        """What the data could certify, in the words of the guarantee: "with N tuning queries,
+        the smallest drop certifiable at strength s is x%", for the chosen setting and the first
+        refused one (strength: the mean sum of the fold solutions the bound was measured on)."""
+        parts = [f"at strength {t['strength']:.3f} is {100 * t['drop_bound']:.2f}% ({name})"
+                 for name, t in (("chosen", self._accepted_row()),
+                                 ("the next setting, refused" if self._accepted_row()
+                                  else "the weakest setting, refused", self._refused_row()))
                  if t is not None]
         if not parts:
             return ""
-        return (f"with {self.n_queries} tuning queries, the smallest NDCG drop certifiable is "
-                + "; ".join(parts) + f" (allowed: {100 * self.max_ndcg_drop:.2f}%)")
+        served = (f"; served strength {self.strength:.3f}" if self.certificate is not None
+                  else "")
+        return (f"with {self.n_queries} tuning queries, the smallest drop certifiable "
+                + " and ".join(parts) + f" (allowed: {100 * self.max_ndcg_drop:.2f}%){served}")
 
     def _accepted_row(self) -> dict[str, float] | None:
         accepted = [t for t in self.trace if t["accepted"]]
@@ -87,7 +93,10 @@ class TuneResult:
                 "cv_ndcg_base": self.cv_ndcg_base, "cv_ndcg_tuned": self.cv_ndcg_tuned,
                 "certified_drop": None if self.certificate is None
                 else self.certificate.drop_bound,
-                "certifiable": self.certifiable(), "trace": self.trace}
+                "certifiable": self.certifiable(),
+                "by_k": {str(c): {"drop": v.drop, "drop_bound": v.drop_bound,
+                                  "certified": v.certified} for c, v in self.by_k.items()},
+                "trace": self.trace}
 
 
 #: The search path, weakest to strongest: (relative slack epsilon, scale of the weights). The
@@ -149,13 +158,14 @@ class _CrossValidated:
         """Sum of the weights at (eps, scale), averaged over the folds' solutions."""
         return float(np.mean([self.weights(f, eps, scale).sum() for f in np.unique(self.folds)]))
 
-    def out_of_fold_ndcg(self, eps: float, scale: float) -> np.ndarray:
-        """Per-query NDCG@k, each query ranked with weights fitted without its fold."""
+    def out_of_fold_ndcg(self, eps: float, scale: float, k: int | None = None) -> np.ndarray:
+        """Per-query NDCG@k (default: the k tuned at), each query ranked with weights fitted
+        without its fold."""
         out = np.empty(self.groups.n_queries)
         for fold in np.unique(self.folds):
             held = np.flatnonzero(self.folds == fold)
             part = self.groups.subset(held)
-            out[held] = part.ndcg(part.blend(self.weights(fold, eps, scale)), self.k)
+            out[held] = part.ndcg(part.blend(self.weights(fold, eps, scale)), k or self.k)
         return out
 
 
@@ -249,13 +259,33 @@ def tune_weights(
                           f"max_ndcg_drop {max_ndcg_drop:g}: relevance only", base, base, trace,
                           **common)
     eps, scale = STRENGTH_PATH[last]
-    return TuneResult(cv.weights(-1, eps, scale), eps,
+    weights = capped(cv.weights(-1, eps, scale), trace[last]["strength"])
+    by_k = {c: non_inferiority(cv.out_of_fold_ndcg(eps, scale, c),
+                               groups.ndcg(groups.z_relevance(), c), max_ndcg_drop, seed=seed)
+            for c in sorted({*VERDICT_CUTOFFS, k})}
+    return TuneResult(weights, eps,
                       f"tuned at epsilon={eps:.4f}, scale {scale:.4f}: out-of-fold NDCG@{k} "
                       f"drop certified at most {100 * certificates[last].drop_bound:.2f}% "
                       f"(allowed {100 * max_ndcg_drop:.2f}%) by {n_folds}-fold "
-                      f"cross-validation on {groups.n_queries} queries",
+                      f"cross-validation on {groups.n_queries} queries; the weights are solved "
+                      "again on all of them and held to the certified strength",
                       base, trace[last]["ndcg"], trace, certificate=certificates[last],
-                      scale=scale, **common)
+                      scale=scale, by_k=by_k, **common)
+
+
+def capped(weights: np.ndarray, strength: float) -> np.ndarray:
+    """``weights`` scaled down, if needed, so their sum is at most ``strength``.
+
+    The certificate is for the fold solutions (each solved without the queries it is measured
+    on); the served weights are solved again on all tuning queries at the same setting, and a
+    linear program's solution can jump between vertices when the data change. Holding the
+    refit to the certified strength (the fold solutions' mean sum) keeps what is served no
+    stronger than what was certified. Rounded down, so rounding cannot push it over."""
+    total = float(weights.sum())
+    if total <= strength or total <= 0:
+        return weights
+    scale = 10.0 ** WEIGHT_DECIMALS
+    return np.floor(weights * (strength / total) * scale) / scale
 
 
 def _term_names(n: int) -> tuple[str, ...]:

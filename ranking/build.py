@@ -35,7 +35,12 @@ from objectives.config import (
 )
 from objectives.evaluation import Evaluation, evaluate
 from objectives.groups import QueryGroups
-from objectives.guardrail import RelevanceCheck, compare_with_bm25, too_few_queries
+from objectives.guardrail import (
+    VERDICT_CUTOFFS,
+    RelevanceCheck,
+    compare_with_bm25,
+    too_few_queries,
+)
 from objectives.metrics import Verdict
 from objectives.plan import Plan
 from objectives.terms import TermTable, compute_terms
@@ -115,8 +120,6 @@ class BuildResult:
         return self.guardrail.held
 
 
-#: Cut-offs at which every build report states the guardrail's verdict (besides its own k).
-VERDICT_CUTOFFS = (3, 5, 10)
 #: Fewest judged queries the job accepts: each of train, validation and test needs some.
 MIN_QUERIES = 8
 
@@ -303,9 +306,12 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
                                     np.array(evaluation.row("BM25").per_query_ndcg),
                                     settings.k, settings.seed)
         if source == RELEVANCE_MODEL and not on_test.model_ahead:
-            warnings.append(on_test.warning(f"the {test_groups.n_queries} held-out test "
-                                            "queries (it was ahead on the tuning queries, "
-                                            "so it is served)"))
+            warnings.append(
+                f"WARNING: LambdaMART does not beat BM25 on the {test_groups.n_queries} held-out "
+                f"test queries: NDCG@{settings.k} {on_test.model_ndcg:.4f} vs "
+                f"{on_test.bm25_ndcg:.4f}. It was ahead on the tuning queries, so it is served "
+                "and the weights were tuned; with more judged queries the choice would be "
+                "surer.")
     with progress.stage("writing bundle"):
         order = np.argsort(summary.index.to_numpy().astype(str))
         ranker = Ranker(

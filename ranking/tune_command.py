@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,7 @@ from objectives.tuner import TuneResult, tune_weights
 from ranking import features
 from ranking.build import Served, query_groups
 from ranking.progress import Progress
-from ranking.ranker import RELEVANCE_BM25, WEIGHTS_FILE, Ranker
+from ranking.ranker import QUERIES_FILE, RELEVANCE_BM25, WEIGHTS_FILE, Ranker
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class TuneOutcome:
     yaml_path: Path
     n_queries: int
     relevance_check: RelevanceCheck
+    warnings: list[str] = field(default_factory=list)
 
 
 def _refusal(ranker: Ranker, check: RelevanceCheck, n_queries: int) -> str | None:
@@ -49,8 +50,27 @@ def _refusal(ranker: Ranker, check: RelevanceCheck, n_queries: int) -> str | Non
         return ("WARNING: this bundle serves BM25 as relevance (its LambdaMART did not beat "
                 "BM25 when it was built): the weights stay at relevance only")
     if not check.model_ahead:
-        return check.warning(f"the {n_queries} judged queries")
+        return (f"WARNING: the bundle's LambdaMART does not beat BM25 on the {n_queries} judged "
+                f"queries: NDCG@{check.k} {check.model_ndcg:.4f} vs {check.bm25_ndcg:.4f}. "
+                "The weights stay at relevance only; rebuild the bundle with these judgments "
+                "(`marginrank build` then serves the better of the two).")
     return None
+
+
+def overlap_warning(bundle: Path, judgments: pd.DataFrame) -> str | None:
+    """A warning when the judged queries include the build's own (``queries.json``): the
+    model trained on those, so its scores there are overconfident and the check lenient."""
+    path = bundle / QUERIES_FILE
+    if not path.is_file():
+        return None
+    built = {q.casefold().strip() for q in json.loads(path.read_text())["queries"]}
+    mine = judgments["query"].str.casefold().str.strip().drop_duplicates()
+    shared = int(mine.isin(built).sum())
+    if not shared:
+        return None
+    return (f"WARNING: {shared} of the {len(mine)} judged queries were judged when this bundle "
+            "was built; its model trained on some of them, so their scores are overconfident "
+            "and the NDCG check is lenient. Tune on judgments the bundle has not seen.")
 
 def judged_groups(ranker: Ranker, judgments: pd.DataFrame,
                   config: WeightsConfig) -> tuple[QueryGroups, QueryGroups]:
@@ -89,6 +109,9 @@ def tune_bundle(bundle: Path, judgments_path: Path, config_path: Path | None, k:
         groups, bm25 = judged_groups(ranker, judgments, config)
     check = compare_with_bm25(groups.ndcg(groups.z_relevance(), k),
                               bm25.ndcg(bm25.z_relevance(), k), k, seed)
+    warnings = [w for w in (overlap_warning(bundle, judgments),) if w]
+    for line in warnings:
+        progress.note(line)
     with progress.stage("tuning weights (cvxpy)"):
         refusal = _refusal(ranker, check, groups.n_queries)
         if refusal:
@@ -106,7 +129,7 @@ def tune_bundle(bundle: Path, judgments_path: Path, config_path: Path | None, k:
             f"({judgments_path.name}): {result.message}.\nStarting weights: "
             + ", ".join(f"{n} {w:g}" for n, w in start.items()))
     write_tuned_yaml(source, config.tuned(result.weights), out, note=note)
-    outcome = TuneOutcome(result, start, tuned, out, groups.n_queries, check)
+    outcome = TuneOutcome(result, start, tuned, out, groups.n_queries, check, warnings)
     out.with_suffix(".md").write_text(report_markdown(outcome, k), encoding="utf-8")
     out.with_suffix(".json").write_text(json.dumps(report_json(outcome, k), indent=2))
     return outcome
@@ -116,13 +139,18 @@ def report_markdown(outcome: TuneOutcome, k: int) -> str:
     """The tuning report: weights before and after, the check, and the path walked."""
     r = outcome.result
     c = outcome.relevance_check
-    verdict = ("certified" if r.certificate is not None else "nothing certified: relevance "
-               "only")
     lines = [f"# marginrank tune: {outcome.yaml_path.name}", "",
+             *(f"**{w}**\n" for w in outcome.warnings),
              f"- {r.message}", f"- judged queries: {outcome.n_queries}",
-             f"- guardrail at k = {k} (max_ndcg_drop {r.max_ndcg_drop:g}, relative drop at most "
-             f"{100 * r.max_ndcg_drop:.2f}% with 95% confidence, out of fold): {verdict}"
-             + (f"; {r.certifiable()}" if r.certifiable() else ""),
+             "- guardrail (max_ndcg_drop "
+             f"{r.max_ndcg_drop:g}: relative NDCG drop at most {100 * r.max_ndcg_drop:.2f}% "
+             "with 95% confidence). `tune` has no held-out queries: these are out-of-fold "
+             "certificates of the chosen setting on the judged queries (3-fold "
+             "cross-validation):",
+             *(f"  - k = {c}: {'held' if v.certified else 'missed'}: drop {100 * v.drop:+.2f}%, "
+               f"bound {100 * v.drop_bound:.2f}%" for c, v in r.by_k.items()),
+             *([] if r.by_k else ["  - nothing certified: the weights stay at relevance only"]),
+             *([f"- {r.certifiable()}"] if r.certifiable() else []),
              f"- LambdaMART vs BM25 on these queries: NDCG@{k} {c.model_ndcg:.4f} vs "
              f"{c.bm25_ndcg:.4f}",
              *(f"- note: {n}" for n in r.notes),
@@ -142,7 +170,12 @@ def report_markdown(outcome: TuneOutcome, k: int) -> str:
 
 def report_json(outcome: TuneOutcome, k: int) -> dict[str, object]:
     r = outcome.result
-    return {"k": k, "n_queries": outcome.n_queries, "starting_weights": outcome.start,
+    return {"k": k, "n_queries": outcome.n_queries, "warnings": outcome.warnings,
+            "guardrail": {str(c): {"held": v.certified, "drop": v.drop,
+                                   "drop_bound": v.drop_bound,
+                                   "max_ndcg_drop": r.max_ndcg_drop}
+                          for c, v in r.by_k.items()},
+            "starting_weights": outcome.start,
             "tuned_weights": outcome.tuned, "tuner": r.to_dict(),
             "relevance_check": outcome.relevance_check.to_dict(),
             "weights_file": str(outcome.yaml_path)}

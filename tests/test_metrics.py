@@ -90,3 +90,9 @@ def test_verdict_holds_unless_the_interval_is_entirely_beyond_delta() -> None:
     missed = verdict(clear_drop, base, 0.005)
     assert not missed.held and missed.drop > 0.04 and "missed" in missed.text()
     assert verdict(clear_drop, base, 0.1).held  # within a 10% allowance
+    assert verdict(clear_drop, base, 0.1).certified and "certified" in verdict(
+        clear_drop, base, 0.1).text()
+    small = verdict(noisy[:20], base[:20], 0.001)  # 20 queries: not refuted, not certified
+    assert small.held and not small.certified and "cannot certify" in small.text()
+    empty = verdict([np.nan], [0.5], 0.002)
+    assert empty.ci.n == 0 and not empty.certified and empty.text().startswith("n/a")

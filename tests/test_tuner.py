@@ -15,6 +15,7 @@ from objectives.guardrail import MIN_TUNING_QUERIES, fixed_sequence, informative
 from objectives.metrics import non_inferiority
 from objectives.tuner import (
     STRENGTH_PATH,
+    capped,
     frontier,
     has_judged_pairs,
     tune_weights,
@@ -60,9 +61,24 @@ def test_tune_weights_cross_validates_and_reports() -> None:
     assert result.trace and "3-fold cross-validation on 40 queries" in result.message
     assert result.certificate is not None and result.certificate.drop_bound == 0.0
     assert "with 40 tuning queries" in result.certifiable()
-    # every setting measured was accepted up to the last, the walk never skips a refusal
-    accepted = [t["accepted"] for t in result.trace]
-    assert accepted == sorted(accepted, reverse=True)
+    assert set(result.by_k) == {2, 3, 5, 10} and all(c.certified for c in result.by_k.values())
+
+
+def test_served_weights_are_held_to_the_certified_strength() -> None:
+    """The refit on all tuning queries may land on another vertex of the program; what is
+    served is never stronger than the fold solutions the bound was measured on."""
+    w = np.array([0.3, 0.1, 0.0, 0.0])
+    np.testing.assert_array_equal(capped(w, 0.5), w)
+    held = capped(w, 0.2)
+    assert held.sum() <= 0.2 and np.allclose(held / held.sum(), w / w.sum(), atol=1e-3)
+    rng = np.random.default_rng(2)
+    world = groups_of([sorted(rng.normal(size=6), reverse=True) for _ in range(60)],
+                      [list(rng.integers(0, 3, 6)) for _ in range(60)],
+                      [list(rng.normal(size=6)) for _ in range(60)])
+    result = tune_weights(world, np.array([1.0, 0, 0, 0]), k=5, max_ndcg_drop=0.02)
+    if result.certificate is not None:
+        chosen = [t for t in result.trace if t["accepted"]][-1]
+        assert result.strength <= chosen["strength"] + 1e-12
 
 
 def test_weights_that_lower_ndcg_are_refused() -> None:
