@@ -1,4 +1,5 @@
-"""The ``marginrank`` command: demo, build, search, serve, validate-config, preview, tune, bench."""
+"""The ``marginrank`` command: demo, build, search, serve, validate-config, preview, tune, bench,
+audit."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from objectives.catalog import load_catalog
 from objectives.config import load_config
 from objectives.evaluation import BASELINE
 from objectives.tuner import TuneResult
-from ranking import bench_command, bundle, preview, tune_command
+from ranking import audit_command, bench_command, bundle, preview, tune_command
 from ranking.build import BuildInputs, BuildResult, BuildSettings, build
 from ranking.progress import Progress
 from ranking.ranker import BUNDLE_FILES, RELEVANCE_MODEL, Catalog, Ranker, SearchResult
@@ -76,6 +77,9 @@ def _parser() -> argparse.ArgumentParser:
         "tune", help="tune a bundle's weights on judged queries; writes the YAML back"))
     bench_command.add_arguments(sub.add_parser(
         "bench", help="run a benchmark script of the source checkout (quality)"))
+    audit_command.add_arguments(sub.add_parser(
+        "audit", help="audit the tables before a build: duplicates, stale records, "
+                      "inconsistencies, coverage, drift"))
 
     serve = sub.add_parser("serve", help="run the HTTP search service (the service extra)")
     serve.add_argument("--bundle", type=Path, required=True)

@@ -1,0 +1,48 @@
+"""``marginrank audit``: look across the rows of the tables before a build, and write a report
+(markdown, JSON, HTML with plots). Exit code 1 when a finding is blocking, 0 otherwise."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from clv.transactions import UCI_ONLINE_RETAIL_COLUMNS, UCI_ONLINE_RETAIL_NON_PRODUCTS
+from objectives.audit import AuditSettings, audit_files
+from objectives.audit_findings import CODES, parse_severity
+from objectives.audit_report import write_reports
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--catalog", type=Path, required=True)
+    parser.add_argument("--transactions", type=Path)
+    parser.add_argument("--judgments", type=Path)
+    parser.add_argument("--config", type=Path, help="weights YAML whose pins and buries to check")
+    parser.add_argument("--previous", type=Path, help="an earlier audit.json, for drift")
+    parser.add_argument("--out", type=Path, required=True, help="report folder")
+    parser.add_argument("--uci", action="store_true",
+                        help="transactions are the UCI Online Retail file (its column names; "
+                             "non-product stock codes left out)")
+    parser.add_argument("--as-of", help="reference time (default: the last transaction)")
+    parser.add_argument("--stale-days", type=int, default=AuditSettings.stale_days)
+    parser.add_argument("--horizon-days", type=float, default=AuditSettings.horizon_days)
+    parser.add_argument("--near-threshold", type=float,
+                        default=AuditSettings.near_duplicate_threshold)
+    parser.add_argument("--severity", action="append", default=[], metavar="CODE=LEVEL",
+                        help=f"blocking, warning or off for a code (repeatable); codes: "
+                             f"{', '.join(CODES)}")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = AuditSettings(
+        stale_days=args.stale_days, horizon_days=args.horizon_days,
+        near_duplicate_threshold=args.near_threshold, as_of=args.as_of,
+        severity=tuple(parse_severity(args.severity).items()))
+    result = audit_files(args.catalog, args.transactions, args.judgments, args.config, settings,
+                         args.previous,
+                         transaction_columns=UCI_ONLINE_RETAIL_COLUMNS if args.uci else None,
+                         non_product_ids=UCI_ONLINE_RETAIL_NON_PRODUCTS if args.uci else ())
+    paths = write_reports(result, args.out)
+    print("\n".join(result.summary_lines()))
+    print(f"report: {', '.join(str(p) for p in paths)}")
+    return 1 if result.blocking else 0
