@@ -42,8 +42,9 @@ def mostly_missing(shares: dict[str, float]) -> Finding | None:
 def judged_queries_per_category(catalog: pd.DataFrame, judgments: pd.DataFrame) -> dict[str, int]:
     """Distinct judged queries with at least one judged product in each top-level category
     (products not in the catalog are left out; "(none)" for products without a category)."""
-    top = catalog["category"].fillna("").astype(str).str.split("/").str[0].str.strip()
-    top = pd.Series(top.replace("", "(none)").to_numpy(), index=catalog["product_id"].to_numpy())
+    codes, paths = pd.factorize(catalog["category"].fillna("").astype(str))
+    heads = np.array([p.split("/")[0].strip() or "(none)" for p in paths] or ["(none)"])
+    top = pd.Series(heads[codes], index=catalog["product_id"].to_numpy())
     top = top[~top.index.duplicated()]
     cat = top.reindex(judgments["product_id"].to_numpy()).to_numpy()
     frame = pd.DataFrame({"q": judgments["query_id"].to_numpy(), "c": cat}).dropna()

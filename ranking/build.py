@@ -24,6 +24,8 @@ from clv.rfm import rfm_summary
 from clv.segments import clv_quantiles, product_clv_affinity
 from clv.tables import raise_at_first
 from clv.transactions import load_transactions
+from objectives.audit import AuditSettings, AuditTables, audit_frames
+from objectives.audit_findings import AuditError
 from objectives.catalog import load_catalog, load_judgments
 from objectives.config import (
     DEFAULT_CONFIG_TEXT,
@@ -86,6 +88,10 @@ class BuildSettings:
     valid_fraction: float = 0.25
     n_candidates: int = 200
     k: int = 10
+    #: Run the data audit on the loaded tables and stop on blocking findings.
+    audit: bool = True
+    #: Severity overrides of audit finding codes, e.g. (("price_below_cost", "blocking"),).
+    audit_severity: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -240,6 +246,20 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
         config = (load_config(inputs.config, product_ids=products) if inputs.config else
                   parse_config(DEFAULT_CONFIG_TEXT, source="<default config>",
                                product_ids=products))
+    audit_lines = []
+    if settings.audit:
+        with progress.stage("auditing tables"):
+            audit = audit_frames(AuditTables(
+                catalog, tx, judgments,
+                tuple(p for ids in config.pins.values() for p in ids) + config.buries,
+                {"catalog": str(inputs.catalog), "transactions": str(inputs.transactions),
+                 "judgments": str(inputs.judgments)}),
+                AuditSettings(severity=settings.audit_severity))
+        audit_lines = audit.summary_lines()
+        if audit.blocking:
+            raise AuditError("blocking data-audit findings; `marginrank audit` writes the full "
+                             "report, a severity can be changed per code:\n"
+                             + "\n".join(audit_lines))
     with progress.stage("building BM25 indexes"):
         space = features.FeatureSpace.build(catalog, Analyzer())
     rows = product_index.get_indexer(judgments["product_id"])
@@ -336,7 +356,7 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
         sample_query=str(judgments["query"].to_numpy()[test][0]),
         test_judgments=judgments[test],
         reports=[catalog_report.summary(), tx_report.summary(),
-                 _foreign_products(tx, product_index), terms.summary()],
+                 _foreign_products(tx, product_index), terms.summary(), *audit_lines],
         starting_weights=dict(zip(TERM_NAMES, config.weight_vector().tolist(), strict=True)),
         guardrails=guardrails, relevance_check=check, relevance_source=source,
         warnings=warnings,

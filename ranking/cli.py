@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from clv.errors import MarginRankError
+from objectives.audit_findings import parse_severity
 from objectives.catalog import load_catalog
 from objectives.config import load_config
 from objectives.evaluation import BASELINE
@@ -53,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     bld.add_argument("--config", type=Path, help="weights YAML (default: built-in defaults)")
     bld.add_argument("--out", type=Path, required=True, help="output folder")
     bld.add_argument("--seed", type=int, default=7)
+    bld.add_argument("--audit-severity", action="append", default=[], metavar="CODE=LEVEL",
+                     help="severity of a data-audit finding code (blocking, warning, off); "
+                          "blocking findings stop the build (see marginrank audit)")
     bld.set_defaults(run=_build)
 
     search = sub.add_parser("search", help="search a bundle and print a table")
@@ -104,13 +108,16 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _build(args: argparse.Namespace) -> int:
     inputs = BuildInputs(args.catalog, args.judgments, args.transactions, args.config)
-    return _run_build(inputs, args.out, args.seed, title="marginrank build")
+    return _run_build(inputs, args.out, args.seed, title="marginrank build",
+                      audit_severity=tuple(parse_severity(args.audit_severity).items()))
 
 
-def _run_build(inputs: BuildInputs, out: Path, seed: int, title: str) -> int:
+def _run_build(inputs: BuildInputs, out: Path, seed: int, title: str,
+               audit_severity: tuple[tuple[str, str], ...] = ()) -> int:
     start = time.perf_counter()
     progress = Progress()
-    result = build(inputs, out / "bundle", BuildSettings(seed=seed), progress)
+    result = build(inputs, out / "bundle", BuildSettings(seed=seed, audit_severity=audit_severity),
+                   progress)
     report, summary = _report(result, title, time.perf_counter() - start), _report_json(result)
     _write_report(out, report, summary)  # kept even if the bundle then fails to load
     ranker = Ranker.load(out / "bundle")  # the serving path, checksums verified, as a service would

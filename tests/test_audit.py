@@ -13,8 +13,9 @@ import pytest
 
 from clv.errors import ArgumentError, DataError
 from objectives.audit import AuditSettings, AuditTables, audit_files, audit_frames, prepare_catalog
-from objectives.audit_findings import CODES, AuditResult
+from objectives.audit_findings import CODES, AuditError, AuditResult
 from objectives.audit_report import write_reports
+from ranking.build import BuildInputs, BuildSettings, build
 from ranking.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -257,3 +258,11 @@ def test_cli_writes_markdown_json_html_and_exits_1_on_blocking(tmp_path: Path,
     assert main(["audit", "--catalog", str(path), "--out", str(tmp_path / "r2"),
                  "--severity", "duplicate_product_id=warning",
                  "--severity", "return_rate_out_of_range=off"]) == 0
+
+
+def test_build_stops_on_blocking_findings_before_the_work(tmp_path: Path) -> None:
+    inputs = BuildInputs(DEMO / "catalog.csv", DEMO / "judgments.csv",
+                         DEMO / "transactions.csv.gz", DEMO / "weights.yaml")
+    settings = BuildSettings(audit_severity=(("price_below_cost", "blocking"),))
+    with pytest.raises(AuditError, match=r"BLOCKING price_below_cost \(41\)"):
+        build(inputs, tmp_path / "bundle", settings)
