@@ -14,6 +14,9 @@ N_EXAMPLES = 5
 MAD_SCALE = 1.4826
 #: Fewest products a category needs before its return rates are compared with its median.
 MIN_CATEGORY = 5
+#: A high return rate must also exceed its category's median by this much (absolute): with
+#: mostly-zero rates the MAD is tiny and a robust z alone flags ordinary values.
+MIN_RETURN_EXCESS = 0.05
 #: A price this many times above or below its category's median suggests a unit mix.
 PRICE_SCALE = 20.0
 
@@ -55,7 +58,8 @@ def price_below_cost(catalog: pd.DataFrame) -> Finding | None:
     price, cost = catalog["price"].to_numpy(np.float64), catalog["cost"].to_numpy(np.float64)
     with np.errstate(invalid="ignore"):
         at = np.flatnonzero(price < cost)
-    examples = [{"product_id": catalog["product_id"].iat[i], "price": price[i], "cost": cost[i]}
+    examples = [{"product_id": catalog["product_id"].iat[i], "price": float(price[i]),
+                 "cost": float(cost[i])}
                 for i in at[:N_EXAMPLES]]
     return finding("price_below_cost", catalog["product_id"].to_numpy()[at], examples)
 
@@ -83,8 +87,9 @@ def margin_outliers(catalog: pd.DataFrame, z_max: float,
     z = robust_z(rate, reference)
     with np.errstate(invalid="ignore"):
         at = np.flatnonzero(np.abs(z) > z_max)
-    examples = [{"product_id": catalog["product_id"].iat[i], "margin_rate": round(rate[i], 4),
-                 "robust_z": round(float(z[i]), 1)} for i in at[np.argsort(-np.abs(z[at]))][:5]]
+    examples = [{"product_id": catalog["product_id"].iat[i],
+                 "margin_rate": round(float(rate[i]), 4), "robust_z": round(float(z[i]), 1)}
+                for i in at[np.argsort(-np.abs(z[at]))][:N_EXAMPLES]]
     return finding("margin_outlier", catalog["product_id"].to_numpy()[at], examples,
                    f"|robust z| > {z_max:g} of the margin rate")
 
@@ -104,19 +109,21 @@ def _by_category(catalog: pd.DataFrame, values: np.ndarray, reference: np.ndarra
 
 def return_rate_high(catalog: pd.DataFrame, z_max: float,
                      reference: np.ndarray | None = None) -> Finding | None:
-    """Return rates in [0, 1] more than ``z_max`` robust standard deviations above their
-    category's median (categories of at least :data:`MIN_CATEGORY` rated products)."""
+    """Return rates in [0, 1] more than ``z_max`` robust standard deviations and
+    :data:`MIN_RETURN_EXCESS` above their category's median (categories of at least
+    :data:`MIN_CATEGORY` rated products)."""
     rate = catalog["return_rate"].to_numpy(np.float64)
     rate = np.where((rate >= 0) & (rate <= 1), rate, np.nan)
     med, mad, size = _by_category(catalog, rate, reference)
     with np.errstate(invalid="ignore", divide="ignore"):
         z = (rate - med) / mad
-        at = np.flatnonzero((size >= MIN_CATEGORY) & (mad > 0) & (z > z_max))
-    examples = [{"product_id": catalog["product_id"].iat[i], "return_rate": rate[i],
+        at = np.flatnonzero((size >= MIN_CATEGORY) & (mad > 0) & (z > z_max)
+                            & (rate - med >= MIN_RETURN_EXCESS))
+    examples = [{"product_id": catalog["product_id"].iat[i], "return_rate": float(rate[i]),
                  "category_median": round(float(med[i]), 4), "robust_z": round(float(z[i]), 1)}
                 for i in at[:N_EXAMPLES]]
     return finding("return_rate_high", catalog["product_id"].to_numpy()[at], examples,
-                   f"robust z > {z_max:g} against the category median")
+                   f"robust z > {z_max:g} and {MIN_RETURN_EXCESS:g} above the category median")
 
 
 def stock_without_velocity(catalog: pd.DataFrame) -> Finding | None:
@@ -128,8 +135,8 @@ def stock_without_velocity(catalog: pd.DataFrame) -> Finding | None:
     stock = catalog["stock"].to_numpy(np.float64)
     with np.errstate(invalid="ignore"):
         at = np.flatnonzero((stock > 0) & ~(sales > 0))
-    examples = [{"product_id": catalog["product_id"].iat[i], "stock": stock[i],
-                 "daily_sales": None if np.isnan(sales[i]) else sales[i]}
+    examples = [{"product_id": catalog["product_id"].iat[i], "stock": float(stock[i]),
+                 "daily_sales": None if np.isnan(sales[i]) else float(sales[i])}
                 for i in at[:N_EXAMPLES]]
     return finding("stock_without_velocity", catalog["product_id"].to_numpy()[at], examples)
 
@@ -154,7 +161,7 @@ def price_scale(catalog: pd.DataFrame, reference: np.ndarray | None = None) -> F
         ratio = price / med
         at = np.flatnonzero((size >= MIN_CATEGORY) & ((ratio > PRICE_SCALE)
                                                       | (ratio < 1 / PRICE_SCALE)))
-    examples = [{"product_id": catalog["product_id"].iat[i], "price": price[i],
+    examples = [{"product_id": catalog["product_id"].iat[i], "price": float(price[i]),
                  "category_median": float(med[i])} for i in at[:N_EXAMPLES]]
     return finding("price_scale_outlier", catalog["product_id"].to_numpy()[at], examples)
 
