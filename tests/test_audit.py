@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import HOME_DEPOT, ONLINE_RETAIL, load_benchmark, require_file
 
 from clv.errors import ArgumentError, DataError
 from objectives.audit import AuditSettings, AuditTables, audit_files, audit_frames, prepare_catalog
@@ -266,3 +267,14 @@ def test_build_stops_on_blocking_findings_before_the_work(tmp_path: Path) -> Non
     settings = BuildSettings(audit_severity=(("price_below_cost", "blocking"),))
     with pytest.raises(AuditError, match=r"BLOCKING price_below_cost \(41\)"):
         build(inputs, tmp_path / "bundle", settings)
+
+
+@pytest.mark.realdata
+def test_audit_of_the_public_catalogs() -> None:
+    public = load_benchmark("audit_public")
+    uci = audit_frames(public.uci_tables(require_file(ONLINE_RETAIL))[0])
+    assert uci.by_code("return_rate_out_of_range").count == 8  # returns of units sold earlier
+    assert "81953B" in uci.keys("exact_duplicate_product")
+    hd = audit_frames(public.home_depot_tables(require_file(HOME_DEPOT))[0])
+    assert hd.by_code("exact_duplicate_product").count == 1193
+    assert not hd.blocking
