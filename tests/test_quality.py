@@ -114,7 +114,7 @@ def test_quality_benchmark_runs_on_a_small_world(small_world: Path, tmp_path: Pa
     assert set(row["tuned blend"]["3"]) >= {"ndcg", "margin", "return_rate", "out_of_stock"}
     assert out.with_suffix(".png").stat().st_size > 0
     names = [r["name"] for r in report["tables"]["10"]]
-    assert names == ["BM25", "LambdaMART", "naive blend (within tolerance)",
+    assert names == ["BM25", "LambdaMART", "relevance served", "naive blend (within tolerance)",
                      "naive blend (0.5% drop)", "tuned blend"]
     assert "## Headroom" in markdown
     for row in report["headroom"]:  # the ideal order loses no NDCG; margin ties add margin
