@@ -419,7 +419,7 @@ def plot(runs: list[Run], path: str, delta: float) -> None:
     ax.axhline(0.0, color="grey", lw=0.8)
     ax.axhline(-100 * delta, color="red", ls="--", lw=1.2, label=f"-δ = {-100 * delta:g}%")
     ax.set_xlabel("margin@k lift, ratio of means (%)")
-    ax.set_ylabel("held-out NDCG@k change vs LambdaMART (%, 95% interval)")
+    ax.set_ylabel("held-out NDCG@k change vs relevance served (%, 95% interval)")
     ax.set_title("Guardrail calibration: tuned blend on held-out queries")
     ax.legend(fontsize=8)
     fig.tight_layout()
