@@ -222,3 +222,47 @@ def product_stats(product_ids: Sequence[str], keys: pd.Series | np.ndarray,
                          "mean": out["mean"].to_numpy(dtype=np.float64),
                          "var": out["var"].to_numpy(dtype=np.float64)},
                         index=out.index)
+
+
+def catalog_levels(catalog: pd.DataFrame) -> pd.DataFrame:
+    """The group levels of a catalog, outermost first: the top category segment, the full
+    category path (``a/b/c``), the brand. Absent columns are missing keys (:data:`MISSING`)."""
+    n = len(catalog)
+    category = (catalog["category"].astype(object) if "category" in catalog.columns
+                else pd.Series([None] * n, index=catalog.index, dtype=object))
+    top = category.where(category.isna(), category.astype(str).str.split("/").str[0])
+    brand = (catalog["brand"].astype(object) if "brand" in catalog.columns
+             else pd.Series([None] * n, index=catalog.index, dtype=object))
+    return pd.DataFrame({"top": top.to_numpy(), "category": category.to_numpy(),
+                         "brand": brand.to_numpy()})
+
+
+def fill_from_priors(catalog: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray,
+                                                                  ShrinkageFit | None]:
+    """A catalog column with its missing values replaced by the product's brand prior.
+
+    A catalog gives one value per product and no counts behind it, so a product's own value is
+    kept as given; what is estimated is how far a brand's products tell about a new one. The
+    units shrunk are brands within their category path (observations: their products' values),
+    toward the category path, the top category and the catalog, with :func:`shrink_hierarchical`
+    (pseudo-count in products, from the data). A product missing the value gets its brand's
+    estimate, its category's when the brand has no value at all. Returns the filled values,
+    the mask of values that came from a prior, and the fit (None when nothing was missing or
+    no product has a value: then nothing is filled).
+    """
+    values = (catalog[column].to_numpy(np.float64) if column in catalog.columns
+              else np.full(len(catalog), np.nan))
+    missing = ~np.isfinite(values)
+    if not missing.any() or missing.all():
+        return values, np.zeros(len(values), bool), None
+    levels = catalog_levels(catalog)
+    keys = levels.astype(object).where(levels.notna(), MISSING).astype(str)
+    unit = keys["category"] + _SEP + keys["brand"]
+    stats = product_stats(pd.unique(unit), unit[~missing].to_numpy(), values[~missing])
+    units = stats.index.to_series().str.split(_SEP, expand=True)
+    top_of = dict(zip(unit, keys["top"], strict=True))
+    groups = pd.DataFrame({"top": [top_of[u] for u in stats.index], "category": units[0]})
+    fit = shrink_hierarchical(groups, stats["n"].to_numpy(), stats["mean"].to_numpy(),
+                              stats["var"].to_numpy())
+    prior = pd.Series(fit.estimate, index=stats.index).reindex(unit).to_numpy()
+    return np.where(missing, prior, values), missing, fit

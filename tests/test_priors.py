@@ -101,3 +101,36 @@ def test_product_stats() -> None:
     assert stats["n"].tolist() == [2, 1, 0]
     assert stats["mean"].tolist()[:2] == [2.0, 5.0]
     assert stats["var"].iloc[0] == 2.0 and np.isnan(stats["var"].iloc[1])
+
+
+def test_fill_from_priors_gives_missing_products_their_brand_prior() -> None:
+    from objectives.priors import fill_from_priors
+
+    rng = np.random.default_rng(2)
+    rows = []
+    for c in range(6):
+        for b in range(5):
+            level = 0.02 * c + 0.05 * b
+            rows += [{"category": f"Top{c % 2}/Cat{c}", "brand": f"B{b}",
+                      "return_rate": level + rng.normal(0, 0.005)} for _ in range(12)]
+    catalog = pd.DataFrame(rows)
+    catalog.loc[[0, 13], "return_rate"] = np.nan  # Cat0/B0 and Cat0/B1
+    catalog = pd.concat([catalog, pd.DataFrame([{"category": "Top0/Cat0", "brand": "New",
+                                                  "return_rate": np.nan}])], ignore_index=True)
+    filled, from_prior, fit = fill_from_priors(catalog, "return_rate")
+    assert from_prior.tolist() == [i in (0, 13, len(catalog) - 1) for i in range(len(catalog))]
+    assert filled[0] == pytest.approx(0.0, abs=0.02)  # category mean: 0.1
+    assert filled[13] == pytest.approx(0.05, abs=0.02)
+    # An unseen brand: its category's estimate (between that category's brands).
+    assert 0.0 < filled[-1] < 0.2
+    assert fit is not None and fit.pseudo_count < 5  # brands differ far more than noise
+    kept = ~from_prior
+    assert np.array_equal(filled[kept], catalog["return_rate"].to_numpy()[kept])
+
+
+def test_fill_from_priors_without_gaps_changes_nothing() -> None:
+    from objectives.priors import fill_from_priors
+
+    catalog = pd.DataFrame({"category": ["a", "b"], "brand": ["x", "y"], "daily_sales": [1.0, 2]})
+    filled, from_prior, fit = fill_from_priors(catalog, "daily_sales")
+    assert filled.tolist() == [1.0, 2.0] and not from_prior.any() and fit is None
