@@ -266,3 +266,38 @@ def fill_from_priors(catalog: pd.DataFrame, column: str) -> tuple[np.ndarray, np
                               stats["var"].to_numpy())
     prior = pd.Series(fit.estimate, index=stats.index).reindex(unit).to_numpy()
     return np.where(missing, prior, values), missing, fit
+
+
+#: Catalog columns filled from priors before the terms are computed, and the term each feeds.
+PRIOR_COLUMNS = {"return_rate": "returns", "daily_sales": "inventory"}
+
+
+def catalog_with_priors(catalog: pd.DataFrame, clv_buyers: np.ndarray | None = None
+                        ) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+    """A copy of ``catalog`` with missing return rates and sales velocities filled from their
+    brand priors (:func:`fill_from_priors`), the (n, len(TERM_NAMES)) bool mask of term
+    values that come from a prior, and one line per filled column for the build log.
+
+    ``clv`` is marked where ``clv_buyers`` (from ``clv.segments.product_clv_affinity``) is 0:
+    a product without buyers gets the catalog's shrinkage target. ``inventory`` is marked only
+    where the stock is known (without stock the term stays neutral). ``margin`` never is.
+    """
+    from objectives.config import TERM_NAMES
+
+    out = catalog.copy()
+    flags = np.zeros((len(catalog), len(TERM_NAMES)), dtype=bool)
+    notes = []
+    for column, term in PRIOR_COLUMNS.items():
+        filled, from_prior, fit = fill_from_priors(catalog, column)
+        if fit is None:
+            continue
+        out[column] = filled
+        if term == "inventory" and "stock" in catalog.columns:
+            from_prior = from_prior & np.isfinite(catalog["stock"].to_numpy(np.float64))
+        flags[:, TERM_NAMES.index(term)] = from_prior
+        pc = "inf" if np.isinf(fit.pseudo_count) else f"{fit.pseudo_count:.1f}"
+        notes.append(f"{column}: {int(from_prior.sum()):,} missing values from brand/category "
+                     f"priors (estimated pseudo-count {pc} products per brand)")
+    if clv_buyers is not None:
+        flags[:, TERM_NAMES.index("clv")] = np.asarray(clv_buyers) == 0
+    return out, flags, notes

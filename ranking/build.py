@@ -45,6 +45,7 @@ from objectives.guardrail import (
 )
 from objectives.metrics import Verdict
 from objectives.plan import Plan
+from objectives.priors import catalog_with_priors
 from objectives.terms import TermTable, compute_terms
 from objectives.tuner import TuneResult, tune_weights
 from ranking import features
@@ -279,11 +280,15 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
         except CLVFitError as exc:
             raise CLVFitError(f"{inputs.transactions}: {exc}") from exc
         customer_clv = clv_model.customer_clv(summary)
-        affinity, _ = product_clv_affinity(tx, pd.Series(customer_clv, index=summary.index),
-                                           catalog["product_id"].tolist())
+        affinity, buyers = product_clv_affinity(tx, pd.Series(customer_clv,
+                                                              index=summary.index),
+                                                catalog["product_id"].tolist())
     bm25 = X[:, features.FEATURE_NAMES.index("bm25_all")].astype(np.float64)
     with progress.stage("computing business terms"):
-        terms = compute_terms(catalog, affinity,
+        term_catalog, from_prior, prior_notes = catalog_with_priors(catalog, buyers)
+        for line in prior_notes:
+            progress.note(line)
+        terms = compute_terms(term_catalog, affinity,
                               target_weeks=config.inventory.target_weeks_of_cover)
         served = Served.of(config, terms, catalog)
         tuning = query_groups(judgments, train | valid, relevance, rows, served)
@@ -339,7 +344,7 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
             catalog=Catalog(catalog["product_id"].tolist(), catalog["title"].tolist(),
                             catalog["category"].tolist(), terms.values, terms.in_stock, priors,
                             terms.raw["unit_margin"].astype(np.float32),
-                            catalog["return_rate"].to_numpy(np.float32)),
+                            catalog["return_rate"].to_numpy(np.float32), from_prior),
             customers=Customers(summary.index.to_numpy().astype(str)[order], customer_clv[order],
                                 clv_quantiles(customer_clv)[order]),
             config=tuned_config, config_text=dump_config(tuned_config),

@@ -241,6 +241,8 @@ def format_results(results: list[SearchResult], explain: bool) -> str:
         lines.append(f"{r.rank:>3}  {r.product_id:<10} {score:>7}  {r.title}")
         if r.contributions:
             lines.append(" " * 23 + "  ".join(f"{n} {v:+.3f}" for n, v in r.contributions.items()))
+        if r.from_prior:
+            lines.append(" " * 23 + "from priors (no own data): " + ", ".join(r.from_prior))
     return "\n".join(lines)
 
 

@@ -64,6 +64,9 @@ class SearchResult:
     pinned: bool = False
     contributions: dict[str, float] | None = None
     arm: str | None = None  # the customer's experiment arm, when an experiment runs
+    #: With explain: the terms whose value is a prior (a new product's brand or category
+    #: estimate, not its own data); empty for bundles written before this was stored.
+    from_prior: list[str] | None = None
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -83,6 +86,9 @@ class Catalog:
     #: and return rate@10; None in bundles written before they were stored.
     unit_margin: np.ndarray | None = None
     return_rate: np.ndarray | None = None
+    #: bool (n, len(TERM_NAMES)): the term's value came from a prior (see objectives.priors);
+    #: None in bundles written before it was stored.
+    from_prior: np.ndarray | None = None
 
     @cached_property
     def row_of(self) -> dict[str, int]:
@@ -98,7 +104,8 @@ class Catalog:
         meta.write_text(json.dumps({"product_id": self.product_ids, "title": self.titles,
                                     "category": self.categories}, ensure_ascii=False))
         raw = {name: values for name, values in (("unit_margin", self.unit_margin),
-                                                 ("return_rate", self.return_rate))
+                                                 ("return_rate", self.return_rate),
+                                                 ("from_prior", self.from_prior))
                if values is not None}
         np.savez(arrays, terms=self.terms, in_stock=self.in_stock, priors=self.priors,
                  term_names=np.array(TERM_NAMES), **raw)
@@ -111,7 +118,8 @@ class Catalog:
             if tuple(npz["term_names"]) != TERM_NAMES:
                 raise bundle.BundleError(f"{directory}: term names {list(npz['term_names'])} "
                                          f"differ from this version's {list(TERM_NAMES)}")
-            raw = {name: npz[name] for name in ("unit_margin", "return_rate") if name in npz.files}
+            raw = {name: npz[name] for name in ("unit_margin", "return_rate", "from_prior")
+                   if name in npz.files}
             catalog = cls(meta["product_id"], meta["title"], meta["category"], npz["terms"],
                           npz["in_stock"], npz["priors"], **raw)
         catalog.check_shapes(directory)
@@ -128,6 +136,9 @@ class Catalog:
         for name in ("unit_margin", "return_rate"):
             if getattr(self, name) is not None:
                 shapes[name], expected[name] = getattr(self, name).shape, (n,)
+        if self.from_prior is not None:
+            shapes["from_prior"] = self.from_prior.shape
+            expected["from_prior"] = (n, len(TERM_NAMES))
         wrong = {k: v for k, v in shapes.items() if v != expected[k]}
         if wrong:
             raise bundle.BundleError(f"{directory}: product arrays disagree with {n:,} products: "
@@ -285,14 +296,18 @@ class Ranker:
     def _result(self, i: int, out: core.Blended, explain: bool,
                 arm: str | None) -> SearchResult:
         row = int(out.rows[i])
-        contributions = None
+        contributions = from_prior = None
         if explain and not out.pinned[i]:
             names = ("relevance", *TERM_NAMES)
             contributions = {n: float(v) for n, v in zip(names, out.contributions[i], strict=True)}
+            flags = self.catalog.from_prior
+            from_prior = ([] if flags is None else
+                          [n for n, f in zip(TERM_NAMES, flags[row], strict=True) if f])
         return SearchResult(rank=i + 1, product_id=self.catalog.product_ids[row],
                             title=self.catalog.titles[row],
                             score=None if out.pinned[i] else float(out.scores[i]),
-                            pinned=bool(out.pinned[i]), contributions=contributions, arm=arm)
+                            pinned=bool(out.pinned[i]), contributions=contributions, arm=arm,
+                            from_prior=from_prior)
 
     def warm(self) -> None:
         """Run one search through every kernel so the first real query is not slow."""

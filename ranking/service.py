@@ -96,6 +96,9 @@ class Hit(BaseModel):
     contributions: dict[str, float] | None = Field(
         None, description="with explain=true: relevance and each business term; they add up "
                           "to the score")
+    from_prior: list[str] | None = Field(
+        None, description="with explain=true: the business terms whose value is a prior (the "
+                          "product's brand or category estimate: it has no data of its own)")
 
 
 class SearchResponse(BaseModel):

@@ -73,7 +73,8 @@ def restore(config: Path, http: httpx.Client) -> Iterator[None]:
 
 def served(ranker: Ranker, query: str, **kwargs: object) -> list[dict[str, object]]:
     """What the library returns for ``query``, in the service's JSON shape."""
-    fields = ("rank", "product_id", "title", "score", "pinned", "arm", "contributions")
+    fields = ("rank", "product_id", "title", "score", "pinned", "arm", "contributions",
+              "from_prior")
     return [{f: getattr(r, f) for f in fields} for r in ranker.search(query, **kwargs)]
 
 
