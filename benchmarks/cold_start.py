@@ -24,7 +24,9 @@ the catalog's when the category has none). It is scored against the product's ho
 new products with at least ``--min-buyers`` holdout buyers (a value from one or two buyers is
 mostly noise), against: the catalog mean (plain mean over calibration products), today's handling
 (a missing field gives term 0, i.e. the median calibration value, the robust z-score's centre),
-and a category-only prior (the hierarchy without brands). Reported: MAE and the paired
+a category-only prior (the hierarchy without brands), and what ``marginrank build`` does with
+a catalog column (``objectives.priors.fill_from_priors``: the calibration values as catalog
+values, one per product, no counts behind them). Reported: MAE and the paired
 bootstrap 95% interval of the mean difference in absolute error (negative: the prior is better).
 
 **Customers.** Customers whose first purchase falls in the last ``--recent-days`` days of the
@@ -66,7 +68,7 @@ from clv import (
 from clv.segments import clv_quantiles
 from clv.transactions import UCI_ONLINE_RETAIL_NON_PRODUCTS
 from objectives.metrics import paired_bootstrap
-from objectives.priors import product_stats, shrink_hierarchical
+from objectives.priors import fill_from_priors, product_stats, shrink_hierarchical
 
 
 def _clv_holdout():
@@ -221,9 +223,15 @@ def products_report(tx: pd.DataFrame, descriptions: pd.Series, *, calibration_en
         fit = shrink_hierarchical(groups[["category", "brand"]], n, mean, var)
         fit_cat = shrink_hierarchical(groups[["category"]], n, mean, var)
         values = mean[~is_new & (n > 0)]
+        # What a build does with a catalog column (one value per product, no counts).
+        as_catalog = pd.DataFrame({"category": groups["category"].to_numpy(),
+                                   "brand": groups["brand"].to_numpy(),
+                                   "v": np.where(n > 0, mean, np.nan)})
+        build_fill = fill_from_priors(as_catalog, "v")[0]
         preds = {
             "hierarchical prior (category -> brand)": fit.estimate[is_new][scored],
             "category-only prior": fit_cat.estimate[is_new][scored],
+            "build's fill (catalog values, no counts)": build_fill[is_new][scored],
             "catalog mean": np.full(int(scored.sum()), float(values.mean())),
             "today: missing -> neutral (catalog median)": np.full(int(scored.sum()),
                                                                  float(np.median(values))),

@@ -1,4 +1,5 @@
-"""Cold start in a build: missing return rates and sales velocities take their brand priors,
+"""Cold start in a build: missing sales velocities take their brand priors (return rates stay
+neutral: measured worse on UCI),
 explain says which term values are priors, older bundles without the flags still load, and
 one-order customers get a CLV-based segment (the BG/NBD posterior), unknown ones the default."""
 
@@ -39,13 +40,18 @@ def test_catalog_with_priors_marks_what_it_filled() -> None:
     catalog = pd.DataFrame({"category": ["a/x", "a/x", "a/y", "a/y"], "brand": ["p", "p", "q", "q"],
                             "return_rate": [0.1, np.nan, 0.3, 0.3], "stock": [1.0, 2, 3, 4],
                             "daily_sales": [1.0, 1, 1, 1]})
-    filled, flags, notes = catalog_with_priors(catalog, np.array([0, 3, 1, 1]))
+    filled, flags, notes = catalog_with_priors(catalog, np.array([0, 3, 1, 1]),
+                                               columns={"return_rate": "returns",
+                                                        "daily_sales": "inventory"})
     assert np.isfinite(filled["return_rate"]).all() and catalog["return_rate"].isna().sum() == 1
     assert flags[:, TERM_NAMES.index("returns")].tolist() == [False, True, False, False]
     assert flags[:, TERM_NAMES.index("clv")].tolist() == [True, False, False, False]
     assert not flags[:, TERM_NAMES.index("inventory")].any()
     assert not flags[:, TERM_NAMES.index("margin")].any()
     assert len(notes) == 1 and "return_rate" in notes[0]
+    # By default only sales velocity is filled (return rates measured worse; see PRIOR_COLUMNS).
+    default, default_flags, _ = catalog_with_priors(catalog)
+    assert default["return_rate"].isna().sum() == 1 and not default_flags.any()
 
 
 def test_build_fills_gaps_and_explain_says_so(gappy) -> None:  # noqa: ANN001
@@ -53,19 +59,20 @@ def test_build_fills_gaps_and_explain_says_so(gappy) -> None:  # noqa: ANN001
     ranker = Ranker.load(out)
     flags = ranker.catalog.from_prior
     assert flags.shape == (len(catalog), len(TERM_NAMES))
-    assert np.array_equal(flags[:, TERM_NAMES.index("returns")], blank)
+    assert not flags[:, TERM_NAMES.index("returns")].any()  # return rates: neutral, as before
+    assert not ranker.catalog.terms[blank, TERM_NAMES.index("returns")].any()
     stocked = np.isfinite(catalog["stock"].to_numpy(float))
-    assert np.array_equal(flags[:, TERM_NAMES.index("inventory")], blank & stocked)
-    # A blanked product's returns term is its prior, not neutral 0 (priors differ by brand).
-    returns = ranker.catalog.terms[blank, TERM_NAMES.index("returns")]
-    assert np.count_nonzero(returns) > 0.5 * blank.sum()
+    inventory = TERM_NAMES.index("inventory")
+    assert np.array_equal(flags[:, inventory], blank & stocked)
+    # A blanked product's inventory term comes from its prior velocity, not neutral 0.
+    assert np.count_nonzero(ranker.catalog.terms[blank & stocked, inventory]) > 0.5 * blank.sum()
     seen = 0
     for query in ("drill", "paint", "light", "door", "saw"):
         for r in ranker.search(query, k=20, explain=True):
             row = ranker.catalog.row_of[r.product_id]
             expected = [n for n, f in zip(TERM_NAMES, flags[row], strict=True) if f]
             assert r.from_prior == expected
-            seen += bool(r.from_prior and "returns" in r.from_prior)
+            seen += bool(r.from_prior and "inventory" in r.from_prior)
     assert seen, "no searched product had a prior-based term"
     results = ranker.search("drill", k=20, explain=True)
     assert ("from priors" in format_results(results, explain=True)) == any(
