@@ -8,7 +8,8 @@ whether business weight may be added lives here, once:
   one-sided 95% upper bound of its out-of-fold drop is at most delta
   (:func:`objectives.metrics.non_inferiority`), and the first refusal stops the walk. Testing
   in a fixed order and stopping at the first failure keeps the family-wise error at 5% without
-  a multiplicity correction, and less data (wider bounds) can only stop the walk earlier.
+  a multiplicity correction; for the same measurements, a wider bound (less data) never stops
+  the walk later.
 - :func:`informative_terms`: a term that is constant (or missing) on every judged pool
   cannot change any order; it gets weight 0 and a note, so it is not set strong by default
   the day its data arrives.

@@ -14,8 +14,8 @@ accepted when the one-sided 95% upper bound of its drop is at most delta; settin
 from the weakest up and the first refusal stops the walk (a fixed-sequence test: no curve is
 fitted and no strongest setting picked among many, so there is no winner's curse and no
 multiplicity correction is needed). The final weights are solved on all tuning queries at the
-strongest accepted setting. Sweeping epsilon instead of stopping traces the NDCG-vs-business
-Pareto frontier (:func:`frontier`).
+strongest accepted setting and held to its certified strength (:func:`capped`). Sweeping
+epsilon instead of stopping traces the NDCG-vs-business Pareto frontier (:func:`frontier`).
 """
 
 from __future__ import annotations
@@ -260,8 +260,9 @@ def tune_weights(
                           **common)
     eps, scale = STRENGTH_PATH[last]
     weights = capped(cv.weights(-1, eps, scale), trace[last]["strength"])
-    by_k = {c: non_inferiority(cv.out_of_fold_ndcg(eps, scale, c),
-                               groups.ndcg(groups.z_relevance(), c), max_ndcg_drop, seed=seed)
+    by_k = {c: certificates[last] if c == k else
+            non_inferiority(cv.out_of_fold_ndcg(eps, scale, c),
+                            groups.ndcg(groups.z_relevance(), c), max_ndcg_drop, seed=seed)
             for c in sorted({*VERDICT_CUTOFFS, k})}
     return TuneResult(weights, eps,
                       f"tuned at epsilon={eps:.4f}, scale {scale:.4f}: out-of-fold NDCG@{k} "

@@ -323,8 +323,9 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
         test_bm25 = query_groups(judgments, test, bm25, rows, served)
         evaluation = evaluate(test_groups, test_bm25, tune.weights, k=settings.k,
                               seed=settings.seed, serve_bm25=source == RELEVANCE_BM25)
-        guardrails = {c: evaluate(test_groups, test_bm25, tune.weights, k=c, seed=settings.seed,
-                                  serve_bm25=source == RELEVANCE_BM25)
+        guardrails = {c: (evaluation if c == settings.k else
+                          evaluate(test_groups, test_bm25, tune.weights, k=c, seed=settings.seed,
+                                   serve_bm25=source == RELEVANCE_BM25))
                       .guardrail(config.guardrails.max_ndcg_drop)
                       for c in sorted({*VERDICT_CUTOFFS, settings.k})}
         on_test = compare_with_bm25(np.array(evaluation.row("LambdaMART").per_query_ndcg),
