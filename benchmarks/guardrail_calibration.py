@@ -25,7 +25,7 @@ its ``max_ndcg_drop`` (delta), unless ``--max-ndcg-drop`` overrides it. The runs
   ``--skip-full`` leaves it out (it is the slowest).
 
 The costly work is done once per dataset: the business terms, the CLV affinity and the
-features of the judgments (``ranking.build.judged_features``: indexes of the whole catalog,
+features of the judgments (``ranking.app.build.judged_features``: indexes of the whole catalog,
 so a judgment's features are the same in every subset it falls in). Only the judgments some
 run needs are featurized; each subset then takes its rows.
 
@@ -68,7 +68,7 @@ import pandas as pd
 from objectives.config import WeightsConfig, parse_config
 from objectives.guardrail import DEFAULT_MAX_NDCG_DROP
 from objectives.metrics import lift, verdict
-from ranking.progress import Progress
+from ranking.app.progress import Progress
 
 ROOT = Path(__file__).resolve().parents[1]
 HOME_DEPOT = ROOT.parent / "shared" / "data" / "home-depot-search-relevance" / "train.csv"

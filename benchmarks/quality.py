@@ -68,9 +68,9 @@ from objectives.simulate import simulate_business_fields, simulate_transactions
 from objectives.terms import compute_terms, weeks_of_cover
 from objectives.tuner import STRENGTH_PATH, TuneResult, frontier, tune_weights
 from ranking import features
-from ranking.build import Served, judged_features, judgment_labels, query_groups
+from ranking.app.build import Served, judged_features, judgment_labels, query_groups
+from ranking.app.progress import Progress
 from ranking.ltr import LambdaMART, train_and_cross_fit
-from ranking.progress import Progress
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "data" / "demo"
@@ -545,7 +545,7 @@ def cross_validate(pools: Pools, seed: int, folds: int, progress: Progress,
 
 
 def _group_order(judgments: pd.DataFrame, mask: np.ndarray) -> np.ndarray:
-    """The judgment rows of ``mask`` in the order :func:`ranking.build.query_groups` lays
+    """The judgment rows of ``mask`` in the order :func:`ranking.app.build.query_groups` lays
     them out (stably by query id), so per-row values line up with the groups."""
     sel = np.flatnonzero(mask)
     return sel[np.argsort(judgments["query_id"].to_numpy()[sel], kind="stable")]

@@ -37,9 +37,10 @@ from objectives.catalog import load_catalog, load_judgments
 from objectives.groups import QueryGroups
 from objectives.metrics import finite_mean, paired_bootstrap
 from objectives.public_data import load_home_depot
-from ranking import build, features
+from ranking import features
+from ranking.app import build
+from ranking.app.progress import Progress
 from ranking.ltr import LambdaMART, grade_labels, search_hyperparameters
-from ranking.progress import Progress
 
 ROOT = Path(__file__).resolve().parents[1]
 HOME_DEPOT = ROOT.parent / "shared" / "data" / "home-depot-search-relevance" / "train.csv"

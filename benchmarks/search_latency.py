@@ -10,7 +10,8 @@ Catalogs:
 
 - ``home-depot``: the real Home Depot search-relevance data (54,667 products, 11,795 real
   queries) with **simulated** business fields and transactions (:mod:`objectives.simulate`),
-  built into a real bundle by :func:`ranking.build.build` (BM25, LambdaMART, CLV, tuned weights).
+  built into a real bundle by :func:`ranking.app.build.build` (BM25, LambdaMART, CLV, tuned
+  weights).
   Timed with a seeded sample of the real Home Depot search terms.
 - ``synthetic-1m``: 1,000,000 **synthetic** products whose titles are real Home Depot titles with
   each word replaced, with probability 0.3, by a word drawn from the titles' word frequencies
@@ -44,7 +45,7 @@ from objectives.public_data import load_home_depot
 from objectives.simulate import simulate_business_fields, simulate_transactions
 from objectives.terms import compute_terms
 from ranking import bundle
-from ranking.build import BuildInputs, BuildSettings, build, product_priors
+from ranking.app.build import BuildInputs, BuildSettings, build, product_priors
 from ranking.features import FeatureSpace
 from ranking.ranker import SEARCH_STAGES, Catalog, Ranker
 

@@ -164,7 +164,7 @@ class Customers:
 
 
 class Ranker:
-    """Search over one bundle. Build one with :func:`ranking.build.build` (or
+    """Search over one bundle. Build one with :func:`ranking.app.build.build` (or
     ``marginrank build``), open it with :meth:`load`."""
 
     def __init__(self, *, feature_space: features.FeatureSpace, model: LambdaMART,

@@ -16,8 +16,8 @@ from clv.errors import ArgumentError, DataError
 from objectives.audit import AuditSettings, AuditTables, audit_files, audit_frames, prepare_catalog
 from objectives.audit_findings import CODES, AuditError, AuditResult
 from objectives.audit_report import write_reports
-from ranking.build import BuildInputs, BuildSettings, build
-from ranking.cli import main
+from ranking.app.build import BuildInputs, BuildSettings, build
+from ranking.app.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "data" / "demo"

@@ -14,8 +14,8 @@ import pytest
 
 from objectives.config import TERM_NAMES
 from objectives.priors import catalog_with_priors
-from ranking.build import BuildInputs, BuildSettings, build
-from ranking.cli import format_results
+from ranking.app.build import BuildInputs, BuildSettings, build
+from ranking.app.cli import format_results
 from ranking.ranker import Catalog, Ranker
 
 

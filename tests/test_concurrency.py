@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from objectives.config import TERM_NAMES, ConfigError
-from ranking.build import BuildInputs, BuildSettings, build
+from ranking.app.build import BuildInputs, BuildSettings, build
 from ranking.ranker import Ranker, SearchResult
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,9 +13,9 @@ import pytest
 from objectives.catalog import load_catalog
 from objectives.guardrail import DEFAULT_MAX_NDCG_DROP, compare_with_bm25
 from ranking import features
-from ranking.build import BuildInputs, BuildSettings, build, judged_features
-from ranking.cli import main
-from ranking.progress import Progress
+from ranking.app.build import BuildInputs, BuildSettings, build, judged_features
+from ranking.app.cli import main
+from ranking.app.progress import Progress
 from ranking.ranker import RELEVANCE_BM25, Ranker
 
 

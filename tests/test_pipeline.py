@@ -14,9 +14,9 @@ from conftest import load_benchmark
 
 from clv.errors import DataError
 from objectives.config import ConfigError, load_config
-from ranking.build import BuildInputs, BuildSettings, build
+from ranking.app.build import BuildInputs, BuildSettings, build
+from ranking.app.cli import DEMO_DATA, main
 from ranking.bundle import BundleError, sha256_of
-from ranking.cli import DEMO_DATA, main
 from ranking.ranker import QueryError, Ranker
 
 

@@ -12,7 +12,7 @@ from objectives.groups import QueryGroups
 from objectives.plan import BURIED, OUT_OF_STOCK, RANKED, TIER_WIDTH, Plan
 from objectives.quality import BUSINESS_FIGURES, per_query_figures
 from ranking import core
-from ranking.build import Served, query_groups
+from ranking.app.build import Served, query_groups
 
 N_PRODUCTS = 80
 IDS = [f"P{i}" for i in range(N_PRODUCTS)]

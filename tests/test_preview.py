@@ -13,8 +13,8 @@ from test_concurrency import tiny_world
 
 from clv.errors import MarginRankError
 from objectives.metrics import ndcg_at_k
-from ranking.cli import main
-from ranking.preview import (
+from ranking.app.cli import main
+from ranking.app.preview import (
     JUDGED_METRICS,
     METRICS,
     format_report,

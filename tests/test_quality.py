@@ -17,8 +17,8 @@ from objectives.config import load_config, parse_config
 from objectives.groups import QueryGroups
 from objectives.quality import CurvePoint, frontier_gaps, pareto, per_query_figures
 from objectives.tuned_yaml import tuned_yaml_text
-from ranking.bench_command import load_script
-from ranking.cli import main
+from ranking.app.bench_command import load_script
+from ranking.app.cli import main
 
 DEMO_WEIGHTS = Path(__file__).resolve().parents[1] / "data" / "demo" / "weights.yaml"
 
@@ -123,7 +123,7 @@ def test_quality_benchmark_runs_on_a_small_world(small_world: Path, tmp_path: Pa
 
 @pytest.fixture(scope="module")
 def small_bundle(small_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from ranking.build import BuildInputs, BuildSettings, build
+    from ranking.app.build import BuildInputs, BuildSettings, build
 
     out = tmp_path_factory.mktemp("tune") / "bundle"
     build(BuildInputs(small_world / "catalog.csv", small_world / "judgments.csv",

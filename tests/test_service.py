@@ -17,10 +17,10 @@ from conftest import load_benchmark
 from prometheus_client.parser import text_string_to_metric_families
 
 from clv.errors import MarginRankError
-from ranking.build import BuildInputs, BuildSettings, build
-from ranking.cli import main
+from ranking.app.build import BuildInputs, BuildSettings, build
+from ranking.app.cli import main
+from ranking.app.service import ENV_BUNDLE, app_from_env
 from ranking.ranker import Ranker
-from ranking.service import ENV_BUNDLE, app_from_env
 
 load = load_benchmark("service_load")
 

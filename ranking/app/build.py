@@ -49,6 +49,7 @@ from objectives.priors import catalog_with_priors
 from objectives.terms import TermTable, compute_terms
 from objectives.tuner import TuneResult, tune_weights
 from ranking import features
+from ranking.app.progress import Progress
 from ranking.bundle import prepare_directory
 from ranking.ltr import (
     MAX_LABEL,
@@ -57,7 +58,6 @@ from ranking.ltr import (
     label_values,
     train_and_cross_fit,
 )
-from ranking.progress import Progress
 from ranking.ranker import (
     QUERIES_FILE,
     RELEVANCE_BM25,

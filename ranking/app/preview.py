@@ -233,7 +233,7 @@ def _change(metric: str, a: float, b: float) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``preview`` subcommand's arguments (registered by :mod:`ranking.cli`)."""
+    """The ``preview`` subcommand's arguments (registered by :mod:`ranking.app.cli`)."""
     parser.add_argument("file", type=Path, metavar="NEW.yaml", help="the weights file to try")
     parser.add_argument("--bundle", type=Path, required=True, help="the bundle serving now")
     parser.add_argument("--judgments", type=Path, help="judgments (query, product_id, grade): "

@@ -18,13 +18,14 @@ from objectives.catalog import load_catalog
 from objectives.config import load_config
 from objectives.evaluation import BASELINE
 from objectives.tuner import TuneResult
-from ranking import audit_command, bench_command, bundle, preview, tune_command
-from ranking.build import BuildInputs, BuildResult, BuildSettings, build
-from ranking.progress import Progress
+from ranking import bundle
+from ranking.app import audit_command, bench_command, preview, tune_command
+from ranking.app.build import BuildInputs, BuildResult, BuildSettings, build
+from ranking.app.progress import Progress
 from ranking.ranker import BUNDLE_FILES, RELEVANCE_MODEL, Catalog, Ranker, SearchResult
 
 #: The embedded demo world, beside the packages in a source checkout.
-DEMO_DATA = Path(__file__).resolve().parents[1] / "data" / "demo"
+DEMO_DATA = Path(__file__).resolve().parents[2] / "data" / "demo"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -247,7 +248,7 @@ def format_results(results: list[SearchResult], explain: bool) -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ranking.service import serve  # imported here: fastapi is an optional extra
+    from ranking.app.service import serve  # imported here: fastapi is an optional extra
 
     serve(args.bundle, args.config, args.host, args.port, args.workers)
     return 0

@@ -498,7 +498,7 @@ LOG_CONFIG: dict[str, Any] = {
 
 # -- running ---------------------------------------------------------------------------------
 def app_from_env() -> FastAPI:
-    """The uvicorn factory (``ranking.service:app_from_env``): settings from the environment."""
+    """The uvicorn factory (``ranking.app.service:app_from_env``): settings from the environment."""
     bundle_dir = os.environ.get(ENV_BUNDLE)
     if not bundle_dir:
         raise MarginRankError(f"{ENV_BUNDLE} is not set: it names the bundle directory to serve")
@@ -528,7 +528,7 @@ def serve(bundle_dir: Path, config: Path | None = None, host: str = "127.0.0.1",
     os.environ[ENV_CONFIG] = str(config.resolve()) if config else ""
     os.environ[ENV_LOAD_FIRST] = "1" if workers > 1 else ""
     os.environ[ENV_SUPERVISED] = "1" if workers > 1 else ""
-    uvicorn.run("ranking.service:app_from_env", factory=True, host=host, port=port,
+    uvicorn.run("ranking.app.service:app_from_env", factory=True, host=host, port=port,
                 workers=workers, log_config=LOG_CONFIG, access_log=False,
                 timeout_worker_healthcheck=WORKER_START_SECONDS,
                 timeout_keep_alive=KEEP_ALIVE_SECONDS)

@@ -25,8 +25,8 @@ from objectives.guardrail import RelevanceCheck, compare_with_bm25
 from objectives.tuned_yaml import write_tuned_yaml
 from objectives.tuner import TuneResult, tune_weights
 from ranking import features
-from ranking.build import Served, query_groups
-from ranking.progress import Progress
+from ranking.app.build import Served, query_groups
+from ranking.app.progress import Progress
 from ranking.ranker import QUERIES_FILE, RELEVANCE_BM25, WEIGHTS_FILE, Ranker
 
 
@@ -182,7 +182,7 @@ def report_json(outcome: TuneOutcome, k: int) -> dict[str, object]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``tune`` subcommand's arguments (registered by :mod:`ranking.cli`)."""
+    """The ``tune`` subcommand's arguments (registered by :mod:`ranking.app.cli`)."""
     parser.add_argument("--bundle", type=Path, required=True, help="the bundle to tune for")
     parser.add_argument("--judgments", type=Path, required=True,
                         help="judgments (query, product_id, grade) to tune on")

@@ -15,13 +15,13 @@ from types import ModuleType
 
 from clv.errors import MarginRankError
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 #: Benchmarks the command can run, by name (each is ``benchmarks/<name>.py`` with ``main``).
 NAMES = ("quality",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``bench`` subcommand's arguments (registered by :mod:`ranking.cli`)."""
+    """The ``bench`` subcommand's arguments (registered by :mod:`ranking.app.cli`)."""
     parser.add_argument("name", choices=NAMES, help="which benchmark")
     parser.add_argument("args", nargs=argparse.REMAINDER,
                         help="the benchmark's own options (see `marginrank bench quality -h`)")
