@@ -1,0 +1,326 @@
+"""The impression log: what every search showed, written to Parquet off the hot path.
+
+A search must never wait for a disk, so :meth:`ImpressionLog.record` only appends one small
+tuple to a bounded in-memory queue and returns; one background thread drains the queue in
+batches, flattens each search into one row per shown product (the event contract of
+:mod:`ranking.experiments.events`) and appends the batch as a row group to the open Parquet file.
+When the queue is full the search goes on and its record is dropped and counted (``dropped``,
+exported by the service as ``marginrank_impressions_dropped_total``): never silent, never a
+slower search.
+
+Files rotate by size and by age. The open file is written under a hidden ``.part`` name and
+renamed to ``impressions-<UTC time>-<pid>-<n>.parquet`` when it is closed, so a reader (DuckDB,
+the readout, the dashboard) only ever sees complete files; several worker processes write
+side by side without clashing (the pid is in the name). :meth:`ImpressionLog.close` (the
+service's shutdown) drains the queue and closes the last file.
+
+Propensity: where the customer was randomized into an experiment arm (an experiment runs and
+the request names a customer), each shown product's propensity is the probability of that
+assignment, the arm's traffic share; the customers past the last arm (the control group) get
+the share left over. Shares are the same for every CLV segment today; a plan that carries
+shares per segment (a 2-D ``arm_shares``) is read at the customer's segment row. Without
+randomization (no experiment, or an anonymous request) the propensity is null.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from objectives.plan import Plan
+    from ranking.ranker import SearchResult
+
+log = logging.getLogger("marginrank.events")
+
+#: Sub-directory of the events directory the impression files go to.
+IMPRESSIONS_DIR = "impressions"
+#: Pending searches held before new ones are dropped (about 2 kB each with k=20).
+MAX_PENDING = 50_000
+#: The writer wakes at least this often, and at once when this many searches wait.
+FLUSH_SECONDS = 0.5
+BATCH_SEARCHES = 2_000
+#: A file is closed (made visible to readers) past this size or this age.
+ROTATE_BYTES = 64 * 1024 * 1024
+ROTATE_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class LogCounters:
+    """What the log did since it started (monotonic counts, for ``/metrics``)."""
+
+    searches_logged: int  # searches written to a file (their rows too)
+    rows_written: int  # impression rows (one per shown product)
+    dropped: int  # searches not logged: queue full, log closed, or a failed write
+    files: int  # files completed (renamed to their final name)
+    write_errors: int  # batches that could not be written (their searches count as dropped)
+    pending: int  # searches in the queue now
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+# One queued search: (request_id, unix seconds, customer_id, query, results, serving config
+# snapshot, customers). A plain tuple of references: the cheapest thing to build and queue; the
+# writer thread derives every column from it.
+_Record = tuple[str, float, "str | None", str, "Sequence[SearchResult]", "Plan", Any]
+
+
+class ImpressionLog:
+    """A bounded queue and one writer thread over ``directory/impressions/``.
+
+    Thread-safe: :meth:`record` may be called from any thread. Use as a context manager or call
+    :meth:`start` and :meth:`close`.
+    """
+
+    def __init__(self, directory: str | Path, *, bundle_version: str | None = None,
+                 keep_query: bool = True, max_pending: int = MAX_PENDING,
+                 batch_searches: int = BATCH_SEARCHES, flush_seconds: float = FLUSH_SECONDS,
+                 rotate_bytes: int = ROTATE_BYTES, rotate_seconds: float = ROTATE_SECONDS) -> None:
+        if max_pending < 1 or batch_searches < 1:
+            raise ValueError("max_pending and batch_searches must be at least 1")
+        self.directory = Path(directory) / IMPRESSIONS_DIR
+        self.bundle_version = bundle_version
+        self.keep_query = keep_query  # False: the query hash only (queries can be personal)
+        self.max_pending = max_pending
+        self.batch_searches = batch_searches
+        self.flush_seconds = flush_seconds
+        self.rotate_bytes = rotate_bytes
+        self.rotate_seconds = rotate_seconds
+        self._queue: deque[_Record] = deque()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._count_lock = threading.Lock()  # the drop path and the writer's counts
+        self._dropped = 0
+        self._searches = self._rows = self._files = self._errors = 0
+        self._sequence = itertools.count()
+        self._writer: Any = None  # pyarrow.parquet.ParquetWriter of the open file
+        self._part: Path | None = None
+        self._opened_at = 0.0
+        self._flush_requests: deque[threading.Event] = deque()
+
+    # -- the hot path ----------------------------------------------------------------------
+    def record(self, request_id: str, query: str, customer_id: str | None,
+               results: Sequence[SearchResult], serving: Plan, customers: Any = None,
+               timestamp: float | None = None) -> bool:
+        """Queue one search for the log; True if queued, False if dropped (and counted).
+
+        ``serving`` is the config snapshot that ranked it (a ``ServingConfig``: its version,
+        experiment, arms and segments) and ``customers`` the bundle's customer table (the CLV
+        segment of ``customer_id``; None: no segment). Only references are queued: never
+        blocks and never raises into the search; everything that can fail (flattening, Arrow,
+        validation, the disk) happens in the writer thread.
+        """
+        try:
+            if self._stopping or len(self._queue) >= self.max_pending:
+                self._drop()
+                return False
+            self._queue.append((request_id, time.time() if timestamp is None else timestamp,
+                                customer_id, query, results, serving, customers))
+            if len(self._queue) >= self.batch_searches:
+                self._wake.set()
+            return True
+        except Exception:  # noqa: BLE001 - a log must not fail a search
+            self._drop()
+            return False
+
+    def _drop(self) -> None:
+        with self._count_lock:
+            self._dropped += 1
+
+    # -- counters --------------------------------------------------------------------------
+    @property
+    def counters(self) -> LogCounters:
+        with self._count_lock:
+            return LogCounters(self._searches, self._rows, self._dropped, self._files,
+                               self._errors, len(self._queue))
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> ImpressionLog:
+        """Create the directory and start the writer thread (idempotent)."""
+        if self._thread is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._thread = threading.Thread(target=self._run, name="marginrank-impressions",
+                                            daemon=True)
+            self._thread.start()
+        return self
+
+    def close(self, timeout: float = 30.0) -> LogCounters:
+        """Stop taking records, write what is queued, close the open file; the counters."""
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        else:  # never started: nothing can have been written, but the queue may hold records
+            self._write_pending()
+            self._finish_file()
+        return self.counters
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Write what is queued and close the open file now, so readers see every search
+        recorded so far (tests, and the dashboard of a lightly used service)."""
+        done = threading.Event()
+        self._flush_requests.append(done)
+        self._wake.set()
+        if self._thread is None or not self._thread.is_alive():
+            self._write_pending()
+            self._finish_file()
+            return
+        done.wait(timeout)
+
+    def __enter__(self) -> ImpressionLog:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the writer thread -----------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            stopping = self._stopping
+            # Requests first: a search recorded before a flush request is in the queue by now.
+            requests = [self._flush_requests.popleft() for _ in range(len(self._flush_requests))]
+            self._write_pending()
+            if stopping or requests or (
+                    self._writer is not None
+                    and time.monotonic() - self._opened_at >= self.rotate_seconds):
+                self._finish_file()
+            for done in requests:
+                done.set()
+            if stopping:
+                self._write_pending()  # records that raced with the stop flag
+                self._finish_file()
+                return
+
+    def _write_pending(self) -> None:
+        while self._queue:
+            batch = [self._queue.popleft()
+                     for _ in range(min(len(self._queue), self.batch_searches))]
+            try:
+                rows = self._write(batch)
+            except Exception as exc:  # noqa: BLE001 - counted and logged, the thread goes on
+                with self._count_lock:
+                    self._errors += 1
+                    self._dropped += len(batch)
+                log.error("impression batch not written", extra={"fields": {
+                    "searches": len(batch), "error": f"{type(exc).__name__}: {exc}"}})
+                self._abandon_file()
+                continue
+            with self._count_lock:
+                self._searches += len(batch)
+                self._rows += rows
+
+    def _write(self, batch: list[_Record]) -> int:
+        table = impressions_table(batch, self.bundle_version, self.keep_query)
+        if self._writer is None:
+            self._open_file(table.schema)
+        self._writer.write_table(table)
+        assert self._part is not None
+        if self._part.stat().st_size >= self.rotate_bytes:
+            self._finish_file()
+        return table.num_rows
+
+    def _open_file(self, schema: Any) -> None:
+        import pyarrow.parquet as pq
+
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        name = f"impressions-{stamp}-{os.getpid()}-{next(self._sequence):06d}.parquet"
+        self._part = self.directory / f".{name}.part"
+        self._writer = pq.ParquetWriter(self._part, schema, compression="zstd")
+        self._opened_at = time.monotonic()
+
+    def _finish_file(self) -> None:
+        """Close the open file and give it its final name (readers see it from now on)."""
+        if self._writer is None or self._part is None:
+            return
+        try:
+            self._writer.close()
+            os.replace(self._part, self._part.with_name(self._part.name[1:-len(".part")]))
+        except OSError as exc:
+            with self._count_lock:
+                self._errors += 1
+            log.error("impression file not completed", extra={"fields": {
+                "file": str(self._part), "error": str(exc)}})
+        else:
+            with self._count_lock:
+                self._files += 1
+        finally:
+            self._writer = self._part = None
+
+    def _abandon_file(self) -> None:
+        """After a failed write the open file may be corrupt: close it and start a new one."""
+        try:
+            if self._writer is not None:
+                self._writer.close()
+        except Exception:  # noqa: BLE001, S110 - the file is being given up anyway
+            pass
+        self._writer = self._part = None
+
+
+def propensity(serving: Plan, customer_id: str | None, arm: str | None,
+               segment: int = 0) -> float | None:
+    """The probability that ``customer_id`` was assigned ``arm`` (None: the control, past the
+    last arm) by the running experiment of ``serving``; None without randomization (no
+    experiment, an anonymous request) or for an assignment of probability 0 (none happens)."""
+    if serving.experiment is None or customer_id is None:
+        return None
+    shares = serving.arm_shares
+    if getattr(shares, "ndim", 1) == 2:  # shares per CLV segment
+        shares = shares[segment]
+    shares = [float(s) for s in shares]
+    p = max(0.0, 1.0 - sum(shares)) if arm is None else shares[serving.arm_names.index(arm) - 1]
+    return p if p > 0.0 else None
+
+
+def impressions_table(batch: Sequence[_Record], bundle_version: str | None = None,
+                      keep_query: bool = True) -> Any:
+    """One Arrow row per shown product of the queued searches (a search that showed nothing
+    is one row at position -1), validated against the impressions contract."""
+    import pyarrow as pa
+
+    from ranking.experiments.events import (
+        IMPRESSION_SCHEMA,
+        NO_RESULT_POSITION,
+        normalize_id,
+        query_hash,
+    )
+
+    columns: dict[str, list[Any]] = {f.name: [] for f in IMPRESSION_SCHEMA}
+    for request_id, ts, customer_id, query, results, serving, customers in batch:
+        segment = 0
+        if customers is not None and customer_id is not None:
+            segment = serving.segment_index(customers.quantile_of(customer_id))
+        arm = results[0].arm if results else (
+            serving.arm_names[serving.arm_index(customer_id)] if customer_id else None)
+        p = propensity(serving, customer_id, arm, segment)
+        n = max(len(results), 1)
+        for name, value in (("request_id", request_id), ("timestamp", int(ts * 1e6)),
+                            ("customer_id",
+                             None if customer_id is None else normalize_id(customer_id)),
+                            ("query", query if keep_query else None),
+                            ("query_hash", query_hash(query)),
+                            ("config_version", serving.version),
+                            ("bundle_version", bundle_version),
+                            ("experiment", serving.experiment), ("arm", arm),
+                            ("segment", serving.segment_names[segment]), ("propensity", p)):
+            columns[name] += [value] * n
+        if results:
+            columns["product_id"] += [r.product_id for r in results]
+            columns["position"] += [r.rank for r in results]
+            columns["score"] += [r.score for r in results]
+        else:
+            columns["product_id"].append(None)
+            columns["position"].append(NO_RESULT_POSITION)
+            columns["score"].append(None)
+    return pa.Table.from_pydict(columns, schema=IMPRESSION_SCHEMA)
