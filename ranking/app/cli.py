@@ -19,7 +19,7 @@ from objectives.config import load_config
 from objectives.evaluation import BASELINE
 from objectives.tuner import TuneResult
 from ranking import bundle
-from ranking.app import audit_command, bench_command, preview, tune_command
+from ranking.app import audit_command, bench_command, experiment_command, preview, tune_command
 from ranking.app.build import BuildInputs, BuildResult, BuildSettings, build
 from ranking.app.progress import Progress
 from ranking.ranker import BUNDLE_FILES, RELEVANCE_MODEL, Catalog, Ranker, SearchResult
@@ -85,6 +85,11 @@ def _parser() -> argparse.ArgumentParser:
     audit_command.add_arguments(sub.add_parser(
         "audit", help="audit the tables before a build: duplicates, stale records, "
                       "inconsistencies, coverage, drift"))
+
+    experiment_sub = sub.add_parser(
+        "experiment", help="experiments on live traffic: readouts from event logs"
+    ).add_subparsers(required=True, metavar="ACTION")
+    experiment_command.add_arguments(experiment_sub)
 
     serve = sub.add_parser("serve", help="run the HTTP search service (the service extra)")
     serve.add_argument("--bundle", type=Path, required=True)
