@@ -200,18 +200,38 @@ class InventorySettings(_Schema):
         float, Field(gt=0.0, le=520.0, allow_inf_nan=False, strict=True)] = 8.0
 
 
-class Arm(_Schema):
-    """One arm of an experiment: the share of customers in it, and the terms it overrides."""
+#: A fraction of customers.
+Share = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False, strict=True)]
+#: The key of ``shares_by_segment`` for customers in no segment (unknown or below every
+#: threshold), who get the default weights.
+DEFAULT_SEGMENT = "default"
+#: How far a segment's shares may be from the arms' total (they are written rounded).
+SHARE_TOLERANCE = 1e-6
 
-    share: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False, strict=True)]
+
+class Arm(_Schema):
+    """One arm of an experiment: the share of customers in it, and the terms it overrides.
+
+    ``frozen``: the arm failed the guardrail (``marginrank experiment allocate`` sets it); its
+    share is 0 in every segment and allocation keeps it there until a person removes the flag.
+    """
+
+    share: Share
     weights: TermWeights = TermWeights()
+    frozen: StrictBool = False
 
 
 class Experiment(_Schema):
     """Arms in file order; a customer's hash position falls into the first arm whose cumulative
-    share exceeds it, or into none (the base weights) past the last one."""
+    share exceeds it, or into none (the base weights) past the last one.
+
+    ``shares_by_segment`` (written by the bandit, ``marginrank experiment allocate``) gives the
+    customers of a CLV segment (``default``: those in none) their own shares: every arm's share
+    there (an arm left out has 0), adding up to the same total as the arms' ``share``. Segments
+    not listed use the arms' ``share``."""
 
     arms: dict[StrictStr, Arm]
+    shares_by_segment: dict[StrictStr, dict[StrictStr, Share]] = {}
 
 
 class WeightsConfig(_Schema):
@@ -284,9 +304,9 @@ class WeightsConfig(_Schema):
                          for name, rule in self.segments.items()},
             "categories": {name: rule.model_copy(update={"weights": scaled(rule.weights)})
                            for name, rule in self.categories.items()},
-            "experiments": {name: Experiment(arms={
+            "experiments": {name: experiment.model_copy(update={"arms": {
                 arm: rule.model_copy(update={"weights": scaled(rule.weights)})
-                for arm, rule in experiment.arms.items()})
+                for arm, rule in experiment.arms.items()}})
                 for name, experiment in self.experiments.items()},
         }).with_weights(dict(zip(TERM_NAMES, weights.tolist(), strict=True)))
 
@@ -319,16 +339,30 @@ class WeightsConfig(_Schema):
         """The running experiment's arms in file order (empty when none runs)."""
         return next((experiment.arms for experiment in self.experiments.values()), {})
 
-    def arm_for(self, customer_id: str | None) -> str | None:
-        """The running experiment's arm for ``customer_id``: the first arm whose cumulative
-        share exceeds the customer's :func:`traffic_position`. None (the base weights) for an
-        anonymous request, for customers past the last arm, and when no experiment runs."""
+    def arm_shares(self, segment: str | None = None) -> dict[str, float]:
+        """Each arm's share (file order) among the customers of ``segment`` (None: those in no
+        segment): the experiment's ``shares_by_segment`` entry when it has one, else the arms'
+        ``share``."""
+        experiment = next(iter(self.experiments.values()), None)
+        if experiment is None:
+            return {}
+        listed = experiment.shares_by_segment.get(
+            DEFAULT_SEGMENT if segment is None else segment)
+        if listed is None:
+            return {name: arm.share for name, arm in experiment.arms.items()}
+        return {name: listed.get(name, 0.0) for name in experiment.arms}
+
+    def arm_for(self, customer_id: str | None, segment: str | None = None) -> str | None:
+        """The running experiment's arm for ``customer_id`` (in ``segment``, None: no
+        segment): the first arm whose cumulative share (:meth:`arm_shares`) exceeds the
+        customer's :func:`traffic_position`. None (the base weights) for an anonymous
+        request, for customers past the last arm, and when no experiment runs."""
         if customer_id is None or not self.experiments:
             return None
         position = traffic_position(next(iter(self.experiments)), customer_id)
         cumulative = 0.0
-        for name, arm in self.arms().items():
-            cumulative += arm.share
+        for name, share in self.arm_shares(segment).items():
+            cumulative += share
             if position < cumulative:
                 return name
         return None
@@ -384,7 +418,8 @@ def _rule_problems(data: Any) -> list[Problem]:
         return []
     return [*_segment_problems(data.get("segments")), *_category_problems(data.get("categories")),
             *_pin_problems(data.get("pins"), data.get("buries")),
-            *_experiment_problems(data.get("experiments"))]
+            *_experiment_problems(data.get("experiments")),
+            *_segment_share_problems(data.get("experiments"), data.get("segments"))]
 
 
 def _experiment_problems(experiments: Any) -> list[Problem]:
@@ -424,6 +459,53 @@ def _share_problems(name: str, arms: dict[Any, Any]) -> list[Problem]:
                      f"arm shares add up to {total:.4g} by arm {arm!r}; they may add up to at "
                      "most 1 (customers past the last arm get the base weights)")]
     return []
+
+
+def _segment_share_problems(experiments: Any, segments: Any) -> list[Problem]:
+    """``shares_by_segment``: known segments and arms, totals equal to the arms' total (so the
+    experiment reaches the same fraction of every segment), frozen arms at 0 everywhere."""
+    if not isinstance(experiments, dict):
+        return []
+    known = set(segments) if isinstance(segments, dict) else set()
+    problems: list[Problem] = []
+    for name, experiment in experiments.items():
+        arms = experiment.get("arms") if isinstance(experiment, dict) else None
+        if not isinstance(arms, dict):
+            continue
+        frozen = [arm for arm, rule in arms.items()
+                  if isinstance(rule, dict) and rule.get("frozen") is True]
+        problems += [(("experiments", name, "arms", arm, "share"), f"arm {arm!r} is frozen "
+                      "(it failed the guardrail), so its share must be 0; delete 'frozen: "
+                      "true' to unfreeze it") for arm in frozen
+                     if _is_number(arms[arm].get("share")) and arms[arm]["share"] != 0]
+        by_segment = experiment.get("shares_by_segment")
+        if not isinstance(by_segment, dict):
+            continue
+        if by_segment and DEFAULT_SEGMENT in known:
+            problems.append((("segments", DEFAULT_SEGMENT), f"segment name {DEFAULT_SEGMENT!r} "
+                             "is reserved for customers in no segment when an experiment has "
+                             "shares_by_segment; rename the segment"))
+        shares = [rule.get("share") if isinstance(rule, dict) else None for rule in arms.values()]
+        expected = sum(s for s in shares if _is_number(s))
+        for segment, listed in by_segment.items():
+            loc: Loc = ("experiments", name, "shares_by_segment", segment)
+            if segment != DEFAULT_SEGMENT and segment not in known:
+                defined = ", ".join([DEFAULT_SEGMENT, *sorted(str(s) for s in known)])
+                problems.append((loc, f"unknown segment {segment!r}; defined: {defined}"))
+            if not isinstance(listed, dict):
+                continue  # the schema pass reports it
+            problems += [((*loc, arm), f"unknown arm {arm!r}; the experiment's arms are "
+                          f"{', '.join(map(str, arms))}") for arm in listed if arm not in arms]
+            problems += [((*loc, arm), f"arm {arm!r} is frozen (it failed the guardrail), so "
+                          "its share must be 0; delete 'frozen: true' to unfreeze it")
+                         for arm in frozen if _is_number(listed.get(arm)) and listed[arm] != 0]
+            values = [v for v in listed.values() if _is_number(v) and 0.0 <= v <= 1.0]
+            if len(values) == len(listed) and abs(sum(values) - expected) > SHARE_TOLERANCE:
+                problems.append((loc, f"shares of segment {segment!r} add up to "
+                                 f"{sum(values):.6g}; they must add up to {expected:.6g}, the "
+                                 "total of the arms' share (the experiment reaches the same "
+                                 "fraction of every segment)"))
+    return problems
 
 
 def _segment_problems(segments: Any) -> list[Problem]:
@@ -881,8 +963,13 @@ def dump_config(cfg: WeightsConfig) -> str:
         "buries": list(cfg.buries),
         "inventory": cfg.inventory.model_dump(mode="json"),
         "experiments": {name: {"arms": {arm: {"share": rule.share,
-                                              "weights": rule.weights.overrides()}
-                                        for arm, rule in experiment.arms.items()}}
+                                              "weights": rule.weights.overrides(),
+                                              **({"frozen": True} if rule.frozen else {})}
+                                        for arm, rule in experiment.arms.items()},
+                               **({"shares_by_segment": {
+                                   segment: dict(shares)
+                                   for segment, shares in experiment.shares_by_segment.items()}}
+                                  if experiment.shares_by_segment else {})}
                         for name, experiment in cfg.experiments.items()},
     }
     dumper = YAML(typ="safe", pure=True)

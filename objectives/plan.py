@@ -47,6 +47,10 @@ class Plan:
     experiment: str | None  # the running experiment (the first in the file), if any
     arm_names: tuple[str | None, ...]  # row 0: no arm (anonymous, outside every arm)
     arm_shares: np.ndarray  # float64 traffic share of each arm row after 0, in file order
+    #: float64 (n_segments, n_arms - 1): the arms' shares among each segment row's customers
+    #: (:meth:`WeightsConfig.arm_shares`; every row equals ``arm_shares`` without
+    #: ``shares_by_segment``)
+    segment_arm_shares: np.ndarray
     rule_names: tuple[str | None, ...]  # row 0: no category rule; then the file's order
     weight_table: np.ndarray  # float64 (n_arms, n_segments, n_rules, n_terms)
     product_rule: np.ndarray  # int64 per product: its category rule row
@@ -76,6 +80,9 @@ class Plan:
                 [np.nan, *(config.segments[s].min_clv_quantile for s in segments[1:])]),
             experiment=next(iter(config.experiments), None), arm_names=arm_names,
             arm_shares=np.array([arm.share for arm in arms.values()], np.float64),
+            segment_arm_shares=np.array(
+                [list(config.arm_shares(s).values()) for s in segments],
+                np.float64).reshape(len(segments), len(arms)),
             rule_names=rules, weight_table=weight_table(config, segments, rules, arm_names),
             product_rule=_product_rules(config, rules, categories), sink=sink, hidden=hidden,
             in_stock=stock,
@@ -101,15 +108,16 @@ class Plan:
             return 0
         return int(eligible[np.argmax(self.segment_thresholds[eligible])])
 
-    def arm_index(self, customer_id: str | None) -> int:
+    def arm_index(self, customer_id: str | None, segment: int = 0) -> int:
         """Row of the weight table for the customer's experiment arm (0: none): the first arm
-        whose cumulative share exceeds the customer's traffic position
+        whose cumulative share among the customers of ``segment`` (a row of
+        :meth:`segment_index`) exceeds the customer's traffic position
         (:meth:`WeightsConfig.arm_for`)."""
         if customer_id is None or self.experiment is None:
             return 0
         position = traffic_position(self.experiment, customer_id)
         cumulative = 0.0
-        for row, share in enumerate(self.arm_shares.tolist(), start=1):
+        for row, share in enumerate(self.segment_arm_shares[segment].tolist(), start=1):
             cumulative += share
             if position < cumulative:
                 return row

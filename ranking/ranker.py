@@ -278,7 +278,7 @@ class Ranker:
         relevance = self.relevance_scores(X) if cand.size else np.zeros(0)
         laps.lap("relevance")
         segment = serving.segment_index(self.customers.quantile_of(customer_id))
-        arm = serving.arm_index(customer_id)
+        arm = serving.arm_index(customer_id, segment)
         out = core.blend(relevance, cand, self.catalog.terms, self.catalog.in_stock, serving,
                          segment, int(k), pins, arm)
         laps.lap("blend")
