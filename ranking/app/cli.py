@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 import time
@@ -19,7 +20,14 @@ from objectives.config import load_config
 from objectives.evaluation import BASELINE
 from objectives.tuner import TuneResult
 from ranking import bundle
-from ranking.app import audit_command, bench_command, experiment_command, preview, tune_command
+from ranking.app import (
+    allocate_command,
+    audit_command,
+    bench_command,
+    experiment_command,
+    preview,
+    tune_command,
+)
 from ranking.app.build import BuildInputs, BuildResult, BuildSettings, build
 from ranking.app.progress import Progress
 from ranking.ranker import BUNDLE_FILES, RELEVANCE_MODEL, Catalog, Ranker, SearchResult
@@ -90,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
         "experiment", help="experiments on live traffic: readouts from event logs"
     ).add_subparsers(required=True, metavar="ACTION")
     experiment_command.add_arguments(experiment_sub)
+    allocate_command.add_arguments(experiment_sub)
 
     serve = sub.add_parser("serve", help="run the HTTP search service (the service extra)")
     serve.add_argument("--bundle", type=Path, required=True)
@@ -98,6 +107,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    serve.add_argument("--events", type=Path, help="log impressions and accept POST /events "
+                       "into this directory (default: off; env MARGINRANK_EVENTS)")
     serve.set_defaults(run=_serve)
     return parser
 
@@ -255,6 +266,14 @@ def format_results(results: list[SearchResult], explain: bool) -> str:
 def _serve(args: argparse.Namespace) -> int:
     from ranking.app.service import serve  # imported here: fastapi is an optional extra
 
+    if args.events is not None:  # the service factory (every worker) reads it from the env
+        from ranking.app.events_api import ENV_EVENTS
+
+        try:
+            args.events.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MarginRankError(f"--events {args.events}: cannot create: {exc.strerror}") from exc
+        os.environ[ENV_EVENTS] = str(args.events.resolve())
     serve(args.bundle, args.config, args.host, args.port, args.workers)
     return 0
 

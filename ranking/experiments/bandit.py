@@ -414,3 +414,26 @@ def guardrail_failures(events: Events, experiment: str, control: str,
                              if v.status == "missed")
             for c in result.comparisons if any(v.status == "missed"
                                                for v in c.verdicts.values())}
+
+
+def allocate_events(config: WeightsConfig, events: Events, *, reward: str = DEFAULT_REWARD,
+                    min_control: float = DEFAULT_MIN_CONTROL, control: str | None = None,
+                    delta: float | None = None, freeze: Sequence[str] = (), seed: int = 0,
+                    draws: int = DEFAULT_DRAWS) -> Allocation:
+    """One allocation round from an event directory's events: the rewards of the running
+    experiment's customers, the readout's guardrail verdicts (``delta``: the relative drop
+    allowed on clicks and conversion, default the file's ``max_ndcg_drop``), and the arms
+    ``freeze`` names by hand, then :func:`allocate`."""
+    if not config.experiments:
+        raise AllocationError("the weights file runs no experiment; add one under "
+                              "'experiments:' before allocating")
+    name, experiment = next(iter(config.experiments.items()))
+    arms = list(experiment.arms)
+    chosen = control or ("control" if "control" in arms else arms[0])
+    failures = guardrail_failures(events, name, chosen,
+                                  config.guardrails.max_ndcg_drop if delta is None else delta)
+    for arm in freeze:
+        failures.setdefault(arm, "frozen by hand (--freeze)")
+    return allocate(config, customer_rewards(events, name), reward=reward,
+                    min_control=min_control, control=chosen, guardrail_failures=failures,
+                    seed=seed, draws=draws)
