@@ -1,5 +1,6 @@
-"""The README stays true: its two commands, CI running the test command verbatim, the feature
-table matching the code, and the tree passing ruff."""
+"""The README stays true and short: its two commands, CI running the test command verbatim and
+building the docs strictly, its links, the feature table (on its docs page) matching the code,
+and the tree passing ruff."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from conftest import ROOT
 from ranking.features import FEATURES
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+DOCS = ROOT / "docs"
+#: The page that lists the LambdaMART features (ranking/features.py is its source).
+FEATURES_PAGE = DOCS / "guide" / "features.md"
 
 
 def bash_blocks() -> list[str]:
@@ -25,6 +29,10 @@ def test_readme_starts_with_the_two_commands() -> None:
     assert "pytest" in test and "\n" not in test
 
 
+def test_readme_is_short() -> None:
+    assert len(README.splitlines()) <= 200
+
+
 def test_ci_runs_the_readme_test_command_verbatim() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     test = bash_blocks()[1]
@@ -36,13 +44,27 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
     assert readme_extras <= ci_extras, readme_extras - ci_extras
 
 
+def test_ci_builds_the_docs_strictly_before_the_tests() -> None:
+    lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    docs = [i for i, line in enumerate(lines) if "mkdocs build --strict" in line]
+    assert docs and docs[0] < lines.index(bash_blocks()[1])
+    assert "docs" in re.search(r'"\.\[([a-z,]+)\]"', "\n".join(lines)).group(1).split(",")
+
+
+def test_readme_links_point_at_files() -> None:
+    for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", README):
+        assert (ROOT / target).is_file(), target
+
+
 def test_feature_table_matches_the_code() -> None:
+    page = FEATURES_PAGE.read_text(encoding="utf-8")
     for name, meaning in FEATURES:
-        assert f"| `{name}` | {meaning} |" in README, name
+        assert f"| `{name}` | {meaning} |" in page, name
 
 
 def test_no_unfilled_placeholders() -> None:
-    assert not re.search(r"\b[A-Z]{3,}_[A-Z_]{3,}\b", README)
+    for path in [ROOT / "README.md", *sorted((DOCS / "guide").glob("*.md")), DOCS / "index.md"]:
+        assert not re.search(r"\b[A-Z]{3,}_[A-Z_]{3,}\b", path.read_text(encoding="utf-8")), path
 
 
 def test_ruff_is_clean() -> None:
