@@ -280,7 +280,7 @@ def allocate(config: WeightsConfig, rewards: CustomerRewards, *,
         # Every segment draws from the generator in the same order, so the result does not
         # depend on which segments have events.
         p = prob_best(posteriors, allowed, rng, draws)
-        reasons = [f"{arm}: frozen ({why}), share 0" for arm, why in frozen.items()]
+        reasons = [f"{arm}: frozen (see above), share 0" for arm in frozen]
         if not rows.any():
             new = {arm: 0.0 if arm in frozen else share for arm, share in old.items()}
             if any(new[a] != old[a] for a in arms):
