@@ -1,0 +1,439 @@
+"""CLV out of core on a Dask cluster: the same results as the one-process path, in partitions.
+
+Transactions too large for one process arrive as a partitioned dataset (a directory or glob of
+Parquet / CSV files). ``dask.dataframe`` reads it one partition per file, and each partition is
+validated by :func:`clv.transactions.validate_transactions` itself, so errors name the file and
+line as a one-file load would, and the exclusion reports are summed. The validated lines are
+then written to disk in buckets by a hash of the customer id (a shuffle through files: every
+customer's lines end up in one bucket, and no worker holds more than one bucket), and each
+bucket runs the one-process building blocks on its customers:
+
+- :func:`clv.rfm.rfm_summary` with the global observation end: rows equal the pandas path's;
+- the distinct (frequency, recency, T) and (frequency, monetary_value) rows with counts, summed
+  over buckets, which stay small however many customers there are; BG/NBD and Gamma-Gamma are
+  fitted on them by :class:`clv.model.CLVModel`'s own fitting steps (weights = counts);
+- per-customer CLV (:meth:`CLVModel.customer_clv`) and per-product partial sums of buyer CLV,
+  merged into :func:`clv.segments.product_clv_affinity`'s estimator.
+
+Nothing here imports ``dask`` at module import: the functions take a ``distributed.Client``.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import shutil
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from clv.errors import ArgumentError, DataError
+from clv.model import (
+    CLVFitError,
+    CLVModel,
+    _bgnbd_fitter,
+    _first_line,
+    _pearson,
+    bgnbd_log_likelihood,
+)
+from clv.rfm import rfm_summary
+from clv.segments import _prior_strength
+from clv.tables import ExclusionReport, read_table
+from clv.transactions import ID_COLUMNS, validate_transactions
+
+_SUFFIXES = (".parquet", ".csv", ".csv.gz", ".tsv", ".tsv.gz")
+_BG_KEYS = ["frequency", "recency", "T"]
+_SPEND_KEYS = ["frequency", "monetary_value"]
+
+
+# --------------------------------------------------------------------------- inputs
+
+def transaction_files(path_or_glob: str | Path) -> list[Path]:
+    """The files of a partitioned dataset, sorted: one file, a directory (searched
+    recursively for Parquet / CSV files) or a glob pattern."""
+    text = str(path_or_glob)
+    path = Path(text)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file()
+                       and p.name.lower().endswith(_SUFFIXES))
+    else:
+        files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+    if not files:
+        raise DataError("no Parquet or CSV files found (give a file, a directory or a glob)",
+                        file=text)
+    return files
+
+
+def _read_partition(path: str, rename: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """One file, read as :func:`clv.transactions.load_transactions` reads it."""
+    mapping = dict(rename or {})
+    source_of = {ours: theirs for theirs, ours in mapping.items()}
+    frame = read_table(path, dtype={source_of.get(c, c): str for c in ID_COLUMNS})
+    return frame.rename(columns=mapping) if mapping else frame
+
+
+def read_transactions(files: Sequence[Path], columns: Mapping[str, str] | None = None) -> Any:
+    """A ``dask.dataframe`` with one partition per file (nothing is read until computed)."""
+    import dask.dataframe as dd
+
+    # meta is given (columns unknown until read) so that no file is read on the client.
+    return dd.from_map(_read_partition, [str(f) for f in files], rename=columns,
+                       meta=pd.DataFrame(), enforce_metadata=False, label="read-transactions")
+
+
+def sum_reports(reports: Sequence[ExclusionReport], source: str) -> ExclusionReport:
+    """One report for the whole dataset: rows and exclusion counts summed over partitions,
+    notes kept with their file."""
+    total = ExclusionReport(source=source)
+    for report in reports:
+        total.total_rows += report.total_rows
+        for reason, count in report.excluded.items():
+            total.exclude(reason, count)
+        total.notes.extend(f"{report.source}: {note}" for note in report.notes)
+    return total
+
+
+# --------------------------------------------------------------------------- tasks
+
+def _bucket_dir(scratch: Path, bucket: int) -> Path:
+    return scratch / f"bucket={bucket:05d}"
+
+
+def _stage_partition(frame: pd.DataFrame, source: str, index: int, scratch: str,
+                     n_buckets: int, now: Any, non_product_ids: Collection[str]
+                     ) -> dict[str, Any]:
+    """Validate one partition and write its lines into the customer buckets."""
+    lines, report = validate_transactions(frame, source=source, now=now,
+                                          non_product_ids=non_product_ids)
+    bucket = (pd.util.hash_pandas_object(lines["customer_id"], index=False).to_numpy()
+              % np.uint64(n_buckets)).astype(np.int64)
+    for b, rows in pd.Series(np.arange(len(lines))).groupby(bucket).indices.items():
+        out = _bucket_dir(Path(scratch), int(b))
+        out.mkdir(parents=True, exist_ok=True)
+        lines.iloc[rows].to_parquet(out / f"part-{index:06d}.parquet", index=False)
+    last = lines["timestamp"].max() if len(lines) else None
+    return {"report": report.to_dict(), "last": None if last is None else last.isoformat(),
+            "rows": len(lines)}
+
+
+def _bucket_lines(scratch: str, bucket: int) -> pd.DataFrame:
+    """Every line of the bucket's customers in the one-process order: partitions in file order,
+    then a stable sort by (customer_id, timestamp), as :func:`validate_transactions` sorts."""
+    files = sorted(_bucket_dir(Path(scratch), bucket).glob("part-*.parquet"))
+    frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    return frame.sort_values(["customer_id", "timestamp"], kind="stable", ignore_index=True)
+
+
+def _summarize_bucket(scratch: str, bucket: int, end: str, freq: str) -> dict[str, Any]:
+    """RFM summary of one bucket (written next to its lines), its distinct BG/NBD and spend
+    rows with counts, and its net (product, customer) purchases (written too)."""
+    directory = _bucket_dir(Path(scratch), bucket)
+    if not directory.exists():
+        return {"n_without": 0, "bg": None, "spend": None, "customers": 0,
+                "observation_end": None}
+    lines = _bucket_lines(scratch, bucket)
+    summary = rfm_summary(lines, observation_end=end, freq=freq)
+    summary.to_parquet(directory / "summary.parquet")
+    net = lines.groupby(["product_id", "customer_id"], sort=False)["quantity"].sum()
+    net[net > 0].reset_index()[["product_id", "customer_id"]].to_parquet(
+        directory / "buyers.parquet", index=False)
+    repeat = summary[summary["frequency"] > 0]
+    return {
+        "n_without": int(summary.attrs["n_customers_without_purchase"]),
+        "bg": summary.groupby(_BG_KEYS, sort=True).size().rename("weight").reset_index(),
+        "spend": repeat.groupby(_SPEND_KEYS, sort=True).size().rename("weight").reset_index(),
+        "customers": len(summary), "observation_end": summary.attrs["observation_end"],
+    }
+
+
+def _score_bucket(scratch: str, bucket: int, model: dict[str, Any], out: str | None
+                  ) -> dict[str, Any]:
+    """CLV of the bucket's customers and, per product, the count, mean and sum of squared
+    deviations of its buyers' CLV (merged exactly by Chan's formula), plus the sum and count of
+    distinct buyers' CLV for the global mean."""
+    directory = _bucket_dir(Path(scratch), bucket)
+    if not (directory / "summary.parquet").exists():
+        return {"clv": None, "products": None, "buyer_sum": 0.0, "buyer_n": 0}
+    summary = pd.read_parquet(directory / "summary.parquet")
+    clv = pd.Series(CLVModel.from_dict(model).customer_clv(summary), index=summary.index,
+                    name="clv")
+    if out is not None:
+        summary.assign(clv=clv.to_numpy()).to_parquet(Path(out) / f"part-{bucket:05d}.parquet")
+    pairs = pd.read_parquet(directory / "buyers.parquet")
+    pairs["clv"] = clv.reindex(pairs["customer_id"]).to_numpy()
+    pairs = pairs[pairs["clv"].notna()]
+    stats = pairs.groupby("product_id")["clv"].agg(["size", "mean", "var"])
+    stats["m2"] = stats["var"].fillna(0.0) * (stats["size"] - 1)
+    buyers = pairs.drop_duplicates("customer_id")["clv"]
+    return {"clv": clv if out is None else None, "products": stats[["size", "mean", "m2"]],
+            "buyer_sum": float(buyers.sum()), "buyer_n": len(buyers)}
+
+
+# --------------------------------------------------------------------------- merging
+
+def _merge_counts(tables: Sequence[pd.DataFrame | None], keys: list[str]) -> pd.DataFrame:
+    """Distinct rows with their counts summed over buckets, sorted like ``_distinct``."""
+    frames = [t for t in tables if t is not None and len(t)]
+    if not frames:
+        return pd.DataFrame({**{k: np.zeros(0) for k in keys}, "weight": np.zeros(0, np.int64)})
+    return (pd.concat(frames, ignore_index=True).groupby(keys, sort=True)["weight"].sum()
+            .reset_index())
+
+
+def _merge_product_stats(parts: Sequence[pd.DataFrame | None]) -> pd.DataFrame:
+    """Per-product (size, mean, var) of buyer CLV from per-bucket (size, mean, m2): buckets hold
+    disjoint customers, so Chan's pairwise update gives the pooled moments."""
+    frames = [p for p in parts if p is not None and len(p)]
+    if not frames:
+        return pd.DataFrame({"size": [], "mean": [], "var": []})
+    stacked = pd.concat(frames)
+    n = stacked["size"].groupby(level=0).sum()
+    total = (stacked["size"] * stacked["mean"]).groupby(level=0).sum()
+    mean = total / n
+    deviation = stacked["mean"] - mean.reindex(stacked.index).to_numpy()
+    m2 = (stacked["m2"] + stacked["size"] * deviation**2).groupby(level=0).sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = (m2 / (n - 1)).where(n > 1)
+    return pd.DataFrame({"size": n, "mean": mean, "var": var})
+
+
+def fit_from_counts(model: CLVModel, bg_rows: pd.DataFrame, spend_rows: pd.DataFrame,
+                    freq: str) -> CLVModel:
+    """Fit ``model`` on distinct rows with counts, as :meth:`CLVModel.fit` fits a summary.
+
+    ``bg_rows``: distinct (frequency, recency, T) with ``weight`` over all customers;
+    ``spend_rows``: distinct (frequency, monetary_value) with ``weight`` over repeat
+    customers. CLVModel.fit groups a summary into exactly these rows before fitting; the steps
+    below are its own (lifetimes' weighted fit, the trust-region fallback, the ridge notes,
+    Gamma-Gamma), so parameters agree with a one-process fit of the same customers.
+    """
+    from lifetimes.utils import ConvergenceError
+
+    model._check_settings()
+    if freq != model.time_unit:
+        raise CLVFitError(f"the summary is in '{freq}' periods but time_unit is "
+                          f"'{model.time_unit}'; horizon and discounting would be off")
+    n = int(bg_rows["weight"].sum())
+    n_repeat = int(spend_rows["weight"].sum())
+    if n < 2:
+        raise CLVFitError(f"cannot fit CLV on {n} customer(s): BG/NBD needs a population")
+    if n_repeat == 0:
+        raise CLVFitError(f"cannot fit BG/NBD: none of the {n} customers made a repeat "
+                          "purchase; use a longer observation period")
+    model.notes_ = []
+    try:
+        params = model._fit_with_lifetimes(bg_rows)
+    except (ConvergenceError, np.linalg.LinAlgError) as exc:
+        params = model._fit_trust_region(bg_rows, _first_line(exc))
+    predictions = _bgnbd_fitter(params, model.penalizer) \
+        .conditional_expected_number_of_purchases_up_to_time(
+            model.horizon, bg_rows["frequency"], bg_rows["recency"], bg_rows["T"])
+    if not (all(math.isfinite(v) and v > 0 for v in params.values())
+            and np.isfinite(predictions).all()):
+        raise CLVFitError(f"BG/NBD converged to unusable parameters {params}")
+    model._note_ridges(params)
+    model.bgnbd_params_ = params
+    model.log_likelihood_ = sum(
+        w * bgnbd_log_likelihood(params, *(rows[k].to_numpy() for k in _BG_KEYS))
+        for w, rows in bg_rows.groupby("weight"))
+    model.n_customers_ = n
+    model.n_repeat_customers_ = n_repeat
+    frequency = spend_rows["frequency"].to_numpy()
+    monetary = spend_rows["monetary_value"].to_numpy()
+    weight = spend_rows["weight"].to_numpy()
+    model.freq_monetary_corr_ = _weighted_pearson(frequency, monetary, weight)
+    if abs(model.freq_monetary_corr_) > 0.3:
+        model.notes_.append(
+            f"frequency and spend are correlated (Pearson {model.freq_monetary_corr_:.2f} "
+            "over repeat customers, beyond +-0.3); Gamma-Gamma assumes they are independent, "
+            "so expected spend and CLV may be biased")
+    spenders = monetary > 0
+    model.mean_spend_ = (float(np.average(monetary[spenders], weights=weight[spenders]))
+                         if spenders.any() else 0.0)
+    # Gamma-Gamma's own step; it groups these repeated rows back into the same distinct rows.
+    model.gg_params_ = model._fit_gamma_gamma(np.repeat(frequency[spenders], weight[spenders]),
+                                              np.repeat(monetary[spenders], weight[spenders]))
+    return model
+
+
+def _weighted_pearson(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+    """:func:`clv.model._pearson` of the rows repeated ``w`` times."""
+    if w.sum() < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return _pearson(x[:0], y[:0])
+    cov = np.cov(x, y, fweights=w)
+    return float(cov[0, 1] / math.sqrt(cov[0, 0] * cov[1, 1]))
+
+
+# --------------------------------------------------------------------------- the job
+
+@dataclass
+class ScaleCLVResult:
+    """What :func:`fit_clv` made: the model, the summed report, and where the rest is."""
+
+    model: CLVModel
+    report: ExclusionReport
+    observation_end: str
+    n_customers: int
+    n_customers_without_purchase: int
+    bg_rows: pd.DataFrame
+    spend_rows: pd.DataFrame
+    n_buckets: int
+    affinity: pd.DataFrame | None = None  # product_id -> affinity, buyers
+    customers: pd.DataFrame | None = None  # when not written to disk
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def fit_clv(
+    client: Any,
+    path_or_glob: str | Path,
+    scratch: str | Path,
+    *,
+    columns: Mapping[str, str] | None = None,
+    non_product_ids: Collection[str] = (),
+    now: Any = None,
+    freq: str = "D",
+    n_buckets: int | None = None,
+    product_ids: Sequence[str] | None = None,
+    customers_out: str | Path | None = None,
+    model: CLVModel | None = None,
+    note: Callable[[str], None] = lambda _: None,
+) -> ScaleCLVResult:
+    """Validate, summarize, fit and score a partitioned transactions dataset on ``client``.
+
+    ``scratch`` receives the customer buckets (deleted at the end). ``n_buckets`` defaults to
+    the number of files, so a bucket is about as large as an input file. Customers' rows (RFM +
+    ``clv``) are written to ``customers_out`` as Parquet parts when given, else returned.
+    Product affinity is computed for ``product_ids`` (or every product bought) when asked.
+    """
+    import time
+
+    if freq not in ("D", "W"):
+        raise ArgumentError(f"freq must be 'D' (days) or 'W' (weeks), not {freq!r}")
+    files = transaction_files(path_or_glob)
+    n_buckets = n_buckets or len(files)
+    scratch = _fresh(Path(scratch))
+    timings: dict[str, float] = {}
+    try:
+        start = time.perf_counter()
+        report, end, summaries = _stage_and_summarize(
+            client, files, scratch, columns=columns, non_product_ids=non_product_ids, now=now,
+            freq=freq, n_buckets=n_buckets, source=str(path_or_glob))
+        note(report.summary())
+        bg_rows = _merge_counts([s["bg"] for s in summaries], _BG_KEYS)
+        spend_rows = _merge_counts([s["spend"] for s in summaries], _SPEND_KEYS)
+        buckets = list(range(n_buckets))
+        timings["validate + rfm summary"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        model = fit_from_counts(model or CLVModel(time_unit=freq), bg_rows, spend_rows, freq)
+        timings["fit"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        if customers_out is not None:
+            Path(customers_out).mkdir(parents=True, exist_ok=True)
+        scored = client.gather(client.map(
+            _score_bucket, [str(scratch)] * n_buckets, buckets, model=model.to_dict(),
+            out=None if customers_out is None else str(customers_out), pure=False))
+        stats = _merge_product_stats([s["products"] for s in scored])
+        buyer_n = sum(s["buyer_n"] for s in scored)
+        global_mean = sum(s["buyer_sum"] for s in scored) / buyer_n if buyer_n else 0.0
+        wanted = list(stats.index.astype(str)) if product_ids is None else product_ids
+        affinity = _affinity(stats, global_mean, buyer_n, wanted)
+        customers = (None if customers_out is not None else
+                     pd.concat([s["clv"] for s in scored if s["clv"] is not None]).sort_index())
+        timings["score + affinity"] = time.perf_counter() - start
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return ScaleCLVResult(
+        model=model, report=report, observation_end=end,
+        n_customers=sum(s["customers"] for s in summaries),
+        n_customers_without_purchase=sum(s["n_without"] for s in summaries),
+        bg_rows=bg_rows, spend_rows=spend_rows, n_buckets=n_buckets, affinity=affinity,
+        customers=customers, timings=timings)
+
+
+def rfm_summary_partitioned(
+    client: Any, path_or_glob: str | Path, scratch: str | Path, *,
+    columns: Mapping[str, str] | None = None, non_product_ids: Collection[str] = (),
+    now: Any = None, freq: str = "D", n_buckets: int | None = None,
+) -> tuple[pd.DataFrame, ExclusionReport]:
+    """The RFM summary of a partitioned dataset gathered into one frame sorted by customer_id,
+    with the summed exclusion report (for summaries that fit in memory; :func:`fit_clv` keeps
+    them on disk). Equal, row for row and in ``attrs``, to :func:`clv.rfm.rfm_summary` of the
+    whole dataset loaded at once."""
+    files = transaction_files(path_or_glob)
+    scratch = _fresh(Path(scratch))
+    try:
+        report, _, summaries = _stage_and_summarize(
+            client, files, scratch, columns=columns, non_product_ids=non_product_ids, now=now,
+            freq=freq, n_buckets=n_buckets or len(files), source=str(path_or_glob))
+        parts = [pd.read_parquet(p) for p in sorted(scratch.glob("bucket=*/summary.parquet"))]
+        summary = pd.concat(parts).sort_index()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    summary.attrs.update(freq=freq, observation_end=next(
+        s["observation_end"] for s in summaries if s["observation_end"]),
+                         n_customers_without_purchase=sum(s["n_without"] for s in summaries))
+    return summary, report
+
+
+def _fresh(scratch: Path) -> Path:
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    scratch.mkdir(parents=True)
+    return scratch
+
+
+def _stage_and_summarize(
+    client: Any, files: Sequence[Path], scratch: Path, *, columns: Mapping[str, str] | None,
+    non_product_ids: Collection[str], now: Any, freq: str, n_buckets: int, source: str,
+) -> tuple[ExclusionReport, str, list[dict[str, Any]]]:
+    """Pass 1 (validate each partition, bucket its lines by customer) and pass 2 (summarize
+    each bucket at the global observation end): the summed report, the end, per-bucket
+    results."""
+    import dask
+
+    partitions = read_transactions(files, columns).to_delayed()
+    staged = client.gather(client.compute([
+        dask.delayed(_stage_partition)(part, str(f), i, str(scratch), n_buckets, now,
+                                       tuple(non_product_ids))
+        for i, (part, f) in enumerate(zip(partitions, files, strict=True))]))
+    report = sum_reports([ExclusionReport(**{k: v for k, v in s["report"].items()
+                                             if k != "kept_rows"}) for s in staged],
+                         source=source)
+    lasts = [pd.Timestamp(s["last"]) for s in staged if s["last"] is not None]
+    if not lasts:
+        raise DataError("no usable transaction lines", file=source)
+    end = max(lasts).isoformat()
+    summaries = client.gather(client.map(_summarize_bucket, [str(scratch)] * n_buckets,
+                                         list(range(n_buckets)), end=end, freq=freq,
+                                         pure=False))
+    return report, end, summaries
+
+
+def _affinity(stats: pd.DataFrame, global_mean: float, n_buyers: int,
+              product_ids: Sequence[str]) -> pd.DataFrame:
+    """:func:`clv.segments.product_clv_affinity`'s shrunk means from the merged moments."""
+    wanted = pd.Index([str(p) for p in product_ids])
+    if n_buyers == 0:
+        return pd.DataFrame({"affinity": np.zeros(len(wanted)),
+                             "buyers": np.zeros(len(wanted), np.int64)}, index=wanted)
+    stats = stats.copy()
+    stats.index = stats.index.astype(str)
+    # Where every product has one buyer, _prior_strength reads the pairs' CLVs: those are the
+    # products' means then.
+    strength = _prior_strength(pd.DataFrame({"clv": stats["mean"].to_numpy()}), stats)
+    n = stats["size"].reindex(wanted, fill_value=0).to_numpy(dtype=np.float64)
+    means = stats["mean"].reindex(wanted, fill_value=0.0).to_numpy()
+    if np.isinf(strength):
+        affinity = np.full(len(wanted), global_mean)
+    else:
+        affinity = (n * means + strength * global_mean) / (n + strength)
+    return pd.DataFrame({"affinity": affinity.astype(np.float64), "buyers": n.astype(np.int64)},
+                        index=pd.Index(wanted, name="product_id"))
