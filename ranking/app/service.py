@@ -53,6 +53,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from clv.errors import MarginRankError
 from objectives.config import ConfigError, ConfigIssue
 from ranking import bundle, core
+from ranking.app import dashboard, events_api
 from ranking.ranker import WEIGHTS_FILE, Ranker
 
 ENV_BUNDLE = "MARGINRANK_BUNDLE"
@@ -306,6 +307,7 @@ async def search(request: Request, state: State, q: QueryText, customer_id: Cust
     """
     results = state.require_ranker().search(q, customer_id=customer_id, k=k, explain=explain)
     hits = [Hit.model_validate(r) for r in results]
+    events_api.log_search(request, q, customer_id, results)  # queued; never waits (--events)
     request.scope[_LOG_KEY].update(customer_id=customer_id, k=k, results=len(hits),
                                    arm=hits[0].arm if hits else None)
     return SearchResponse(query=q, k=k, results=hits)
@@ -386,6 +388,8 @@ def create_app(bundle_dir: str | Path, config: str | Path | None = None,
     app.add_api_route("/reload", reload, methods=["POST"], response_model=Reloaded,
                       responses={400: {"model": ReloadRefused}, **_NOT_READY})
     app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
+    events_api.install(app)  # POST /events and the impression log (--events DIR)
+    dashboard.install(app)  # /ui
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(_Observe, metrics=metrics_, paths=frozenset(r.path for r in app.routes))
     return app
@@ -438,6 +442,7 @@ class _Observe:
         request_id = _request_id(scope)
         fields: dict[str, object] = {}
         scope[_LOG_KEY] = fields
+        scope[events_api.REQUEST_ID_KEY] = request_id  # the impression log's request id
         status = 500  # unless a response starts
 
         async def send_with_id(message: Message) -> None:
