@@ -13,9 +13,12 @@ from objectives.audit_report import write_reports
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--catalog", type=Path, required=True)
-    parser.add_argument("--transactions", type=Path)
-    parser.add_argument("--judgments", type=Path)
+    parser.add_argument("--catalog", type=Path, required=True, help="products table to audit")
+    parser.add_argument("--transactions", type=Path,
+                        help="order lines: stale customers and stock, returns, coverage")
+    parser.add_argument("--judgments", type=Path,
+                        help="graded (query, product) pairs: judged products missing from the "
+                             "catalog")
     parser.add_argument("--config", type=Path, help="weights YAML whose pins and buries to check")
     parser.add_argument("--previous", type=Path, help="an earlier audit.json, for drift")
     parser.add_argument("--out", type=Path, required=True, help="report folder")
@@ -23,10 +26,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="transactions are the UCI Online Retail file (its column names; "
                              "non-product stock codes left out)")
     parser.add_argument("--as-of", help="reference time (default: the last transaction)")
-    parser.add_argument("--stale-days", type=int, default=AuditSettings.stale_days)
-    parser.add_argument("--horizon-days", type=float, default=AuditSettings.horizon_days)
+    parser.add_argument("--stale-days", type=int, default=AuditSettings.stale_days,
+                        help="stock with no sale for this many days is stale (default: "
+                             f"{AuditSettings.stale_days})")
+    parser.add_argument("--horizon-days", type=float, default=AuditSettings.horizon_days,
+                        help="customers with no order for this many days are stale (default: "
+                             f"{AuditSettings.horizon_days:g})")
     parser.add_argument("--near-threshold", type=float,
-                        default=AuditSettings.near_duplicate_threshold)
+                        default=AuditSettings.near_duplicate_threshold,
+                        help="title similarity (Jaccard of 4-character shingles) from which two "
+                             "titles in a category are near duplicates (default: "
+                             f"{AuditSettings.near_duplicate_threshold:g})")
     parser.add_argument("--severity", action="append", default=[], metavar="CODE=LEVEL",
                         help=f"blocking, warning or off for a code (repeatable); codes: "
                              f"{', '.join(CODES)}")

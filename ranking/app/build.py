@@ -31,9 +31,9 @@ from objectives.config import (
     DEFAULT_CONFIG_TEXT,
     TERM_NAMES,
     WeightsConfig,
-    dump_config,
     load_config,
     parse_config,
+    read_config_text,
 )
 from objectives.evaluation import Evaluation, evaluate
 from objectives.groups import QueryGroups
@@ -47,6 +47,7 @@ from objectives.metrics import Verdict
 from objectives.plan import Plan
 from objectives.priors import catalog_with_priors
 from objectives.terms import TermTable, compute_terms
+from objectives.tuned_yaml import tuned_yaml_text
 from objectives.tuner import TuneResult, tune_weights
 from ranking import features
 from ranking.app.progress import Progress
@@ -219,6 +220,18 @@ def query_groups(judgments: pd.DataFrame, mask: np.ndarray, relevance: np.ndarra
                                    served.margin)
 
 
+def _served_text(source: Path | None, tuned: WeightsConfig) -> str:
+    """The bundle's weights file: the merchandiser's own file (or the built-in one) with the
+    tuned numbers written in and every comment kept, so the file served is the file they edit
+    next, and previewing it unchanged against its bundle changes nothing."""
+    text = read_config_text(source) if source is not None else DEFAULT_CONFIG_TEXT
+    origin = str(source) if source is not None else "the built-in weights"
+    return tuned_yaml_text(text, tuned, source=origin,
+                           note=f"Served weights: {origin} with the weights tuned by marginrank "
+                                "build.\nEdit this copy, check it with marginrank preview, and "
+                                "reload it.")
+
+
 def _foreign_products(tx: pd.DataFrame, product_index: pd.Index) -> str:
     """Say how many transaction lines name products the catalog does not have."""
     foreign = int((~tx["product_id"].isin(product_index)).sum())
@@ -348,7 +361,7 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
                             catalog["return_rate"].to_numpy(np.float32), from_prior),
             customers=Customers(summary.index.to_numpy().astype(str)[order], customer_clv[order],
                                 clv_quantiles(customer_clv)[order]),
-            config=tuned_config, config_text=dump_config(tuned_config),
+            config=tuned_config, config_text=_served_text(inputs.config, tuned_config),
             n_candidates=settings.n_candidates, relevance=source,
         )
         ranker.save(out_dir, settings={

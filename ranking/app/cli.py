@@ -4,95 +4,165 @@ audit."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import shlex
 import sys
 import time
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from clv.errors import MarginRankError
-from objectives.audit_findings import parse_severity
-from objectives.catalog import load_catalog
-from objectives.config import load_config
-from objectives.evaluation import BASELINE
-from objectives.tuner import TuneResult
-from ranking import bundle
-from ranking.app import (
-    allocate_command,
-    audit_command,
-    bench_command,
-    experiment_command,
-    preview,
-    tune_command,
-)
-from ranking.app.build import BuildInputs, BuildResult, BuildSettings, build
-from ranking.app.progress import Progress
-from ranking.ranker import BUNDLE_FILES, RELEVANCE_MODEL, Catalog, Ranker, SearchResult
 
-#: The embedded demo world, beside the packages in a source checkout.
-DEMO_DATA = Path(__file__).resolve().parents[2] / "data" / "demo"
+# Command modules are imported at start, so they import only argparse-level things at their top
+# and their heavy libraries inside their run functions: `marginrank --help` stays fast.
+# preview, tune and audit predate that rule: they are imported only when their command runs.
+from ranking.app import allocate_command, bench_command, experiment_command
+
+if TYPE_CHECKING:
+    from objectives.tuner import TuneResult
+    from ranking.app import preview
+    from ranking.app.build import BuildInputs, BuildResult
+    from ranking.ranker import SearchResult
+
+#: The embedded demo world: shipped inside the package (a wheel install), or, in a source
+#: checkout or an editable install, its source in data/demo.
+DEMO_DATA = next((d for d in (Path(__file__).resolve().parent / "demo_world",
+                              Path(__file__).resolve().parents[2] / "data" / "demo")
+                  if (d / "catalog.csv").is_file()),
+                 Path(__file__).resolve().parent / "demo_world")
+
+DESCRIPTION = """\
+Rank product search results for relevance first, then for the business (margin, customer
+lifetime value, returns, inventory), with blend weights tuned so that relevance does not fall.
+Start with `marginrank demo`; `marginrank COMMAND --help` explains each command."""
+
+#: Optional dependencies by the extra that installs them, and what needs them.
+EXTRAS = {
+    "fastapi": ("service", "the service"), "uvicorn": ("service", "the service"),
+    "httpx": ("service", "the service"), "prometheus_client": ("service", "the service"),
+    "dask": ("scale", "running on a cluster"), "distributed": ("scale", "running on a cluster"),
+    "bm25s": ("bench", "this benchmark"), "tantivy": ("bench", "this benchmark"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; every MarginRankError becomes a one-line message and exit code 2."""
-    args = _parser().parse_args(argv)
+    """Entry point; every MarginRankError becomes a one-line message and exit code 2, and so
+    does a missing optional dependency (naming the extra that installs it)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _parser(_command_in(argv)).parse_args(argv)
     try:
         return args.run(args)
     except MarginRankError as exc:
         print(f"marginrank: error: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        extra = EXTRAS.get((exc.name or "").partition(".")[0])
+        if extra is None:
+            raise
+        print(f"marginrank: error: {extra[1]} needs the '{extra[0]}' extra: "
+              f"pip install 'marginrank[{extra[0]}]'", file=sys.stderr)
+        return 2
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="marginrank", description=__doc__)
+def _command_in(argv: list[str]) -> str | None:
+    """The command named on the line: the first word that is not an option (the top level
+    has no option that takes a value)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def _lazy_command(sub: argparse._SubParsersAction, selected: str | None, name: str,
+                  module: str, help: str) -> None:
+    """A command whose module is imported (and its options added) only when it runs."""
+    parser = sub.add_parser(name, help=help, description=help[:1].upper() + help[1:] + ".")
+    if name == selected:
+        importlib.import_module(module).add_arguments(parser)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"marginrank {version('marginrank')}"
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "marginrank (not installed)"
+
+
+class _VersionAction(argparse.Action):
+    """--version, reading the installed version only when asked."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        print(_version())
+        parser.exit()
+
+
+def _parser(selected: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="marginrank", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="build, tune and evaluate on the embedded demo world")
-    demo.add_argument("--data", type=Path, default=DEMO_DATA, help="demo world folder")
-    demo.add_argument("--out", type=Path, default=Path("marginrank-demo"), help="output folder")
-    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--data", type=Path, default=DEMO_DATA,
+                      help="folder of the demo world (default: the one shipped with marginrank)")
+    demo.add_argument("--out", type=Path, default=Path("marginrank-demo"),
+                      help="folder for the bundle and the report (default: marginrank-demo)")
+    demo.add_argument("--seed", type=int, default=7,
+                      help="random seed for the query split, training and tuning (default: 7)")
     demo.set_defaults(run=_demo)
 
     bld = sub.add_parser("build", help="build a tuned bundle from your own tables")
-    bld.add_argument("--catalog", type=Path, required=True)
-    bld.add_argument("--judgments", type=Path, required=True)
-    bld.add_argument("--transactions", type=Path, required=True)
-    bld.add_argument("--config", type=Path, help="weights YAML (default: built-in defaults)")
-    bld.add_argument("--out", type=Path, required=True, help="output folder")
-    bld.add_argument("--seed", type=int, default=7)
+    bld.add_argument("--catalog", type=Path, required=True,
+                     help="products table: CSV, CSV.GZ, TSV or Parquet (see data/README.md)")
+    bld.add_argument("--judgments", type=Path, required=True,
+                     help="graded (query, product) pairs to train and tune on")
+    bld.add_argument("--transactions", type=Path, required=True,
+                     help="order lines, for customer lifetime value and sales")
+    bld.add_argument("--config", type=Path,
+                     help="your weights YAML; the tuned copy, comments kept, is the one served "
+                          "(default: built-in weights)")
+    bld.add_argument("--out", type=Path, required=True,
+                     help="folder for the bundle and the report")
+    bld.add_argument("--seed", type=int, default=7,
+                     help="random seed for the query split, training and tuning (default: 7)")
     bld.add_argument("--audit-severity", action="append", default=[], metavar="CODE=LEVEL",
                      help="severity of a data-audit finding code (blocking, warning, off); "
                           "blocking findings stop the build (see marginrank audit)")
     bld.set_defaults(run=_build)
 
     search = sub.add_parser("search", help="search a bundle and print a table")
-    search.add_argument("query")
-    search.add_argument("--bundle", type=Path, required=True)
-    search.add_argument("--k", type=int, default=10)
+    search.add_argument("query", help="the search text, in quotes if it has spaces")
+    search.add_argument("--bundle", type=Path, required=True,
+                        help="bundle folder written by demo or build")
+    search.add_argument("--k", type=int, default=10, help="how many results (default: 10)")
     search.add_argument("--customer", default=None, help="customer id (selects the segment)")
     search.add_argument("--explain", action="store_true", help="show each term's contribution")
     search.set_defaults(run=_search)
 
     check = sub.add_parser("validate-config", help="check a weights YAML file")
-    check.add_argument("file", type=Path)
+    check.add_argument("file", type=Path, help="the weights YAML file to check")
     known = check.add_mutually_exclusive_group()
-    known.add_argument("--catalog", type=Path, help="check pinned/buried products against it")
-    known.add_argument("--bundle", type=Path, help="check pinned/buried products against it")
+    known.add_argument("--catalog", type=Path,
+                       help="also check that pins, buries and category rules match products in "
+                            "this catalog")
+    known.add_argument("--bundle", type=Path,
+                       help="also check that pins, buries and category rules match products in "
+                            "this bundle, and its inventory target")
     check.set_defaults(run=_validate)
 
-    preview.add_arguments(sub.add_parser(
-        "preview", help="what a new weights file changes on real queries, before applying it"))
-
-    tune_command.add_arguments(sub.add_parser(
-        "tune", help="tune a bundle's weights on judged queries; writes the YAML back"))
+    _lazy_command(sub, selected, "preview", "ranking.app.preview",
+                  help="what a new weights file changes on real queries, before applying it")
+    _lazy_command(sub, selected, "tune", "ranking.app.tune_command",
+                  help="tune a bundle's weights on judged queries; writes the YAML back")
     bench_command.add_arguments(sub.add_parser(
         "bench", help="run a benchmark script of the source checkout (quality)"))
-    audit_command.add_arguments(sub.add_parser(
-        "audit", help="audit the tables before a build: duplicates, stale records, "
-                      "inconsistencies, coverage, drift"))
+    _lazy_command(sub, selected, "audit", "ranking.app.audit_command",
+                  help="audit the tables before a build: duplicates, stale records, "
+                       "inconsistencies, coverage, drift")
 
     experiment_sub = sub.add_parser(
         "experiment", help="experiments on live traffic: readouts from event logs"
@@ -101,11 +171,13 @@ def _parser() -> argparse.ArgumentParser:
     allocate_command.add_arguments(experiment_sub)
 
     serve = sub.add_parser("serve", help="run the HTTP search service (the service extra)")
-    serve.add_argument("--bundle", type=Path, required=True)
+    serve.add_argument("--bundle", type=Path, required=True,
+                       help="bundle folder written by demo or build")
     serve.add_argument("--config", type=Path, help="weights YAML to serve and reload "
                        "(default: the bundle's)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default: 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
     serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     serve.add_argument("--events", type=Path, help="log impressions and accept POST /events "
                        "into this directory (default: off; env MARGINRANK_EVENTS)")
@@ -114,6 +186,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from ranking.app.build import BuildInputs
+
     if not (args.data / "catalog.csv").is_file():
         raise MarginRankError(f"{args.data}: no demo world here (catalog.csv missing); "
                               "run from a source checkout or pass --data")
@@ -124,6 +198,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
+    from objectives.audit_findings import parse_severity
+    from ranking.app.build import BuildInputs
+
     inputs = BuildInputs(args.catalog, args.judgments, args.transactions, args.config)
     return _run_build(inputs, args.out, args.seed, title="marginrank build",
                       audit_severity=tuple(parse_severity(args.audit_severity).items()))
@@ -131,6 +208,11 @@ def _build(args: argparse.Namespace) -> int:
 
 def _run_build(inputs: BuildInputs, out: Path, seed: int, title: str,
                audit_severity: tuple[tuple[str, str], ...] = ()) -> int:
+    from ranking.app import preview
+    from ranking.app.build import BuildSettings, build
+    from ranking.app.progress import Progress
+    from ranking.ranker import Ranker
+
     start = time.perf_counter()
     progress = Progress()
     result = build(inputs, out / "bundle", BuildSettings(seed=seed, audit_severity=audit_severity),
@@ -150,10 +232,27 @@ def _run_build(inputs: BuildInputs, out: Path, seed: int, title: str,
     if slots := ranker.config.guardrails.business_slots:
         print(f"\n(business_slots: {slots}: the blended score chose the first {slots} products; "
               "they are listed in relevance order)")
+    me, bundle_dir = command_name(), shlex.quote(str(out / "bundle"))
+    served = shlex.quote(str(out / "bundle" / "weights.yaml"))
     print(f"\nbundle: {out / 'bundle'}\nreport: {out / 'report.md'}\n"
-          f"try:    marginrank search --bundle {shlex.quote(str(out / 'bundle'))} --explain "
-          f"{shlex.quote(query)}")
+          f"served weights: {out / 'bundle' / 'weights.yaml'} (the tuned copy of "
+          f"{inputs.config or 'the built-in weights'}, comments kept)\n"
+          f"try:    {me} search --bundle {bundle_dir} --explain {shlex.quote(query)}\n"
+          f"        {me} preview --bundle {bundle_dir} {served}")
     return 0
+
+
+def command_name() -> str:
+    """How to run marginrank again from this shell, as it was run now (so a printed hint works
+    even when the virtual environment is not activated)."""
+    import shutil
+
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if script is not None and script.name == "marginrank" and script.is_file():
+        return shlex.quote(str(script))
+    if shutil.which("marginrank") is not None:  # on PATH: the plain name works
+        return "marginrank"
+    return f"{shlex.quote(sys.executable)} -m ranking.app.cli"
 
 
 def _write_report(out: Path, report: str, summary: dict[str, object]) -> None:
@@ -163,6 +262,8 @@ def _write_report(out: Path, report: str, summary: dict[str, object]) -> None:
 
 def _served_section(served: preview.ServedEvaluation, n_candidates: int) -> str:
     """The report's table of the test queries run through the saved bundle."""
+    from objectives.evaluation import BASELINE
+
     shares = " and ".join(f"{share:.1%} ({name})" for name, share in served.judged_share.items())
     base, tuned = (served.condensed.row(n) for n in (BASELINE, "tuned blend"))
     diff = tuned.ndcg_diff
@@ -179,6 +280,8 @@ def _served_section(served: preview.ServedEvaluation, n_candidates: int) -> str:
 
 
 def _report(result: BuildResult, title: str, seconds: float) -> str:
+    from ranking.ranker import RELEVANCE_MODEL
+
     ev, tune, clv = result.evaluation, result.tune, result.clv
     weights = ", ".join(f"{n} {w:.3f}" for n, w in
                         zip(result.starting_weights, tune.weights, strict=True))
@@ -219,6 +322,8 @@ def _strength(result: BuildResult) -> float:
 
 def _cv_change(tune: TuneResult, k: int) -> str:
     """The tuner's cross-validated NDCG change, when it got as far as measuring one."""
+    import numpy as np
+
     if not np.isfinite(tune.cv_ndcg_base):
         return ""
     return f"; cross-validated NDCG@{k} {tune.cv_ndcg_base:.4f} -> {tune.cv_ndcg_tuned:.4f}"
@@ -240,6 +345,8 @@ def _report_json(result: BuildResult) -> dict[str, object]:
 
 
 def _search(args: argparse.Namespace) -> int:
+    from ranking.ranker import Ranker
+
     ranker = Ranker.load(args.bundle)
     results = ranker.search(args.query, customer_id=args.customer, k=args.k, explain=args.explain)
     print(format_results(results, explain=args.explain))
@@ -279,6 +386,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from objectives.config import load_config
+
     products, target = _known_products(args)
     config = load_config(args.file, product_ids=products, target_weeks_of_cover=target)
     print(f"{args.file}: OK (weights: {config.weight_vector().round(3).tolist()}, "
@@ -291,6 +400,10 @@ def _validate(args: argparse.Namespace) -> int:
 def _known_products(args: argparse.Namespace) -> tuple[set[str] | None, float | None]:
     """Products pins and buries must name, and (for a bundle) the inventory target its terms
     were built with."""
+    from objectives.catalog import load_catalog
+    from ranking import bundle
+    from ranking.ranker import BUNDLE_FILES, Catalog
+
     if args.catalog:
         return set(load_catalog(args.catalog)[0]["product_id"]), None
     if args.bundle:
@@ -298,3 +411,7 @@ def _known_products(args: argparse.Namespace) -> tuple[set[str] | None, float | 
         target = manifest["settings"].get("target_weeks_of_cover", 8.0)
         return set(Catalog.load(args.bundle).product_ids), target
     return None, None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -191,7 +191,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--k", type=int, default=10, help="NDCG cut-off (default 10)")
     parser.add_argument("--out", type=Path, default=Path("tuned.yaml"),
                         help="tuned weights file; reports go beside it as .md and .json")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="random seed for the tuner's folds and bootstrap (default: 0)")
     parser.set_defaults(run=run)
 
 
