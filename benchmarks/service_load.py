@@ -7,10 +7,11 @@ concurrency (default 32) from one asyncio httpx client. The queries are the dist
 a judgments file (default: the demo world's judged queries), shuffled; a third of the requests
 name a known customer, a third an unknown one, a third none; every tenth asks for explain.
 
-Meanwhile, every second, the served weights file is rewritten and ``POST /reload`` is sent,
-alternating a valid file (two valid variants in turn, so each swap changes the weights) and an
-invalid one (a misspelt key). A valid reload must answer 200, an invalid one 400 naming the key,
-with the previous version still serving. A search fails when it does not answer 200 with JSON
+Meanwhile, every second, the served weights file is rewritten (atomically) and ``POST /reload``
+is sent with the admin token and the file's sha256, alternating a valid file (two valid variants
+in turn, so each swap changes the weights) and an invalid one (a misspelt key). A valid reload
+must answer 200, an invalid one 400 naming the key, with the previous version still serving.
+A search fails when it does not answer 200 with JSON
 results, or raises. Reports throughput, client-side p50/p99/p99.9 and the failures, as markdown
 and JSON. Client and server share the machine's cores.
 
@@ -23,9 +24,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import random
+import secrets
 import socket
 import subprocess
 import sys
@@ -54,19 +57,29 @@ def free_port() -> int:
 
 class ServiceProcess:
     """``marginrank serve`` as a child process on a free loopback port (a context manager);
-    its JSON log lines go to ``log_path``."""
+    its JSON log lines go to ``log_path``; the admin endpoints take :attr:`admin_token`. On
+    exit the service gets SIGTERM (it stops its workers itself); if it has not exited in
+    15 s, its whole process group is killed, so nothing is left behind either way."""
 
-    def __init__(self, bundle: Path, config: Path, log_path: Path, workers: int = 1) -> None:
+    def __init__(self, bundle: Path, config: Path, log_path: Path, workers: int = 1,
+                 extra_args: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.args = [str(MARGINRANK), "serve", "--bundle", str(bundle), "--config", str(config),
-                     "--port", str(self.port), "--workers", str(workers)]
+                     "--port", str(self.port), "--workers", str(workers), *extra_args]
         self.log_path = log_path
+        self.admin_token = secrets.token_hex(16)
         self.process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_token}"}
+
     def __enter__(self) -> ServiceProcess:
+        env = {**os.environ, "MARGINRANK_ADMIN_TOKEN": self.admin_token}
         with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT,
+                                            env=env, start_new_session=True)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -77,6 +90,10 @@ class ServiceProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        try:  # anything of its session still alive (never expected): gone with it
+            os.killpg(self.process.pid, 9)
+        except ProcessLookupError:
+            pass
 
     def wait_for(self, path: str = "/readyz", timeout: float = 300.0) -> httpx.Response:
         """Poll ``path`` until it answers 200; fail with the server's log if it never does."""
@@ -145,8 +162,14 @@ async def _searcher(client: httpx.AsyncClient, plan: list[dict[str, str]], next_
             tally.failures.append(problem)
 
 
+def sha256_body(text: str) -> dict[str, str]:
+    """The ``POST /reload`` body naming the complete file's sha256."""
+    return {"sha256": hashlib.sha256(text.encode()).hexdigest()}
+
+
 async def _reloader(client: httpx.AsyncClient, config: Path, good: list[str], bad: str,
-                    every: float, done: asyncio.Event, tally: Tally) -> None:
+                    every: float, done: asyncio.Event, tally: Tally,
+                    headers: dict[str, str]) -> None:
     """Every ``every`` seconds (a fixed rate; a reload slower than that is followed at once by
     the next): write the next file (valid, invalid, valid, ...) and reload."""
     turn, serving, next_at = 0, None, time.monotonic() + every
@@ -157,8 +180,9 @@ async def _reloader(client: httpx.AsyncClient, config: Path, good: list[str], ba
         except TimeoutError:
             next_at += every
         valid = turn % 2 == 0
-        _replace(config, good[(turn // 2) % len(good)] if valid else bad)
-        response = await client.post("/reload")
+        text = good[(turn // 2) % len(good)] if valid else bad
+        _replace(config, text)
+        response = await client.post("/reload", json=sha256_body(text), headers=headers)
         body = response.json()
         if valid and response.status_code == 200:
             tally.reloads["ok"] += 1
@@ -180,13 +204,15 @@ def _replace(path: Path, text: str) -> None:
 
 
 async def _drive(url: str, config: Path, good: list[str], bad: str,
-                 plan: list[dict[str, str]], concurrency: int, every: float) -> tuple[Tally, float]:
+                 plan: list[dict[str, str]], concurrency: int, every: float,
+                 headers: dict[str, str]) -> tuple[Tally, float]:
     tally, done, next_index = Tally(), asyncio.Event(), [0]
     # One connection per searcher, one for the reloads.
     limits = httpx.Limits(max_connections=concurrency + 1,
                           max_keepalive_connections=concurrency + 1)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
-        reloads = asyncio.create_task(_reloader(client, config, good, bad, every, done, tally))
+        reloads = asyncio.create_task(_reloader(client, config, good, bad, every, done, tally,
+                                               headers))
         start = time.perf_counter()
         await asyncio.gather(*(_searcher(client, plan, next_index, tally)
                                for _ in range(concurrency)))
@@ -197,11 +223,13 @@ async def _drive(url: str, config: Path, good: list[str], bad: str,
 
 
 def measure(url: str, config: Path, good: list[str], bad: str, plan: list[dict[str, str]],
-            concurrency: int, every: float) -> dict:
+            concurrency: int, every: float, admin_token: str = "") -> dict:
     """Run the plan against a ready server whose weights file is ``config``; ``good`` holds
-    valid texts for that file, ``bad`` an invalid one."""
+    valid texts for that file, ``bad`` an invalid one; ``admin_token`` is the service's."""
     server_cpu, client_cpu = server_cpu_seconds(url), time.process_time()
-    tally, seconds = asyncio.run(_drive(url, config, good, bad, plan, concurrency, every))
+    headers = {"Authorization": f"Bearer {admin_token}"}
+    tally, seconds = asyncio.run(_drive(url, config, good, bad, plan, concurrency, every,
+                                        headers))
     client_cpu = time.process_time() - client_cpu
     server_cpu = server_cpu_seconds(url) - server_cpu
     ms = np.array(tally.latencies) * 1000
@@ -282,7 +310,7 @@ def main() -> None:
             result = measure(srv.url, config, [good, stronger_variant(good)],
                              invalid_variant(good), request_plan(queries, customers,
                                                                  args.requests),
-                             args.concurrency, args.reload_every)
+                             args.concurrency, args.reload_every, srv.admin_token)
     result.update(workers=args.workers, bundle=str(args.bundle), queries=len(queries))
     if args.workers > 1:  # the figure came from one worker of several
         result["server_cpu_ms_per_request"] = None

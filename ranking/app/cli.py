@@ -18,7 +18,7 @@ from clv.errors import MarginRankError
 # Command modules are imported at start, so they import only argparse-level things at their top
 # and their heavy libraries inside their run functions: `marginrank --help` stays fast.
 # preview, tune and audit predate that rule: they are imported only when their command runs.
-from ranking.app import allocate_command, bench_command, experiment_command
+from ranking.app import allocate_command, bench_command, config_command, experiment_command
 
 if TYPE_CHECKING:
     from objectives.tuner import TuneResult
@@ -169,6 +169,7 @@ def _parser(selected: str | None = None) -> argparse.ArgumentParser:
     ).add_subparsers(required=True, metavar="ACTION")
     experiment_command.add_arguments(experiment_sub)
     allocate_command.add_arguments(experiment_sub)
+    config_command.add_arguments(sub)
 
     serve = sub.add_parser("serve", help="run the HTTP search service (the service extra)")
     serve.add_argument("--bundle", type=Path, required=True,
@@ -178,7 +179,12 @@ def _parser(selected: str | None = None) -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default: 127.0.0.1, this machine only)")
     serve.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
-    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes")
+    serve.add_argument("--state-dir", type=Path, help="where the last good config is kept "
+                       "(it then survives restarts; default: a private temporary directory)")
+    serve.add_argument("--admin-token-file", type=Path, help="file holding the bearer token of "
+                       "PUT /config and POST /reload (or env MARGINRANK_ADMIN_TOKEN; neither: "
+                       "those endpoints are off)")
     serve.add_argument("--events", type=Path, help="log impressions and accept POST /events "
                        "into this directory (default: off; env MARGINRANK_EVENTS)")
     serve.set_defaults(run=_serve)
@@ -381,8 +387,8 @@ def _serve(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise MarginRankError(f"--events {args.events}: cannot create: {exc.strerror}") from exc
         os.environ[ENV_EVENTS] = str(args.events.resolve())
-    serve(args.bundle, args.config, args.host, args.port, args.workers)
-    return 0
+    return serve(args.bundle, args.config, args.host, args.port, args.workers,
+                 state_dir=args.state_dir, admin_token_file=args.admin_token_file)
 
 
 def _validate(args: argparse.Namespace) -> int:

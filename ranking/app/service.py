@@ -1,21 +1,24 @@
-"""The reference HTTP service: FastAPI over one :class:`~ranking.ranker.Ranker`.
+"""The reference HTTP service: FastAPI over one :class:`~ranking.ranker.Ranker` per worker.
 
-Production habits a search team can keep when they copy it:
+The service owns its weights config as state (:mod:`ranking.app.config_store`): a change
+arrives as one atomic operation, is validated, written durably as the *last good config*, and
+swapped into every worker in place, without restarting anything:
 
-- the bundle is loaded and warmed in a background thread, so ``/healthz`` (liveness) answers at
-  once and ``/readyz`` (readiness) says 503 until the first search would be fast;
-- ``POST /reload`` and SIGHUP re-read the weights YAML; a valid file is swapped in atomically by
-  the ranker, an invalid one is refused with its file/line/key errors and the old weights keep
-  serving; with several workers a valid ``POST /reload`` also asks uvicorn's supervisor (SIGHUP)
-  to replace every worker, so the workers the request did not reach load the file too;
-- ``/metrics`` in the Prometheus text format (prometheus-client): requests by status, latency
-  histogram, the config version serving now and when it was loaded;
-- one JSON log line per request (request id, latency, arm, customer id; never the query text,
-  which can hold personal data).
+- ``PUT /config`` carries the YAML text (bearer token, same origin, ``application/yaml`` or
+  JSON; :mod:`ranking.app.auth`);
+- ``POST /reload`` re-reads the ``--config`` file, and SIGHUP to the supervisor does the same,
+  only when the file is complete: its sha256 must match the one the caller sends
+  (``{"sha256": ...}``) or the ``<file>.sha256`` sidecar, so a half-written file is refused;
+- an invalid change is refused with its file/line/key errors and the last good config keeps
+  serving; every worker (a restarted one too) serves the last good config, never a file it
+  has not validated; a worker notices a new generation within :data:`config_store.POLL_SECONDS`
+  (one ``stat``) and swaps it in between two searches.
 
-``marginrank serve`` runs :func:`serve`, which starts uvicorn on the factory
-:func:`app_from_env`; the settings travel in environment variables (``MARGINRANK_BUNDLE``,
-``MARGINRANK_CONFIG``) because uvicorn's worker processes import the app by name.
+Around that: ``/healthz`` (liveness) and ``/readyz`` (readiness, 503 until the bundle is loaded,
+warmed and configured); ``/metrics`` (Prometheus; config version and generation, no paths);
+one JSON log line per request (never the query text); every answer to ``/search`` names the
+``config_version`` that ranked it. ``marginrank serve`` runs the workers under
+:mod:`ranking.app.supervisor`; the protocol limits are in :mod:`ranking.app.limits`.
 """
 
 from __future__ import annotations
@@ -25,11 +28,11 @@ import json
 import logging
 import os
 import re
-import signal
+import tempfile
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,23 +51,31 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from clv.errors import MarginRankError
-from objectives.config import ConfigError, ConfigIssue
-from ranking import bundle, core
-from ranking.app import dashboard, events_api
+from objectives.config import ConfigError
+from ranking.app import auth, dashboard, events_api
+from ranking.app.config_store import (
+    MAX_CONFIG_BYTES,
+    POLL_SECONDS,
+    ConfigStore,
+    Generation,
+    Validator,
+    read_complete,
+    read_stable,
+    version_of,
+)
 from ranking.ranker import WEIGHTS_FILE, Ranker
 
 ENV_BUNDLE = "MARGINRANK_BUNDLE"
 ENV_CONFIG = "MARGINRANK_CONFIG"
+ENV_STATE_DIR = "MARGINRANK_STATE_DIR"
 ENV_LOAD_FIRST = "MARGINRANK_LOAD_BEFORE_SERVING"
-#: Set by ``serve`` with several workers: the workers run under uvicorn's supervisor (their
-#: parent process), which replaces them all, one at a time, on SIGHUP.
-ENV_SUPERVISED = "MARGINRANK_SUPERVISED_WORKERS"
-#: Seconds uvicorn's supervisor gives a worker to start (imports and, with several workers, the
-#: bundle load) and to answer its health pings.
-WORKER_START_SECONDS = 120
+#: Set by the supervisor: this worker's slot and incarnation (``"0.1"``), in the
+#: ``x-marginrank-worker`` header of every answer (which worker served it: no pid, no path).
+ENV_WORKER_ID = "MARGINRANK_WORKER_ID"
 #: Idle keep-alive connections are closed after this many seconds: longer than the idle timeout
 #: of clients and load balancers (httpx 5 s, common balancers 60 s), so that the client, not the
 #: server, drops an idle connection and never sends a request on one the server is closing.
@@ -105,6 +116,8 @@ class Hit(BaseModel):
 class SearchResponse(BaseModel):
     query: str
     k: int
+    config_version: str = Field(description="the weights config that ranked these results "
+                                            "(sha256 prefix of its YAML)")
     results: list[Hit]
 
 
@@ -114,17 +127,15 @@ class Status(BaseModel):
     status: str = Field(description="loading | ready | failed (readiness); alive (liveness)")
     detail: str | None = None
     config_version: str | None = Field(None, description="sha256 prefix of the weights YAML")
-    config_generation: int = Field(0, description="successful config loads since start")
+    config_generation: int = Field(0, description="the last good config's generation this "
+                                                  "worker serves (1 = the one given at start)")
 
 
 class Reloaded(BaseModel):
     config_version: str
     config_generation: int
-    loaded_at: float = Field(description="Unix time the config was swapped in")
-    source: str
-    workers_restarting: bool = Field(
-        False, description="true with several workers: the file was valid here, and the main "
-        "process is replacing every worker, one at a time, with one that loads it")
+    loaded_at: float = Field(description="Unix time the config was accepted")
+    source: str = Field(description="how it arrived: PUT /config, POST /reload, SIGHUP, start")
 
 
 class Issue(BaseModel):
@@ -140,6 +151,12 @@ class ReloadRefused(BaseModel):
     detail: str
     errors: list[Issue]
     config_version: str = Field(description="the version still serving")
+
+
+class ReloadRequest(BaseModel):
+    sha256: str | None = Field(None, min_length=64, max_length=64, pattern="^[0-9a-fA-F]{64}$",
+                               description="sha256 of the complete file; without it the "
+                                           "<file>.sha256 sidecar must hold it")
 
 
 # -- metrics ---------------------------------------------------------------------------------
@@ -158,40 +175,60 @@ class Metrics:
                            registry=reg)
         self.config = Gauge("marginrank_config_info", "The weights config serving now "
                             "(always 1; see the labels)", ["version", "source"], registry=reg)
-        self.generation = Gauge("marginrank_config_generation", "Successful config loads "
-                                "since start (1 = the one loaded at start)", registry=reg)
+        self.generation = Gauge("marginrank_config_generation", "The last good config's "
+                                "generation this worker serves", registry=reg)
         self.loaded_at = Gauge("marginrank_config_loaded_timestamp_seconds", "Unix time the "
-                               "serving config was swapped in", registry=reg)
-        self.reloads = Counter("marginrank_config_reloads", "Reload attempts by result "
-                               "(ok, refused)", ["result"], registry=reg)
+                               "serving config was accepted", registry=reg)
 
-    def swapped(self, serving: core.ServingConfig, source: str, generation: int,
-                at: float) -> None:
+    def swapped(self, generation: Generation) -> None:
         self.config.clear()
-        self.config.labels(serving.version, source).set(1)
-        self.generation.set(generation)
-        self.loaded_at.set(at)
+        self.config.labels(generation.version, generation.source).set(1)
+        self.generation.set(generation.number)
+        self.loaded_at.set(generation.accepted_at)
 
     def observe(self, path: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(path, method, str(status)).inc()
         self.latency.labels(path).observe(seconds)
 
 
+class _StoreCounts:
+    """``marginrank_config_reloads_total{result}``: changes accepted and refused by the whole
+    service (every worker and the supervisor), read from the store at scrape time."""
+
+    def __init__(self, store: ConfigStore) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily("marginrank_config_reloads", "Config changes by result "
+                                     "(ok, refused), all workers", labels=["result"])
+        for result, value in sorted(self.store.counts().items()):
+            family.add_metric([result], value)
+        yield family
+
+
 # -- state -----------------------------------------------------------------------------------
 class ServiceState:
-    """The ranker once loaded, and the bookkeeping of its config swaps."""
+    """The ranker once loaded, and the worker's view of the last good config.
 
-    def __init__(self, bundle_dir: Path, config: Path | None, metrics: Metrics,
-                 supervised: bool = False) -> None:
+    ``ranker`` is only ever replaced, never changed: a search takes the reference once and
+    reports that ranker's config version, so an answer always names the config that ranked it.
+    """
+
+    def __init__(self, bundle_dir: Path, config: Path | None, store: ConfigStore,
+                 metrics: Metrics, token: str | None, seed: bool) -> None:
         self.bundle_dir = bundle_dir
         self.config_path = config
+        self.store = store
         self.metrics = metrics
-        self.supervised = supervised  # one of several workers under uvicorn's supervisor
+        self.token = token
+        self.seed = seed  # seed an empty store from the file (standalone, not supervised)
         self.ranker: Ranker | None = None
+        self.base: Ranker | None = None  # the bundle as loaded; variants share its arrays
+        self.validator: Validator | None = None
         self.error: str | None = None
         self.generation = 0
-        self.loaded_at = 0.0
-        self._lock = threading.Lock()  # keeps (swap, generation, metrics) in step
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
 
     @property
     def weights_path(self) -> Path:
@@ -199,70 +236,117 @@ class ServiceState:
         return self.config_path or self.bundle_dir / WEIGHTS_FILE
 
     def load(self) -> None:
-        """Open, warm and configure the ranker (runs in a background thread at start).
+        """Open and warm the ranker, then serve the store's last good config (seeding an empty
+        standalone store from the file first), then follow the store. Runs in a thread.
 
         A failure is kept in :attr:`error` (readiness and liveness report it) rather than
         raised, because nothing above this thread would show it.
         """
         start = time.perf_counter()
         try:
-            ranker = Ranker.load(self.bundle_dir)  # verifies checksums, warms the kernels
-            if self.config_path is not None:
-                ranker.reload_config(self.config_path)
+            base = Ranker.load(self.bundle_dir)  # verifies checksums, warms the kernels
+            self.validator = Validator(base.catalog.row_of.keys(), base.target_weeks_of_cover)
+            self.base = base
+            if self.seed and self.store.current() is None:
+                text = read_stable(self.weights_path)
+                self.validator.validate(text, str(self.weights_path))
+                self.store.accept(text, "start")
+            while (current := self.store.current()) is None:  # the supervisor seeds it
+                if self._stop.wait(POLL_SECONDS):
+                    return
+            self.apply(current)
         except Exception as exc:  # noqa: BLE001 - any failure must reach the probes
             self.error = f"{type(exc).__name__}: {exc}"
             log.error("load failed", exc_info=not isinstance(exc, MarginRankError),
                       extra={"fields": {"error": self.error}})
             return
-        with self._lock:
-            self._swapped(ranker.serving, "start")
-            self.ranker = ranker
         self.metrics.ready.set(1)
         log.info("ready", extra={"fields": {
-            "bundle": str(self.bundle_dir), "products": len(ranker.catalog.product_ids),
+            "products": len(base.catalog.product_ids), "config_generation": self.generation,
             "load_ms": round((time.perf_counter() - start) * 1000, 1)}})
+        threading.Thread(target=self._follow, name="marginrank-config", daemon=True).start()
 
-    def reload(self, trigger: str) -> core.ServingConfig:
-        """Re-read the weights file. Raises ConfigError for an invalid file (the old config
-        keeps serving), or a 503 HTTPException while the ranker is not loaded."""
-        ranker = self.require_ranker()
+    def apply(self, generation: Generation) -> bool:
+        """Serve ``generation`` here unless this worker already serves it or a newer one."""
+        if generation.number <= self.generation or self.base is None:
+            return False
+        ranker = self.base.variant(generation.path)  # parse and compile off the event loop
+        if ranker.serving.version != generation.version:
+            raise MarginRankError(f"config generation {generation.number} does not match its "
+                                  "recorded sha256; not served")
         with self._lock:
+            if generation.number <= self.generation:
+                return False
+            self.ranker, self.generation = ranker, generation.number
+            self.metrics.swapped(generation)
+        log.info("config swapped in", extra={"fields": {
+            "config_version": generation.version, "config_generation": generation.number,
+            "source": generation.source,
+            "lag_ms": round((time.time() - generation.accepted_at) * 1000, 1)}})
+        return True
+
+    def _follow(self) -> None:
+        """Poll the store (one stat every POLL_SECONDS) and swap in each new generation."""
+        seen = self.store.stamp()
+        while not self._stop.wait(POLL_SECONDS):
+            stamp = self.store.stamp()
+            if stamp == seen:
+                continue
             try:
-                serving = ranker.reload_config(self.weights_path)
-            except ConfigError as exc:
-                self.metrics.reloads.labels("refused").inc()
-                log.warning("reload refused", extra={"fields": {
-                    "trigger": trigger, "errors": [str(i) for i in exc.issues],
-                    "config_version": ranker.serving.version}})
-                raise
-            self._swapped(serving, trigger)
-            return serving
+                current = self.store.current()
+                if current is not None:
+                    self.apply(current)
+                seen = stamp
+            except (OSError, ValueError, KeyError, MarginRankError) as exc:
+                log.warning("config generation not swapped in yet", extra={"fields": {
+                    "why": f"{type(exc).__name__}: {exc}"}})  # retried at the next poll
 
-    def reload_quietly(self, trigger: str) -> None:
-        """:meth:`reload` for a signal: the outcome is in the log and metrics only."""
+    def stop(self) -> None:
+        self._stop.set()
+
+    def change(self, text: str, source: str, file: str) -> Generation:
+        """Validate ``text``, make it the last good config, and serve it here at once (other
+        workers follow within a poll). Raises ConfigError (counted) for an invalid text."""
+        self.require_ranker()
+        assert self.validator is not None
         try:
-            self.reload(trigger)
+            self.validator.validate(text, file)
         except ConfigError:
-            pass  # reload() logged and counted it
-        except HTTPException as exc:
-            log.warning("reload ignored", extra={"fields": {"trigger": trigger,
-                                                            "why": exc.detail}})
+            self.store.refused()
+            raise
+        current = self.store.current()
+        if current is not None and current.version == version_of(text):
+            generation = current  # already the last good config: nothing to write
+        else:
+            generation = self.store.accept(text, source)
+        self.apply(generation)
+        return generation
 
-    def _swapped(self, serving: core.ServingConfig, trigger: str) -> None:
-        self.generation += 1
-        self.loaded_at = time.time()
-        if trigger != "start":
-            self.metrics.reloads.labels("ok").inc()
-        self.metrics.swapped(serving, str(self.weights_path), self.generation, self.loaded_at)
-        log.info("config loaded", extra={"fields": {
-            "trigger": trigger, "config_version": serving.version,
-            "config_generation": self.generation, "source": str(self.weights_path)}})
+    def reload_file(self, expected_sha256: str | None, source: str) -> Generation:
+        """:meth:`change` with the ``--config`` file, read only if complete (its sha256)."""
+        self.require_ranker()
+        try:
+            text = read_complete(self.weights_path, expected_sha256)
+        except ConfigError:
+            self.store.refused()
+            raise
+        return self.change(text, source, str(self.weights_path))
+
+    def refused(self, exc: ConfigError) -> JSONResponse:
+        log.warning("config change refused", extra={"fields": {
+            "errors": [f"line {i.line} {i.key_path}: {i.message}" for i in exc.issues]}})
+        errors = [Issue(file=i.file, line=i.line, key=i.key_path, message=i.message)
+                  for i in exc.issues]
+        body = ReloadRefused(detail="weights refused; the last good config keeps serving",
+                             errors=errors, config_version=self.require_ranker().serving.version)
+        return JSONResponse(body.model_dump(), status_code=400)
 
     def require_ranker(self) -> Ranker:
-        if self.ranker is None:
+        ranker = self.ranker
+        if ranker is None:
             detail = f"load failed: {self.error}" if self.error else "loading the bundle"
             raise HTTPException(503, f"not ready: {detail}", headers={"Retry-After": "1"})
-        return self.ranker
+        return ranker
 
     def status(self) -> Status:
         ranker = self.ranker
@@ -287,8 +371,8 @@ def _has_text(q: str) -> str:
     return q
 
 
-QueryText = Annotated[str, Query(max_length=MAX_QUERY_CHARS, description="the search text"),
-                      AfterValidator(_has_text)]
+QueryText = Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS,
+                                 description="the search text"), AfterValidator(_has_text)]
 CustomerId = Annotated[str | None, Query(max_length=MAX_CUSTOMER_ID_CHARS,
                                          description="selects the customer's CLV segment; an "
                                                      "unknown id gets the default segment")]
@@ -298,19 +382,22 @@ Explain = Annotated[bool, Query(description="add each term's contribution to eve
 
 # -- endpoints -------------------------------------------------------------------------------
 async def search(request: Request, state: State, q: QueryText, customer_id: CustomerId = None,
-           k: TopK = 20, explain: Explain = False) -> SearchResponse:
+                 k: TopK = 20, explain: Explain = False) -> JSONResponse:
     """Ranked products for ``q``. A query with no known word returns no results.
 
     Runs on the event loop, not in a thread pool: a search is under a millisecond of work that
-    holds the GIL, so threads would add hand-offs and GIL contention, not parallelism (for more
-    cores, run more workers).
+    holds the GIL (the Numba kernels do not release it), so threads would add hand-offs and
+    GIL contention, not parallelism; for more cores, run more worker processes.
     """
-    results = state.require_ranker().search(q, customer_id=customer_id, k=k, explain=explain)
+    ranker = state.require_ranker()  # one snapshot: its config ranks, its version is reported
+    results = ranker.search(q, customer_id=customer_id, k=k, explain=explain)
     hits = [Hit.model_validate(r) for r in results]
     events_api.log_search(request, q, customer_id, results)  # queued; never waits (--events)
     request.scope[_LOG_KEY].update(customer_id=customer_id, k=k, results=len(hits),
                                    arm=hits[0].arm if hits else None)
-    return SearchResponse(query=q, k=k, results=hits)
+    version = ranker.serving.version
+    body = SearchResponse(query=q, k=k, config_version=version, results=hits)
+    return JSONResponse(body.model_dump(), headers={"x-config-version": version})
 
 
 async def healthz(state: State) -> JSONResponse:
@@ -321,28 +408,69 @@ async def healthz(state: State) -> JSONResponse:
 
 
 async def readyz(state: State) -> JSONResponse:
-    """Readiness: 200 once the bundle is loaded and warmed, 503 before (or if it failed)."""
+    """Readiness: 200 once the bundle is loaded, warmed and configured, 503 before."""
     body = state.status()
     return JSONResponse(body.model_dump(), status_code=200 if body.status == "ready" else 503)
 
 
-def reload(state: State) -> Reloaded | JSONResponse:
-    """Re-read the weights YAML (``--config``, else the bundle's) and swap it in."""
+def _accepted(generation: Generation) -> Reloaded:
+    return Reloaded(config_version=generation.version, config_generation=generation.number,
+                    loaded_at=generation.accepted_at, source=generation.source)
+
+
+async def _body(request: Request, limit: int = MAX_CONFIG_BYTES) -> bytes:
+    """The request body, refused with 413 past ``limit`` bytes (counted as it arrives)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"body over {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"body over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def put_config(request: Request, state: State) -> Reloaded | JSONResponse:
+    """Replace the weights config with the YAML in the body (``application/yaml``), or with
+    ``{"text": ...}`` (``application/json``): validated, written durably as the last good
+    config, served by this worker at once and by every worker within a poll."""
+    auth.require_admin(request, state.token, auth.YAML_TYPES | auth.JSON_TYPES)
+    raw = await _body(request)
     try:
-        serving = state.reload("http")
+        if auth.media_type(request) in auth.JSON_TYPES:
+            doc = json.loads(raw)
+            if not isinstance(doc, dict) or not isinstance(doc.get("text"), str):
+                raise ValueError('a JSON body is {"text": "<the weights YAML>"}')
+            text = doc["text"]
+        else:
+            text = raw.decode("utf-8-sig")
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        detail = str(exc) if "JSON body is" in str(exc) else "the body is not UTF-8 YAML/JSON"
+        raise HTTPException(400, detail) from None
+    try:
+        generation = await asyncio.to_thread(state.change, text, "PUT /config", "PUT /config")
     except ConfigError as exc:
-        errors = [Issue(file=i.file, line=i.line, key=i.key_path, message=i.message)
-                  for i in exc.issues]
-        body = ReloadRefused(detail="weights file refused; the previous weights keep serving",
-                             errors=errors, config_version=state.require_ranker().serving.version)
-        return JSONResponse(body.model_dump(), status_code=400)
-    if state.supervised:
-        # This worker swapped the file in; the others cannot hear this request. SIGHUP to the
-        # supervisor replaces every worker (this one too) with one that loads the same file.
-        os.kill(os.getppid(), signal.SIGHUP)
-    return Reloaded(config_version=serving.version, config_generation=state.generation,
-                    loaded_at=state.loaded_at, source=str(state.weights_path),
-                    workers_restarting=state.supervised)
+        return state.refused(exc)
+    return _accepted(generation)
+
+
+async def reload(request: Request, state: State) -> Reloaded | JSONResponse:
+    """Re-read the ``--config`` file (else the bundle's weights) and make it the last good
+    config, only if it is complete: its sha256 must equal the body's ``sha256`` or, without
+    one, the ``<file>.sha256`` sidecar."""
+    auth.require_admin(request, state.token, auth.JSON_TYPES, body_optional=True)
+    raw = await _body(request, 4096)
+    try:
+        expected = ReloadRequest.model_validate_json(raw).sha256 if raw.strip() else None
+    except ValueError:
+        raise HTTPException(400, 'the body is {"sha256": "<64 hex digits>"} or empty') from None
+    try:
+        generation = await asyncio.to_thread(state.reload_file, expected, "POST /reload")
+    except ConfigError as exc:
+        return state.refused(exc)
+    return _accepted(generation)
 
 
 async def metrics(state: State) -> Response:
@@ -351,32 +479,51 @@ async def metrics(state: State) -> Response:
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's 422 body, with each message starting with the field it is about."""
+    """FastAPI's 422 body, each message starting with the field it is about, without the
+    ``input`` (a client's 100 KB query is not echoed back)."""
     assert isinstance(exc, RequestValidationError)
-    errors = [{**e, "msg": f"{e['loc'][-1]}: {e['msg'].removeprefix('Value error, ')}"}
-              for e in exc.errors()]
-    for error in errors:
+    errors = []
+    for e in exc.errors():
+        error = {key: value for key, value in e.items() if key not in ("input", "url")}
+        error["msg"] = f"{e['loc'][-1]}: {e['msg'].removeprefix('Value error, ')}"
         if error["type"] == "value_error":
             error.pop("ctx", None)  # holds the exception object; its text is in msg
+        errors.append(error)
     return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
 
 _NOT_READY = {503: {"model": Status, "description": "not ready (loading or failed)"}}
+_ADMIN = {401: {"description": "admin token missing or wrong"},
+          403: {"description": "admin endpoints off, or a cross-origin write"},
+          413: {"description": "body too large"}, 415: {"description": "content type refused"}}
+_CONFIG_BODY = {"requestBody": {"required": True, "content": {
+    "application/yaml": {"schema": {"type": "string", "maxLength": MAX_CONFIG_BYTES}},
+    "application/json": {"schema": {"type": "object", "required": ["text"], "properties": {
+        "text": {"type": "string", "maxLength": MAX_CONFIG_BYTES}}}}}}}
+_RELOAD_BODY = {"requestBody": {"required": False, "content": {
+    "application/json": {"schema": ReloadRequest.model_json_schema()}}}}
 
 
-def create_app(bundle_dir: str | Path, config: str | Path | None = None,
-               load_first: bool = False, supervised: bool = False) -> FastAPI:
-    """The service over the bundle at ``bundle_dir``, serving the weights in ``config`` (default:
-    the bundle's own). Loading starts when the app starts (its lifespan), in the background;
-    with ``load_first`` the app does not start until the ranker is ready, and fails to start if
-    it cannot load (what uvicorn's rolling restart of several workers needs). ``supervised``
-    (one of several workers) makes ``POST /reload`` restart all workers through the supervisor.
-    """
+def create_app(bundle_dir: str | Path, config: str | Path | None = None, *,
+               state_dir: str | Path | None = None, load_first: bool = False,
+               admin_token: str | None = None) -> FastAPI:
+    """The service over the bundle at ``bundle_dir``. ``config`` is the file reloads read
+    (default: the bundle's own weights). ``state_dir`` holds the last good config; without
+    one (a standalone app) a private temporary one is made and seeded from the file at
+    start. Loading starts when the app starts (its lifespan), in the background; with
+    ``load_first`` the app does not start serving until the ranker is ready, and fails to
+    start if it cannot load (what a worker among several needs)."""
     metrics_ = Metrics()
-    state = ServiceState(Path(bundle_dir), Path(config) if config else None, metrics_,
-                         supervised)
+    seed = state_dir is None
+    if state_dir is None:
+        state_dir = tempfile.mkdtemp(prefix="marginrank-state-")
+    store = ConfigStore(state_dir)
+    metrics_.registry.register(_StoreCounts(store))
+    state = ServiceState(Path(bundle_dir), Path(config) if config else None, store, metrics_,
+                         admin_token, seed)
     app = FastAPI(title="marginrank", summary="Product search ranked for relevance, then for "
-                  "margin, CLV, returns and inventory", lifespan=_lifespan)
+                  "margin, CLV, returns and inventory", lifespan=_lifespan,
+                  docs_url=None, redoc_url=None)  # their assets come from a CDN: off
     app.state.service = state
     app.state.load_first = load_first
     app.add_api_route("/search", search, methods=["GET"], response_model=SearchResponse,
@@ -385,19 +532,25 @@ def create_app(bundle_dir: str | Path, config: str | Path | None = None,
                       responses={200: {"model": Status}, 503: {"model": Status}})
     app.add_api_route("/readyz", readyz, methods=["GET"],
                       responses={200: {"model": Status}, **_NOT_READY})
+    app.add_api_route("/config", put_config, methods=["PUT"], response_model=Reloaded,
+                      openapi_extra=_CONFIG_BODY,
+                      responses={400: {"model": ReloadRefused}, **_ADMIN, **_NOT_READY})
     app.add_api_route("/reload", reload, methods=["POST"], response_model=Reloaded,
-                      responses={400: {"model": ReloadRefused}, **_NOT_READY})
+                      openapi_extra=_RELOAD_BODY,
+                      responses={400: {"model": ReloadRefused}, **_ADMIN, **_NOT_READY})
     app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
     events_api.install(app)  # POST /events and the impression log (--events DIR)
     dashboard.install(app)  # /ui
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_middleware(_Observe, metrics=metrics_, paths=frozenset(r.path for r in app.routes))
+    app.add_middleware(_Observe, metrics=metrics_, paths=frozenset(r.path for r in app.routes),
+                       worker=os.environ.get(ENV_WORKER_ID, ""))
     return app
 
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Start loading (in the background, or before serving) and install the SIGHUP reload."""
+    """Start loading (in the background, or before serving); stop following the store at
+    the end."""
     state: ServiceState = app.state.service
     if app.state.load_first:
         await asyncio.to_thread(state.load)
@@ -405,16 +558,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             raise MarginRankError(f"cannot serve {state.bundle_dir}: {state.error}")
     else:
         threading.Thread(target=state.load, name="marginrank-load", daemon=True).start()
-    loop = asyncio.get_running_loop()
     try:
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(
-            None, state.reload_quietly, "SIGHUP"))
-    except (RuntimeError, ValueError, NotImplementedError) as exc:  # not the main thread
-        log.warning("no SIGHUP reload in this process", extra={"fields": {"why": str(exc)}})
         yield
-        return
-    yield
-    loop.remove_signal_handler(signal.SIGHUP)
+    finally:
+        state.stop()
 
 
 # -- request observation ---------------------------------------------------------------------
@@ -426,12 +573,15 @@ ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message],
 
 class _Observe:
     """ASGI middleware: a request id (the client's X-Request-ID or a new one, echoed back), the
-    latency and status into the metrics, and one JSON log line per request."""
+    worker that answered, the latency and status into the metrics, and one JSON log line per
+    request."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, paths: frozenset[str]) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, paths: frozenset[str],
+                 worker: str = "") -> None:
         self.app = app
         self.metrics = metrics
         self.paths = paths
+        self.worker = worker.encode()
 
     async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]],
                        send: Callable[[Message], Awaitable[None]]) -> None:
@@ -449,8 +599,10 @@ class _Observe:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []),
-                                      (b"x-request-id", request_id.encode())]
+                extra = [(b"x-request-id", request_id.encode())]
+                if self.worker:
+                    extra.append((b"x-marginrank-worker", self.worker))
+                message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         try:
@@ -503,38 +655,25 @@ LOG_CONFIG: dict[str, Any] = {
 
 # -- running ---------------------------------------------------------------------------------
 def app_from_env() -> FastAPI:
-    """The uvicorn factory (``ranking.app.service:app_from_env``): settings from the environment."""
+    """The app of one worker, its settings from the environment the supervisor sets
+    (``MARGINRANK_BUNDLE``, ``MARGINRANK_CONFIG``, ``MARGINRANK_STATE_DIR``, the admin token)."""
     bundle_dir = os.environ.get(ENV_BUNDLE)
     if not bundle_dir:
         raise MarginRankError(f"{ENV_BUNDLE} is not set: it names the bundle directory to serve")
     return create_app(bundle_dir, os.environ.get(ENV_CONFIG) or None,
+                      state_dir=os.environ.get(ENV_STATE_DIR) or None,
                       load_first=os.environ.get(ENV_LOAD_FIRST) == "1",
-                      supervised=os.environ.get(ENV_SUPERVISED) == "1")
+                      admin_token=auth.load_token())
 
 
 def serve(bundle_dir: Path, config: Path | None = None, host: str = "127.0.0.1",
-          port: int = 8080, workers: int = 1) -> None:
-    """Run uvicorn on :func:`app_from_env` until interrupted (``marginrank serve``).
+          port: int = 8080, workers: int = 1, *, state_dir: Path | None = None,
+          admin_token_file: Path | None = None) -> int:
+    """Run the service until SIGTERM or SIGINT (``marginrank serve``): the supervisor binds
+    the socket once and runs ``workers`` worker processes (:mod:`ranking.app.supervisor`).
+    Returns the exit code."""
+    from ranking.app.supervisor import Supervisor
 
-    One worker loads in the background (liveness answers during warm-up; SIGHUP reloads the
-    weights in place). Several workers load before serving, so that SIGHUP to the main process,
-    which makes uvicorn replace the workers one at a time, retires an old worker only once its
-    replacement has loaded, and keeps it if the replacement cannot load.
-    """
-    import uvicorn  # the service extra; imported only when serving
-
-    if not (bundle_dir / bundle.MANIFEST).is_file():
-        raise bundle.BundleError(f"{bundle_dir}: not a bundle ({bundle.MANIFEST} missing)")
-    if config is not None and not config.exists():
-        raise ConfigError([ConfigIssue(str(config), None, "", "no such file")])
-    if workers < 1:
-        raise MarginRankError(f"--workers must be at least 1, got {workers}")
-    os.environ[ENV_BUNDLE] = str(bundle_dir.resolve())
-    os.environ[ENV_CONFIG] = str(config.resolve()) if config else ""
-    os.environ[ENV_LOAD_FIRST] = "1" if workers > 1 else ""
-    os.environ[ENV_SUPERVISED] = "1" if workers > 1 else ""
-    uvicorn.run("ranking.app.service:app_from_env", factory=True, host=host, port=port,
-                workers=workers, log_config=LOG_CONFIG, access_log=False,
-                timeout_worker_healthcheck=WORKER_START_SECONDS,
-                timeout_keep_alive=KEEP_ALIVE_SECONDS)
+    return Supervisor(bundle_dir, config, host, port, workers, state_dir=state_dir,
+                      admin_token_file=admin_token_file).run()
 

@@ -1,0 +1,122 @@
+"""Limits that bound every client, at the HTTP protocol level (uvicorn's h11 protocol, extended).
+
+uvicorn closes an idle keep-alive connection, but a client that sends a header one byte at a
+time resets that timer forever, and a request line longer than h11's buffer gets a bare 400
+and a reset connection. This protocol adds:
+
+- a deadline for the request head (:data:`HEADER_SECONDS`, from its first byte, or from the
+  connection's start) and for the body (:data:`BODY_SECONDS`): a slow client gets 408 and
+  the connection closes;
+- 414 for a request line over :data:`MAX_REQUEST_LINE` bytes, 431 for a head over
+  :data:`MAX_HEAD_BYTES`, answered with a lingering close (the rest of what the client sends
+  is read and dropped for a moment), so the client reads the answer instead of a reset;
+- a cap on open connections per worker (:data:`MAX_CONNECTIONS`): one more is answered 503
+  and closed. (uvicorn's ``limit_concurrency`` also answers 503 to requests beyond it.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+HEADER_SECONDS = 10.0
+BODY_SECONDS = 30.0
+MAX_REQUEST_LINE = 8 * 1024
+MAX_HEAD_BYTES = 32 * 1024
+MAX_CONNECTIONS = 512
+#: How long a refused connection keeps reading (and dropping) what the client still sends.
+LINGER_SECONDS = 2.0
+#: h11's own buffer limit sits above ours, so the precise answer above wins.
+H11_MAX_INCOMPLETE = MAX_HEAD_BYTES + 4096
+
+
+def _plain(status: int, reason: str, text: str) -> bytes:
+    body = text.encode()
+    return (f"HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode() + body
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with head/body deadlines, 414/431 and a connection cap."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._head = bytearray()
+        self._refused = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._phase = ""
+        super().connection_made(transport)
+        if len(self.connections) > MAX_CONNECTIONS:
+            self._refuse(503, "Service Unavailable", "too many connections; retry later")
+            return
+        self._arm("head", HEADER_SECONDS)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # lingering: read and drop
+        reading_head = self.conn.their_state is h11.IDLE
+        if reading_head:
+            if self._timer is None:
+                self._arm("head", HEADER_SECONDS)  # the first byte of a keep-alive request
+            self._head += data[:MAX_HEAD_BYTES + 1 - len(self._head)]
+            line_end = self._head.find(b"\r\n")
+            if (line_end < 0 and len(self._head) > MAX_REQUEST_LINE) or \
+                    line_end > MAX_REQUEST_LINE:
+                self._refuse(414, "URI Too Long", f"request line over {MAX_REQUEST_LINE} bytes")
+                return
+            if len(self._head) > MAX_HEAD_BYTES and b"\r\n\r\n" not in self._head:
+                self._refuse(431, "Request Header Fields Too Large",
+                             f"request head over {MAX_HEAD_BYTES} bytes")
+                return
+        super().data_received(data)
+        self._follow()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._follow()
+
+    def _follow(self) -> None:
+        """Move the deadline along with h11's view of the request."""
+        state = self.conn.their_state
+        if state is h11.IDLE:
+            if self._phase == "body" or (self._phase == "head" and not self._head):
+                self._disarm()
+        else:
+            self._head.clear()
+            if state is h11.SEND_BODY:
+                if self._phase != "body":
+                    self._arm("body", BODY_SECONDS)
+            elif self._phase:
+                self._disarm()
+
+    def _arm(self, phase: str, seconds: float) -> None:
+        self._disarm()
+        self._phase = phase
+        self._timer = self.loop.call_later(seconds, self._expired)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._phase = None, ""
+
+    def _expired(self) -> None:
+        self._timer = None
+        if self.transport.is_closing():
+            return
+        what = "request head" if self._phase == "head" else "request body"
+        if self.conn.our_state is h11.IDLE:  # no response started: say why
+            self.transport.write(_plain(408, "Request Timeout", f"{what} too slow"))
+        self.transport.close()
+
+    def _refuse(self, status: int, reason: str, text: str) -> None:
+        self._disarm()
+        self._refused = True
+        self.transport.write(_plain(status, reason, text))
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
