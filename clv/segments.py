@@ -143,7 +143,22 @@ def load_customers(path: str | Path) -> CustomerCLV:
             loaded = CustomerCLV(data["customer_ids"], data["clv"], data["quantile"])
     except (OSError, KeyError, ValueError) as exc:
         raise DataError(f"cannot read customer CLV file: {exc}", file=path) from exc
-    if loaded.customer_ids.dtype.kind != "U":
-        raise DataError(f"customer_ids must be unicode, found {loaded.customer_ids.dtype}",
-                        file=path)
+    if loaded.customer_ids.dtype.kind != "U" or loaded.customer_ids.ndim != 1:
+        raise DataError(f"customer_ids must be 1-d unicode, found {loaded.customer_ids.dtype} "
+                        f"with {loaded.customer_ids.ndim} dimension(s)", file=path)
+    ids = loaded.customer_ids
+    for name in ("clv", "quantile"):
+        values = getattr(loaded, name)
+        if values.shape != ids.shape or values.dtype.kind != "f":
+            raise DataError(f"{name} is {values.dtype} of shape {values.shape}; expected floats "
+                            f"of shape {ids.shape}", file=path, column=name)
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise DataError(f"{name} of customer row {int(bad[0])} is not finite "
+                            f"({bad.size:,} rows)", file=path, column=name)
+    unsorted = np.flatnonzero(ids[1:] <= ids[:-1])
+    if unsorted.size:  # the ranker binary-searches them
+        raise DataError(f"customer_ids are not sorted without repeats at row "
+                        f"{int(unsorted[0]) + 1}; they are binary-searched", file=path,
+                        column="customer_ids")
     return loaded

@@ -326,11 +326,15 @@ class MultiFieldIndex:
 
     @classmethod
     def load(cls, directory: Path, stem: str = "bm25") -> MultiFieldIndex:
-        with np.load(directory / f"{stem}.npz", allow_pickle=False) as npz:
-            data = {key: npz[key] for key in npz.files}
-        variant, k1, b, eps = (str(v) for v in data["__params__"])
-        params = BM25Params(variant=variant, k1=None if k1 == "None" else float(k1),  # type: ignore[arg-type]
-                            b=float(b), epsilon=float(eps))
-        fields = {str(f): FieldIndex.from_arrays(data, str(f), params) for f in data["__fields__"]}
-        return cls(vocab=Vocabulary.load(directory / f"{stem}_vocab.json"), fields=fields,
-                   params=params)
+        """Reopen :meth:`save`'s files, every array checked against the others and the
+        vocabulary first (:mod:`ranking.bundle_checks`): the kernels index them unchecked."""
+        from ranking import bundle_checks
+
+        path, vocab_path = directory / f"{stem}.npz", directory / f"{stem}_vocab.json"
+        vocab = Vocabulary(bundle_checks.check_vocabulary(
+            vocab_path, bundle_checks.read_json(vocab_path)))
+        data = bundle_checks.load_npz(path)
+        names, (variant, k1, b, eps) = bundle_checks.check_index_arrays(path, data, len(vocab))
+        params = BM25Params(variant=variant, k1=k1, b=b, epsilon=eps)  # type: ignore[arg-type]
+        fields = {f: FieldIndex.from_arrays(data, f, params) for f in names}
+        return cls(vocab=vocab, fields=fields, params=params)

@@ -289,7 +289,7 @@ class FeatureSpace:
     def load(cls, directory: Path, analyzer: Analyzer, index: MultiFieldIndex) -> FeatureSpace:
         """Reopen what :meth:`save` wrote; a bundle made for other features is refused."""
         path = directory / "features.json"
-        meta = json.loads(path.read_text())
+        meta = bundle_checks.read_json(path)
         names = meta.get("feature_names") if isinstance(meta, dict) else None
         if not isinstance(names, list) or tuple(names) != FEATURE_NAMES:
             raise bundle.BundleError(f"{path}: feature_names is {names!r}, this version "
@@ -298,13 +298,11 @@ class FeatureSpace:
             raise bundle.BundleError(f"{path}: stem_analyzer is missing or not an object; "
                                      "rebuild the bundle")
         n_products = index.fields["title"].n_docs
-        with np.load(directory / QUANTITIES, allow_pickle=False) as npz:
-            quantities = QuantityTable.from_arrays({k: npz[k] for k in npz.files}, n_products,
-                                                   str(directory / QUANTITIES))
-        with np.load(directory / TITLE_TEXT, allow_pickle=False) as npz:
-            title_text = TitleText.from_arrays({k: npz[k] for k in npz.files},
-                                               np.diff(index.fields["title"].doc_indptr),
-                                               str(directory / TITLE_TEXT))
+        quantities = QuantityTable.from_arrays(bundle_checks.load_npz(directory / QUANTITIES),
+                                               n_products, str(directory / QUANTITIES))
+        title_text = TitleText.from_arrays(bundle_checks.load_npz(directory / TITLE_TEXT),
+                                           np.diff(index.fields["title"].doc_indptr),
+                                           str(directory / TITLE_TEXT))
         return cls(analyzer, index, Analyzer.from_dict(meta["stem_analyzer"]),
                    MultiFieldIndex.load(directory, STEM_INDEX), quantities, title_text,
                    _vocab_chars(index))
@@ -312,6 +310,8 @@ class FeatureSpace:
 
 #: File stem of the stemmed index in a bundle (``bm25_stemmed.npz``, ``bm25_stemmed_vocab.json``).
 STEM_INDEX = "bm25_stemmed"
+        from ranking import bundle_checks
+
 #: File of the products' quantities (:class:`ranking.units.QuantityTable`).
 QUANTITIES = "quantities.npz"
 #: File of the titles' head lengths and trigram statistics (:class:`TitleText`).

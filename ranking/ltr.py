@@ -194,7 +194,9 @@ class LambdaMART:
 
     @classmethod
     def load(cls, directory: Path) -> LambdaMART:
-        meta = json.loads((directory / "model.json").read_text())
+        from ranking import bundle_checks
+
+        meta = bundle_checks.read_json(directory / "model.json")
         booster = xgb.Booster()
         try:
             booster.load_model(directory / "model.ubj")

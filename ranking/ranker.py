@@ -15,7 +15,6 @@ import json
 import numbers
 import threading
 import time
-import zipfile
 from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 from clv.errors import MarginRankError
 from clv.segments import load_customers, save_customers
 from objectives.config import TERM_NAMES, WeightsConfig, parse_config, read_config_text
-from ranking import bundle, core, features
+from ranking import bundle, bundle_checks, core, features
 from ranking.bm25 import MultiFieldIndex
 from ranking.ltr import LambdaMART
 from ranking.text import Analyzer
@@ -113,15 +112,21 @@ class Catalog:
 
     @classmethod
     def load(cls, directory: Path) -> Catalog:
-        meta = json.loads((directory / "products.json").read_text(encoding="utf-8"))
-        with np.load(directory / "products.npz", allow_pickle=False) as npz:
-            if tuple(npz["term_names"]) != TERM_NAMES:
-                raise bundle.BundleError(f"{directory}: term names {list(npz['term_names'])} "
-                                         f"differ from this version's {list(TERM_NAMES)}")
-            raw = {name: npz[name] for name in ("unit_margin", "return_rate", "from_prior")
-                   if name in npz.files}
-            catalog = cls(meta["product_id"], meta["title"], meta["category"], npz["terms"],
-                          npz["in_stock"], npz["priors"], **raw)
+        """Reopen :meth:`save`'s files; every array is checked (shapes, dtypes, finite
+        business terms) before a kernel can see it (:mod:`ranking.bundle_checks`)."""
+        meta_path, npz_path = directory / "products.json", directory / "products.npz"
+        meta = bundle_checks.read_json(meta_path)
+        n = bundle_checks.check_products_json(meta_path, meta)
+        npz = bundle_checks.load_npz(npz_path)
+        if "term_names" not in npz or tuple(np.atleast_1d(npz["term_names"])) != TERM_NAMES:
+            raise bundle.BundleError(f"{npz_path}: term names "
+                                     f"{np.atleast_1d(npz.get('term_names', [])).tolist()} "
+                                     f"differ from this version's {list(TERM_NAMES)}")
+        bundle_checks.check_products_npz(npz_path, npz, n, len(TERM_NAMES), len(features.PRIORS))
+        raw = {name: npz[name] for name in ("unit_margin", "return_rate", "from_prior")
+               if name in npz}
+        catalog = cls(meta["product_id"], meta["title"], meta["category"], npz["terms"],
+                      npz["in_stock"], npz["priors"], **raw)
         catalog.check_shapes(directory)
         return catalog
 
@@ -316,10 +321,12 @@ class Ranker:
 
     # -- bundle ----------------------------------------------------------------------------
     def save(self, directory: str | Path, settings: dict[str, object] | None = None,
-             extra_json: dict[str, object] | None = None) -> Path:
+             extra_json: dict[str, object] | None = None, key: bytes | None = None) -> Path:
         """Write the bundle and its manifest (last, so a half-written bundle has none).
 
         ``extra_json`` adds checksummed JSON documents such as ``clv.json`` (CLV parameters).
+        With ``key`` (or a key configured in the environment,
+        :func:`ranking.bundle.configured_key`) the manifest is signed.
         """
         directory = bundle.prepare_directory(Path(directory))
         (directory / bundle.MANIFEST).unlink(missing_ok=True)
@@ -337,35 +344,54 @@ class Ranker:
             files[-1].write_text(json.dumps(document, indent=2))
         bundle.write_manifest(directory, files,
                               {"n_candidates": self.n_candidates, "relevance": self.relevance,
-                               **(settings or {})})
+                               **(settings or {})},
+                              key if key is not None else bundle.configured_key())
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path, *, warm: bool = True) -> Ranker:
-        """Open a bundle after verifying every file against its manifest."""
+    def load(cls, directory: str | Path, *, warm: bool = True,
+             key: bytes | None = None) -> Ranker:
+        """Open a bundle after verifying every file against its manifest (and, with ``key``
+        or a key configured in the environment, the manifest's signature: see
+        :func:`ranking.bundle.configured_key`), and every array against the others
+        (:mod:`ranking.bundle_checks`): anything wrong is a :class:`ranking.bundle.BundleError`
+        naming the file and the array, before any kernel runs."""
         directory = Path(directory)
-        manifest = bundle.verify(directory, BUNDLE_FILES)
-        n_candidates = manifest["settings"].get("n_candidates")
-        if not isinstance(n_candidates, int) or n_candidates < 1:
+        manifest = bundle.verify(directory, BUNDLE_FILES, key=key)
+        settings, manifest_path = manifest["settings"], directory / bundle.MANIFEST
+        n_candidates = settings.get("n_candidates")
+        if isinstance(n_candidates, bool) or not isinstance(n_candidates, int) or n_candidates < 1:
             raise bundle.BundleError(f"{directory}: settings.n_candidates must be an integer >= 1")
-        relevance = manifest["settings"].get("relevance", RELEVANCE_MODEL)  # older bundles
+        relevance = settings.get("relevance", RELEVANCE_MODEL)  # older bundles
         if relevance not in RELEVANCE_SOURCES:
             raise bundle.BundleError(f"{directory}: settings.relevance must be one of "
                                      f"{list(RELEVANCE_SOURCES)}, got {relevance!r}")
-        text = (directory / WEIGHTS_FILE).read_text(encoding="utf-8")
-        try:
+        # 8: bundles written before the target was stored
+        target = bundle_checks.number_setting(manifest_path, settings, "target_weeks_of_cover",
+                                              8.0)
+        text = bundle_checks.read_text(directory / WEIGHTS_FILE)
+        with bundle_checks.reading(directory / "products.json"):
             catalog = Catalog.load(directory)
-            customers = Customers(*load_customers(directory / "customers.npz"))
-            analyzer = Analyzer.from_dict(json.loads((directory / "analyzer.json").read_text()))
-            index, model = MultiFieldIndex.load(directory), LambdaMART.load(directory)
+        customers_path = directory / "customers.npz"
+        with bundle_checks.reading(customers_path):
+            bundle_checks.check_npz(customers_path)
+            customers = Customers(*load_customers(customers_path))  # sorted, finite: checked
+        with bundle_checks.reading(directory / "analyzer.json"):
+            analyzer = Analyzer.from_dict(bundle_checks.read_json(directory / "analyzer.json"))
+        with bundle_checks.reading(directory / "bm25.npz"):
+            index = MultiFieldIndex.load(directory)
+        with bundle_checks.reading(directory / f"{features.STEM_INDEX}.npz"):
+            _check_fields(directory / "bm25.npz", index, len(catalog.product_ids))
             space = features.FeatureSpace.load(directory, analyzer, index)
-            if model.feature_names != features.FEATURE_NAMES:
+            _check_fields(directory / f"{features.STEM_INDEX}.npz", space.stem_index,
+                          len(catalog.product_ids))
+        with bundle_checks.reading(directory / "model.ubj"):
+            model = LambdaMART.load(directory)
+            if model.feature_names != features.FEATURE_NAMES or (
+                    model.trees_ is not None
+                    and model.trees_.n_features != len(features.FEATURE_NAMES)):
                 raise ValueError(f"model.json's features {list(model.feature_names)} are not "
                                  "the features.json ones")
-        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
-            raise bundle.BundleError(f"{directory}: a file passed its checksum but cannot be "
-                                     f"read ({type(exc).__name__}: {exc})") from exc
-        target = manifest["settings"].get("target_weeks_of_cover", 8.0)  # 8: older bundles
         config = parse_config(text, source=str(directory / WEIGHTS_FILE),
                               product_ids=set(catalog.product_ids), target_weeks_of_cover=target)
         ranker = cls(feature_space=space, model=model, catalog=catalog,
@@ -374,6 +400,17 @@ class Ranker:
         if warm:
             ranker.warm()
         return ranker
+
+
+def _check_fields(source: Path, index: MultiFieldIndex, n_products: int) -> None:
+    """Every field the features read is indexed, over one document per product."""
+    missing = sorted(set(features.INDEXED_FIELDS) - set(index.fields))
+    if missing:
+        raise bundle_checks.refuse(source, f"missing field(s) {missing}")
+    for name, field in index.fields.items():
+        if field.n_docs != n_products:
+            raise bundle_checks.refuse(source, f"{name}.doc_indptr covers {field.n_docs:,} "
+                                               f"documents for {n_products:,} products")
 
 
 class _Laps:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ranking import _title_kernels as kernels
-from ranking import bundle
+from ranking import bundle, bundle_checks
 from ranking.bm25 import FieldIndex
 from ranking.text import Analyzer
 
@@ -100,3 +100,6 @@ class TitleText:
                 f"{source}: head_len of product row {i} is {int(head[i])}, outside its title of "
                 f"{int(title_lengths[i])} tokens ({outside.size:,} rows); rebuild the bundle")
         return cls(**arrays)
+        bundle_checks.check_increasing(source, "keys", arrays["keys"])  # binary-searched
+        bundle_checks.check_finite(source, "idf", arrays["idf"])
+        bundle_checks.check_finite(source, "title_norm", arrays["title_norm"])

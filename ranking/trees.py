@@ -32,6 +32,7 @@ import xgboost as xgb
 
 from clv.errors import MarginRankError
 from ranking import _tree_kernels
+from ranking.bundle_checks import tree_problem
 
 #: Objectives whose base score is stored in margin space (identity link), checked by parity.
 #: Others (``binary:logistic`` stores a probability) would need their link applied.
@@ -120,8 +121,11 @@ class CompiledTrees:
                        depths=_frozen(np.array([a["depth"] for a in trees], dtype=np.int32)),
                        base_score=np.float32(json.loads(params["base_score"])[0]),
                        n_features=int(params["num_feature"]))
-        if compiled.split_feature.size and compiled.split_feature.max() >= compiled.n_features:
-            raise ModelError("a tree splits on a feature beyond the model's feature count")
+        if compiled.split_feature.size and (compiled.split_feature.max() >= compiled.n_features
+                                            or compiled.split_feature.min() < 0):
+            raise ModelError("a tree splits on a feature outside the model's feature count")
+        if not (np.isfinite(compiled.leaf_value).all() and not np.isnan(compiled.threshold).any()):
+            raise ModelError("a tree has a non-finite leaf value or a NaN threshold")
         depth = int(compiled.depths.max(initial=0))
         if depth > max_complete_depth or (compiled.threshold == -np.inf).any():
             return compiled
@@ -166,6 +170,9 @@ def _tree_arrays(tree: dict) -> dict[str, np.ndarray | int]:
     """One tree's node arrays with local child indices, leaves pointing at themselves."""
     left = np.asarray(tree["left_children"], dtype=np.int64)
     right = np.asarray(tree["right_children"], dtype=np.int64)
+    problem = tree_problem(left, right)  # a loaded model's nodes are walked unchecked
+    if problem is not None:
+        raise ModelError(f"tree {tree.get('id')} has {problem}")
     conditions = np.asarray(tree["split_conditions"], dtype=np.float32)
     leaf = left < 0
     own = np.arange(left.size)

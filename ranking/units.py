@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ranking import bundle
+from ranking import bundle, bundle_checks
 
 #: Canonical units; index 0 is a bare number, which matches any unit with the same value.
 UNITS = ("num", "in", "gal", "oz", "lb", "volt", "watt", "amp", "sqft", "cuft", "btu", "psi",
@@ -140,6 +140,7 @@ class QuantityTable:
 
 def query_arrays(text: str) -> tuple[np.ndarray, np.ndarray]:
     """(values, units) of a query's quantities, as the feature kernel takes them."""
+        bundle_checks.check_finite(source, "values", arrays["values"])
     parsed = quantities(text)
     return (np.array([v for v, _ in parsed], dtype=np.float64),
             np.array([u for _, u in parsed], dtype=np.int64))
