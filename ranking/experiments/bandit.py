@@ -119,6 +119,9 @@ class CustomerRewards:
     arm: np.ndarray  # str
     searches: np.ndarray  # int64 >= 1
     reward: Mapping[str, np.ndarray]  # float64 per row, keyed by REWARDS
+    #: The readout's per-customer sums (``click_searches``, ``purchase_searches``, ...) when
+    #: built from events: what the guardrail verdicts are computed from.
+    sums: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -366,54 +369,74 @@ def experiment_impressions(events: Events, experiment: str) -> Events:
     return Events(imp.filter(pc.fill_null(keep, False)), events.outcomes, events.report)
 
 
+_LATEST_SEGMENT = """
+SELECT customer_id, arg_max(segment, "timestamp") AS segment FROM imp GROUP BY customer_id
+"""
+
+
 def customer_rewards(events: Events, experiment: str) -> CustomerRewards:
     """Per (customer, arm) sums of ``experiment``'s events, aggregated by the readout
-    (:func:`ranking.experiments.readout.customer_days`), each customer in the CLV segment its
-    latest impression was logged with (null: :data:`DEFAULT_SEGMENT`)."""
-    import pandas as pd
+    (:func:`ranking.experiments.readout.customer_days`: same definitions, net of returns),
+    each customer in the CLV segment its latest impression was logged with (null:
+    :data:`DEFAULT_SEGMENT`)."""
+    import duckdb
 
     from ranking.experiments.readout import customer_days
 
-    mine = experiment_impressions(events, experiment)
-    names = list(REWARD_COLUMNS.values())
-    if mine.impressions.num_rows == 0:
+    mine = experiment_impressions(events, experiment).impressions
+    if mine.num_rows == 0:
         empty = np.array([], dtype=object)
         return CustomerRewards(empty, empty, empty, np.array([], np.int64),
                                {r: np.array([], np.float64) for r in REWARDS})
-    cd = customer_days(mine.impressions, mine.outcomes)
-    frame = pd.DataFrame({"customer": cd.customer.astype(str), "arm": cd.group.astype(str),
-                          "searches": cd.sums["searches"],
-                          **{c: cd.sums[c] for c in names}})
-    sums = frame.groupby(["customer", "arm"], sort=True).sum().reset_index()
-    seen = mine.impressions.select(["customer_id", "timestamp", "segment"]).to_pandas()
-    latest = (seen.sort_values("timestamp", kind="stable").groupby("customer_id")["segment"]
-              .last().fillna(DEFAULT_SEGMENT))
+    cd = customer_days(mine, events.outcomes)
+    # Sum the days of each (customer, arm): the clusters of the posterior and the verdicts.
+    keys = np.char.add(np.char.add(cd.customer.astype(str), "\x00"), cd.group.astype(str))
+    unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    sums = {name: np.bincount(inverse, weights=values, minlength=unique.size)
+            for name, values in cd.sums.items()}
+    customer = cd.customer[first].astype(str).astype(object)
+    con = duckdb.connect()
+    try:
+        con.register("imp", mine.select(["customer_id", "timestamp", "segment"]))
+        latest = con.sql(_LATEST_SEGMENT).fetchall()
+    finally:
+        con.close()
+    segment_of = {c: DEFAULT_SEGMENT if s is None else s for c, s in latest}
     return CustomerRewards(
-        customer=sums["customer"].to_numpy(object),
-        segment=latest.reindex(sums["customer"]).to_numpy(object),
-        arm=sums["arm"].to_numpy(object),
-        searches=sums["searches"].to_numpy().astype(np.int64),
-        reward={r: sums[c].to_numpy(np.float64) for r, c in REWARD_COLUMNS.items()})
+        customer=customer,
+        segment=np.array([segment_of[c] for c in customer], dtype=object),
+        arm=cd.group[first].astype(str).astype(object),
+        searches=np.rint(sums["searches"]).astype(np.int64),
+        reward={r: sums[c] for r, c in REWARD_COLUMNS.items()}, sums=sums)
 
 
-def guardrail_failures(events: Events, experiment: str, control: str,
+def guardrail_failures(rewards: CustomerRewards, control: str,
                        delta: float) -> dict[str, str]:
     """Arms whose readout against ``control`` misses a non-inferiority verdict (clicks or
     conversion: the whole 95% interval of the drop lies beyond ``delta``), with the verdict's
-    text; the readout's own semantics (:func:`ranking.experiments.readout.readout`)."""
-    from ranking.experiments.readout import readout
+    text. The readout's own metrics and verdicts (:data:`~ranking.experiments.readout.METRICS`,
+    :func:`~ranking.experiments.stats.online_verdict`) on the same per-customer sums, all
+    segments together, so a frozen arm is the one ``experiment report`` flags."""
+    from ranking.experiments.readout import METRICS, VERDICT_METRICS
+    from ranking.experiments.stats import online_verdict, ratio
 
-    mine = experiment_impressions(events, experiment)
-    if mine.impressions.num_rows == 0:
+    if not rewards.sums or control not in set(rewards.arm.tolist()):
         return {}
-    arms = set(mine.impressions.column("arm").to_pylist())
-    if control not in arms:
-        return {}
-    result = readout(mine, control=control, delta=delta, over_time=False)
-    return {c.arm: "; ".join(f"{metric} {v.text()}" for metric, v in c.verdicts.items()
-                             if v.status == "missed")
-            for c in result.comparisons if any(v.status == "missed"
-                                               for v in c.verdicts.values())}
+    columns = {name: (num, den) for name, _, num, den in METRICS}
+
+    def estimate(arm: str, metric: str):  # noqa: ANN202 - a RatioEstimate
+        rows = rewards.arm == arm
+        num, den = columns[metric]
+        return ratio(rewards.sums[num][rows], rewards.sums[den][rows])
+
+    failures = {}
+    for arm in sorted(set(rewards.arm.tolist()) - {control}):
+        missed = [online_verdict(m, estimate(arm, m), estimate(control, m), delta)
+                  for m in VERDICT_METRICS]
+        missed = [v for v in missed if v.status == "missed"]
+        if missed:
+            failures[arm] = "; ".join(f"{v.metric} {v.text()}" for v in missed)
+    return failures
 
 
 def allocate_events(config: WeightsConfig, events: Events, *, reward: str = DEFAULT_REWARD,
@@ -430,10 +453,10 @@ def allocate_events(config: WeightsConfig, events: Events, *, reward: str = DEFA
     name, experiment = next(iter(config.experiments.items()))
     arms = list(experiment.arms)
     chosen = control or ("control" if "control" in arms else arms[0])
-    failures = guardrail_failures(events, name, chosen,
-                                  config.guardrails.max_ndcg_drop if delta is None else delta)
+    rewards = customer_rewards(events, name)
+    failures = guardrail_failures(
+        rewards, chosen, config.guardrails.max_ndcg_drop if delta is None else delta)
     for arm in freeze:
         failures.setdefault(arm, "frozen by hand (--freeze)")
-    return allocate(config, customer_rewards(events, name), reward=reward,
-                    min_control=min_control, control=chosen, guardrail_failures=failures,
-                    seed=seed, draws=draws)
+    return allocate(config, rewards, reward=reward, min_control=min_control, control=chosen,
+                    guardrail_failures=failures, seed=seed, draws=draws)
