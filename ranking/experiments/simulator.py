@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 
 from clv.errors import ArgumentError, DataError
 from objectives.config import traffic_position
@@ -188,6 +189,12 @@ class TrafficSimulator:
         self._relevance: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
         self._ranked: dict[tuple[str, str, int, int], Ranked] = {}
         self._probs: dict[tuple[str, str, int, int], dict[str, np.ndarray]] = {}
+        self._segments: dict[str, np.ndarray] = {}
+        self._product_dictionary = pa.array(self.ranker.catalog.product_ids, pa.string())
+        self._customer_dictionary = pa.array(self.customer_ids.tolist(), pa.string())
+        self._query_dictionary = (pa.array(self.queries, pa.string()),
+                                  pa.array([query_hash(q) for q in self.queries], pa.string()))
+        self._positions: dict[str, np.ndarray] = {}
 
     # -- inputs --------------------------------------------------------------------------------
     def _prices(self, catalog: Any, judgments: Any, margin: np.ndarray) -> np.ndarray:
@@ -229,21 +236,27 @@ class TrafficSimulator:
 
     def segment_rows(self, arms: Arms) -> np.ndarray:
         """Segment row of every customer under ``arms``' config (``Plan.segment_index``)."""
-        return np.array([arms.serving.segment_index(None if not np.isfinite(q) else float(q))
-                         for q in self.customer_quantile], np.int64)
+        key = arms.serving.version
+        hit = self._segments.get(key)
+        if hit is None:
+            hit = np.array([arms.serving.segment_index(None if not np.isfinite(q) else float(q))
+                            for q in self.customer_quantile], np.int64)
+            self._segments[key] = hit
+        return hit
 
     def arm_rows(self, arms: Arms, segments: np.ndarray) -> np.ndarray:
-        """Arm row of every customer: ``Plan.arm_index`` with ``arms.key`` as the experiment."""
+        """Arm row of every customer: ``Plan.arm_index`` with ``arms.key`` as the experiment
+        (the first arm whose cumulative share in the customer's segment exceeds the customer's
+        traffic position; 0 past the last arm)."""
         serving = arms.serving
         if arms.key is None or serving.experiment is None:
             return np.zeros(self.customer_ids.size, np.int64)
-        shares = np.cumsum(serving.segment_arm_shares, axis=1)
-        pos = np.array([traffic_position(arms.key, c) for c in self.customer_ids])
-        out = np.zeros(self.customer_ids.size, np.int64)
-        for i, (p, s) in enumerate(zip(pos, segments, strict=True)):
-            hit = np.flatnonzero(p < shares[s])
-            out[i] = int(hit[0]) + 1 if hit.size else 0
-        return out
+        pos = self._positions.get(arms.key)
+        if pos is None:
+            pos = np.array([traffic_position(arms.key, c) for c in self.customer_ids])
+            self._positions = {arms.key: pos}  # one key at a time: replays change it
+        below = pos[:, None] < np.cumsum(serving.segment_arm_shares, axis=1)[segments]
+        return np.where(below.any(axis=1), below.argmax(axis=1) + 1, 0).astype(np.int64)
 
     # -- ranking ---------------------------------------------------------------------------------
     def ranked(self, arms: Arms, query: str, segment: int, arm: int) -> Ranked:
@@ -373,17 +386,14 @@ class TrafficSimulator:
         count = shown.sum(axis=1)
         per = np.maximum(count, 1)  # a search that showed nothing writes one row
         idx = np.repeat(np.arange(n), per)
-        pos = np.concatenate([np.arange(1, c + 1) if c else np.array([-1]) for c in count]
-                             ) if n else np.zeros(0, np.int64)
+        first = np.cumsum(per) - per
+        pos = np.arange(idx.size) - first[idx] + 1
+        pos[count[idx] == 0] = -1
         flat_rows = rows[idx, np.maximum(pos - 1, 0)]
         flat_scores = scores[idx, np.maximum(pos - 1, 0)]
         has = pos > 0
-        ids = np.array(self.ranker.catalog.product_ids, dtype=object)
-        product = np.where(has, ids[flat_rows], None)
-        queries = np.array(self.queries, dtype=object)
-        hashes = np.array([query_hash(q) for q in self.queries], dtype=object)
-        arm_names = np.array(serving.arm_names, dtype=object)
-        seg_names = np.array(serving.segment_names, dtype=object)
+        ids = self._product_dictionary
+        queries, hashes = self._query_dictionary
         shares = serving.segment_arm_shares
         prop = np.full(idx.size, np.nan)
         if serving.experiment is not None:
@@ -392,18 +402,19 @@ class TrafficSimulator:
             prop[in_arm] = shares[s[in_arm], a[in_arm] - 1]
             prop[~in_arm] = np.maximum(1.0 - shares[s[~in_arm]].sum(axis=1), 0.0)
             prop[prop <= 0] = np.nan
+        zeros = np.zeros(idx.size, np.int64)
         return pa.Table.from_arrays([
-            pa.array(request[idx], pa.string()),
+            pa.array(request, pa.string()).take(pa.array(idx)),
             pa.array(stamp[idx], pa.int64()).cast(IMPRESSION_SCHEMA.field("timestamp").type),
-            pa.array(self.customer_ids[cust][idx], pa.string()),
-            pa.array(queries[qidx][idx], pa.string()),
-            pa.array(hashes[qidx][idx], pa.string()),
-            pa.array(np.full(idx.size, serving.version, dtype=object), pa.string()),
-            pa.array(np.full(idx.size, self.bundle_version, dtype=object), pa.string()),
-            pa.array(np.full(idx.size, serving.experiment, dtype=object), pa.string()),
-            pa.array(arm_names[arm[idx]], pa.string()),
-            pa.array(seg_names[seg[idx]], pa.string()),
-            pa.array(product, pa.string()),
+            _strings(cust[idx], self._customer_dictionary),
+            _strings(qidx[idx], queries),
+            _strings(qidx[idx], hashes),
+            _strings(zeros, [serving.version]),
+            _strings(zeros, [self.bundle_version]),
+            _strings(zeros, [serving.experiment]),
+            _strings(arm[idx], list(serving.arm_names)),
+            _strings(seg[idx], list(serving.segment_names)),
+            _strings(flat_rows, ids, mask=~has),
             pa.array(pos.astype(np.int32), pa.int32()),
             pa.array(np.where(has, flat_scores, np.nan), pa.float64(),
                       from_pandas=True),
@@ -515,12 +526,44 @@ class TrafficSimulator:
         return out
 
 
+def _strings(indices: np.ndarray, values: pa.Array | list[str | None],
+             mask: np.ndarray | None = None) -> pa.Array:
+    """``values[indices]`` as a plain string array, built in Arrow (no Python strings per row);
+    ``mask`` marks rows that are null."""
+    dictionary = values if isinstance(values, pa.Array) else pa.array(values, pa.string())
+    taken = dictionary.take(pa.array(np.asarray(indices, np.int64)))
+    if mask is not None and mask.any():
+        taken = pa.compute.if_else(pa.array(mask), pa.scalar(None, pa.string()), taken)
+    return taken
+
+
 def _metrics_from_totals(t: Mapping[str, float]) -> dict[str, float]:
     """Per-search expectations -> the readout's metric names."""
     return {"ctr": t["click_searches"], "add_to_cart_rate": t["cart_searches"],
             "conversion": t["purchase_searches"], "revenue_per_search": t["revenue"],
             "margin_per_search": t["margin"],
             "return_rate": t["returned_units"] / t["units"] if t["units"] > 0 else float("nan")}
+
+
+def with_experiment(config: str | Path, name: str,
+                    arms: Mapping[str, tuple[float, Mapping[str, float]]]) -> str:
+    """YAML text of the weights file ``config`` running experiment ``name`` with ``arms``
+    ({arm: (share, term weight overrides)}) instead of any experiment it had; validated."""
+    import io
+
+    from ruamel.yaml import YAML
+
+    from objectives.config import dump_config, load_config, parse_config
+
+    loader = YAML(typ="safe", pure=True)
+    data = loader.load(dump_config(load_config(config)))
+    data["experiments"] = {name: {"arms": {arm: {"share": share, "weights": dict(weights)}
+                                           for arm, (share, weights) in arms.items()}}}
+    body = io.StringIO()
+    loader.default_flow_style = False
+    loader.dump(data, body)
+    parse_config(body.getvalue(), source=f"{config} + experiment {name}")
+    return body.getvalue()
 
 
 def write_simulation(out: str | Path, days: list[SimulatedDay], *, fmt: str = "parquet"
