@@ -288,6 +288,8 @@ class FeatureSpace:
     @classmethod
     def load(cls, directory: Path, analyzer: Analyzer, index: MultiFieldIndex) -> FeatureSpace:
         """Reopen what :meth:`save` wrote; a bundle made for other features is refused."""
+        from ranking import bundle_checks
+
         path = directory / "features.json"
         meta = bundle_checks.read_json(path)
         names = meta.get("feature_names") if isinstance(meta, dict) else None
@@ -310,8 +312,6 @@ class FeatureSpace:
 
 #: File stem of the stemmed index in a bundle (``bm25_stemmed.npz``, ``bm25_stemmed_vocab.json``).
 STEM_INDEX = "bm25_stemmed"
-        from ranking import bundle_checks
-
 #: File of the products' quantities (:class:`ranking.units.QuantityTable`).
 QUANTITIES = "quantities.npz"
 #: File of the titles' head lengths and trigram statistics (:class:`TitleText`).

@@ -99,7 +99,7 @@ class TitleText:
             raise bundle.BundleError(
                 f"{source}: head_len of product row {i} is {int(head[i])}, outside its title of "
                 f"{int(title_lengths[i])} tokens ({outside.size:,} rows); rebuild the bundle")
-        return cls(**arrays)
         bundle_checks.check_increasing(source, "keys", arrays["keys"])  # binary-searched
         bundle_checks.check_finite(source, "idf", arrays["idf"])
         bundle_checks.check_finite(source, "title_norm", arrays["title_norm"])
+        return cls(**arrays)

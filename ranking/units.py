@@ -135,12 +135,12 @@ class QuantityTable:
         if indptr[0] != 0 or np.any(indptr[1:] < indptr[:-1]):
             raise bundle.BundleError(f"{source}: indptr must start at 0 and never decrease; "
                                      "rebuild the bundle")
+        bundle_checks.check_finite(source, "values", arrays["values"])
         return cls(indptr, arrays["values"], arrays["units"])
 
 
 def query_arrays(text: str) -> tuple[np.ndarray, np.ndarray]:
     """(values, units) of a query's quantities, as the feature kernel takes them."""
-        bundle_checks.check_finite(source, "values", arrays["values"])
     parsed = quantities(text)
     return (np.array([v for v, _ in parsed], dtype=np.float64),
             np.array([u for _, u in parsed], dtype=np.int64))
