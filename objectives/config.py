@@ -729,7 +729,44 @@ def _yaml_issue(exc: Exception, text: str, source: str) -> ConfigIssue:
     reason = getattr(exc, "problem", None) or getattr(exc, "reason", None) or str(exc)
     context = getattr(exc, "context", None)
     message = f"YAML error: {reason}" + (f" ({context})" if context else "")
+    if plain := _plain_yaml_reason(str(reason), text, line):
+        message = f"{plain}; {message}"
     return ConfigIssue(source, line, _format_path(_path_at(text, position)), message)
+
+
+def _plain_yaml_reason(reason: str, text: str, line: int) -> str:
+    """The commonest YAML syntax errors in plain words (a merchandiser does not know what a
+    '<block end>' is); the parser's own words follow in the message. Empty if none applies."""
+    lines = text.splitlines()
+    here = lines[line - 1] if 0 < line <= len(lines) else ""
+    indent = len(here) - len(here.lstrip(" "))
+    above = next((s for s in reversed(lines[:line - 1]) if s.strip()
+                  and not s.lstrip().startswith("#")), "")
+    if "\\t" in reason or "\t" in reason:
+        return f"line {line} is indented with a tab; YAML indents with spaces only"
+    if reason.startswith("expected <block end>") and here.lstrip().startswith("- "):
+        return (f"line {line} starts a list item ('- ') among 'key: value' lines; a block holds "
+                "either keys or list items, not both")
+    if reason.startswith("expected <block end>"):
+        return (f"line {line} is indented by {indent} space{'s' * (indent != 1)}, which lines up "
+                "with no key above it; the keys of one block must start in the same column, "
+                "and a nested block one step further in")
+    if reason.startswith("mapping values are not allowed"):
+        if here.split("#")[0].count(":") >= 2:
+            return (f"line {line} has a second 'key:' after the first one; put the inner key "
+                    "on its own line, indented, or quote a value that contains ': '")
+        if ":" not in above and not above.lstrip().startswith("-"):
+            return f"the line above line {line} ('{above.strip()}') has no ':'; write 'key: value'"
+        key = above.strip().split(":")[0]
+        return (f"line {line} is indented under '{key}', which already has a value; line it "
+                "up with the keys above it")
+    if reason.startswith("expected ',' or '}'"):
+        return "a '{' is not closed with '}', or two entries inside it lack a ',' between them"
+    if reason.startswith("expected ',' or ']'"):
+        return "a '[' is not closed with ']', or two items inside it lack a ',' between them"
+    if reason.startswith("could not find expected ':'"):
+        return f"line {line} should read 'key: value' but has no ':' after its key"
+    return ""
 
 
 @dataclass
@@ -925,6 +962,26 @@ def load_config(path: str | Path, *, product_ids: Collection[str] | None = None,
     """Read and validate a weights file (see :func:`parse_config`); messages name ``path``."""
     return parse_config(read_config_text(path), source=str(path), product_ids=product_ids,
                         target_weeks_of_cover=target_weeks_of_cover)
+
+
+def unmatched_category_rules(text: str, categories: Iterable[str], *,
+                             source: str = "<string>") -> list[ConfigIssue]:
+    """The category rules of a (valid) weights file that match none of ``categories`` (a
+    catalog's category paths), each at its line with the closest path as a suggestion. A rule
+    that matches nothing is not wrong YAML, but a typo there ('Toolz/Power') would silently
+    never apply, so ``validate-config`` with a catalog or bundle refuses it."""
+    document = _compose(text, source)
+    paths = {_path_parts(c) for c in set(categories)}
+    problems: list[Problem] = []
+    for key in (document.data or {}).get("categories") or {}:
+        parts = _path_parts(str(key))
+        if any(_is_prefix(parts, path) for path in paths):
+            continue
+        same_depth = sorted({"/".join(p[:len(parts)]) for p in paths if len(p) >= len(parts)})
+        close = difflib.get_close_matches(str(key), same_depth, n=1, cutoff=0.6)
+        problems.append((("categories", key), "matches no product's category"
+                         + (f"; did you mean '{close[0]}'?" if close else "")))
+    return _issues(source, document.lines, problems)
 
 
 def read_config_text(path: str | Path) -> str:

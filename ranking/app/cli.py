@@ -392,31 +392,41 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from objectives.config import load_config
+    from objectives.config import ConfigError, load_config, read_config_text
+    from objectives.config import unmatched_category_rules as unmatched
 
-    products, target = _known_products(args)
+    products, categories, target = _known_products(args)
     config = load_config(args.file, product_ids=products, target_weeks_of_cover=target)
-    print(f"{args.file}: OK (weights: {config.weight_vector().round(3).tolist()}, "
-          f"segments: {len(config.segments)}, category rules: {len(config.categories)})")
-    if products is None and (config.pins or config.buries):
-        print("note: pinned and buried product ids were not checked; pass --catalog or --bundle")
+    if categories is not None and (issues := unmatched(read_config_text(args.file), categories,
+                                                       source=str(args.file))):
+        raise ConfigError(issues)
+    weights = ", ".join(f"{name} {w:g}" for name, w in config.weights.model_dump().items())
+    print(f"{args.file}: OK (weights: {weights}; segments: {len(config.segments)}, "
+          f"category rules: {len(config.categories)}, pins: {len(config.pins)}, "
+          f"buries: {len(config.buries)})")
+    if products is None and (config.pins or config.buries or config.categories):
+        print("note: pinned and buried products and category rules were not checked against "
+              "products; pass --catalog or --bundle")
     return 0
 
 
-def _known_products(args: argparse.Namespace) -> tuple[set[str] | None, float | None]:
-    """Products pins and buries must name, and (for a bundle) the inventory target its terms
-    were built with."""
+def _known_products(args: argparse.Namespace
+                    ) -> tuple[set[str] | None, list[str] | None, float | None]:
+    """Products pins and buries must name, the category paths category rules must match, and
+    (for a bundle) the inventory target its terms were built with."""
     from objectives.catalog import load_catalog
     from ranking import bundle
     from ranking.ranker import BUNDLE_FILES, Catalog
 
     if args.catalog:
-        return set(load_catalog(args.catalog)[0]["product_id"]), None
+        catalog = load_catalog(args.catalog)[0]
+        return set(catalog["product_id"]), catalog["category"].fillna("").tolist(), None
     if args.bundle:
         manifest = bundle.verify(args.bundle, BUNDLE_FILES)
         target = manifest["settings"].get("target_weeks_of_cover", 8.0)
-        return set(Catalog.load(args.bundle).product_ids), target
-    return None, None
+        known = Catalog.load(args.bundle)
+        return set(known.product_ids), list(known.categories), target
+    return None, None, None
 
 
 if __name__ == "__main__":
