@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -232,6 +233,30 @@ def _served_text(source: Path | None, tuned: WeightsConfig) -> str:
                                 "reload it.")
 
 
+def _scale() -> ModuleType:
+    import ranking.scale
+
+    return ranking.scale
+
+
+def _scale_training(client: object, space: features.FeatureSpace, out_dir: Path,
+                    judgments: pd.DataFrame, rows: np.ndarray, priors: np.ndarray,
+                    base: LambdaMART, y: np.ndarray, qid: np.ndarray, train: np.ndarray,
+                    valid: np.ndarray) -> tuple[np.ndarray, tuple]:
+    """Feature rows on the workers (which load the indexes from a scratch directory beside
+    the bundle, removed after) and training on the cluster."""
+    import shutil
+
+    scale = _scale()
+    scratch = out_dir.parent / f".{out_dir.name}.scale"
+    try:
+        X = scale.pool_features_partitioned(client, scale.save_space(space, scratch), judgments,
+                                            rows, priors)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return X, scale.train_and_cross_fit_distributed(client, base, X, y, qid, train, valid)
+
+
 def _foreign_products(tx: pd.DataFrame, product_index: pd.Index) -> str:
     """Say how many transaction lines name products the catalog does not have."""
     foreign = int((~tx["product_id"].isin(product_index)).sum())
@@ -240,8 +265,13 @@ def _foreign_products(tx: pd.DataFrame, product_index: pd.Index) -> str:
 
 
 def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSettings(),
-          progress: Progress | None = None) -> BuildResult:
-    """Run the whole job and write the bundle into ``out_dir``."""
+          progress: Progress | None = None, client: object | None = None) -> BuildResult:
+    """Run the whole job and write the bundle into ``out_dir``.
+
+    With a ``distributed.Client``, the index is built in partitions, feature rows are computed
+    in query partitions and LambdaMART boosts with ``xgboost.dask`` (:mod:`ranking.scale`);
+    the bundle's index equals the one-process one bit for bit.
+    """
     progress = progress or Progress()
     prepare_directory(out_dir)  # fail before the work, not after it
     with progress.stage("loading tables"):
@@ -275,16 +305,22 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
                              "report, a severity can be changed per code:\n"
                              + "\n".join(audit_lines))
     with progress.stage("building BM25 indexes"):
-        space = features.FeatureSpace.build(catalog, Analyzer())
+        space = (features.FeatureSpace.build(catalog, Analyzer()) if client is None else
+                 _scale().build_feature_space(client, catalog, Analyzer()))
     rows = product_index.get_indexer(judgments["product_id"])
     priors = product_priors(catalog, tx)
     train, valid, test = split_queries(query_text, settings)
     with progress.stage("training LambdaMART"):
-        X = pool_features(space, judgments, rows, priors, progress)
         qid = pd.factorize(judgments["query_id"])[0]
         base = LambdaMART(feature_names=features.FEATURE_NAMES, eval_at=settings.k,
                           seed=settings.seed)
-        model, search, relevance = train_and_cross_fit(base, X, y, qid, train, valid)
+        if client is None:
+            X = pool_features(space, judgments, rows, priors, progress)
+            model, search, relevance = train_and_cross_fit(base, X, y, qid, train, valid)
+        else:
+            X, (model, search, relevance) = _scale_training(client, space, out_dir, judgments,
+                                                            rows, priors, base, y, qid,
+                                                            train, valid)
         progress.note(f"hyperparameters (chosen on training queries): {search.best}")
     with progress.stage("fitting BG/NBD + Gamma-Gamma"):
         summary = rfm_summary(tx)

@@ -19,6 +19,7 @@ from clv.errors import MarginRankError
 # and their heavy libraries inside their run functions: `marginrank --help` stays fast.
 # preview, tune and audit predate that rule: they are imported only when their command runs.
 from ranking.app import allocate_command, bench_command, config_command, experiment_command
+from ranking.app.cluster import add_cluster_argument, dask_client
 
 if TYPE_CHECKING:
     from objectives.tuner import TuneResult
@@ -132,6 +133,7 @@ def _parser(selected: str | None = None) -> argparse.ArgumentParser:
     bld.add_argument("--audit-severity", action="append", default=[], metavar="CODE=LEVEL",
                      help="severity of a data-audit finding code (blocking, warning, off); "
                           "blocking findings stop the build (see marginrank audit)")
+    add_cluster_argument(bld)
     bld.set_defaults(run=_build)
 
     search = sub.add_parser("search", help="search a bundle and print a table")
@@ -160,6 +162,8 @@ def _parser(selected: str | None = None) -> argparse.ArgumentParser:
                   help="tune a bundle's weights on judged queries; writes the YAML back")
     bench_command.add_arguments(sub.add_parser(
         "bench", help="run a benchmark script of the source checkout (quality)"))
+    _lazy_command(sub, selected, "clv", "ranking.app.clv_command",
+                  help="customer lifetime value from partitioned transactions (clv fit)")
     _lazy_command(sub, selected, "audit", "ranking.app.audit_command",
                   help="audit the tables before a build: duplicates, stale records, "
                        "inconsistencies, coverage, drift")
@@ -209,11 +213,13 @@ def _build(args: argparse.Namespace) -> int:
 
     inputs = BuildInputs(args.catalog, args.judgments, args.transactions, args.config)
     return _run_build(inputs, args.out, args.seed, title="marginrank build",
-                      audit_severity=tuple(parse_severity(args.audit_severity).items()))
+                      audit_severity=tuple(parse_severity(args.audit_severity).items()),
+                      cluster=args.cluster)
 
 
 def _run_build(inputs: BuildInputs, out: Path, seed: int, title: str,
-               audit_severity: tuple[tuple[str, str], ...] = ()) -> int:
+               audit_severity: tuple[tuple[str, str], ...] = (),
+               cluster: str | None = None) -> int:
     from ranking.app import preview
     from ranking.app.build import BuildSettings, build
     from ranking.app.progress import Progress
@@ -221,8 +227,9 @@ def _run_build(inputs: BuildInputs, out: Path, seed: int, title: str,
 
     start = time.perf_counter()
     progress = Progress()
-    result = build(inputs, out / "bundle", BuildSettings(seed=seed, audit_severity=audit_severity),
-                   progress)
+    with dask_client(cluster) as client:
+        result = build(inputs, out / "bundle",
+                       BuildSettings(seed=seed, audit_severity=audit_severity), progress, client)
     report, summary = _report(result, title, time.perf_counter() - start), _report_json(result)
     _write_report(out, report, summary)  # kept even if the bundle then fails to load
     ranker = Ranker.load(out / "bundle")  # the serving path, checksums verified, as a service would
