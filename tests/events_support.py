@@ -25,6 +25,9 @@ from ranking.app.build import BuildInputs, BuildSettings, build
 MARGINRANK = Path(sys.executable).with_name("marginrank")
 
 EXPERIMENT = """
+segments:
+  top: {min_clv_quantile: 0.8, weights: {margin: 0.1}}
+  middle: {min_clv_quantile: 0.4}
 experiments:
   margin_push:
     arms:
@@ -43,10 +46,10 @@ def shared_bundle(small_world: Path, factory: pytest.TempPathFactory) -> Path:
 
 
 def experiment_config(bundle_dir: Path, path: Path) -> Path:
-    """The bundle's weights with an experiment: control 50%, margin_push 30%, the rest (20%)
-    in no arm."""
+    """The bundle's weights with two CLV segments and an experiment: control 50%, margin_push
+    30%, the rest (20%) in no arm."""
     text = (bundle_dir / "weights.yaml").read_text(encoding="utf-8")
-    text = text.replace("experiments: {}\n", "") + EXPERIMENT
+    text = text.replace("experiments: {}\n", "").replace("segments: {}\n", "") + EXPERIMENT
     path.write_text(text, encoding="utf-8")
     return path
 

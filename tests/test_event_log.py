@@ -43,7 +43,7 @@ def test_rows_are_what_the_search_showed(ranker: Ranker, tmp_path: Path) -> None
     assert len(rows) == sum(len(results) for _, results in shown.values())
     serving = ranker.serving
     shares = {"control": 0.5, "margin_push": 0.3, None: pytest.approx(0.2)}
-    arms_seen = set()
+    arms_seen, segments_seen = set(), set()
     for row in rows:
         customer, results = shown[row["request_id"]]
         hit = results[row["position"] - 1]
@@ -53,10 +53,14 @@ def test_rows_are_what_the_search_showed(ranker: Ranker, tmp_path: Path) -> None
             "cordless drill")
         assert row["config_version"] == serving.version and row["bundle_version"] == "b-1"
         assert row["experiment"] == "margin_push"
+        segment = serving.segment_index(ranker.customers.quantile_of(customer))
+        assert row["segment"] == serving.segment_names[segment]
+        segments_seen.add(row["segment"])
         # Randomized customers carry their arm's share; the anonymous request none.
         assert row["propensity"] == (None if customer is None else shares[hit.arm])
         arms_seen.add(hit.arm)
     assert arms_seen == {"control", "margin_push", None}  # 40 customers reach every group
+    assert segments_seen == {"top", "middle", None}
 
 
 def test_a_search_that_showed_nothing_is_one_row(ranker: Ranker, tmp_path: Path) -> None:

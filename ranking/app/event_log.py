@@ -35,6 +35,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pyarrow as pa
+
+from ranking.experiments.events import (
+    IMPRESSION_SCHEMA,
+    NO_RESULT_POSITION,
+    normalize_id,
+    query_hash,
+)
+
 if TYPE_CHECKING:
     from objectives.plan import Plan
     from ranking.ranker import SearchResult
@@ -275,52 +285,112 @@ def propensity(serving: Plan, customer_id: str | None, arm: str | None,
     experiment, an anonymous request) or for an assignment of probability 0 (none happens)."""
     if serving.experiment is None or customer_id is None:
         return None
-    shares = serving.arm_shares
-    if getattr(shares, "ndim", 1) == 2:  # shares per CLV segment
-        shares = shares[segment]
-    shares = [float(s) for s in shares]
-    p = max(0.0, 1.0 - sum(shares)) if arm is None else shares[serving.arm_names.index(arm) - 1]
+    shares = _arm_shares(serving)
+    p = (shares[segment] if isinstance(shares, list) else shares).get(arm, 0.0)
     return p if p > 0.0 else None
 
 
 def impressions_table(batch: Sequence[_Record], bundle_version: str | None = None,
                       keep_query: bool = True) -> Any:
     """One Arrow row per shown product of the queued searches (a search that showed nothing
-    is one row at position -1), validated against the impressions contract."""
-    import pyarrow as pa
+    is one row at position -1), in the impressions contract's schema.
 
-    from ranking.experiments.events import (
-        IMPRESSION_SCHEMA,
-        NO_RESULT_POSITION,
-        normalize_id,
-        query_hash,
-    )
+    Runs in the writer thread, which shares the GIL with the searches: per-search values are
+    built once per search and repeated over its rows by Arrow (``take``), segments and
+    propensities are computed for the whole batch with numpy, so the Python work per search
+    is a few list comprehensions."""
+    n = len(batch)
+    counts = np.fromiter((max(len(rec[4]), 1) for rec in batch), np.int64, n)
+    customers = [None if rec[2] is None else normalize_id(rec[2]) for rec in batch]
+    queries = [rec[3] for rec in batch]
+    hashes: dict[str, str] = {}
+    per_search: dict[str, list[Any]] = {
+        "request_id": [rec[0] for rec in batch],
+        "timestamp": [int(rec[1] * 1_000_000) for rec in batch],
+        "customer_id": customers,
+        "query": queries if keep_query else [None] * n,
+        "query_hash": [hashes.get(q) or hashes.setdefault(q, query_hash(q)) for q in queries],
+        "bundle_version": [bundle_version] * n,
+        "config_version": [None] * n, "experiment": [None] * n, "arm": [None] * n,
+        "segment": [None] * n, "propensity": [None] * n,
+    }
+    # Group the searches by the config snapshot that ranked them (usually one per batch).
+    by_serving: dict[int, list[int]] = {}
+    for i, rec in enumerate(batch):
+        by_serving.setdefault(id(rec[5]), []).append(i)
+    for rows in by_serving.values():
+        serving, known = batch[rows[0]][5], batch[rows[0]][6]
+        segments = _segments(serving, known, [customers[i] for i in rows])
+        shares = _arm_shares(serving)
+        for i, segment in zip(rows, segments.tolist(), strict=True):
+            results, customer = batch[i][4], batch[i][2]
+            arm = results[0].arm if results else (
+                serving.arm_names[serving.arm_index(customer)] if customer else None)
+            per_search["config_version"][i] = serving.version
+            per_search["experiment"][i] = serving.experiment
+            per_search["arm"][i] = arm
+            per_search["segment"][i] = serving.segment_names[segment]
+            if serving.experiment is not None and customer is not None:
+                p = (shares[segment] if isinstance(shares, list) else shares).get(arm, 0.0)
+                per_search["propensity"][i] = p if p > 0.0 else None
+    repeat = pa.array(np.repeat(np.arange(n), counts))
+    columns: dict[str, Any] = {}
+    for field in IMPRESSION_SCHEMA:
+        if field.name in per_search:
+            columns[field.name] = pa.array(per_search[field.name], field.type).take(repeat)
+    columns["product_id"] = pa.array(
+        [r.product_id for rec in batch for r in rec[4] or (_NOTHING,)], pa.string())
+    columns["position"] = pa.array(
+        [r.rank for rec in batch for r in rec[4] or (_NOTHING,)], pa.int32())
+    columns["score"] = pa.array(
+        [r.score for rec in batch for r in rec[4] or (_NOTHING,)], pa.float64())
+    return pa.Table.from_pydict({f.name: columns[f.name] for f in IMPRESSION_SCHEMA},
+                                schema=IMPRESSION_SCHEMA)
 
-    columns: dict[str, list[Any]] = {f.name: [] for f in IMPRESSION_SCHEMA}
-    for request_id, ts, customer_id, query, results, serving, customers in batch:
-        segment = 0
-        if customers is not None and customer_id is not None:
-            segment = serving.segment_index(customers.quantile_of(customer_id))
-        arm = results[0].arm if results else (
-            serving.arm_names[serving.arm_index(customer_id)] if customer_id else None)
-        p = propensity(serving, customer_id, arm, segment)
-        n = max(len(results), 1)
-        for name, value in (("request_id", request_id), ("timestamp", int(ts * 1e6)),
-                            ("customer_id",
-                             None if customer_id is None else normalize_id(customer_id)),
-                            ("query", query if keep_query else None),
-                            ("query_hash", query_hash(query)),
-                            ("config_version", serving.version),
-                            ("bundle_version", bundle_version),
-                            ("experiment", serving.experiment), ("arm", arm),
-                            ("segment", serving.segment_names[segment]), ("propensity", p)):
-            columns[name] += [value] * n
-        if results:
-            columns["product_id"] += [r.product_id for r in results]
-            columns["position"] += [r.rank for r in results]
-            columns["score"] += [r.score for r in results]
-        else:
-            columns["product_id"].append(None)
-            columns["position"].append(NO_RESULT_POSITION)
-            columns["score"].append(None)
-    return pa.Table.from_pydict(columns, schema=IMPRESSION_SCHEMA)
+
+class _Nothing:
+    """Stands for the one row of a search that showed nothing (position -1, no product)."""
+
+    product_id = None
+    rank = NO_RESULT_POSITION
+    score = None
+
+
+_NOTHING = _Nothing()
+
+
+def _segments(serving: Plan, customers: Any, ids: list[str | None]) -> Any:
+    """The weight-table segment row of each customer id (:meth:`Plan.segment_index` of
+    :meth:`Customers.quantile_of`, for many at once); 0 without a customers table."""
+    rows = np.zeros(len(ids), np.int64)
+    thresholds = serving.segment_thresholds
+    if customers is None or customers.ids.size == 0 or thresholds.size <= 1:
+        return rows
+    named = np.array([i is not None for i in ids])
+    if not named.any():
+        return rows
+    wanted = np.array([i for i in ids if i is not None], dtype=customers.ids.dtype)
+    pos = np.minimum(np.searchsorted(customers.ids, wanted), customers.ids.size - 1)
+    found = customers.ids[pos] == np.array([i for i in ids if i is not None])
+    quantile = np.where(found, customers.quantile[pos], np.nan)
+    with np.errstate(invalid="ignore"):
+        eligible = thresholds[None, :] <= quantile[:, None]  # row 0 (NaN) never eligible
+    best = np.argmax(np.where(eligible, thresholds[None, :], -np.inf), axis=1)
+    rows[named] = np.where(eligible.any(axis=1), best, 0)
+    return rows
+
+
+def _arm_shares(serving: Plan) -> dict[str | None, float] | list[dict[str | None, float]]:
+    """Arm name -> assignment probability (None: the control past the last arm); a list of
+    such maps, one per segment row, when the plan carries shares per segment."""
+    shares = np.asarray(serving.arm_shares, np.float64)
+
+    def one(values: Any) -> dict[str | None, float]:
+        out: dict[str | None, float] = dict(zip(serving.arm_names[1:], map(float, values),
+                                                 strict=True))
+        out[None] = max(0.0, 1.0 - float(sum(values)))
+        return out
+
+    if shares.ndim == 2:
+        return [one(row) for row in shares]
+    return one(shares)
