@@ -9,6 +9,7 @@ comes from ``--token-file`` or ``MARGINRANK_ADMIN_TOKEN``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import urllib.error
@@ -41,7 +42,9 @@ def run_push(args: argparse.Namespace) -> int:
     token = _token(args.token_file)
     request = urllib.request.Request(
         args.url.rstrip("/") + "/config", data=text.encode("utf-8"), method="PUT",
-        headers={"Content-Type": "application/yaml", "Authorization": f"Bearer {token}"})
+        headers={"Content-Type": "application/yaml", "Authorization": f"Bearer {token}",
+                 # the text validated here: anything else arriving is refused
+                 "X-Content-SHA256": hashlib.sha256(text.encode()).hexdigest()})
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
             body = json.loads(response.read())

@@ -275,3 +275,34 @@ def read_stable(path: Path, settle: float = 0.2) -> str:
     except UnicodeDecodeError as exc:
         line = first[:exc.start].count(b"\n") + 1
         raise ConfigError([ConfigIssue(source, line, "", "not UTF-8 text")]) from None
+
+
+# -- one change, whichever path it came by -------------------------------------------------
+def accept_text(store: ConfigStore, validator: Validator, text: str, source: str,
+                file: str) -> Generation:
+    """Validate ``text`` and make it the last good config. A text equal to the current one
+    was validated when it was accepted: it is neither validated nor written again (a storm of
+    reloads of one file costs a read and a hash each). A refusal is counted and raised as
+    :class:`ConfigError`."""
+    current = store.current()
+    if current is not None and current.sha256 == hashlib.sha256(text.encode()).hexdigest():
+        return current
+    try:
+        validator.validate(text, file)
+    except ConfigError:
+        store.refused()
+        raise
+    return store.accept(text, source)
+
+
+def accept_file(store: ConfigStore, validator: Validator, path: Path,
+                expected_sha256: str | None, source: str) -> Generation:
+    """:func:`accept_text` with the file ``path``, read only if complete
+    (:func:`read_complete`): ``POST /reload`` and SIGHUP."""
+    try:
+        text = read_complete(path, expected_sha256)
+    except ConfigError:
+        store.refused()
+        raise
+    return accept_text(store, validator, text, source, str(path))
+

@@ -12,20 +12,24 @@ and a reset connection. This protocol adds:
   is read and dropped for a moment), so the client reads the answer instead of a reset;
 - a cap on open connections per worker (:data:`MAX_CONNECTIONS`): one more is answered 503
   and closed. (uvicorn's ``limit_concurrency`` also answers 503 to requests beyond it.)
+
+The deadlines and the cap can be set with ``MARGINRANK_HEADER_SECONDS``,
+``MARGINRANK_BODY_SECONDS`` and ``MARGINRANK_MAX_CONNECTIONS`` (read when a worker starts).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-HEADER_SECONDS = 10.0
-BODY_SECONDS = 30.0
+HEADER_SECONDS = float(os.environ.get("MARGINRANK_HEADER_SECONDS", "10"))
+BODY_SECONDS = float(os.environ.get("MARGINRANK_BODY_SECONDS", "30"))
 MAX_REQUEST_LINE = 8 * 1024
 MAX_HEAD_BYTES = 32 * 1024
-MAX_CONNECTIONS = 512
+MAX_CONNECTIONS = int(os.environ.get("MARGINRANK_MAX_CONNECTIONS", "512"))
 #: How long a refused connection keeps reading (and dropping) what the client still sends.
 LINGER_SECONDS = 2.0
 #: h11's own buffer limit sits above ours, so the precise answer above wins.
@@ -109,7 +113,7 @@ class GuardedH11Protocol(H11Protocol):
         if self.transport.is_closing():
             return
         what = "request head" if self._phase == "head" else "request body"
-        if self.conn.our_state is h11.IDLE:  # no response started: say why
+        if self.cycle is None or not self.cycle.response_started:  # say why
             self.transport.write(_plain(408, "Request Timeout", f"{what} too slow"))
         self.transport.close()
 

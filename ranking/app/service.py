@@ -24,6 +24,7 @@ one JSON log line per request (never the query text); every answer to ``/search`
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -55,7 +56,7 @@ from prometheus_client.core import CounterMetricFamily
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from clv.errors import MarginRankError
-from objectives.config import ConfigError
+from objectives.config import ConfigError, ConfigIssue
 from ranking.app import auth, dashboard, events_api
 from ranking.app.config_store import (
     MAX_CONFIG_BYTES,
@@ -63,9 +64,9 @@ from ranking.app.config_store import (
     ConfigStore,
     Generation,
     Validator,
-    read_complete,
+    accept_file,
+    accept_text,
     read_stable,
-    version_of,
 )
 from ranking.ranker import WEIGHTS_FILE, Ranker
 
@@ -309,28 +310,18 @@ class ServiceState:
         workers follow within a poll). Raises ConfigError (counted) for an invalid text."""
         self.require_ranker()
         assert self.validator is not None
-        try:
-            self.validator.validate(text, file)
-        except ConfigError:
-            self.store.refused()
-            raise
-        current = self.store.current()
-        if current is not None and current.version == version_of(text):
-            generation = current  # already the last good config: nothing to write
-        else:
-            generation = self.store.accept(text, source)
+        generation = accept_text(self.store, self.validator, text, source, file)
         self.apply(generation)
         return generation
 
     def reload_file(self, expected_sha256: str | None, source: str) -> Generation:
         """:meth:`change` with the ``--config`` file, read only if complete (its sha256)."""
         self.require_ranker()
-        try:
-            text = read_complete(self.weights_path, expected_sha256)
-        except ConfigError:
-            self.store.refused()
-            raise
-        return self.change(text, source, str(self.weights_path))
+        assert self.validator is not None
+        generation = accept_file(self.store, self.validator, self.weights_path,
+                                 expected_sha256, source)
+        self.apply(generation)
+        return generation
 
     def refused(self, exc: ConfigError) -> JSONResponse:
         log.warning("config change refused", extra={"fields": {
@@ -434,21 +425,32 @@ async def _body(request: Request, limit: int = MAX_CONFIG_BYTES) -> bytes:
 
 async def put_config(request: Request, state: State) -> Reloaded | JSONResponse:
     """Replace the weights config with the YAML in the body (``application/yaml``), or with
-    ``{"text": ...}`` (``application/json``): validated, written durably as the last good
-    config, served by this worker at once and by every worker within a poll."""
+    ``{"text": ..., "sha256": ...}`` (``application/json``): validated, written durably as the
+    last good config, served by this worker at once and by every worker within a poll. With
+    an ``X-Content-SHA256`` header (or the JSON ``sha256``), a text with another hash is
+    refused: a client that read a half-written file finds out here."""
     auth.require_admin(request, state.token, auth.YAML_TYPES | auth.JSON_TYPES)
     raw = await _body(request)
+    expected = request.headers.get("x-content-sha256")
     try:
         if auth.media_type(request) in auth.JSON_TYPES:
             doc = json.loads(raw)
-            if not isinstance(doc, dict) or not isinstance(doc.get("text"), str):
-                raise ValueError('a JSON body is {"text": "<the weights YAML>"}')
-            text = doc["text"]
+            if not isinstance(doc, dict) or not isinstance(doc.get("text"), str) \
+                    or not isinstance(doc.get("sha256", ""), str):
+                raise ValueError('a JSON body is {"text": "<the weights YAML>", '
+                                 '"sha256": "<optional>"}')
+            text, expected = doc["text"], doc.get("sha256") or expected
         else:
             text = raw.decode("utf-8-sig")
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
         detail = str(exc) if "JSON body is" in str(exc) else "the body is not UTF-8 YAML/JSON"
         raise HTTPException(400, detail) from None
+    if expected is not None and hashlib.sha256(text.encode()).hexdigest() != \
+            expected.strip().lower():
+        state.store.refused()
+        return state.refused(ConfigError([ConfigIssue(
+            "PUT /config", None, "", "the text's sha256 is not the one sent with it: "
+            "incomplete or not the text meant (nothing was swapped)")]))
     try:
         generation = await asyncio.to_thread(state.change, text, "PUT /config", "PUT /config")
     except ConfigError as exc:
@@ -499,7 +501,8 @@ _ADMIN = {401: {"description": "admin token missing or wrong"},
 _CONFIG_BODY = {"requestBody": {"required": True, "content": {
     "application/yaml": {"schema": {"type": "string", "maxLength": MAX_CONFIG_BYTES}},
     "application/json": {"schema": {"type": "object", "required": ["text"], "properties": {
-        "text": {"type": "string", "maxLength": MAX_CONFIG_BYTES}}}}}}}
+        "text": {"type": "string", "maxLength": MAX_CONFIG_BYTES},
+        "sha256": {"type": "string"}}}}}}}
 _RELOAD_BODY = {"requestBody": {"required": False, "content": {
     "application/json": {"schema": ReloadRequest.model_json_schema()}}}}
 

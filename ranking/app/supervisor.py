@@ -25,6 +25,7 @@ process adds no throughput; docs/service_chaos.md has the measurement.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import logging
 import logging.config
@@ -43,7 +44,7 @@ from clv.errors import MarginRankError
 from objectives.config import ConfigError, ConfigIssue
 from ranking import bundle
 from ranking.app import auth, limits
-from ranking.app.config_store import ConfigStore, Validator, read_complete, read_stable
+from ranking.app.config_store import ConfigStore, Validator, accept_file, read_stable
 from ranking.app.service import (
     ENV_BUNDLE,
     ENV_CONFIG,
@@ -64,6 +65,11 @@ STOP_SECONDS = 8.5
 #: Requests one worker handles at once before answering 503 (uvicorn's limit_concurrency).
 LIMIT_CONCURRENCY = 256
 BACKLOG = 2048
+#: Connections a worker accepts per wake-up (asyncio accepts up to its ``backlog`` in a row).
+#: Every idle worker is woken for a new connection on the shared socket; taking one at a time
+#: spreads connections over the workers, where taking all that are queued would let one
+#: worker grab a whole burst of keep-alive connections and leave the other idle.
+ACCEPT_BATCH = 1
 #: The supervisor's loop period: how soon a dead worker is noticed.
 TICK_SECONDS = 0.05
 #: A worker that ran this long before exiting is restarted at once; sooner, with a backoff
@@ -192,17 +198,13 @@ class Supervisor:
             log.warning("SIGHUP ignored: still starting")
             return
         try:
-            text = read_complete(self.weights_path)
-            self._validator.validate(text, str(self.weights_path))
+            generation = accept_file(self._store, self._validator, self.weights_path, None,
+                                     "SIGHUP")
         except ConfigError as exc:
-            self._store.refused()
             log.warning("config change refused", extra={"fields": {
                 "trigger": "SIGHUP",
                 "errors": [f"line {i.line} {i.key_path}: {i.message}" for i in exc.issues]}})
             return
-        current = self._store.current()
-        generation = current if current is not None and current.sha256 == \
-            _sha256(text) else self._store.accept(text, "SIGHUP")
         log.info("config accepted", extra={"fields": {
             "trigger": "SIGHUP", "config_version": generation.version,
             "config_generation": generation.number}})
@@ -259,12 +261,6 @@ class Supervisor:
                 process.wait()
 
 
-def _sha256(text: str) -> str:
-    import hashlib
-
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 # -- a worker --------------------------------------------------------------------------------
 def _die_with_parent(parent: int) -> None:
     """Exit when the parent does: the kernel's parent-death signal on Linux, and a watch on
@@ -300,9 +296,19 @@ def run_worker() -> int:
         app_from_env(), http=limits.GuardedH11Protocol, lifespan="on", log_config=LOG_CONFIG,
         access_log=False, timeout_keep_alive=KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=DRAIN_SECONDS, limit_concurrency=LIMIT_CONCURRENCY,
-        h11_max_incomplete_event_size=limits.H11_MAX_INCOMPLETE, server_header=False)
+        h11_max_incomplete_event_size=limits.H11_MAX_INCOMPLETE, server_header=False,
+        backlog=ACCEPT_BATCH, loop="asyncio")
     server = uvicorn.Server(config)
-    server.run(sockets=[sock])
+
+    async def serve() -> None:
+        task = asyncio.ensure_future(server.serve(sockets=[sock]))
+        while not server.started and not task.done():
+            await asyncio.sleep(0.005)
+        if server.started:
+            sock.listen(BACKLOG)  # asyncio set the shared queue to ACCEPT_BATCH: restore it
+        await task
+
+    asyncio.run(serve())
     return 0 if server.started else 3
 
 
