@@ -45,8 +45,8 @@ import platform
 import shlex
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -64,8 +64,10 @@ from ranking.experiments.stats import online_verdict  # noqa: E402
 LIFT_METRICS = [name for name, *_ in METRICS if name != "clv_reached"]
 
 
-@dataclass
-class World:
+class World(NamedTuple):
+    """The simulator and the configs the studies serve (a NamedTuple: tests load this script
+    without registering it as a module, which dataclasses need)."""
+
     sim: TrafficSimulator
     aa: Arms
     ab: Arms
@@ -76,7 +78,7 @@ class World:
 
 
 def build_world(bundle: Path | None, judgments: Path | None, work: Path, seed: int,
-                margin_push: float, hard_push: float) -> World:
+                margin_push: float, hard_push: float, wrong_share: float = 0.55) -> World:
     """The simulator over ``bundle`` (built from the demo world into ``work`` when None) and
     the four configs the studies serve."""
     if bundle is None:
@@ -107,7 +109,7 @@ def build_world(bundle: Path | None, judgments: Path | None, work: Path, seed: i
         ab=arms("ab", {"control": (0.5, {}), "push": (0.5, {"margin": margin + margin_push})}),
         ab_hard=arms("abhard", {"control": (0.5, {}),
                                 "push": (0.5, {"margin": margin + hard_push})}),
-        wrong_share=arms("srm", {"control": (0.55, {}), "b": (0.45, {})}),
+        wrong_share=arms("srm", {"control": (wrong_share, {}), "b": (1 - wrong_share, {})}),
         bundle=bundle, judgments=judgments)
 
 
@@ -176,7 +178,7 @@ def aa_study(world: World, n: int, days: int, searches: int, delta: float,
 
 
 def srm_study(world: World, n: int, days: int, searches: int, delta: float,
-              progress: bool = True) -> dict:
+              progress: bool = True, lost_share: float = 0.20) -> dict:
     """Detection rate of the sample-ratio test on two broken splits."""
     wrong, lost = 0, 0
     p_wrong, p_lost = [], []
@@ -186,7 +188,7 @@ def srm_study(world: World, n: int, days: int, searches: int, delta: float,
         wrong += r.srm.mismatch
         p_wrong.append(r.srm.p_value)
         r = replay(world, world.aa, 3, i, days, searches,
-                   expected={"control": 0.5, "b": 0.5}, delta=delta, lose=("b", 0.20))
+                   expected={"control": 0.5, "b": 0.5}, delta=delta, lose=("b", lost_share))
         lost += r.srm.mismatch
         p_lost.append(r.srm.p_value)
         _tick(progress, "SRM", i, n)
