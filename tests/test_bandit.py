@@ -337,3 +337,63 @@ def test_allocate_command_errors_are_one_line(tmp_path: Path,
                  "--freeze", "control"]) == 2
     assert "cannot be frozen" in capsys.readouterr().err
     assert config.read_text(encoding="utf-8") == CONFIG
+
+
+# --- a short replay on the traffic simulator ------------------------------------------------
+
+
+def test_simulated_days_freeze_the_click_losing_arm_and_keep_control(
+        small_world: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """SIMULATED: the reduced demo world, 10 days of 300 searches (30 days take over a minute
+    here; benchmarks/bandit_replay.py runs 30). ``wild`` (margin weight 20) loses most clicks
+    in truth and is frozen; ``push`` (margin weight 0.1) loses less than the allowed 5% and is
+    not; control never goes below 0.2; the bandit serves more margin than a uniform split on
+    the same searches (same customers and queries each day)."""
+    import pyarrow as pa
+    from events_support import shared_bundle
+
+    from ranking.experiments.bandit import allocate_events
+    from ranking.experiments.events import Events
+    from ranking.experiments.simulator import TrafficSimulator
+
+    bundle = shared_bundle(small_world, tmp_path_factory)
+    base = (bundle / "weights.yaml").read_text(encoding="utf-8").replace("experiments: {}\n", "")
+    work = tmp_path_factory.mktemp("replay")
+
+    def config(name: str) -> Path:
+        path = work / f"{name}.yaml"
+        path.write_text(base + "experiments:\n  t:\n    arms:\n"
+                        "      control: {share: 0.3334}\n"
+                        "      push: {share: 0.3333, weights: {margin: 0.1}}\n"
+                        "      wild: {share: 0.3333, weights: {margin: 20.0}}\n",
+                        encoding="utf-8")
+        return path
+
+    sim = TrafficSimulator(bundle, small_world / "judgments.csv", seed=1)
+    policy, uniform = config("policy"), sim.arms(config("uniform"))
+    truth = sim.expected(uniform)
+    ctr_drop = {a: 1 - truth[a]["ctr"] / truth["control"]["ctr"] for a in ("push", "wild")}
+    assert ctr_drop["wild"] > 0.2 and ctr_drop["push"] < 0.05  # the world is as described
+    days, served_margin, uniform_margin = [], 0.0, 0.0
+    for day in range(10):
+        current = load_config(policy)
+        assert all(current.arm_shares(s)["control"] >= 0.2 for s in (None, *current.segments))
+        drawn = sim.run_day(day, policy, searches=300, validate=False,
+                            rng=np.random.default_rng([5, day]))
+        same = sim.run_day(day, uniform, searches=300, validate=False,
+                           rng=np.random.default_rng([5, day]))
+        assert np.array_equal(drawn.customers, same.customers)
+        served_margin += float(drawn.truth["margin"].sum())
+        uniform_margin += float(same.truth["margin"].sum())
+        days.append(drawn)
+        events = Events(pa.concat_tables([d.impressions for d in days]),
+                        pa.concat_tables([d.outcomes for d in days]))
+        allocation = allocate_events(current, events, delta=0.05, seed=day, draws=2000)
+        write_allocated_yaml(policy, allocation.config, policy)
+    final = load_config(policy)
+    arms = final.experiments["t"].arms
+    assert arms["wild"].frozen and not arms["push"].frozen
+    for segment in (None, *final.segments):
+        assert final.arm_shares(segment)["wild"] == 0.0
+        assert final.arm_shares(segment)["control"] >= 0.2
+    assert served_margin > uniform_margin
