@@ -8,6 +8,7 @@ Other actions (``allocate``) register themselves on the same group with their ow
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 
@@ -39,7 +40,8 @@ def add_arguments(experiment_subparsers: argparse._SubParsersAction) -> None:
         help="convert the Open Bandit Dataset's logs (random, bts) into the event contract")
     obd.add_argument("source", type=Path, help="open-bandit-dataset folder (random/, bts/)")
     obd.add_argument("--out", type=Path, required=True, help="event directory to write")
-    obd.add_argument("--campaign", default="men")
+    obd.add_argument("--campaign", default="men",
+                     help="the campaign folder to convert, as named in the dataset (default: men)")
     obd.add_argument("--report", type=Path, default=None,
                      help="also write the readout of the two logging policies here")
     obd.set_defaults(run=run_import_open_bandit)
@@ -84,7 +86,8 @@ def summary_lines(result) -> str:  # noqa: ANN001 - a Readout, imported lazily
         for m in ("ctr", "conversion", "margin_per_search"):
             lf = c.lifts[m]
             parts.append(f"{m} {100 * lf.lift:+.2f}% [{100 * lf.lift_low:+.2f}%, "
-                         f"{100 * lf.lift_high:+.2f}%]")
+                         f"{100 * lf.lift_high:+.2f}%]" if math.isfinite(lf.lift) else
+                         f"{m} n/a")
         verdicts = ", ".join(f"{m} {v.status}" for m, v in c.verdicts.items())
         lines.append(f"{c.arm}: " + "; ".join(parts) + f"; non-inferiority: {verdicts}")
     return "\n".join(lines)

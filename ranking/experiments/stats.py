@@ -141,9 +141,14 @@ class OnlineVerdict:
 
     @property
     def status(self) -> str:
+        if not np.isfinite(self.drop_bound):
+            return "n/a"
         return "certified" if self.certified else "held" if self.held else "missed"
 
     def text(self) -> str:
+        if not np.isfinite(self.drop_bound):
+            return (f"n/a: no {self.metric} in the control arm (or no traffic) to measure a "
+                    "drop against")
         how = ("certified: the bound is within it" if self.certified else
                "not refuted, but this traffic alone cannot certify it" if self.held else
                "the whole interval is beyond it")
