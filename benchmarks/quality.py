@@ -343,7 +343,8 @@ def report(world: World, args: argparse.Namespace, config: WeightsConfig,
     gaps = frontier_gaps(tuned_curve, naive_curve)
     chosen = {n: curve(figures, n, k)[1] for n in ("tuned blend", "naive blend (within tolerance)")}
     plot_frontier(f"{args.out}.png", f"{world.name}: held-out queries, {args.folds}-fold CV",
-                  k, tuned_curve, naive_curve, chosen)
+                  k, tuned_curve, naive_curve, chosen,
+                  max_ndcg_drop=config.guardrails.max_ndcg_drop)
     n_queries = len(figures[BASELINE][k]["ndcg"])
     lines = [f"# Quality benchmark: {world.name}", "",
              f"{n_queries:,} judged queries, each held out once ({args.folds}-fold grouped "

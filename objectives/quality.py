@@ -136,30 +136,65 @@ def frontier_gaps(tuned: list[CurvePoint], naive: list[CurvePoint]) -> list[dict
 
 
 def plot_frontier(path: str, title: str, k: int, tuned: list[CurvePoint],
-                  naive: list[CurvePoint], chosen: Mapping[str, CurvePoint]) -> None:
-    """PNG of both curves on the same axes, with the chosen settings marked. Naive points far
-    below the tuned frontier's lowest NDCG are left out, so the plot shows where both are."""
+                  naive: list[CurvePoint], chosen: Mapping[str, CurvePoint], *,
+                  max_ndcg_drop: float | None = None) -> None:
+    """PNG of both curves on the same axes, with LambdaMART, the NDCG floor it sets
+    (LambdaMART's NDCG less ``max_ndcg_drop``, relative; default: the guardrail's default) and
+    the chosen settings marked; a second panel zooms in on the floor, where the chosen settings
+    sit close together. Naive points far below the tuned frontier's lowest NDCG are left out,
+    so the plot shows where both are. ``tuned`` starts at LambdaMART itself (lift 0)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
 
+    from objectives.guardrail import DEFAULT_MAX_NDCG_DROP
+
+    delta = DEFAULT_MAX_NDCG_DROP if max_ndcg_drop is None else max_ndcg_drop
+    base = next((p for p in tuned + naive if p.label == BASELINE), None)
     low = min(p.ndcg for p in tuned)
     span = max(p.ndcg for p in tuned + naive) - low
     naive = [p for p in naive if p.ndcg >= low - 0.15 * span]  # the plane the tuner covers
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for label, pts, style in (("tuned frontier (cvxpy, epsilon sweep)", tuned, "o-"),
-                              ("naive blend z(LambdaMART) + w z(margin)", naive, "s--")):
-        pts = sorted(pts, key=lambda p: p.ndcg)
-        ax.plot([p.ndcg for p in pts], [100 * p.margin_lift for p in pts], style, label=label,
-                markersize=4)
-    for name, p in chosen.items():
-        ax.plot(p.ndcg, 100 * p.margin_lift, "*", markersize=13, label=name)
-    ax.set_xlabel(f"NDCG@{k} (held-out queries)")
-    ax.set_ylabel(f"margin@{k} lift vs {BASELINE}, ratio of means (%)")
+    fig, (ax, zoom) = plt.subplots(1, 2, figsize=(12, 4.8),
+                                   gridspec_kw={"width_ratios": [1.15, 1]})
+    for axes in (ax, zoom):
+        for label, pts, style in (
+                ("tuned blend: the tuner's settings, weakest to strongest", tuned, "o-"),
+                ("naive blend: LambdaMART + w × margin, w rising", naive, "s--")):
+            pts = sorted(pts, key=lambda p: p.ndcg)
+            axes.plot([p.ndcg for p in pts], [100 * p.margin_lift for p in pts], style,
+                      label=label, markersize=4, alpha=0.8)
+        if base is not None:
+            axes.plot(base.ndcg, 0.0, "D", color="black", markersize=8,
+                      label=f"{BASELINE} (relevance alone)")
+            axes.axvline(base.ndcg * (1 - delta), color="firebrick", linestyle=":",
+                         label=f"NDCG floor: {BASELINE} less {100 * delta:g}% (max_ndcg_drop)")
+        for (name, p), marker in zip(chosen.items(), "*PXv^<>", strict=False):
+            axes.plot(p.ndcg, 100 * p.margin_lift, marker, markersize=13, label=name)
+        axes.grid(alpha=0.3)
+        axes.set_xlabel(f"NDCG@{k} on held-out queries")
+    ax.set_ylabel(f"margin@{k} change vs {BASELINE} (%, ratio of means)")
     ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    # The zoom: from a little below the floor to the right of every marked point.
+    marked = [*chosen.values(), *([base] if base is not None else [])]
+    ref = base.ndcg if base is not None else max(p.ndcg for p in marked)
+    floor = ref * (1 - delta)
+    x_low = min([floor, *(p.ndcg for p in marked)]) - 0.6 * (ref - floor)
+    x_high = max(p.ndcg for p in marked) + 0.6 * (ref - floor)
+    shown = [100 * p.margin_lift for p in tuned + naive + marked if x_low <= p.ndcg <= x_high]
+    y_pad = 0.12 * (max(shown) - min(shown) or 1.0)
+    y_low, y_high = min(shown) - y_pad, max(shown) + y_pad
+    zoom.set_xlim(x_low, x_high)
+    zoom.set_ylim(y_low, y_high)
+    zoom.set_title("zoom: around the NDCG floor", fontsize=10)
+    for name, p in chosen.items():
+        zoom.annotate(name, (p.ndcg, 100 * p.margin_lift), textcoords="offset points",
+                      xytext=(6, 6), fontsize=8)
+    ax.add_patch(Rectangle((x_low, y_low), x_high - x_low, y_high - y_low, fill=False,
+                           edgecolor="grey", linestyle="-", linewidth=0.8))
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)

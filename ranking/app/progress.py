@@ -147,5 +147,5 @@ def _total(items: Iterable[object], total: int | None) -> int | None:
 
 def _count(desc: object, done: object, total: object) -> str:
     if isinstance(total, int) and isinstance(done, int) and total > 0:
-        return f"{desc}: {done}/{total} ({100 * done // total}%)"
-    return f"{desc}: {done} done"
+        return f"{desc} {done}/{total} ({100 * done // total}%)"
+    return f"{desc} {done} done"

@@ -14,7 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(required=True, metavar="WHAT")
     traffic = sub.add_parser("traffic", help="simulated searches and outcomes (event logs) "
                                              "with a known truth")
-    traffic.add_argument("--bundle", type=Path, required=True)
+    traffic.add_argument("--bundle", type=Path, required=True,
+                         help="bundle folder that serves the simulated searches")
     traffic.add_argument("--judgments", type=Path, required=True,
                          help="judgments: the queries (by frequency) and the true grades")
     traffic.add_argument("--out", type=Path, required=True, help="event directory to write")
@@ -23,11 +24,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                               "bundle's)")
     traffic.add_argument("--catalog", type=Path, default=None,
                          help="catalog with prices (default: catalog.csv beside the judgments)")
-    traffic.add_argument("--days", type=int, default=14)
-    traffic.add_argument("--searches-per-day", type=int, default=2000)
+    traffic.add_argument("--days", type=int, default=14,
+                         help="how many days of traffic (default: 14)")
+    traffic.add_argument("--searches-per-day", type=int, default=2000,
+                         help="searches per simulated day (default: 2000)")
     traffic.add_argument("--k", type=int, default=10, help="results shown per search")
-    traffic.add_argument("--seed", type=int, default=0)
-    traffic.add_argument("--format", choices=("parquet", "jsonl"), default="parquet")
+    traffic.add_argument("--seed", type=int, default=0,
+                         help="random seed of the simulation (default: 0)")
+    traffic.add_argument("--format", choices=("parquet", "jsonl"), default="parquet",
+                         help="file format of the event logs (default: parquet)")
     traffic.set_defaults(run=run_traffic)
 
 
