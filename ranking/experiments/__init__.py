@@ -28,7 +28,9 @@ from ranking.experiments.events import (
 )
 
 _LAZY = {
-    "Readout": "readout", "readout": "readout", "METRICS": "readout",
+    # not ``readout`` itself: that name is the submodule (``from ranking.experiments.readout
+    # import readout``)
+    "Readout": "readout", "METRICS": "readout",
     "ClickModel": "simulator", "TrafficSimulator": "simulator", "SimulatedDay": "simulator",
     "with_experiment": "simulator", "write_simulation": "simulator",
     "convert_open_bandit": "open_bandit", "open_bandit_readout": "open_bandit",
