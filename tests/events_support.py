@@ -75,6 +75,7 @@ class Server:
         self.env = {**os.environ, "MARGINRANK_EVENTS_ROTATE_SECONDS": str(rotate_seconds)}
         self.env.pop("MARGINRANK_EVENTS", None)
         self.log = log
+        self.events = events
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Server:
