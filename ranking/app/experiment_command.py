@@ -61,8 +61,12 @@ def run_report(args: argparse.Namespace) -> int:
     delta = args.delta
     if args.config is not None:
         expected, source = shares_from_config(args.config), f"arm shares of {args.config}"
+        config = load_config(args.config)
         if delta is None:
-            delta = load_config(args.config).guardrails.max_ndcg_drop
+            delta = config.guardrails.max_ndcg_drop
+        if any(e.shares_by_segment for e in config.experiments.values()):
+            source += (" (the file also sets shares_by_segment: the overall split then depends "
+                       "on the segments' sizes; pass --expected-shares for it)")
     elif args.expected_shares is not None:
         expected, source = parse_shares(args.expected_shares), "--expected-shares"
     if not 0 < args.power_at < 10:

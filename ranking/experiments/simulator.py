@@ -491,28 +491,24 @@ class TrafficSimulator:
         in closed form. A randomized experiment's lift estimates the ratio of two of these."""
         arms = config if isinstance(config, Arms) else self.arms(config)
         seg_of = self.segment_rows(arms)
-        out: dict[str, dict[str, float]] = {}
-        n_c, n_q = self.customer_ids.size, len(self.queries)
+        mask = np.zeros((1, self.k), bool)
+        out: dict[str | None, dict[str, float]] = {}
         for a, name in enumerate(arms.names):
             totals: dict[str, float] = {}
             for s in np.unique(seg_of):
-                members = np.flatnonzero(seg_of == s)
-                cw = self.search_weight[members]
-                for qi in range(n_q):
-                    w = cw * self.query_weights[qi]
-                    cust = members
-                    shown = self._list_probs(arms, qi, int(s), a)["rows"].size
-                    mats = self._padded(arms, qi, int(s), a)
-                    inverse = np.zeros(cust.size, np.int64)
-                    mask = np.zeros((1, self.k), bool)
-                    mask[0, :shown] = True
-                    ex = self._expected_per_search(
-                        mats, inverse, self.click_propensity[cust][:, None],
-                        self.buy_propensity[cust][:, None], mask[inverse])
+                members = np.flatnonzero(seg_of == s)  # this segment's customers
+                v = self.click_propensity[members][:, None]
+                u = self.buy_propensity[members][:, None]
+                inverse = np.zeros(members.size, np.int64)  # every customer sees the one list
+                for qi in range(len(self.queries)):
+                    w = self.search_weight[members] * self.query_weights[qi]
+                    mask[0] = np.arange(self.k) < self._list_probs(arms, qi, int(s), a)[
+                        "rows"].size
+                    ex = self._expected_per_search(self._padded(arms, qi, int(s), a), inverse,
+                                                   v, u, mask[inverse])
                     for metric, values in ex.items():
                         totals[metric] = totals.get(metric, 0.0) + float(w @ values)
             out[name] = _metrics_from_totals(totals)
-        assert n_c > 0
         return out
 
     def _padded(self, arms: Arms, qi: int, segment: int, arm: int) -> dict[str, np.ndarray]:
