@@ -174,6 +174,8 @@ def _parser(selected: str | None = None) -> argparse.ArgumentParser:
     experiment_command.add_arguments(experiment_sub)
     allocate_command.add_arguments(experiment_sub)
     config_command.add_arguments(sub)
+    _lazy_command(sub, selected, "simulate", "ranking.app.simulate_command",
+                  help="simulated traffic with a known truth (event logs for experiments)")
 
     serve = sub.add_parser("serve", help="run the HTTP search service (the service extra)")
     serve.add_argument("--bundle", type=Path, required=True,
