@@ -96,8 +96,9 @@ def audit_files(catalog: Path, transactions: Path | None = None, judgments: Path
                 previous: Path | None = None, transaction_columns: Mapping[str, str] | None = None,
                 non_product_ids: Collection[str] = ()) -> AuditResult:
     """Read the files and audit them; ``previous`` is an earlier audit's JSON for drift."""
-    tx = (load_transactions(transactions, columns=transaction_columns,
-                            non_product_ids=non_product_ids)[0] if transactions else None)
+    tx = (load_transactions(transactions, columns=transaction_columns,  # spellings reported
+                            non_product_ids=non_product_ids, raw_ids=True)[0]
+          if transactions else None)
     pinned: tuple[str, ...] = ()
     if config:
         cfg = load_config(config)

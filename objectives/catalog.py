@@ -15,6 +15,7 @@ import pandas as pd
 
 from clv.errors import DataError
 from clv.tables import (
+    normalize_ids,
     numeric_column,
     raise_at_first,
     read_table,
@@ -64,7 +65,7 @@ def validate_catalog(
     require_columns(frame, ("product_id", "title"), file=source)
     if frame.empty:
         raise DataError("the catalog has no products", file=source)
-    out = pd.DataFrame({"product_id": frame["product_id"].astype("string")})
+    out = pd.DataFrame({"product_id": _ids(frame, "product_id", source)})
     _reject_blank(out["product_id"], "product_id", source)
     unique_column(out, "product_id", file=source)
     _reject_blank(frame["title"].astype("string"), "title", source)
@@ -102,13 +103,13 @@ def validate_judgments(
     require_columns(frame, ("query", "product_id", "grade"), file=source)
     out = pd.DataFrame({
         "query": frame["query"].astype("string"),
-        "product_id": frame["product_id"].astype("string"),
+        "product_id": _ids(frame, "product_id", source),
     })
     _reject_blank(out["query"], "query", source)
     _reject_blank(out["product_id"], "product_id", source)
     out["grade"] = numeric_column(frame, "grade", file=source, min_value=0.0)
-    qid = frame["query_id"] if "query_id" in frame.columns else frame["query"]
-    out["query_id"] = qid.astype("string")
+    out["query_id"] = (_ids(frame, "query_id", source) if "query_id" in frame.columns
+                       else frame["query"].astype("string"))
     _reject_blank(out["query_id"], "query_id", source)
     if product_ids is not None:
         raise_at_first(~out["product_id"].isin(product_ids).to_numpy(), out["product_id"],
@@ -116,6 +117,13 @@ def validate_judgments(
     raise_at_first(out.duplicated(["query_id", "product_id"]).to_numpy(), out["product_id"],
                    "product_id", source, "repeated (query_id, product_id) judgment")
     return out.astype({"query": str, "product_id": str, "query_id": str}).reset_index(drop=True)
+
+
+def _ids(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
+    """An id column as normalized text (see :func:`clv.tables.normalize_ids`), on the frame's
+    index; the loaders read id columns as text, so ``NA`` or ``None`` is an id."""
+    ids = normalize_ids(frame[column].astype("string"), column, source)
+    return ids.set_axis(frame.index).astype("string")
 
 
 def _reject_blank(values: pd.Series, column: str, source: str) -> None:

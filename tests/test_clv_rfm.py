@@ -241,7 +241,7 @@ def test_mixed_time_zones_become_naive_utc() -> None:
         ("c1", "2024-03-01T12:00:00+02:00", "p", 1, 1.0),
         ("c1", "2024-03-01 11:00:00", "p", 1, 1.0),
         ("c1", "2024-03-01T09:30:00Z", "p", 1, 1.0),
-        ("c1", "03/02/2024 08:00", "p", 1, 1.0),
+        ("c1", "2024-03-02 08:00", "p", 1, 1.0),  # one format per file (issue 16)
     ]), now=pd.Timestamp("2024-03-02 09:00", tz="Europe/Paris"))  # = 08:00 UTC
     assert tx["timestamp"].dt.tz is None
     assert tx["timestamp"].astype(str).tolist() == [
