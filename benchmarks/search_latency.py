@@ -21,9 +21,16 @@ Catalogs:
   exist for it, so nothing is retrained); searched with the same real queries.
 - ``--bundle DIR --judgments FILE``: any bundle, with the queries of a judgments file.
 
+Logging cost (issue 18): on the first catalog, the same searches are also timed with the
+service's impression log attached (:class:`ranking.app.event_log.ImpressionLog`: each search
+queued for the background writer, which writes real Parquet files into a temporary folder)
+and without it, in alternating passes (off, on, off, on, ...; the log is drained between
+passes, so an "off" pass runs with no writer thread). Reported: p50 and p99 of each, and the
+p50 ratio with a 95% bootstrap interval over queries; the target is a p50 rise of at most 5%.
+
     python benchmarks/search_latency.py [--home-depot TRAIN_CSV] [--work DIR]
         [--products 1000000] [--queries 2000] [--repeat 3] [--k 20] [--out search_latency.json]
-        [--judged-queries N] [--lock /tmp/marginrank-bench.lock]
+        [--judged-queries N] [--lock /tmp/marginrank-bench.lock] [--logging-repeat 4]
     python benchmarks/search_latency.py --bundle DIR --judgments FILE
 """
 
@@ -113,6 +120,80 @@ def verdicts(name: str, result: dict) -> list[str]:
         state = "met" if got <= bound else f"MISSED (slowest stage: {slowest})"
         lines.append(f"- {name} {percentile} {got:.3f} ms, target <= {bound:g} ms: {state}")
     return lines
+
+
+# -- logging on vs off ---------------------------------------------------------------------------
+#: Issue 18: the search p50 may rise by at most this fraction with the impression log attached.
+LOGGING_P50_RISE = 0.05
+
+
+def measure_logging(ranker: Ranker, queries: list[str], k: int, repeat: int,
+                    seed: int = 0) -> dict:
+    """Search p50/p99 without and with the impression log, in ``repeat`` alternating pairs of
+    passes over ``queries`` (each search with a known customer, so the log derives a segment,
+    arm and propensity). With the log, the timed region is the search plus ``record``, the
+    whole cost the service's handler pays; the writer thread runs meanwhile."""
+    import tempfile
+
+    from ranking.app.event_log import ImpressionLog
+
+    customers = [str(c) for c in ranker.customers.ids[:len(queries)]] or [None]
+    pairs = [(q, customers[i % len(customers)]) for i, q in enumerate(queries)]
+    times = {"off": np.zeros((repeat, len(pairs))), "on": np.zeros((repeat, len(pairs)))}
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="marginrank-logging-") as tmp:
+        log = ImpressionLog(tmp).start()
+        for r in range(repeat):
+            for i, (query, customer) in enumerate(pairs):
+                start = time.perf_counter()
+                ranker.search(query, customer_id=customer, k=k)
+                times["off"][r, i] = time.perf_counter() - start
+            for i, (query, customer) in enumerate(pairs):
+                start = time.perf_counter()
+                results = ranker.search(query, customer_id=customer, k=k)
+                log.record(f"bench-{r}-{i}", query, customer, results, ranker.serving,
+                           ranker.customers)
+                times["on"][r, i] = time.perf_counter() - start
+            log.flush()  # drained: the next "off" pass runs with an idle writer
+        counters = log.close()
+        written = sum(f.stat().st_size for f in Path(tmp).rglob("*.parquet"))
+    off_ms, on_ms = times["off"] * 1000, times["on"] * 1000
+    ratio = float(np.median(on_ms) / np.median(off_ms))
+    # Interval: resample queries (each keeps its searches in both conditions), 2,000 times.
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(pairs), (2000, len(pairs)))
+    boot = [np.median(on_ms[:, d]) / np.median(off_ms[:, d]) for d in draws]
+    low, high = np.percentile(boot, [2.5, 97.5])
+    return {
+        "searches_per_condition": int(off_ms.size), "passes": repeat,
+        "off_ms": {"p50": float(np.median(off_ms)), "p99": float(np.percentile(off_ms, 99))},
+        "on_ms": {"p50": float(np.median(on_ms)), "p99": float(np.percentile(on_ms, 99))},
+        "p50_ratio": ratio, "p50_ratio_95ci": [float(low), float(high)],
+        "target_max_ratio": 1 + LOGGING_P50_RISE,
+        "log": counters.to_dict(), "parquet_bytes": int(written),
+        "load_average_1min": [load_before, os.getloadavg()[0]],
+    }
+
+
+def logging_table(result: dict) -> str:
+    off, on = result["off_ms"], result["on_ms"]
+    rise = result["p50_ratio"] - 1
+    low, high = (x - 1 for x in result["p50_ratio_95ci"])
+    state = "met" if result["p50_ratio"] <= result["target_max_ratio"] else "MISSED"
+    log = result["log"]
+    return "\n".join([
+        f"Logging on vs off: {result['searches_per_condition']:,} searches each, "
+        f"{result['passes']} alternating passes", "",
+        "| impression log | p50 ms | p99 ms |", "| --- | --- | --- |",
+        f"| off | {off['p50']:.3f} | {off['p99']:.3f} |",
+        f"| on | {on['p50']:.3f} | {on['p99']:.3f} |", "",
+        f"- p50 rise {rise:+.1%} (95% bootstrap interval over queries {low:+.1%} to "
+        f"{high:+.1%}), target <= +{LOGGING_P50_RISE:.0%}: {state}",
+        f"- log: {log['searches_logged']:,} searches, {log['rows_written']:,} rows in "
+        f"{log['files']} Parquet files ({result['parquet_bytes'] / 1e6:.1f} MB), "
+        f"{log['dropped']} dropped, {log['write_errors']} write errors",
+        "- 1-minute load average {:.1f} -> {:.1f} (a shared machine)".format(
+            *result["load_average_1min"])])
 
 
 # -- the Home Depot world ------------------------------------------------------------------------
@@ -208,6 +289,20 @@ def run_catalog(name: str, ranker: Ranker, queries: list[str], args: argparse.Na
     return result
 
 
+def run_logging(ranker: Ranker, queries: list[str], args: argparse.Namespace,
+                results: dict) -> None:
+    """The logging-cost comparison (under the benchmark lock, like the catalogs)."""
+    if not args.logging_repeat:
+        return
+    with contextlib.ExitStack() as stack:
+        if args.lock:
+            lock = stack.enter_context(open(args.lock, "a"))
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        results["logging"] = measure_logging(ranker, queries, args.k, args.logging_repeat,
+                                             args.seed)
+    print(f"\n## logging cost\n\n{logging_table(results['logging'])}\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home-depot", type=Path, default=HOME_DEPOT, help="train.csv")
@@ -226,16 +321,22 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("search_latency.json"))
     parser.add_argument("--lock", type=Path, help="hold this flock while timing (e.g. "
                         "/tmp/marginrank-bench.lock), not while building")
+    parser.add_argument("--logging-repeat", type=int, default=4,
+                        help="alternating off/on passes of the logging-cost comparison on the "
+                             "first catalog (0: skip)")
     args = parser.parse_args()
     results = {}
     if args.bundle:
         queries = pd.read_csv(args.judgments, dtype=str)["query"].drop_duplicates().tolist()
-        results["bundle"] = run_catalog(str(args.bundle), Ranker.load(args.bundle), queries, args)
+        ranker = Ranker.load(args.bundle)
+        results["bundle"] = run_catalog(str(args.bundle), ranker, queries, args)
+        run_logging(ranker, queries, args, results)
     else:
         queries = real_queries(args.home_depot, args.queries, args.seed)
         ranker = Ranker.load(home_depot_bundle(args.home_depot, args.work, args.seed,
                                                args.judged_queries))
         results["home-depot"] = run_catalog("home-depot", ranker, queries, args)
+        run_logging(ranker, queries, args, results)
         if args.products:
             big = synthetic_ranker(ranker, args.products, args.seed)
             results["synthetic-1m"] = run_catalog("synthetic-1m", big, queries, args)

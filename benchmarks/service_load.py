@@ -15,9 +15,14 @@ A search fails when it does not answer 200 with JSON
 results, or raises. Reports throughput, client-side p50/p99/p99.9 and the failures, as markdown
 and JSON. Client and server share the machine's cores.
 
+The service logs impressions (``--events`` into a temporary folder; ``--no-events`` to run
+without): the report gives the searches the impression log wrote and dropped (its /metrics
+counters, from the worker that answers) and, after the service has drained its log at
+shutdown, the searches found in the Parquet files.
+
     python benchmarks/service_load.py [--bundle DIR] [--judgments FILE] [--requests 20000]
                                       [--concurrency 32] [--reload-every 1.0] [--workers 1]
-                                      [--out service_load.json]
+                                      [--out service_load.json] [--no-events]
 """
 
 from __future__ import annotations
@@ -271,7 +276,38 @@ def table(result: dict) -> str:
         f"{len(result['reload_failures'])} |", "",
         f"CPU per request: server {server_cpu}, load client "
         f"{result['client_cpu_ms_per_request']:.2f} ms",
+        *_log_lines(result.get("impression_log")),
     ])
+
+
+def impression_counts(url: str) -> dict[str, float]:
+    """The impression log's counters in /metrics (the worker that answers)."""
+    wanted = {"marginrank_impressions_logged": "logged",
+              "marginrank_impressions_dropped": "dropped",
+              "marginrank_impression_write_errors": "write_errors"}
+    counts = {}
+    for family in text_string_to_metric_families(httpx.get(url + "/metrics", timeout=30).text):
+        if family.name in wanted:
+            counts[wanted[family.name]] = family.samples[0].value
+    return counts
+
+
+def searches_in_files(events: Path) -> int:
+    """Distinct searches in the impression files of ``events`` (complete files only)."""
+    import pyarrow.parquet as pq
+
+    ids: set[str] = set()
+    for path in sorted((events / "impressions").glob("*.parquet")):
+        ids.update(pq.read_table(path, columns=["request_id"]).column(0).to_pylist())
+    return len(ids)
+
+
+def _log_lines(log: dict | None) -> list[str]:
+    if not log:
+        return ["", "Impression log: off (--no-events)"]
+    return ["", f"Impression log: {log['logged']:,.0f} searches written, {log['dropped']:,.0f} "
+            f"dropped, {log['write_errors']:,.0f} write errors (/metrics at the end of the "
+            f"load); {log['searches_in_files']:,} searches in the files after shutdown"]
 
 
 def invalid_variant(text: str) -> str:
@@ -298,6 +334,8 @@ def main() -> None:
     parser.add_argument("--reload-every", type=float, default=1.0)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("service_load.json"))
+    parser.add_argument("--no-events", action="store_true",
+                        help="run the service without its impression log")
     args = parser.parse_args()
     queries = pd.read_csv(args.judgments, dtype=str)["query"].drop_duplicates().tolist()
     customers = load_customers(args.bundle / "customers.npz").customer_ids.tolist()
@@ -305,12 +343,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "weights.yaml"
         config.write_text(good, encoding="utf-8")
-        with ServiceProcess(args.bundle, config, Path(tmp) / "server.log", args.workers) as srv:
+        events = Path(tmp) / "events"
+        extra = () if args.no_events else ("--events", str(events))
+        with ServiceProcess(args.bundle, config, Path(tmp) / "server.log", args.workers,
+                            extra) as srv:
             srv.wait_for("/readyz")
             result = measure(srv.url, config, [good, stronger_variant(good)],
                              invalid_variant(good), request_plan(queries, customers,
                                                                  args.requests),
                              args.concurrency, args.reload_every, srv.admin_token)
+            log = None if args.no_events else impression_counts(srv.url)
+        if log is not None:  # the service has stopped: its log is drained into the files
+            result["impression_log"] = {**log, "searches_in_files": searches_in_files(events)}
     result.update(workers=args.workers, bundle=str(args.bundle), queries=len(queries))
     if args.workers > 1:  # the figure came from one worker of several
         result["server_cpu_ms_per_request"] = None
