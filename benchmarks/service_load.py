@@ -303,8 +303,8 @@ def searches_in_files(events: Path) -> int:
 
 
 def _log_lines(log: dict | None) -> list[str]:
-    if not log:
-        return ["", "Impression log: off (--no-events)"]
+    if not log:  # run with --no-events
+        return []
     return ["", f"Impression log: {log['logged']:,.0f} searches written, {log['dropped']:,.0f} "
             f"dropped, {log['write_errors']:,.0f} write errors (/metrics at the end of the "
             f"load); {log['searches_in_files']:,} searches in the files after shutdown"]
