@@ -1,4 +1,4 @@
-"""BM25 speed and memory, side by side in one process: ours, rank_bm25 and bm25s.
+"""BM25 speed and memory, side by side in one process: ours, rank_bm25, bm25s and Tantivy.
 
 Two catalogs:
 
@@ -13,30 +13,45 @@ For each library it reports:
 
 - the index build: wall seconds (an untraced build), the growth of the process's peak resident
   memory during that build (Linux VmHWM, reset before it), and the peak traced by tracemalloc
-  during a second, traced build (numpy arrays and Python objects; this is the figure the
-  600 MB target is held to). Ours includes the per-posting fractions and block bounds its
-  search computes on first use, and its index size is the bytes of all its arrays;
-- per-query p50/p99, wall time and this thread's CPU time, for scoring every document (ours
-  ``score_all``, rank_bm25 ``get_scores``, bm25s ``get_scores``) and for the top 100 (ours
-  ``search``, rank_bm25 ``get_scores`` + stable argsort, bm25s ``retrieve`` with the numpy
-  backend);
+  during a second, traced build (numpy arrays and Python objects; Tantivy's Rust heap is not
+  traced). Ours includes the per-posting fractions and block bounds its search computes on
+  first use, and its index size is the bytes of all its arrays;
+- per-query p50/p99, wall time and this thread's CPU time, in two modes:
+
+  - **loop**: each library runs all queries back to back (its data stays in the caches);
+  - **interleaved**: for each query, every library in turn (the order rotates), with
+    ``--other-work-mb`` of memory written between calls, as a search service does other work
+    between retrievals: each call starts with cold caches.
+
+  Tasks: scoring every document (ours ``score_all``, rank_bm25 ``get_scores``, bm25s
+  ``get_scores``; loop only) and the top 10 and top 100 (ours ``search``, rank_bm25
+  ``get_scores`` + stable argsort, bm25s ``retrieve`` with its numpy and its numba backend,
+  Tantivy ``Searcher.search`` of a prebuilt boolean query of term queries, i.e. a parsed
+  query);
 - each figure's ratio to ours.
 
-All three get the same tokens. rank_bm25 runs only a few queries on the synthetic catalog,
-because each takes about a second there. bm25s's ``robertson`` method is the closest to
-BM25Okapi, but it clamps negative IDF to 0 instead of BM25Okapi's epsilon floor, so its scores
-differ; the timings are still like for like. CPU time is reported beside wall time because
-this runs on a shared machine: it is what the query cost, wall time is what it waited.
+All get the same tokens (Tantivy indexes them joined by spaces with its ``whitespace``
+tokenizer, so its terms are ours). rank_bm25 runs only a few queries on the synthetic catalog,
+because each takes about a second there, and is left out of the interleaved mode. Only ours
+and rank_bm25 compute BM25Okapi: bm25s's ``robertson`` method clamps negative IDF to 0 instead
+of BM25Okapi's epsilon floor (so it skips words in over half the documents), and Tantivy
+scores Lucene's BM25; the timings are still like for like. CPU time is reported beside wall
+time because this runs on a shared machine: it is what the query cost, wall time is what it
+waited. The 1-minute load average is recorded before and after each catalog.
 
     python benchmarks/bm25_speed.py [--data PATH] [--queries 200] [--synthetic-docs 1000000]
-                                    [--rank-bm25-synthetic-queries 10] [--out bm25_speed.json]
+        [--rank-bm25-synthetic-queries 10] [--other-work-mb 8] [--out docs/bm25_speed.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import gc
 import json
+import os
+import platform
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -52,7 +67,9 @@ from ranking.text import Analyzer
 DEFAULT_DATA = (Path(__file__).resolve().parents[2] / "shared" / "data"
                 / "home-depot-search-relevance" / "train.csv")
 TOP_K = 100
-LIBRARIES = ("marginrank", "rank_bm25", "bm25s")
+LIBRARIES = ("marginrank", "rank_bm25", "bm25s", "bm25s_numba", "tantivy")
+TOP_KS = (10, 100)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def timed(fn: Callable[[object], object], queries: list) -> dict[str, float]:
@@ -137,51 +154,145 @@ def _index_mb(index: MultiFieldIndex) -> float:
     return sum(a.nbytes for a in arrays) / 2**20
 
 
-def compare(docs: list[list[str]], queries: list[list[str]], rank_bm25_queries: int) -> dict:
-    """Build all three indexes on ``docs`` and time ``queries`` against each."""
-    import bm25s  # a benchmark-only dependency (bench extra)
-
-    _ours([["warm", "up"]]).fields["title"].warm()  # load the compiled kernels before timing
-    ours, ours_build = built(lambda: _ours(docs))
-    field = ours.fields["title"]
-    theirs, ref_build = built(lambda: BM25Okapi(docs))
-    fast, fast_build = built(lambda: _bm25s_index(bm25s, docs))
-    ids = [ours.vocab.lookup(q) for q in queries]
-    field.warm()
-    few = queries[:rank_bm25_queries]
-    tasks = {
-        "score all docs": {
-            "marginrank": timed(field.score_all, ids),
-            "rank_bm25": timed(theirs.get_scores, few),
-            "bm25s": timed(fast.get_scores, queries),
-        },
-        f"top {TOP_K}": {
-            "marginrank": timed(lambda q: field.search(q, TOP_K), ids),
-            "rank_bm25": timed(lambda q: np.argsort(-theirs.get_scores(q), kind="stable")[:TOP_K],
-                               few),
-            "bm25s": timed(lambda q: fast.retrieve([q], k=TOP_K, show_progress=False,
-                                                   backend_selection="numpy"), queries),
-        },
-    }
-    return {
-        "documents": field.n_docs, "queries": len(queries), "rank_bm25_queries": len(few),
-        "marginrank_index_mb": _index_mb(ours),
-        "build": {"marginrank": ours_build, "rank_bm25": ref_build, "bm25s": fast_build},
-        "per_query_ms": tasks,
-    }
-
-
 def _bm25s_index(bm25s: object, docs: list[list[str]]) -> object:
     index = bm25s.BM25(method="robertson", k1=1.5, b=0.75)
     index.index(docs, show_progress=False)
     return index
 
 
+def _bm25s_numba(index: object) -> object:
+    """The same bm25s index served by its numba backend (a shallow copy: same arrays)."""
+    numba_index = copy.copy(index)
+    numba_index.backend = "numba"
+    return numba_index
+
+
+def tantivy_index(docs: list[list[str]], threads: int = 1) -> object:
+    """A Tantivy index of ``docs`` (tokens joined by spaces, its whitespace tokenizer), built
+    by ``threads`` writer threads (1: like ours, single-threaded), committed and reloaded."""
+    import tantivy  # a benchmark-only dependency (bench extra)
+
+    builder = tantivy.SchemaBuilder()
+    builder.add_text_field("title", stored=False, tokenizer_name="whitespace")
+    index = tantivy.Index(builder.build())
+    writer = index.writer(heap_size=max(64, 32 * threads) * 2**20, num_threads=threads)
+    for doc in docs:
+        writer.add_document(tantivy.Document(title=" ".join(doc)))
+    writer.commit()
+    writer.wait_merging_threads()
+    index.reload()
+    return index
+
+
+def tantivy_query(index: object, tokens: list[str]) -> object:
+    """A boolean OR of term queries over ``tokens``: what Tantivy's query parser makes of
+    them, built once per query, as a parsed query would be."""
+    import tantivy
+
+    schema = index.schema
+    return tantivy.Query.boolean_query(
+        [(tantivy.Occur.Should, tantivy.Query.term_query(schema, "title", t)) for t in tokens])
+
+
+class _OtherWork:
+    """Writes ``mb`` megabytes between two timed calls: the rest of a service's work, which
+    pushes the index out of the caches."""
+
+    def __init__(self, mb: int) -> None:
+        self.buffer = np.zeros(mb * 2**17, dtype=np.float64)
+
+    def __call__(self) -> None:
+        if self.buffer.size:
+            self.buffer += 1.0
+
+
+def _stats(wall: list[float], cpu: list[float]) -> dict[str, float]:
+    return {"p50": float(np.percentile(wall, 50)), "p99": float(np.percentile(wall, 99)),
+            "cpu_p50": float(np.percentile(cpu, 50)), "cpu_p99": float(np.percentile(cpu, 99))}
+
+
+def interleaved(calls: dict[str, Callable[[int], object]], n: int,
+                other: _OtherWork) -> dict[str, dict[str, float]]:
+    """p50/p99 of each library's call on query i = 0..n-1, the libraries taking turns (in an
+    order rotated per query) with :class:`_OtherWork` before each call."""
+    names = list(calls)
+    wall: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
+    for i in range(n):
+        for j in range(len(names)):
+            name = names[(i + j) % len(names)]
+            other()
+            w, c = time.perf_counter(), time.thread_time()
+            calls[name](i)
+            cpu[name].append((time.thread_time() - c) * 1000)
+            wall[name].append((time.perf_counter() - w) * 1000)
+    return {name: _stats(wall[name], cpu[name]) for name in names}
+
+
+def compare(docs: list[list[str]], queries: list[list[str]], rank_bm25_queries: int,
+            other_work_mb: int = 8) -> dict:
+    """Build every library's index on ``docs`` and time ``queries`` against each."""
+    import bm25s  # a benchmark-only dependency (bench extra)
+
+    load = [os.getloadavg()[0]]
+    _ours([["warm", "up"]]).fields["title"].warm()  # load the compiled kernels before timing
+    ours, ours_build = built(lambda: _ours(docs))
+    field = ours.fields["title"]
+    theirs, ref_build = built(lambda: BM25Okapi(docs))
+    fast, fast_build = built(lambda: _bm25s_index(bm25s, docs))
+    tv, tv_build = built(lambda: tantivy_index(docs))
+    searcher = tv.searcher()
+    ids = [ours.vocab.lookup(q) for q in queries]
+    tv_queries = [tantivy_query(tv, q) for q in queries]
+    field.warm()
+    few = queries[:rank_bm25_queries]
+    fast_numba = _bm25s_numba(fast)
+    fast_numba.retrieve([queries[0]], k=10, show_progress=False)  # compile
+
+    def top(k: int) -> dict[str, Callable[[int], object]]:
+        return {
+            "marginrank": lambda i: field.search(ids[i], k),
+            "bm25s": lambda i: fast.retrieve([queries[i]], k=k, show_progress=False,
+                                             backend_selection="numpy"),
+            "bm25s_numba": lambda i: fast_numba.retrieve([queries[i]], k=k,
+                                                         show_progress=False),
+            "tantivy": lambda i: searcher.search(tv_queries[i], limit=k, count=False),
+        }
+
+    def loop(calls: dict[str, Callable[[int], object]]) -> dict[str, dict[str, float]]:
+        return {name: timed(call, list(range(len(queries)))) for name, call in calls.items()}
+
+    tasks = {"score all docs": {
+        "marginrank": timed(field.score_all, ids),
+        "rank_bm25": timed(theirs.get_scores, few),
+        "bm25s": timed(fast.get_scores, queries),
+    }}
+    for k in TOP_KS:
+        tasks[f"top {k}, loop"] = {
+            **loop(top(k)),
+            "rank_bm25": timed(lambda q, k=k: np.argsort(-theirs.get_scores(q),
+                                                          kind="stable")[:k], few)}
+    other = _OtherWork(other_work_mb)
+    for k in TOP_KS:
+        tasks[f"top {k}, interleaved"] = interleaved(top(k), len(queries), other)
+    load.append(os.getloadavg()[0])
+    return {
+        "documents": field.n_docs, "queries": len(queries), "rank_bm25_queries": len(few),
+        "other_work_mb": other_work_mb, "load_average_1min": load,
+        "marginrank_index_mb": _index_mb(ours),
+        "build": {"marginrank": ours_build, "rank_bm25": ref_build, "bm25s": fast_build,
+                  "tantivy (1 thread)": tv_build},
+        "per_query_ms": tasks,
+    }
+
+
 def table(name: str, result: dict) -> str:
     """Markdown: one row per task and library, and one per library's build, with ratios to
     ours (a ratio above 1 means ours is faster or smaller)."""
     lines = [f"### {name}: {result['documents']:,} documents, {result['queries']} queries "
-             f"(rank_bm25: {result['rank_bm25_queries']})", "",
+             f"(rank_bm25: {result['rank_bm25_queries']}); interleaved calls with "
+             f"{result['other_work_mb']} MB written before each; 1-minute load average "
+             "{:.1f} -> {:.1f}".format(*result["load_average_1min"]), "",
              "| task | library | p50 ms | p99 ms | CPU p50 ms | CPU p99 ms | p50 / ours | "
              "p99 / ours |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for task, libs in result["per_query_ms"].items():
@@ -189,15 +300,22 @@ def table(name: str, result: dict) -> str:
         for lib, t in libs.items():
             lines.append(f"| {task} | {lib} | {t['p50']:.3f} | {t['p99']:.3f} | "
                          f"{t['cpu_p50']:.3f} | {t['cpu_p99']:.3f} | "
-                         f"{t['p50'] / ours['p50']:,.1f}x | {t['p99'] / ours['p99']:,.1f}x |")
+                         f"{t['p50'] / ours['p50']:,.2f}x | {t['p99'] / ours['p99']:,.2f}x |")
     ours = result["build"]["marginrank"]
     lines += ["", "| build | seconds | / ours | peak traced MB | / ours | RSS growth MB |",
               "| --- | --- | --- | --- | --- | --- |"]
-    lines += [f"| {lib} | {b['s']:.2f} | {b['s'] / ours['s']:.1f}x | {b['peak_mb']:,.0f} | "
-              f"{b['peak_mb'] / ours['peak_mb']:.1f}x | {b['rss_growth_mb']:,.0f} |"
+    lines += [f"| {lib} | {b['s']:.2f} | {b['s'] / ours['s']:.2f}x | {b['peak_mb']:,.0f} | "
+              f"{b['peak_mb'] / ours['peak_mb']:.2f}x | {b['rss_growth_mb']:,.0f} |"
               for lib, b in result["build"].items()]
     lines += ["", f"marginrank index arrays: {result['marginrank_index_mb']:,.0f} MB"]
     return "\n".join(lines)
+
+
+def environment() -> str:
+    """The command and machine, for the top of the report."""
+    return (f"`{' '.join(['python', *sys.argv])}`\n\nPython {platform.python_version()}, "
+            f"{platform.machine()}, {os.cpu_count()} cores, shared with other agents' jobs "
+            "(load averages below); one thread per library.")
 
 
 def main() -> None:
@@ -206,15 +324,22 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--synthetic-docs", type=int, default=1_000_000)
     parser.add_argument("--rank-bm25-synthetic-queries", type=int, default=10)
-    parser.add_argument("--out", type=Path, default=Path("bm25_speed.json"))
+    parser.add_argument("--other-work-mb", type=int, default=8)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bm25_speed.json")
     args = parser.parse_args()
-    report = {"home_depot": compare(*home_depot(args.data, args.queries), args.queries)}
-    print(table("Home Depot titles", report["home_depot"]), "\n", flush=True)
-    report["synthetic"] = compare(*synthetic(args.synthetic_docs, args.queries),
-                                  args.rank_bm25_synthetic_queries)
-    print(table("Synthetic catalog", report["synthetic"]))
+    sections = ["# BM25 speed", "", environment(), ""]
+    report = {"command": " ".join(sys.argv), "home_depot": compare(
+        *home_depot(args.data, args.queries), args.queries, args.other_work_mb)}
+    sections.append(table("Home Depot titles", report["home_depot"]))
+    print(sections[-1], "\n", flush=True)
+    if args.synthetic_docs:
+        report["synthetic"] = compare(*synthetic(args.synthetic_docs, args.queries),
+                                      args.rank_bm25_synthetic_queries, args.other_work_mb)
+        sections += ["", table("Synthetic catalog", report["synthetic"])]
+        print(sections[-1])
     args.out.write_text(json.dumps(report, indent=2))
-    print(f"\nwritten: {args.out}")
+    args.out.with_suffix(".md").write_text("\n".join(sections) + "\n")
+    print(f"\nwritten: {args.out} and {args.out.with_suffix('.md')}")
 
 
 if __name__ == "__main__":

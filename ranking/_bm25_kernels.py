@@ -111,21 +111,20 @@ def score_all(query, post_indptr, post_docs, frac, idf, n_docs):  # noqa: ANN001
 
 
 @njit(cache=True)
-def search_exhaustive(query, post_indptr, post_docs, frac, idf, n_docs, k):  # noqa: ANN001, ANN201
+def search_exhaustive(query, post_indptr, post_docs, frac, idf, scratch, k):  # noqa: ANN001, ANN201
     """Top-``k`` (doc ids, scores) among documents containing a query term, by scoring them all
     term at a time (as :func:`score_all`) and keeping the best k in a bounded heap.
 
-    A document's score starts as NaN, meaning "no query term": its first term sets it (0 + x is
-    x, so the sums are rank_bm25's: the same additions in the same order). When the postings
-    are few against the catalog, the touched documents are listed as they come and only they
-    are offered to the heap; otherwise a scan of all scores is cheaper than the list."""
+    ``scratch`` is one float64 per document, all NaN ("no query term") on entry and again on
+    return: a document's first term sets its slot (0 + x is x, so the sums are rank_bm25's:
+    the same additions in the same order), the touched documents are listed as they come, and
+    only they are offered to the heap and reset. So a query costs what its postings cost,
+    whatever the catalog's size: nothing is allocated or filled per document."""
     n_postings = 0
     for qi in range(query.shape[0]):
         if query[qi] >= 0:
             n_postings += post_indptr[query[qi] + 1] - post_indptr[query[qi]]
-    sparse = 4 * n_postings < n_docs
-    scores = np.full(n_docs, np.nan)
-    touched = np.empty(n_postings if sparse else 0, dtype=np.int64)
+    touched = np.empty(n_postings, dtype=np.int32)
     n_touched = 0
     for qi in range(query.shape[0]):
         t = query[qi]
@@ -135,20 +134,20 @@ def search_exhaustive(query, post_indptr, post_docs, frac, idf, n_docs, k):  # n
         for p in range(post_indptr[t], post_indptr[t + 1]):
             d = post_docs[p]
             x = w * frac[p]
-            if not np.isnan(scores[d]):
-                scores[d] += x
+            if not np.isnan(scratch[d]):
+                scratch[d] += x
             else:
-                scores[d] = x
-                if sparse:
-                    touched[n_touched] = d
-                    n_touched += 1
+                scratch[d] = x
+                touched[n_touched] = d
+                n_touched += 1
     heap_docs = np.empty(k, dtype=np.int64)
     heap_scores = np.empty(k, dtype=np.float64)
     size = 0
-    for i in range(n_touched if sparse else n_docs):
-        d = touched[i] if sparse else i
-        x = scores[d]
-        if (size < k and not np.isnan(x)) or (size == k and x >= heap_scores[0]):
+    for i in range(n_touched):
+        d = touched[i]
+        x = scratch[d]
+        scratch[d] = np.nan
+        if size < k or x >= heap_scores[0]:
             size = heap_offer(heap_docs, heap_scores, size, d, x)  # the test: its fast path
     return _best_first(heap_docs, heap_scores, size)
 

@@ -16,6 +16,7 @@ ones on first use, so the ``.npz`` holds only postings, the forward index and ID
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -177,7 +178,21 @@ class FieldIndex:
             if found is not None:
                 return found
         return kernels.search_exhaustive(query, self.post_indptr, self.post_docs, self.frac,
-                                         self.idf, self.n_docs, k)
+                                         self.idf, self._scratch(), k)
+
+    def _scratch(self) -> np.ndarray:
+        """This thread's score accumulator for :func:`kernels.search_exhaustive`: one float64
+        per document, NaN between queries (the kernel resets what it touched). Allocated once
+        per thread, so a query never fills one slot per product; threads never share one."""
+        local = self._threads
+        scratch = getattr(local, "scratch", None)
+        if scratch is None:
+            scratch = local.scratch = np.full(self.n_docs, np.nan)
+        return scratch
+
+    @cached_property
+    def _threads(self) -> threading.local:
+        return threading.local()
 
     def _search_maxscore(self, known: np.ndarray, postings: int,
                          k: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -197,7 +212,7 @@ class FieldIndex:
             return
         term = np.array([int(np.argmax(np.diff(self.post_indptr)))])
         kernels.search_exhaustive(term, self.post_indptr, self.post_docs, self.frac, self.idf,
-                                  self.n_docs, 1)
+                                  self._scratch(), 1)
         self._search_maxscore(term, 0, 1)
         self.score_all(term)
         self.score(term, np.zeros(1, dtype=np.int64))
@@ -305,6 +320,13 @@ class MultiFieldIndex:
     ) -> MultiFieldIndex:
         vocab = Vocabulary()
         forward = {name: vocab.add_docs(docs) for name, docs in field_tokens.items()}
+        return cls.from_forward(vocab, forward, params)
+
+    @classmethod
+    def from_forward(cls, vocab: Vocabulary, forward: dict[str, tuple[np.ndarray, np.ndarray]],
+                     params: BM25Params = BM25Params()) -> MultiFieldIndex:
+        """Index fields given as forward indexes ((term ids, doc offsets) each) over
+        ``vocab``, e.g. by :func:`ranking.bulk_text.forward_ids`."""
         fields = {name: FieldIndex.from_doc_terms(terms, indptr, len(vocab), params)
                   for name, (terms, indptr) in forward.items()}
         return cls(vocab=vocab, fields=fields, params=params)

@@ -18,17 +18,21 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from ranking import _feature_kernels as kernels
 from ranking import _title_kernels as title_kernels
-from ranking import bundle
+from ranking import bulk_text, bundle
 from ranking.bm25 import FieldIndex, IndexError_, MultiFieldIndex
 from ranking.text import Analyzer
 from ranking.title_text import TitleText
 from ranking.units import QuantityTable, query_arrays
+from ranking.vocab import Vocabulary
+
+if TYPE_CHECKING:  # the serving path never imports pandas
+    import pandas as pd
 
 #: Text fields of the catalog that get their own index; ``all`` concatenates them.
 TEXT_FIELDS = ("title", "description", "category", "brand", "attributes")
@@ -105,9 +109,21 @@ _QUERY = slice(COLUMN["query_len"], COLUMN["query_idf_min"] + 1)
 
 def field_tokens(catalog: pd.DataFrame, analyzer: Analyzer) -> dict[str, list[list[str]]]:
     """Tokens of each text field, plus ``all`` (every field concatenated) for retrieval."""
-    out = {f: [analyzer(t) for t in catalog[f]] for f in TEXT_FIELDS}
+    out = {}
+    for f in TEXT_FIELDS:
+        analyzed = bulk_text.analyze_many(analyzer, catalog[f].tolist())
+        if analyzer.stem:
+            analyzed = dataclasses.replace(analyzed, tokens=bulk_text.stem_tokens(analyzed))
+        out[f] = analyzed.lists()
     out["all"] = [sum((out[f][i] for f in TEXT_FIELDS), []) for i in range(len(catalog))]
     return out
+
+
+def quantity_texts(catalog: pd.DataFrame) -> list[str]:
+    """Per product, the text its quantities are read from: the :data:`QUANTITY_FIELDS` as
+    strings joined by spaces (column by column, not row by row)."""
+    columns = [catalog[f].astype(str).tolist() for f in QUANTITY_FIELDS]
+    return [" ".join(values) for values in zip(*columns, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -130,14 +146,20 @@ class FeatureSpace:
         """Indexes of a validated catalog (every text field present) under ``analyzer`` and
         under the same analyzer with stemming."""
         stem_analyzer = dataclasses.replace(analyzer, stem=True)
-        texts = catalog[list(QUANTITY_FIELDS)].astype(str).agg(" ".join, axis=1)
-        index = MultiFieldIndex.build(field_tokens(catalog, analyzer))
+        vocab, stem_vocab = Vocabulary(), Vocabulary()
+        forward, stem_forward = {}, {}
+        for name in TEXT_FIELDS:  # field by field: the vocabularies' first-seen order
+            forward[name], stem_forward[name] = bulk_text.forward_ids(
+                analyzer, catalog[name].tolist(), vocab, stem_vocab)
+        forward["all"] = bulk_text.concat_fields([forward[f] for f in TEXT_FIELDS])
+        stem_forward["all"] = bulk_text.concat_fields([stem_forward[f] for f in TEXT_FIELDS])
+        index = MultiFieldIndex.from_forward(vocab, forward)
         term_chars = _vocab_chars(index)
         title_text = TitleText.build(catalog["title"].astype(str).tolist(), analyzer,
                                      index.fields["title"], *term_chars[:2])
         return cls(analyzer, index, stem_analyzer,
-                   MultiFieldIndex.build(field_tokens(catalog, stem_analyzer)),
-                   QuantityTable.from_texts(texts.tolist()), title_text, term_chars)
+                   MultiFieldIndex.from_forward(stem_vocab, stem_forward),
+                   QuantityTable.from_texts(quantity_texts(catalog)), title_text, term_chars)
 
     def extract(self, query: str, docs: np.ndarray, priors: np.ndarray) -> np.ndarray:
         """Feature matrix (len(docs), len(FEATURES)) as float32 for the query text ``query``.

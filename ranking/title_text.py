@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ranking import _title_kernels as kernels
-from ranking import bundle, bundle_checks
+from ranking import bulk_text, bundle, bundle_checks
 from ranking.bm25 import FieldIndex
 from ranking.text import Analyzer
 
@@ -28,9 +28,15 @@ HEAD_CUT = re.compile(r",| - |\(| (?:with|for|by|and|or) | (?<!\d )in ", re.IGNO
 def head_lengths(titles: list[str], analyzer: Analyzer, title_lengths: np.ndarray) -> np.ndarray:
     """Token count of each title's head: the tokens of the text before :data:`HEAD_CUT`
     (the analyzer reads text left to right, so they are the title's first tokens), at most
-    the title's length; a title whose head has no token is all head."""
-    heads = np.array([len(analyzer(HEAD_CUT.split(t, maxsplit=1)[0])) for t in titles],
-                     dtype=np.int64)
+    the title's length; a title whose head has no token is all head. ``title_lengths`` are
+    the titles' token counts under ``analyzer``: a title without a cut is all head, so only
+    the cut ones are analyzed again, all at once (:func:`ranking.bulk_text.token_counts`)."""
+    heads = np.asarray(title_lengths, dtype=np.int64).copy()
+    cut = [(i, head) for i, (t, head) in enumerate(
+        (t, HEAD_CUT.split(t, maxsplit=1)[0]) for t in titles) if len(head) < len(t)]
+    if cut:
+        rows = np.fromiter((i for i, _ in cut), dtype=np.int64, count=len(cut))
+        heads[rows] = bulk_text.token_counts(analyzer, [head for _, head in cut])
     heads = np.minimum(heads, title_lengths)
     return np.where(heads > 0, heads, title_lengths)
 

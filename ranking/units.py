@@ -102,13 +102,18 @@ class QuantityTable:
     units: np.ndarray  # int64
 
     @classmethod
-    def from_texts(cls, texts: Sequence[str]) -> QuantityTable:
-        parsed = [quantities(t) for t in texts]
-        indptr = np.zeros(len(parsed) + 1, dtype=np.int64)
-        np.cumsum([len(p) for p in parsed], out=indptr[1:])
-        flat = [q for p in parsed for q in p]
-        return cls(indptr, np.array([v for v, _ in flat], dtype=np.float64),
-                   np.array([u for _, u in flat], dtype=np.int64))
+    def from_texts(cls, texts: Sequence[str], chunk: int = 50_000) -> QuantityTable:
+        """The quantities of every text, as :func:`quantities` reads each: a chunk of texts
+        is lowercased and matched as one NUL-separated string (NUL is no word character, no
+        space and no digit, so each text's matches are its own) and each distinct (number,
+        unit) is converted once."""
+        parts = [_bulk_quantities(texts[i:i + chunk]) for i in range(0, len(texts), chunk)]
+        indptr = np.zeros(len(texts) + 1, dtype=np.int64)
+        if parts:
+            np.cumsum(np.concatenate([p[0] for p in parts]), out=indptr[1:])
+        return cls(indptr,
+                   np.concatenate([np.zeros(0)] + [p[1] for p in parts]).astype(np.float64),
+                   np.concatenate([np.zeros(0, np.int64)] + [p[2] for p in parts]))
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"indptr": self.indptr, "values": self.values, "units": self.units,
@@ -137,6 +142,43 @@ class QuantityTable:
                                      "rebuild the bundle")
         bundle_checks.check_finite(source, "values", arrays["values"])
         return cls(indptr, arrays["values"], arrays["units"])
+
+
+_BULK_QUANTITY_RE = re.compile(_QUANTITY_RE.pattern + "|(\x00)")
+
+
+def _bulk_quantities(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(count per text, values, units) of :func:`quantities` of each text (see
+    :meth:`QuantityTable.from_texts`); texts holding a NUL are read one at a time."""
+    import pandas as pd  # index builds only
+
+    joined = "\x00".join(texts) + "\x00"
+    if joined.count("\x00") != len(texts):
+        parsed = [quantities(t) for t in texts]
+        flat = [q for p in parsed for q in p]
+        return (np.array([len(p) for p in parsed], dtype=np.int64),
+                np.array([v for v, _ in flat], dtype=np.float64),
+                np.array([u for _, u in flat], dtype=np.int64))
+    matches = _BULK_QUANTITY_RE.findall(joined.lower())
+    number, unit, sep = (np.array(c, dtype=object) for c in zip(*matches, strict=True))
+    is_sep = sep != ""
+    doc = (np.cumsum(is_sep) - is_sep)[~is_sep]
+    codes, uniques = pd.factorize(number[~is_sep] + "\x01" + unit[~is_sep])
+    parsed = [_parsed(*key.split("\x01")) for key in uniques]
+    values = np.array([v for v, _ in parsed] + [np.nan], dtype=np.float64)[codes]
+    units = np.array([u for _, u in parsed] + [-1], dtype=np.int64)[codes]
+    kept = units >= 0  # a value that is not finite (1/0) is no quantity
+    return np.bincount(doc[kept], minlength=len(texts)), values[kept], units[kept]
+
+
+def _parsed(number: str, unit: str) -> tuple[float, int]:
+    """(rounded value in the unit's base, unit index) of one match, as :func:`quantities`
+    reads it; unit index -1 when the value is not finite."""
+    value = parse_number(number)
+    name, factor = _ALIASES.get(unit, ("num", 1.0))
+    if not np.isfinite(value):
+        return float("nan"), -1
+    return _round(value * factor), UNITS.index(name)
 
 
 def query_arrays(text: str) -> tuple[np.ndarray, np.ndarray]:

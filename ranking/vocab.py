@@ -44,6 +44,19 @@ class Vocabulary:
         self._tokens.extend(islice(ids, known, None))
         return flat, indptr
 
+    def add_array(self, tokens: np.ndarray) -> np.ndarray:
+        """int32 ids of an object array of tokens, adding new tokens in first-seen order (as
+        :meth:`add_docs` would): each distinct token is hashed by pandas' factorize and added
+        once, so the cost per token is C's, not Python's. For index builds only (pandas is
+        imported here, not on the serving path)."""
+        import pandas as pd
+
+        if tokens.shape[0] == 0:
+            return np.zeros(0, dtype=np.int32)
+        codes, uniques = pd.factorize(tokens)
+        ids = np.fromiter((self.add(t) for t in uniques), dtype=np.int32, count=len(uniques))
+        return ids[codes]
+
     def lookup(self, tokens: Sequence[str]) -> np.ndarray:
         """int64 ids of ``tokens`` in order; -1 for tokens not in the vocabulary."""
         get = self._ids.get

@@ -187,7 +187,7 @@ def _matching(field: FieldIndex, q: np.ndarray) -> np.ndarray:
 
 def _both_kernels(field: FieldIndex, q: np.ndarray, k: int) -> list[tuple[np.ndarray, ...]]:
     out = [kernels.search_exhaustive(q, field.post_indptr, field.post_docs, field.frac,
-                                     field.idf, field.n_docs, k)]
+                                     field.idf, np.full(field.n_docs, np.nan), k)]
     terms, slots = np.unique(q[q >= 0], return_inverse=True)
     if terms.size and (field.idf[terms] >= 0).all():
         ids, scores, done = kernels.search_maxscore(
@@ -257,3 +257,30 @@ def test_parity_on_home_depot_titles(home_depot, analyzer: Analyzer) -> None:  #
         assert ids.tolist() == reference[: ids.size].tolist()
         assert not expected[reference[ids.size:]].any()
         np.testing.assert_allclose(scores, expected[ids], rtol=1e-6, atol=0)
+
+
+def test_search_leaves_its_accumulator_clean_and_costs_no_per_product_fill() -> None:
+    """The exhaustive top k accumulates in a per-thread array that every query leaves all NaN
+    again (so the next query starts clean without a fill of one slot per product), and a
+    second thread gets its own."""
+    import threading
+
+    rng = np.random.default_rng(3)
+    docs = [[f"w{x}" for x in rng.zipf(1.4, size=rng.integers(1, 9))] for _ in range(2_000)]
+    index = MultiFieldIndex.build({"t": docs})
+    field, ref = index.fields["t"], BM25Okapi(docs)
+    for tokens in (["w1"], ["w2", "w3", "w2"], ["w40", "w1"], ["nope"]):
+        q = index.vocab.lookup(tokens)
+        ids, scores = field.search(q, 25)
+        expected = ref.get_scores(tokens)
+        order = _reference_top(expected, field.n_docs)
+        order = order[np.isin(order, _matching(field, q))][:25]
+        assert ids.tolist() == order.tolist()
+        assert scores.tolist() == expected[ids].tolist()
+        assert np.isnan(field._scratch()).all()
+    mine = field._scratch()
+    other = []
+    thread = threading.Thread(target=lambda: other.append(field._scratch()))
+    thread.start()
+    thread.join()
+    assert other[0] is not mine and other[0].shape == mine.shape

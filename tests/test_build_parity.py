@@ -1,0 +1,162 @@
+"""The bulk index build gives the very arrays the per-product build gave.
+
+``FeatureSpace.build`` analyzes text in bulk (:mod:`ranking.bulk_text`), maps tokens to ids by
+pandas' factorize and parses quantities in bulk. Three checks hold it to the per-product path:
+the sha256 of every array it builds on the Home Depot catalog equals the digest of the arrays
+the per-product build (commit 44f0833) made; on a small catalog with every field filled, it
+equals a per-product reference built here; and the bulk analyzer, quantity parser and head
+counter equal the per-text ones on texts chosen to break them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from objectives.catalog import validate_catalog
+from ranking import bulk_text
+from ranking.bm25 import MultiFieldIndex
+from ranking.features import QUANTITY_FIELDS, TEXT_FIELDS, FeatureSpace
+from ranking.text import Analyzer
+from ranking.title_text import HEAD_CUT, head_lengths
+from ranking.units import QuantityTable, quantities
+
+#: Per group of arrays, the digest of the per-product build's arrays on the Home Depot
+#: catalog (``load_home_depot``'s products; ``n`` = the first n, 0 = all), computed with
+#: :func:`_digests` on commit 44f0833, before the bulk build.
+PER_PRODUCT_DIGESTS = {
+    "0/default": {
+        "bm25": "69795486100ba31e17b2", "quantities": "3ec8406b9bb9590e7764",
+        "stem": "0e1b3fe1c79627b26fd1", "term_chars": "ffa2cc7a2fc4a0a9d594",
+        "title_text": "8d57690ac3b44b67a5dc"},
+    "5000/stopwords_nounits": {
+        "bm25": "35b2f29646abe80a42b5", "quantities": "99b27475215edb429973",
+        "stem": "58661b70febd3d75c70e", "term_chars": "6d8d53cf4fc1ac28a4b0",
+        "title_text": "6104ff52e08e219ec3be"},
+}
+ANALYZERS = {"default": Analyzer(), "stopwords_nounits": Analyzer(stopwords=True, units=False)}
+
+TRICKY = [
+    "", " ", "Cordless Drill 20V", '3/4 in. x 50 ft Hose 60-Watt 3/4" 1 1/2 ft .5 gal',
+    "2 x 4 x 8 in. stud", "drill in case", "12 gauge wire 12-ga", "ΟΔΟΣ Σ σ test ΣΑΣ",
+    "a\u0301 e\u0301\u0301 \u0301start", "ﬁne ｆｕｌｌ１２ｉｎ ２×４", "1/0 in. 3/0 gal",
+    "x1 1x 2x",
+    "The Best of the In and Out", "20vmax 1t5 1.5.2 0.75in", "٣/٤ in ١٢ volt",
+    "tab\there 12\tin and 5 -ft", "trailing 7", "45°  90 degrees", "Ünïcödé 3'' 2\u2032",
+    "1,000 lb. and 3-1/2 in. (Pack of 2)", "line\nbreak 4\nin", "a\x00b 3\x00in",
+]
+
+
+def _digests(space: FeatureSpace) -> dict[str, str]:
+    """sha256 per group of the space's arrays (bm25, stem, quantities, title_text,
+    term_chars): dtype, shape and bytes of each array, and the vocabularies' tokens."""
+    h: dict[str, str] = {}
+
+    def add(name: str, a: np.ndarray) -> None:
+        a = np.ascontiguousarray(a)
+        h[name] = hashlib.sha256(str(a.dtype).encode() + str(a.shape).encode()
+                                 + a.tobytes()).hexdigest()[:16]
+
+    for label, index in (("bm25", space.index), ("stem", space.stem_index)):
+        tokens = [index.vocab.token(i) for i in range(len(index.vocab))]
+        h[f"{label}.vocab"] = hashlib.sha256(json.dumps(tokens).encode()).hexdigest()[:16]
+        for field, field_index in index.fields.items():
+            for key, value in field_index.arrays(field).items():
+                add(f"{label}.{key}", value)
+    for key, value in space.quantities.arrays().items():
+        add(f"quantities.{key}", value)
+    for key, value in space.title_text.arrays().items():
+        add(f"title_text.{key}", value)
+    for i, value in enumerate(space.term_chars):
+        add(f"term_chars.{i}", value)
+    groups: dict[str, list[str]] = {}
+    for name in sorted(h):
+        groups.setdefault(name.split(".")[0], []).append(f"{name}={h[name]}")
+    return {g: hashlib.sha256("\n".join(v).encode()).hexdigest()[:20] for g, v in groups.items()}
+
+
+@pytest.mark.parametrize("config", sorted(PER_PRODUCT_DIGESTS))
+def test_home_depot_arrays_equal_the_per_product_build(home_depot: Path, config: str) -> None:
+    from objectives.public_data import load_home_depot
+
+    n, analyzer = config.split("/")
+    catalog = load_home_depot(home_depot).catalog
+    if int(n):
+        catalog = catalog.iloc[:int(n)]
+    assert _digests(FeatureSpace.build(catalog, ANALYZERS[analyzer])) == \
+        PER_PRODUCT_DIGESTS[config]
+
+
+@pytest.mark.parametrize("analyzer", [
+    Analyzer(lowercase=lower, stopwords=stop, units=units)
+    for lower in (True, False) for stop in (True, False) for units in (True, False)])
+def test_bulk_analysis_equals_the_analyzer_text_by_text(analyzer: Analyzer) -> None:
+    """Every token and every stem, across chunk boundaries and in a chunk where a text holds
+    a NUL (analyzed one text at a time)."""
+    texts = TRICKY * 3
+    bulk = bulk_text.analyze_many(analyzer, texts, chunk=7)
+    assert bulk.lists() == [analyzer(t) for t in texts]
+    stemmer = dataclasses.replace(analyzer, stem=True)
+    stems = dataclasses.replace(bulk, tokens=bulk_text.stem_tokens(bulk))
+    assert stems.lists() == [stemmer(t) for t in texts]
+    assert bulk_text.token_counts(analyzer, texts).tolist() == [len(analyzer(t)) for t in texts]
+
+
+def test_bulk_quantities_equal_the_parser_text_by_text() -> None:
+    texts = TRICKY * 2
+    table = QuantityTable.from_texts(texts, chunk=5)
+    for i, text in enumerate(texts):
+        got = list(zip(table.values[table.indptr[i]:table.indptr[i + 1]].tolist(),
+                       table.units[table.indptr[i]:table.indptr[i + 1]].tolist(), strict=True))
+        assert got == quantities(text), text
+
+
+def test_head_lengths_equal_the_analyzer_on_each_head() -> None:
+    analyzer = Analyzer()
+    titles = [t for t in TRICKY if "\x00" not in t] + [
+        "Cordless Drill with Battery", "Vanity Top in White", "Faucet, Chrome",
+        "36 in. Fan - White", "(Pack of 2) Bulbs", "Shelf by Acme for 2x4"]
+    lengths = np.array([len(analyzer(t)) for t in titles])
+    expected = np.array([len(analyzer(HEAD_CUT.split(t, maxsplit=1)[0])) for t in titles])
+    expected = np.minimum(expected, lengths)
+    expected = np.where(expected > 0, expected, lengths)
+    assert head_lengths(titles, analyzer, lengths).tolist() == expected.tolist()
+
+
+def test_every_field_filled_equals_a_per_product_reference() -> None:
+    """A catalog with text in every field (Home Depot has titles only): the bulk build's
+    indexes, vocabularies (first-seen order field by field), ``all`` field and quantities
+    equal those built text by text."""
+    n = 60
+    rng = np.random.default_rng(5)
+
+    def pick() -> str:
+        return " ".join(rng.choice(TRICKY[:-1], size=int(rng.integers(0, 3))))
+
+    frame = pd.DataFrame({"product_id": [f"P{i}" for i in range(n)],
+                          **{f: [pick() for _ in range(n)] for f in TEXT_FIELDS}})
+    frame["title"] = [f"Title {i} {t}" for i, t in enumerate(frame["title"])]
+    catalog, _ = validate_catalog(frame)
+    analyzer = Analyzer()
+    space = FeatureSpace.build(catalog, analyzer)
+    for index, an in ((space.index, analyzer), (space.stem_index, space.stem_analyzer)):
+        tokens = {f: [an(t) for t in catalog[f]] for f in TEXT_FIELDS}
+        tokens["all"] = [sum((tokens[f][i] for f in TEXT_FIELDS), []) for i in range(n)]
+        reference = MultiFieldIndex.build(tokens)
+        assert [index.vocab.token(i) for i in range(len(index.vocab))] == \
+            [reference.vocab.token(i) for i in range(len(reference.vocab))]
+        for name, field in reference.fields.items():
+            for key, value in field.arrays(name).items():
+                np.testing.assert_array_equal(index.fields[name].arrays(name)[key], value)
+    texts = catalog[list(QUANTITY_FIELDS)].astype(str).agg(" ".join, axis=1).tolist()
+    assert QuantityTable.from_texts([]).indptr.tolist() == [0]
+    flat = [q for t in texts for q in quantities(t)]
+    assert space.quantities.values.tolist() == [v for v, _ in flat]
+    assert space.quantities.units.tolist() == [u for _, u in flat]
+    assert np.diff(space.quantities.indptr).tolist() == [len(quantities(t)) for t in texts]
