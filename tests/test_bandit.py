@@ -397,3 +397,29 @@ def test_simulated_days_freeze_the_click_losing_arm_and_keep_control(
         assert final.arm_shares(segment)["wild"] == 0.0
         assert final.arm_shares(segment)["control"] >= 0.2
     assert served_margin > uniform_margin
+
+
+def test_guardrail_freezes_a_clear_drop_and_asks_more_of_later_looks() -> None:
+    """The freeze is the readout's "missed" (the whole interval of the drop beyond delta), at
+    the level look_alpha allows the day's look: 30 daily looks risk no more than one."""
+    from ranking.experiments.bandit import guardrail_failures, look_alpha
+
+    assert look_alpha(1) == pytest.approx(0.0125)
+    assert sum(look_alpha(n) for n in range(1, 10_000)) < 0.025
+    rng = np.random.default_rng(0)
+    n = 2000
+    arm = np.array(["control", "push", "wild"] * n, object)
+    searches = np.full(arm.size, 4)
+    click_rate = {"control": 0.50, "push": 0.47, "wild": 0.30}
+    clicks = np.array([rng.binomial(4, click_rate[a]) for a in arm], np.float64)
+    sums = {"searches": searches.astype(np.float64), "click_searches": clicks,
+            "purchase_searches": clicks / 4}
+    rewards = CustomerRewards(np.array([f"C{i}" for i in range(arm.size)], object),
+                              np.full(arm.size, "default", object), arm, searches,
+                              {r: clicks for r in REWARDS}, sums=sums, days=1)
+    first = guardrail_failures(rewards, "control", 0.02)
+    assert set(first) == {"push", "wild"}  # a 6% drop is beyond 2% on one look
+    assert "ctr drop" in first["wild"] and "allowed 2.00%" in first["wild"]
+    # The same evidence on the 30th daily look freezes only the arm far beyond delta.
+    assert set(guardrail_failures(rewards, "control", 0.02, looks=30)) == {"wild"}
+    assert guardrail_failures(rewards, "control", 0.5) == {}
