@@ -197,7 +197,7 @@ def _timestamps(values: Any, column: str, src: _Source) -> pa.Array:
                 raise src.error(row, column, "missing value")
             else:
                 raise src.error(row, column, "not an ISO 8601 date-time", v)
-            parsed.append(stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC))
+            parsed.append(stamp.astimezone(UTC) if stamp.tzinfo else stamp.replace(tzinfo=UTC))
         out = pa.array(parsed, TIMESTAMP)
     if out.null_count:
         row = int(np.flatnonzero(out.is_null().to_numpy(zero_copy_only=False))[0])
