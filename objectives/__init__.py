@@ -7,8 +7,9 @@ cvxpy or pydantic until a name that needs them is used.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from clv.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:  # for type checkers and the API reference; at run time, __getattr__ below
     from objectives.config import ConfigError, WeightsConfig, load_config
@@ -25,12 +26,4 @@ _EXPORTS = {
 __all__ = ["ConfigError", "TuneResult", "WeightsConfig", "load_config", "tune_weights"]
 
 
-def __getattr__(name: str) -> object:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'objectives' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -8,8 +8,9 @@ before it knows which command runs.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from clv.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:  # for type checkers and the API reference; at run time, __getattr__ below
     from ranking.app.build import BuildInputs, BuildResult, BuildSettings, build
@@ -27,12 +28,4 @@ _EXPORTS = {
 __all__ = ["BuildInputs", "BuildResult", "BuildSettings", "Ranker", "SearchResult", "build"]
 
 
-def __getattr__(name: str) -> object:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ranking' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

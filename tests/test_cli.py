@@ -218,3 +218,23 @@ def test_yaml_syntax_errors_in_plain_words(tmp_path: Path, capsys, text: str,  #
     err = capsys.readouterr().err
     assert err.startswith(f"marginrank: error: {tmp_path / words}"), err
     assert "; YAML error: " in err  # the parser's own words follow
+
+
+def test_public_surface_resolves_lazily() -> None:
+    import objectives
+    import ranking
+
+    for package in (ranking, objectives):
+        assert package.__all__ == sorted(package._EXPORTS) == dir(package)
+        for name in package.__all__:
+            assert getattr(package, name).__name__ == name
+    result = run_python(
+        "import sys\nfrom ranking import Ranker, SearchResult, build\n"
+        "from objectives import load_config, WeightsConfig, ConfigError, tune_weights\n"
+        "import ranking, objectives\n"
+        "print(ranking.Ranker is Ranker, objectives.ConfigError is ConfigError)")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True"]
+    cheap = run_python(f"import sys, ranking, objectives\n"
+                       f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    assert cheap.stdout.strip() == "[]", cheap.stdout + cheap.stderr
