@@ -112,6 +112,7 @@ def test_outcomes_are_written_once_per_event_id(http: httpx.Client, events_dir: 
     assert sorted(i for i in ids if i.startswith("once-")) == [
         "once-add_to_cart", "once-click", "once-new", "once-purchase"]
     assert metric(http, "marginrank_outcome_events_total", {"result": "accepted"}) == before + 4
+    assert http.post("/events", json={"events": []}).json() == {"accepted": 0, "duplicates": 0}
     assert metric(http, "marginrank_outcome_events_total", {"result": "duplicate"}) >= 4
 
 

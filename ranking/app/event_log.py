@@ -73,6 +73,7 @@ class LogCounters:
     files: int  # files completed (renamed to their final name)
     write_errors: int  # batches that could not be written (their searches count as dropped)
     pending: int  # searches in the queue now
+    writer_cpu_seconds: float = 0.0  # CPU time of the writer thread: what logging costs
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -112,6 +113,7 @@ class ImpressionLog:
         self._count_lock = threading.Lock()  # the drop path and the writer's counts
         self._dropped = 0
         self._searches = self._rows = self._files = self._errors = 0
+        self._writer_cpu = 0.0
         self._sequence = itertools.count()
         self._writer: Any = None  # pyarrow.parquet.ParquetWriter of the open file
         self._part: Path | None = None
@@ -152,7 +154,7 @@ class ImpressionLog:
     def counters(self) -> LogCounters:
         with self._count_lock:
             return LogCounters(self._searches, self._rows, self._dropped, self._files,
-                               self._errors, len(self._queue))
+                               self._errors, len(self._queue), self._writer_cpu)
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> ImpressionLog:
@@ -198,6 +200,7 @@ class ImpressionLog:
         while True:
             self._wake.wait(self.flush_seconds)
             self._wake.clear()
+            cpu = time.thread_time()
             stopping = self._stopping
             # Requests first: a search recorded before a flush request is in the queue by now.
             requests = [self._flush_requests.popleft() for _ in range(len(self._flush_requests))]
@@ -206,11 +209,14 @@ class ImpressionLog:
                     self._writer is not None
                     and time.monotonic() - self._opened_at >= self.rotate_seconds):
                 self._finish_file()
-            for done in requests:
-                done.set()
             if stopping:
                 self._write_pending()  # records that raced with the stop flag
                 self._finish_file()
+            with self._count_lock:
+                self._writer_cpu += time.thread_time() - cpu
+            for done in requests:
+                done.set()
+            if stopping:
                 return
 
     def _write_pending(self) -> None:

@@ -213,6 +213,8 @@ class _Collector:
                 ("impression_write_errors", "Impression batches that failed to write",
                  c.write_errors)):
             yield CounterMetricFamily(f"marginrank_{name}", text, value=value)
+        yield CounterMetricFamily("marginrank_impression_writer_cpu_seconds", "CPU time of "
+                                  "the impression log's writer thread", value=c.writer_cpu_seconds)
         yield GaugeMetricFamily("marginrank_impressions_pending", "Searches queued for the "
                                 "impression log", value=c.pending)
         outcomes = CounterMetricFamily("marginrank_outcome_events", "Outcome events posted "
@@ -339,6 +341,8 @@ async def post_events(request: Request) -> Ingested | JSONResponse:
     if len(events) > MAX_EVENTS:
         return _refuse(422, f"events: at most {MAX_EVENTS} events per batch, got "
                        f"{len(events)}", ["body", "events"], kind="too_long")
+    if not events:
+        return Ingested(accepted=0, duplicates=0)
     try:
         accepted, duplicates = await _in_thread(online.outcomes.ingest, events)
     except DataError as exc:
