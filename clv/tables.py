@@ -178,23 +178,27 @@ def normalize_id(text: str) -> str:
 
 
 def normalize_ids(values: pd.Series, column: str, file: str | Path) -> pd.Series:
-    """``values`` (strings or missing) with every id normalized (:func:`normalize_id`),
-    refusing two different spellings in one file that become the same id, or that differ
-    only in width or compatibility form (NFKC), naming both rows."""
-    values = values.reset_index(drop=True)
-    present = values.notna().to_numpy()
-    raw = values[present].astype(str)
-    firsts = raw.drop_duplicates()  # index: first row of each spelling
-    normal = firsts.map(normalize_id)
-    _refuse_joined(firsts, normal, column, file,
+    """``values`` with every id normalized (:func:`normalize_id`; missing, or blank once
+    normalized, as NaN, fresh index), refusing two different spellings in one file that
+    become the same id, or that differ only in width or compatibility form (NFKC), naming
+    both rows. Each distinct spelling is normalized once (a million rows hold a few
+    thousand ids)."""
+    codes, uniques = pd.factorize(values.reset_index(drop=True), use_na_sentinel=True)
+    spellings = pd.Series(np.asarray(uniques, dtype=object)).astype(str)
+    present = codes >= 0
+    # factorize numbers spellings in order of appearance: the first row of each, ascending
+    _, first_rows = np.unique(codes[present], return_index=True)
+    spellings.index = np.flatnonzero(present)[first_rows]
+    normal = spellings.map(normalize_id)
+    _refuse_joined(spellings, normal, column, file,
                    f"are the same id after normalization ({ID_RULE})")
-    _refuse_joined(firsts[~normal.duplicated()],
-                   normal[~normal.duplicated()].map(lambda t: unicodedata.normalize("NFKC", t)),
+    kept = ~normal.duplicated()
+    _refuse_joined(spellings[kept], normal[kept].map(lambda t: unicodedata.normalize("NFKC", t)),
                    column, file, "look alike: they differ only in character width or "
                    "compatibility form (Unicode NFKC); write one spelling")
-    out = values.astype(object).copy()
-    out[present] = raw.map(dict(zip(firsts, normal, strict=True))).to_numpy()
-    return out
+    table = np.append(normal.to_numpy(dtype=object), np.nan)
+    table[:-1][table[:-1] == ""] = np.nan
+    return pd.Series(table[np.where(present, codes, -1)], dtype=object)
 
 
 def _refuse_joined(raw: pd.Series, key: pd.Series, column: str, file: str | Path,

@@ -307,9 +307,9 @@ def _id_strings(raw: pd.Series, column: str = "id", source: str = "<frame>",
         finite = values.dropna()
         if (finite == np.round(finite)).all():
             values = values.astype("Int64")
-    text = values.astype(str).where(values.notna())
     if normalize:
-        text = normalize_ids(text, column, source)
+        return normalize_ids(values, column, source)
+    text = values.astype(str).where(values.notna())
     return text.where(text.fillna("").str.strip() != "")
 
 

@@ -43,50 +43,57 @@ def refuse(source: str | Path, message: str) -> BundleError:
 
 # -- files ----------------------------------------------------------------------------------
 def load_npz(path: Path) -> dict[str, np.ndarray]:
-    """Every array of the ``.npz`` at ``path``, after checking each member's header against
-    its size: members must be stored uncompressed (as ``np.savez`` writes them) and hold
-    exactly the bytes their declared shape and dtype need, so a header claiming a huge
-    shape cannot make numpy allocate it, and a small compressed member cannot expand."""
-    check_npz(path)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise refuse(path, f"passed its checksum but cannot be read as .npz "
-                           f"({type(exc).__name__}: {exc})") from exc
+    """Every array of the ``.npz`` at ``path``, each member's header checked against its size
+    before the array is allocated: members must be stored uncompressed (as ``np.savez``
+    writes them) and hold exactly the bytes their declared shape and dtype need, so a header
+    claiming a huge shape cannot make numpy allocate it, and a small compressed member cannot
+    expand. One pass: each header is parsed once (``np.load`` would parse it again)."""
+    return _members(path, read=True)
 
 
 def check_npz(path: Path) -> None:
     """The member checks of :func:`load_npz`, for a loader that reads the file itself."""
+    _members(path, read=False)
+
+
+def _members(path: Path, *, read: bool) -> dict[str, np.ndarray]:
+    arrays = {}
     try:
         with zipfile.ZipFile(path) as archive:
             for info in archive.infolist():
-                _check_member(path, archive, info)
+                name = info.filename.removesuffix(".npy")
+                arrays[name] = _member(path, archive, info, name, read)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise refuse(path, f"passed its checksum but cannot be read as .npz "
                            f"({type(exc).__name__}: {exc})") from exc
+    return arrays
 
 
-def _check_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
-    name = info.filename.removesuffix(".npy")
+def _member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str,
+            read: bool) -> np.ndarray:
     if info.compress_type != zipfile.ZIP_STORED:
         raise refuse(path, f"array {name} is compressed; bundles store arrays uncompressed "
                            "(np.savez), so that an array is never larger than its file")
     with archive.open(info) as member:
         version = np.lib.format.read_magic(member)
         if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
         elif version in ((2, 0), (3, 0)):
-            shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
         else:
             raise refuse(path, f"array {name} has .npy format version {version}")
         header = member.tell()
-    if dtype.hasobject:
-        raise refuse(path, f"array {name} holds Python objects ({dtype}); bundles hold none")
-    need = math.prod(shape) * dtype.itemsize
-    if header + need != info.file_size:
-        raise refuse(path, f"array {name} declares shape {shape} of {dtype} ({need:,} bytes) "
-                           f"but its member holds {info.file_size - header:,} bytes")
+        if dtype.hasobject:
+            raise refuse(path, f"array {name} holds Python objects ({dtype}); bundles hold none")
+        need = math.prod(shape) * dtype.itemsize
+        if header + need != info.file_size:
+            raise refuse(path, f"array {name} declares shape {shape} of {dtype} ({need:,} "
+                               f"bytes) but its member holds {info.file_size - header:,} bytes")
+        array = np.empty(shape if read else 0, dtype=dtype, order="F" if fortran else "C")
+        if read and need and member.readinto(memoryview(array.reshape(-1, order="A"))
+                                             .cast("B")) != need:
+            raise refuse(path, f"array {name} is shorter than its header says")
+    return array
 
 
 def read_json(path: Path, *, max_bytes: int | None = None, max_depth: int | None = None) -> Any:

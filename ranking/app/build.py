@@ -95,6 +95,9 @@ class BuildSettings:
     audit: bool = True
     #: Severity overrides of audit finding codes, e.g. (("price_below_cost", "blocking"),).
     audit_severity: tuple[tuple[str, str], ...] = ()
+    #: Operator key signing the bundle's manifest (None: the key configured in the
+    #: environment, if any; see ranking.bundle.configured_key).
+    sign_key: bytes | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -404,7 +407,8 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
             "seed": settings.seed, "k": settings.k,
             "target_weeks_of_cover": config.inventory.target_weeks_of_cover,
         }, extra_json={"clv.json": clv_model.to_dict(),
-                       QUERIES_FILE: {"queries": judgments["query"].drop_duplicates().tolist()}})
+                       QUERIES_FILE: {"queries": judgments["query"].drop_duplicates().tolist()}},
+                   key=settings.sign_key)
     return BuildResult(
         ranker=ranker, evaluation=evaluation, tune=tune, clv=clv_model,
         weights_file=out_dir / WEIGHTS_FILE,
