@@ -83,7 +83,7 @@ def test_build_against_a_scheduler_on_loopback(tmp_path: Path) -> None:
              "--judgments", str(DEMO / "judgments.csv"), "--transactions",
              str(DEMO / "transactions.csv.gz"), "--config", str(DEMO / "weights.yaml"),
              "--out", str(out), "--cluster", address],
-            capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
+            capture_output=True, text=True, timeout=1800, stdin=subprocess.DEVNULL)
         assert run.returncode == 0, run.stderr[-3000:]
         assert "NDCG" in (out / "report.md").read_text()
         # the bundle's index, built in partitions on the two workers, is the one-process index
