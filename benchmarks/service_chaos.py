@@ -356,6 +356,18 @@ def log_accepted(log: Path) -> set[str]:
     return versions
 
 
+def swap_lags_ms(log: Path) -> list[float]:
+    """How long after a config was accepted each worker served it (the workers' "config
+    swapped in" lines; a restarted worker's first config is not a swap and is left out)."""
+    lags = []
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith("{") and '"config swapped in"' in line:
+            doc = json.loads(line)
+            if doc.get("source") != "start" and doc.get("lag_ms") is not None:
+                lags.append(float(doc["lag_ms"]))
+    return sorted(lags)
+
+
 def processes_of_run(marker: str) -> list[int]:
     """Pids of live processes whose environment carries this run's marker."""
     found = []
@@ -494,6 +506,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script
             chaos = phase(srv, plan, args.concurrency, changer, args.kill_every, args.max_kills)
             time.sleep(0.5)
             accepted = changer.accepted | log_accepted(srv.log_path)
+            lags = swap_lags_ms(srv.log_path)
             tally: Tally = chaos["tally"]
             unaccepted = sum(1 for version, _, _ in tally.answers if version not in accepted)
             wrong = sum(1 for version, i, ids in tally.answers
@@ -522,6 +535,10 @@ def main() -> None:  # noqa: PLR0915 - one linear script
             "versions_served": dict(Counter(v for v, _, _ in tally.answers)),
             "answers_per_second": [tally.per_second[s] for s in range(int(chaos["seconds"]))],
             "kill_log": killer.kills,
+            "swap_lag_ms": {"swaps": len(lags),
+                            "p50": lags[len(lags) // 2] if lags else None,
+                            "p99": lags[int(len(lags) * 0.99)] if lags else None,
+                            "max": lags[-1] if lags else None},
         }
     time.sleep(0.5)
     report["processes_left"] = len(processes_of_run(marker))
@@ -531,6 +548,10 @@ def main() -> None:  # noqa: PLR0915 - one linear script
     args.markdown.write_text(markdown(report))
     print(markdown(report))
     print(f"written: {args.out}, {args.markdown}")
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f} ms"
 
 
 def markdown(r: dict) -> str:
@@ -560,6 +581,9 @@ def markdown(r: dict) -> str:
         f"| processes left after exit (must be 0) | {r['processes_left']} |",
         f"| SIGTERM exit (≤ 10 s) | {r['sigterm_exit_s']:.2f} s |",
         f"| throughput during chaos | {c['throughput_per_s']:,.0f} searches/s |",
+        f"| a worker serves a new config (after it was accepted), p50 / p99 / max | "
+        f"{_ms(c['swap_lag_ms']['p50'])} / {_ms(c['swap_lag_ms']['p99'])} / "
+        f"{_ms(c['swap_lag_ms']['max'])} over {c['swap_lag_ms']['swaps']} swaps |",
     ]
     if "changes_only" in r:
         ch, sc, th = r["changes_only"], r["scaling"], r["threads"]
