@@ -32,7 +32,7 @@ distributed = pytest.importorskip("distributed")
 def client() -> Iterator[object]:
     """Two real worker processes, one thread each, closed after the module."""
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, host="127.0.0.1") as cluster, \
+                                  dashboard_address="127.0.0.1:0", host="127.0.0.1") as cluster, \
             distributed.Client(cluster) as dask_client:
         yield dask_client
 
@@ -160,3 +160,26 @@ def test_uci_online_retail_rfm_identical_row_for_row(client: object, tmp_path: P
     assert model.gg_params_ is not None and result.model.gg_params_ is not None
     for key, value in model.gg_params_.items():
         assert result.model.gg_params_[key] == pytest.approx(value, rel=1e-9, abs=0)
+
+
+def test_cli_clv_fit_on_the_cluster_equals_one_process(client: object, tmp_path: Path) -> None:
+    """`marginrank clv fit --cluster ADDRESS` on 3 Parquet parts against `clv fit` of the
+    whole file in one process: same parameters (1e-9), customers and affinity."""
+    from ranking.app.cli import main
+
+    frame = synthetic_lines(300, seed=5)
+    data = write_parts(frame, tmp_path / "tx", 3)
+    frame.to_parquet(tmp_path / "whole.parquet", index=False)
+    assert main(["clv", "fit", "--transactions", str(data / "*.parquet"), "--out",
+                 str(tmp_path / "dask"), "--cluster", client.scheduler.address]) == 0
+    assert main(["clv", "fit", "--transactions", str(tmp_path / "whole.parquet"), "--out",
+                 str(tmp_path / "one")]) == 0
+    ours, theirs = (CLVModel.load(tmp_path / d / "clv.json") for d in ("dask", "one"))
+    for key, value in theirs.bgnbd_params_.items():
+        assert ours.bgnbd_params_[key] == pytest.approx(value, rel=1e-9, abs=0)
+    customers = [pd.read_parquet(tmp_path / d / "customers").sort_index() for d in ("dask", "one")]
+    pd.testing.assert_frame_equal(customers[0], customers[1], rtol=1e-9)
+    affinity = [pd.read_parquet(tmp_path / d / "product_affinity.parquet") for d in ("dask", "one")]
+    pd.testing.assert_frame_equal(affinity[0], affinity[1], rtol=1e-9)
+    # several files without --cluster: a clear error, not a silent first-file fit
+    assert main(["clv", "fit", "--transactions", str(data), "--out", str(tmp_path / "x")]) == 2
