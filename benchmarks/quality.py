@@ -68,6 +68,7 @@ from objectives.simulate import simulate_business_fields, simulate_transactions
 from objectives.terms import compute_terms, weeks_of_cover
 from objectives.tuner import STRENGTH_PATH, TuneResult, frontier, tune_weights
 from ranking import features
+from ranking.app.bench_command import plain_doc
 from ranking.app.build import Served, judged_features, judgment_labels, query_groups
 from ranking.app.progress import Progress
 from ranking.ltr import LambdaMART, train_and_cross_fit
@@ -553,12 +554,14 @@ def _group_order(judgments: pd.DataFrame, mask: np.ndarray) -> np.ndarray:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="marginrank bench quality", description=__doc__,
+    parser = argparse.ArgumentParser(prog="marginrank bench quality",
+                                     description=plain_doc(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", choices=("demo", "home-depot", "generic"), default="demo")
+    parser.add_argument("--dataset", choices=("demo", "home-depot", "generic"), default="demo",
+                        help="the demo world, Home Depot, or your own files (default: demo)")
     parser.add_argument("--data", type=Path, help="Home Depot train.csv (default: ../shared)")
     parser.add_argument("--catalog", type=Path, help="generic catalog (with --judgments)")
-    parser.add_argument("--judgments", type=Path)
+    parser.add_argument("--judgments", type=Path, help="generic judgments (with --catalog)")
     parser.add_argument("--transactions", type=Path, help="generic transactions (optional)")
     parser.add_argument("--config", type=Path,
                         help="weights YAML: the business objective (default: margin alone, "
@@ -567,8 +570,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="the default objective's guardrail (relative NDCG@k drop "
                              f"certified at 95%%; default {DEFAULT_MAX_NDCG_DROP})")
     parser.add_argument("--k", type=int, default=10, help="cut-off the tuner works at")
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--folds", type=int, default=5,
+                        help="cross-validation folds, grouped by query (default: 5)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="random seed for folds, simulation and bootstrap (default: 0)")
     parser.add_argument("--out", default="quality", help="output path prefix (.md .json .png)")
     args = parser.parse_args(argv)
     if args.k < 1 or args.folds < 2:

@@ -238,3 +238,24 @@ def test_public_surface_resolves_lazily() -> None:
     cheap = run_python(f"import sys, ranking, objectives\n"
                        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
     assert cheap.stdout.strip() == "[]", cheap.stdout + cheap.stderr
+
+
+def test_bench_quality_help_is_plain(monkeypatch, capsys) -> None:  # noqa: ANN001
+    from ranking.app.bench_command import load_script
+
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "quality", "--help"])
+    text = capsys.readouterr().out
+    assert text.startswith("usage: marginrank bench quality") and not SPHINX.search(text)
+    parsers: list[argparse.ArgumentParser] = []
+
+    def keep(self: argparse.ArgumentParser, *_: object, **__: object) -> None:
+        parsers.append(self)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", keep)
+    with pytest.raises(SystemExit):
+        load_script("quality").parse_args([])
+    for where, action in _options(parsers[0], "bench quality"):
+        assert action.help and action.help.strip(), f"{where}: no help text"
+        assert not SPHINX.search(action.help), f"{where}: markup in {action.help!r}"
