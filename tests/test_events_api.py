@@ -193,7 +193,7 @@ def test_events_are_off_unless_asked_for(bundle: Path, monkeypatch: pytest.Monke
     from ranking.app.service import create_app
 
     with warnings.catch_warnings():  # starlette's notice about its httpx dependency
-        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore")
         from fastapi.testclient import TestClient
     monkeypatch.delenv(ENV_EVENTS, raising=False)
     with TestClient(create_app(bundle)) as client:
