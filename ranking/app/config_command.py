@@ -12,8 +12,6 @@ import argparse
 import hashlib
 import json
 import os
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from clv.errors import MarginRankError
@@ -35,6 +33,9 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
 
 
 def run_push(args: argparse.Namespace) -> int:
+    import urllib.error  # here, not at the top: `marginrank --help` does not pay for http
+    import urllib.request
+
     from objectives.config import load_config, read_config_text
 
     load_config(args.file)  # ConfigError names file, line and key; nothing is sent
