@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-import pandas as pd
 
 from clv.errors import DataError
-from clv.tables import raise_at_first, require_columns
+
+if TYPE_CHECKING:  # pandas is imported where tables are built, not by the search process
+    import pandas as pd
 
 #: Prior strength (pseudo-buyers) is never below this: one buyer never outweighs the population.
 MIN_PRIOR_STRENGTH = 1.0
@@ -37,6 +38,10 @@ def clv_quantiles(clv: np.ndarray) -> np.ndarray:
     exactly the top tenth of distinct customers sits at or above 0.9 (when no ties straddle the
     threshold). A single customer, or all-equal values, get 0.5: the middle, not an extreme.
     """
+    import pandas as pd
+
+    from clv.tables import raise_at_first
+
     values = np.asarray(clv, dtype=np.float64)
     raise_at_first(~np.isfinite(values), pd.Series(values), "clv", "<clv>",
                    "CLV values must be finite")
@@ -70,6 +75,10 @@ def product_clv_affinity(
     high-CLV buyers moves toward the top only as far as two buyers justify. With no buyer at
     all (no known CLV among them) there is no global mean and every affinity is 0.
     """
+    import pandas as pd
+
+    from clv.tables import require_columns
+
     require_columns(tx, ("customer_id", "product_id", "quantity"), file="<transactions>")
     clv_of = customer_clv.astype(np.float64)
     clv_of.index = clv_of.index.astype(str)

@@ -12,11 +12,14 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import xgboost as xgb
 
 from ranking.trees import CompiledTrees, ModelError
+
+if TYPE_CHECKING:  # imported where a booster is trained or loaded, not by a search process
+    import xgboost as xgb
 
 #: Largest label XGBoost's ``rank:ndcg`` accepts with exponential gain.
 MAX_LABEL = 31
@@ -100,6 +103,10 @@ class LambdaMART:
     best_iteration_: int | None = None
     best_score_: float | None = None  # validation NDCG at ``best_iteration_``
     trees_: CompiledTrees | None = field(default=None, repr=False, compare=False)
+    #: The model file a loaded model's booster is read from when first needed (training
+    #: reuse, batches above :data:`COMPILED_MAX_ROWS`, importances, save): serving reads only
+    #: the compiled trees, and never imports xgboost.
+    model_file_: Path | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.booster_ is not None and self.trees_ is None:
@@ -117,7 +124,7 @@ class LambdaMART:
     def clone(self, **params: object) -> LambdaMART:
         """An unfitted copy with ``params`` changed (for folds and hyperparameter trials)."""
         return dataclasses.replace(self, **params, booster_=None, best_iteration_=None,
-                                   trees_=None, best_score_=None)
+                                   trees_=None, model_file_=None, best_score_=None)
 
     def fit(
         self,
@@ -132,6 +139,8 @@ class LambdaMART:
         ``n_estimators`` trees are grown: for a refit on all training queries with a tree
         count that early stopping chose before (:func:`search_hyperparameters`).
         """
+        import xgboost as xgb
+
         train = self._dmatrix(X, y, qid)
         if X_val is None or y_val is None or qid_val is None:
             self.booster_ = xgb.train(self._params(), train, num_boost_round=self.n_estimators)
@@ -151,6 +160,8 @@ class LambdaMART:
         return self
 
     def _dmatrix(self, X: np.ndarray, y: np.ndarray, qid: np.ndarray) -> xgb.DMatrix:
+        import xgboost as xgb
+
         if len(X) == 0:
             raise ModelError("no training rows: every query needs judged candidates")
         if y.dtype.kind not in "iu" or y.min() < 0 or y.max() > MAX_LABEL:
@@ -166,29 +177,34 @@ class LambdaMART:
         compiled trees, the sizes where they were measured faster; larger batches by XGBoost.
         Both give XGBoost's margins.
         """
-        if self.booster_ is None or self.trees_ is None:
+        if self.trees_ is None:
             raise ModelError("model is not fitted")
         if X.shape[0] <= COMPILED_MAX_ROWS:
             return self.trees_.predict(X)
-        return self.booster_.inplace_predict(X, predict_type="margin").astype(np.float64)
+        return self._booster().inplace_predict(X, predict_type="margin").astype(np.float64)
+
+    def _booster(self) -> xgb.Booster:
+        """The booster, read from :attr:`model_file_` the first time a loaded model needs it."""
+        if self.booster_ is None and self.model_file_ is not None:
+            self.booster_ = _read_booster(self.model_file_)
+        if self.booster_ is None:
+            raise ModelError("model is not fitted")
+        return self.booster_
 
     def feature_importance(self) -> dict[str, float]:
         """Total gain per feature, normalized to sum to 1."""
-        if self.booster_ is None:
-            raise ModelError("model is not fitted")
-        gain = self.booster_.get_score(importance_type="total_gain")
+        gain = self._booster().get_score(importance_type="total_gain")
         total = sum(gain.values()) or 1.0
         return {k: v / total for k, v in sorted(gain.items(), key=lambda kv: -kv[1])}
 
     def save(self, directory: Path) -> list[Path]:
         """Write ``model.ubj`` and ``model.json`` (feature names, settings); return paths."""
-        if self.booster_ is None:
-            raise ModelError("model is not fitted")
+        booster = self._booster()
         model, meta = directory / "model.ubj", directory / "model.json"
-        self.booster_.save_model(model)
+        booster.save_model(model)
         meta.write_text(json.dumps({
             "feature_names": list(self.feature_names), "best_iteration": self.best_iteration_,
-            "n_trees": self.booster_.num_boosted_rounds(), "params": self._params(),
+            "n_trees": booster.num_boosted_rounds(), "params": self._params(),
         }, indent=2))
         return [model, meta]
 
@@ -197,14 +213,24 @@ class LambdaMART:
         from ranking import bundle_checks
 
         meta = bundle_checks.read_json(directory / "model.json")
-        booster = xgb.Booster()
-        try:
-            booster.load_model(directory / "model.ubj")
-        except xgb.core.XGBoostError as exc:
-            raise ModelError(f"{directory / 'model.ubj'}: cannot load model: {exc}") from exc
-        booster.set_param({"nthread": 1})
-        return cls(feature_names=tuple(meta["feature_names"]), booster_=booster,
+        path = directory / "model.ubj"
+        trees = CompiledTrees.from_model_file(path)
+        return cls(feature_names=tuple(meta["feature_names"]), trees_=trees, model_file_=path,
                    best_iteration_=meta["best_iteration"])
+
+
+def _read_booster(path: Path) -> xgb.Booster:
+    """An XGBoost booster from its model file, single-threaded (a search must not start a
+    thread pool)."""
+    import xgboost as xgb
+
+    booster = xgb.Booster()
+    try:
+        booster.load_model(path)
+    except xgb.core.XGBoostError as exc:
+        raise ModelError(f"{path}: cannot load model: {exc}") from exc
+    booster.set_param({"nthread": 1})
+    return booster
 
 
 def cross_fit_relevance(

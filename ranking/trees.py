@@ -26,12 +26,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import xgboost as xgb
 
 from clv.errors import MarginRankError
-from ranking import _tree_kernels
+from ranking import _tree_kernels, ubjson
+
+if TYPE_CHECKING:  # serving reads the trees from the model file, without xgboost
+    import xgboost as xgb
 from ranking.bundle_checks import tree_problem
 
 #: Objectives whose base score is stored in margin space (identity link), checked by parity.
@@ -107,7 +111,29 @@ class CompiledTrees:
         deepest tree is at most ``max_complete_depth`` deep and no threshold is -inf (a missing
         value read as -inf must go left of every threshold).
         """
-        learner = json.loads(booster.save_raw("json"))["learner"]
+        return cls.from_learner(json.loads(booster.save_raw("json"))["learner"],
+                                max_complete_depth)
+
+    @classmethod
+    def from_model_file(cls, path: Path,
+                        max_complete_depth: int = MAX_COMPLETE_DEPTH) -> CompiledTrees:
+        """Compile the trees of an XGBoost ``model.ubj`` read as UBJSON (:mod:`ranking.ubjson`)
+        without importing xgboost: the same model as :meth:`from_booster` of the booster that
+        file loads into (a test holds the arrays equal)."""
+        try:
+            return cls.from_learner(ubjson.load(path)["learner"], max_complete_depth)
+        except ModelError:
+            raise
+        except (ubjson.UBJSONError, OSError) as exc:
+            raise ModelError(f"{path}: cannot load model: {exc}") from exc
+        except (KeyError, TypeError, IndexError, ValueError, AttributeError) as exc:
+            raise ModelError(f"{path}: cannot load model: not an XGBoost tree model "
+                             f"({type(exc).__name__}: {exc})") from exc
+
+    @classmethod
+    def from_learner(cls, learner: dict,
+                     max_complete_depth: int = MAX_COMPLETE_DEPTH) -> CompiledTrees:
+        """Compile the ``learner`` object of an XGBoost JSON (or UBJSON) model."""
         _check_supported(learner)
         params = learner["learner_model_param"]
         trees = [_tree_arrays(tree) for tree in learner["gradient_booster"]["model"]["trees"]]
@@ -119,7 +145,7 @@ class CompiledTrees:
             nodes[child] = _frozen(nodes[child] + np.repeat(roots, sizes))
         compiled = cls(**nodes, roots=_frozen(roots),
                        depths=_frozen(np.array([a["depth"] for a in trees], dtype=np.int32)),
-                       base_score=np.float32(json.loads(params["base_score"])[0]),
+                       base_score=np.float32(_base_score(params["base_score"])),
                        n_features=int(params["num_feature"]))
         if compiled.split_feature.size and (compiled.split_feature.max() >= compiled.n_features
                                             or compiled.split_feature.min() < 0):
@@ -146,6 +172,12 @@ class CompiledTrees:
             self.leaf_value, self.roots, self.depths, self.base_score)
 
 
+def _base_score(text: str) -> float:
+    """xgboost 3.2 writes ``"[5E-1]"`` (a one-element list), older versions ``"5E-1"``."""
+    value = json.loads(text)
+    return float(value[0] if isinstance(value, list) else value)
+
+
 _NODE_DTYPES = {"left": np.int32, "right": np.int32, "split_feature": np.int32,
                 "threshold": np.float32, "default_left": np.bool_, "leaf_value": np.float32}
 
@@ -161,7 +193,7 @@ def _check_supported(learner: dict) -> None:
     if int(params["num_target"]) != 1 or int(params["num_class"]) > 1:
         raise ModelError("cannot compile a model with several outputs")
     for tree in booster["model"]["trees"]:
-        if any(tree["split_type"]) or tree["categories_nodes"]:
+        if np.any(tree["split_type"]) or len(tree["categories_nodes"]):
             raise ModelError(f"tree {tree['id']} has categorical splits, which are not supported "
                              "(train on numeric features)")
 

@@ -167,3 +167,37 @@ def test_refuses_what_it_cannot_evaluate() -> None:
         compiled.predict(np.zeros((4, 5), dtype=np.float32))
     with pytest.raises(ModelError, match=r"expects \(rows, 6\)"):
         compiled.predict(np.zeros(6, dtype=np.float32))
+
+
+def test_a_search_process_reads_the_trees_without_xgboost_pandas_or_cvxpy(
+        small_world: Path, tmp_path: Path) -> None:
+    """Cold start: a new process imports the ranker, loads a built bundle and answers a
+    search, with none of pandas, xgboost, scikit-learn or cvxpy imported; its scores equal
+    those of the bundle's XGBoost booster (read in this process)."""
+    import subprocess
+    import sys
+
+    from ranking.app.build import BuildInputs, BuildSettings, build
+
+    out = tmp_path / "bundle"
+    build(BuildInputs(small_world / "catalog.csv", small_world / "judgments.csv",
+                      small_world / "transactions.csv.gz"), out, BuildSettings(seed=3))
+    script = (
+        "import json, sys\n"
+        "from ranking.ranker import Ranker\n"
+        f"ranker = Ranker.load({str(out)!r})\n"
+        "hits = ranker.search('drill', k=5)\n"
+        "heavy = [m for m in ('pandas', 'xgboost', 'sklearn', 'cvxpy') if m in sys.modules]\n"
+        "print(json.dumps({'heavy': heavy, 'n': len(hits)}))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=600, cwd=Path(__file__).resolve().parents[1], check=False)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["heavy"] == [] and report["n"] > 0
+    loaded = LambdaMART.load(out)
+    assert loaded.booster_ is None  # the trees came from the file, not from a booster
+    X = np.random.default_rng(0).normal(size=(50, loaded.trees_.n_features)).astype(np.float32)
+    booster = loaded._booster()
+    reference = booster.predict(xgb.DMatrix(X, feature_names=list(loaded.feature_names)),
+                                output_margin=True)
+    np.testing.assert_allclose(loaded.predict(X), reference, rtol=1e-5, atol=1e-5)
