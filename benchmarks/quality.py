@@ -68,8 +68,8 @@ from objectives.simulate import simulate_business_fields, simulate_transactions
 from objectives.terms import compute_terms, weeks_of_cover
 from objectives.tuner import STRENGTH_PATH, TuneResult, frontier, tune_weights
 from ranking import features
-from ranking.app.bench_command import plain_doc
 from ranking.app.build import Served, judged_features, judgment_labels, query_groups
+from ranking.app.help_text import plain_doc
 from ranking.app.progress import Progress
 from ranking.ltr import LambdaMART, train_and_cross_fit
 

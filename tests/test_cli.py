@@ -52,6 +52,16 @@ def _subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
     return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
 
 
+def _parsers(parser: argparse.ArgumentParser,
+             path: str) -> list[tuple[str, argparse.ArgumentParser]]:
+    found = [(path, parser)]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                found += _parsers(child, f"{path} {name}")
+    return found
+
+
 def _options(parser: argparse.ArgumentParser, path: str) -> list[tuple[str, argparse.Action]]:
     found = []
     for action in parser._actions:
@@ -71,8 +81,8 @@ def test_every_option_has_help_in_plain_words(command: str) -> None:
     for where, action in options:
         assert action.help and action.help.strip(), f"{where}: no help text"
         assert not SPHINX.search(action.help), f"{where}: markup in {action.help!r}"
-    for text in (parser.description or "", parser.format_help()):
-        assert not SPHINX.search(text), f"{command}: markup in its help"
+    for name, nested in _parsers(parser, command):
+        assert not SPHINX.search(nested.format_help()), f"{name}: markup in its help"
 
 
 def test_top_level_help_is_plain() -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import re
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -27,13 +26,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("args", nargs=argparse.REMAINDER,
                         help="the benchmark's own options (see `marginrank bench quality -h`)")
     parser.set_defaults(run=run)
-
-
-def plain_doc(doc: str | None) -> str:
-    """A script's docstring as ``--help`` text: Sphinx roles (``:mod:`x` ``) and double
-    backquotes are for the API reference, not for a terminal."""
-    text = re.sub(r":(?:mod|func|class|meth|data|attr|exc|obj):`~?([^`]+)`", r"\1", doc or "")
-    return text.replace("``", "")
 
 
 def load_script(name: str) -> ModuleType:

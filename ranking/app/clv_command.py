@@ -15,12 +15,13 @@ import time
 from pathlib import Path
 
 from ranking.app.cluster import add_cluster_argument, dask_client
+from ranking.app.help_text import plain_doc
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(required=True, metavar="ACTION")
     fit = sub.add_parser("fit", help="fit BG/NBD + Gamma-Gamma and score every customer",
-                         description=__doc__.split("\n\n")[1])
+                         description=plain_doc(__doc__.split("\n\n")[1]))
     fit.add_argument("--transactions", required=True, metavar="PATH_OR_GLOB",
                      help="a transactions file, a directory of Parquet/CSV parts or a glob "
                           "(quote it)")
