@@ -284,7 +284,8 @@ def impression_counts(url: str) -> dict[str, float]:
     """The impression log's counters in /metrics (the worker that answers)."""
     wanted = {"marginrank_impressions_logged": "logged",
               "marginrank_impressions_dropped": "dropped",
-              "marginrank_impression_write_errors": "write_errors"}
+              "marginrank_impression_write_errors": "write_errors",
+              "marginrank_impression_writer_cpu_seconds": "writer_cpu_seconds"}
     counts = {}
     for family in text_string_to_metric_families(httpx.get(url + "/metrics", timeout=30).text):
         if family.name in wanted:
@@ -307,7 +308,9 @@ def _log_lines(log: dict | None) -> list[str]:
         return []
     return ["", f"Impression log: {log['logged']:,.0f} searches written, {log['dropped']:,.0f} "
             f"dropped, {log['write_errors']:,.0f} write errors (/metrics at the end of the "
-            f"load); {log['searches_in_files']:,} searches in the files after shutdown"]
+            f"load); {log['searches_in_files']:,} searches in the files after shutdown; "
+            f"writer thread CPU {1e6 * log['writer_cpu_seconds'] / max(log['logged'], 1):.0f} "
+            "us per search"]
 
 
 def invalid_variant(text: str) -> str:
