@@ -269,3 +269,13 @@ def test_bench_quality_help_is_plain(monkeypatch, capsys) -> None:  # noqa: ANN0
     for where, action in _options(parsers[0], "bench quality"):
         assert action.help and action.help.strip(), f"{where}: no help text"
         assert not SPHINX.search(action.help), f"{where}: markup in {action.help!r}"
+
+
+def test_a_loop_outside_any_stage_is_logged_as_its_own_stage(capsys) -> None:  # noqa: ANN001
+    progress = Progress(log=True)
+    assert list(progress.bar(iter(range(4)), "features", total=4)) == [0, 1, 2, 3]
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].endswith("] features: started")
+    assert lines[1].endswith("] features 1/4 (25%), " + lines[1].split(", ")[-1])
+    assert re.search(r"\] features: done in [\d.]+ s$", lines[-1])
+    assert set(progress.timings) == {"features"}

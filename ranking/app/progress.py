@@ -103,6 +103,10 @@ class Progress:
         print(f"    {message}", file=sys.stderr, flush=True)
 
     def _logged(self, items: Iterable[T], desc: str, total: int | None) -> Iterator[T]:
+        if self._stage is None:  # a loop outside any stage is a stage: heartbeats included
+            with self.stage(desc):
+                yield from self._logged(items, desc, total)
+            return
         loop: list[object] = [desc, 0, total]
         self._loop = loop
         started = time.perf_counter()
@@ -114,7 +118,7 @@ class Progress:
                 if total and done * 10 >= next_tenth * total:
                     while done * 10 >= next_tenth * total:
                         next_tenth += 1
-                    stage = f"{self._stage[0]}: " if self._stage else ""
+                    stage = f"{self._stage[0]}: " if self._stage and self._stage[0] != desc else ""
                     self._line(f"{stage}{_count(desc, done, total)}, "
                                f"{time.perf_counter() - started:.1f} s in this loop")
         finally:
