@@ -269,6 +269,7 @@ class ServiceState:
 
     def apply(self, generation: Generation) -> bool:
         """Serve ``generation`` here unless this worker already serves it or a newer one."""
+        first = self.generation == 0
         if generation.number <= self.generation or self.base is None:
             return False
         ranker = self.base.variant(generation.path)  # parse and compile off the event loop
@@ -282,7 +283,7 @@ class ServiceState:
             self.metrics.swapped(generation)
         log.info("config swapped in", extra={"fields": {
             "config_version": generation.version, "config_generation": generation.number,
-            "source": generation.source,
+            "source": generation.source, "first": first,
             "lag_ms": round((time.time() - generation.accepted_at) * 1000, 1)}})
         return True
 
@@ -376,12 +377,13 @@ async def search(request: Request, state: State, q: QueryText, customer_id: Cust
                  k: TopK = 20, explain: Explain = False) -> JSONResponse:
     """Ranked products for ``q``. A query with no known word returns no results.
 
-    Runs on the event loop, not in a thread pool: a search is under a millisecond of work that
-    holds the GIL (the Numba kernels do not release it), so threads would add hand-offs and
-    GIL contention, not parallelism; for more cores, run more worker processes.
+    Runs on the event loop, not in a thread pool: a search is about a millisecond of work,
+    mostly under the GIL (the Numba kernels do not release it), so threads would add hand-offs
+    and GIL contention; for more cores, run more worker processes (docs/service.md).
     """
     ranker = state.require_ranker()  # one snapshot: its config ranks, its version is reported
-    results = ranker.search(q, customer_id=customer_id, k=k, explain=explain)
+    results = ranker.search(q, customer_id=customer_id, k=k, explain=explain,
+                            request_id=request.scope.get(events_api.REQUEST_ID_KEY))
     hits = [Hit.model_validate(r) for r in results]
     events_api.log_search(request, q, customer_id, results)  # queued; never waits (--events)
     request.scope[_LOG_KEY].update(customer_id=customer_id, k=k, results=len(hits),

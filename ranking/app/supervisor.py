@@ -18,9 +18,9 @@ a config, and a worker asked to reload signalled its parent, whoever that was by
   (uvicorn's graceful shutdown, at most :data:`DRAIN_SECONDS`), and the parent exits; a
   worker still running at :data:`STOP_SECONDS` is killed, so the service is gone in 10 s.
 
-Processes, not threads: a search holds the GIL (the Numba kernels are compiled without
-``nogil``, and FastAPI's per-request Python is most of the time), so a second thread in one
-process adds no throughput; docs/service_chaos.md has the measurement.
+Processes, not threads: the Numba kernels are compiled without ``nogil`` and the per-request
+HTTP work is Python under the GIL; processes also isolate crashes. docs/service.md gives the
+measurements (threads in one process, 1 vs 2 worker processes).
 """
 
 from __future__ import annotations
