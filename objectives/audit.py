@@ -5,7 +5,8 @@ is a finding here, where the loaders would stop at the first one; a value that i
 still stops with file, line and column); :func:`audit_frames` runs every check on frames, which
 is what ``build`` calls on the tables it loaded. The checks live in small modules:
 :mod:`objectives.audit_duplicates`, :mod:`objectives.audit_stale`,
-:mod:`objectives.audit_consistency`, :mod:`objectives.audit_coverage`; the report writers in
+:mod:`objectives.audit_consistency`, :mod:`objectives.audit_coverage`,
+:mod:`objectives.audit_events` (experiment event logs); the report writers in
 :mod:`objectives.audit_report`.
 """
 
@@ -23,6 +24,7 @@ from clv.transactions import load_transactions
 from objectives import audit_consistency as consistency
 from objectives import audit_coverage as coverage
 from objectives import audit_duplicates as duplicates
+from objectives import audit_events as events_audit
 from objectives import audit_stale as stale
 from objectives.audit_findings import AuditResult, Finding, apply_severity, parse_severity
 from objectives.catalog import NUMERIC_RANGES, TEXT_COLUMNS
@@ -46,17 +48,19 @@ class AuditSettings:
     price_updated_column: str = "price_updated_at"
     price_stale_days: int = 365
     severity: tuple[tuple[str, str], ...] = ()
+    events: events_audit.EventSettings = events_audit.EventSettings()
 
 
 @dataclass(frozen=True)
 class AuditTables:
-    """What an audit reads; ``transactions`` and ``judgments`` may be None."""
+    """What an audit reads; ``transactions``, ``judgments`` and ``events`` may be None."""
 
     catalog: pd.DataFrame
     transactions: pd.DataFrame | None = None
     judgments: pd.DataFrame | None = None
     pinned: tuple[str, ...] = ()
     sources: Mapping[str, str] | None = None
+    events: events_audit.EventTables | None = None
 
 
 def read_catalog(path: str | Path) -> pd.DataFrame:
@@ -94,8 +98,10 @@ def read_judgments(path: str | Path) -> pd.DataFrame:
 def audit_files(catalog: Path, transactions: Path | None = None, judgments: Path | None = None,
                 config: Path | None = None, settings: AuditSettings = AuditSettings(),
                 previous: Path | None = None, transaction_columns: Mapping[str, str] | None = None,
-                non_product_ids: Collection[str] = ()) -> AuditResult:
-    """Read the files and audit them; ``previous`` is an earlier audit's JSON for drift."""
+                non_product_ids: Collection[str] = (),
+                events: events_audit.EventTables | None = None) -> AuditResult:
+    """Read the files and audit them; ``previous`` is an earlier audit's JSON for drift;
+    ``events`` the rows of an event directory as written (read by the caller)."""
     tx = (load_transactions(transactions, columns=transaction_columns,  # spellings reported
                             non_product_ids=non_product_ids, raw_ids=True)[0]
           if transactions else None)
@@ -104,9 +110,11 @@ def audit_files(catalog: Path, transactions: Path | None = None, judgments: Path
         cfg = load_config(config)
         pinned = tuple(p for ids in cfg.pins.values() for p in ids) + tuple(cfg.buries)
     sources = {"catalog": str(catalog), "transactions": str(transactions or ""),
-               "judgments": str(judgments or ""), "config": str(config or "")}
+               "judgments": str(judgments or ""), "config": str(config or ""),
+               "events": events.source if events else ""}
     tables = AuditTables(read_catalog(catalog), tx,
-                         read_judgments(judgments) if judgments else None, pinned, sources)
+                         read_judgments(judgments) if judgments else None, pinned, sources,
+                         events)
     return audit_frames(tables, settings,
                         coverage.load_previous(previous) if previous else None)
 
@@ -148,6 +156,10 @@ def audit_frames(tables: AuditTables, settings: AuditSettings = AuditSettings(),
     if tables.pinned:
         found.append(stale.missing_products("pinned_product_missing", tables.pinned, ids,
                                             "pins and buries"))
+    if tables.events is not None:
+        found += events_audit.event_findings(
+            tables.events, ids, None if tx is None else tx["customer_id"].astype(str).unique(),
+            settings.events)
     shares = coverage.missing_shares(catalog)
     found.append(coverage.mostly_missing(shares))
     findings = apply_severity(found, overrides)
@@ -156,6 +168,8 @@ def audit_frames(tables: AuditTables, settings: AuditSettings = AuditSettings(),
         findings += apply_severity([coverage.drift(previous, metrics, settings.drift_relative,
                                                    settings.drift_share)], overrides)
     cover: dict[str, object] = {"missing_share": shares}
+    if tables.events is not None:
+        cover["events"] = events_audit.event_summary(tables.events)
     if judgments is not None:
         cover["judged_queries_per_category"] = coverage.judged_queries_per_category(catalog,
                                                                                     judgments)
@@ -183,4 +197,9 @@ def _metrics(tables: AuditTables, findings: list[Finding],
         out["judged_queries"] = float(tables.judgments["query_id"].nunique())
     out |= {f"findings.{f.code}": float(f.count) for f in findings}
     out |= {f"missing.{c}": s for c, s in shares.items()}
+    if tables.events is not None:
+        summary = events_audit.event_summary(tables.events)
+        out |= {f"events.{k}": float(summary[k]) for k in ("searches", "shown", "ctr",
+                                                            "no_result_share")
+                if summary[k] is not None}
     return out

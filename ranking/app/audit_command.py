@@ -8,6 +8,7 @@ from pathlib import Path
 
 from clv.transactions import UCI_ONLINE_RETAIL_COLUMNS, UCI_ONLINE_RETAIL_NON_PRODUCTS
 from objectives.audit import AuditSettings, audit_files
+from objectives.audit_events import EventSettings, EventTables
 from objectives.audit_findings import CODES, parse_severity
 from objectives.audit_report import write_reports
 
@@ -20,6 +21,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="graded (query, product) pairs: judged products missing from the "
                              "catalog")
     parser.add_argument("--config", type=Path, help="weights YAML whose pins and buries to check")
+    parser.add_argument("--events", type=Path, metavar="DIR",
+                        help="experiment event directory (DIR/impressions, DIR/outcomes): "
+                             "duplicate ids, orphans, timing, funnel, assignment leaks, drift")
+    parser.add_argument("--ctr-drift", type=float,
+                        default=AuditSettings.events.ctr_drift_relative,
+                        help="with --events: a day whose CTR differs from the log's by more "
+                             "than this (relative) and by 4 standard errors is drift "
+                             f"(default: {AuditSettings.events.ctr_drift_relative:g})")
     parser.add_argument("--previous", type=Path, help="an earlier audit.json, for drift")
     parser.add_argument("--out", type=Path, required=True, help="report folder")
     parser.add_argument("--uci", action="store_true",
@@ -43,15 +52,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(run=run)
 
 
+def read_events(directory: Path) -> EventTables:
+    """Every row of ``DIR/impressions/*`` and ``DIR/outcomes/*``, each file validated by the
+    event contract's reader (a bad row stops with file, line or row, column and value) but
+    neither de-duplicated nor filtered as ``load_events`` does: the repeated event ids and the
+    outcomes of unknown requests it sets aside are what the audit counts."""
+    import pyarrow as pa
+
+    from clv.errors import DataError
+    from ranking.experiments import events as contract
+
+    tables = {}
+    for kind, schema in (("impressions", contract.IMPRESSION_SCHEMA),
+                         ("outcomes", contract.OUTCOME_SCHEMA)):
+        files = contract.event_files(directory, kind)
+        if kind == "impressions" and not files:
+            raise DataError("no impression files (expected impressions/*.parquet or *.jsonl)",
+                            file=directory)
+        parts = [contract._read_file(kind, path) for path in files]
+        tables[kind] = (pa.concat_tables(parts) if parts else schema.empty_table()).to_pandas()
+    return EventTables(tables["impressions"], tables["outcomes"], str(directory))
+
+
 def run(args: argparse.Namespace) -> int:
     settings = AuditSettings(
         stale_days=args.stale_days, horizon_days=args.horizon_days,
         near_duplicate_threshold=args.near_threshold, as_of=args.as_of,
-        severity=tuple(parse_severity(args.severity).items()))
+        severity=tuple(parse_severity(args.severity).items()),
+        events=EventSettings(ctr_drift_relative=args.ctr_drift))
     result = audit_files(args.catalog, args.transactions, args.judgments, args.config, settings,
                          args.previous,
                          transaction_columns=UCI_ONLINE_RETAIL_COLUMNS if args.uci else None,
-                         non_product_ids=UCI_ONLINE_RETAIL_NON_PRODUCTS if args.uci else ())
+                         non_product_ids=UCI_ONLINE_RETAIL_NON_PRODUCTS if args.uci else (),
+                         events=read_events(args.events) if args.events else None)
     paths = write_reports(result, args.out)
     print("\n".join(result.summary_lines()))
     print(f"report: {', '.join(str(p) for p in paths)}")
