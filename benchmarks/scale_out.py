@@ -8,7 +8,9 @@ Writes docs/scale_out.md and docs/scale_out.json. Every figure is wall time on a
 with other agents (the load average is recorded with each); peak memory per worker is the worker
 process's maximum resident set (``getrusage``), read from each worker after its job. The pandas
 path (one process) is run at growing sizes in a subprocess with an address-space cap
-(``resource.setrlimit``) to show where it stops without swapping the shared machine.
+(``resource.setrlimit(RLIMIT_DATA)``: heap and private writable mappings; an address-space cap
+would count the large PROT_NONE reservations of Arrow's allocator and stop a process using 300
+MB) to show where it stops without swapping the shared machine.
 """
 
 from __future__ import annotations
@@ -50,8 +52,14 @@ def load() -> list[float]:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident set in MB (Linux reports kB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """This process's peak resident set in MB: VmHWM, the high-water mark of its own memory
+    map. (``ru_maxrss`` is inherited across fork + exec: a worker spawned by a client holding
+    1 GB would report at least 1 GB.)"""
+    try:
+        status = Path("/proc/self/status").read_text()
+        return int(status.split("VmHWM:")[1].split()[0]) / 1024.0
+    except (OSError, IndexError, ValueError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 @contextmanager
@@ -59,7 +67,7 @@ def cluster(n_workers: int, memory_limit: str) -> Iterator[Any]:
     import distributed
 
     with distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None,
+                                  host="127.0.0.1", dashboard_address="127.0.0.1:0",
                                   memory_limit=memory_limit) as local, \
             distributed.Client(local) as client:
         yield client
@@ -74,6 +82,7 @@ def timed(client: Any, job: Callable[[], Any]) -> tuple[Any, dict[str, Any]]:
     peaks = client.run(peak_rss_mb)
     return result, {"seconds": round(seconds, 1), "load_before": before, "load_after": load(),
                     "peak_worker_mb": sorted(round(v) for v in peaks.values()),
+                    "peak_method": "VmHWM",
                     "client_peak_mb": round(peak_rss_mb())}
 
 
@@ -147,7 +156,7 @@ def rfm_job(client: Any, data: Path, scratch: Path) -> dict[str, Any]:
 PANDAS_SCRIPT = """
 import resource, sys, time
 cap = int(sys.argv[1])
-resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
 import pandas as pd
 from clv.rfm import rfm_summary
 from clv.transactions import validate_transactions
@@ -158,10 +167,10 @@ try:
     tx, _ = validate_transactions(frame)
     del frame
     summary = rfm_summary(tx)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1024
     print(f"ok {len(summary)} {time.perf_counter() - start:.1f} {peak:.0f}")
 except MemoryError:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1024
     print(f"MemoryError 0 {time.perf_counter() - start:.1f} {peak:.0f}")
 """
 
@@ -262,10 +271,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pandas-cap-gb", type=float, default=6.0)
     parser.add_argument("--memory-limit", default="8GB", help="per worker")
     parser.add_argument("--work", type=Path, default=Path("/tmp/marginrank-scale"))
-    parser.add_argument("--only", choices=("rfm", "ltr", "index"), action="append")
+    parser.add_argument("--only", choices=("rfm", "pandas", "ltr", "index"), action="append",
+                        help="pandas: only the one-process path on the RFM data already written")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lines-per-file", type=int, default=LINES_PER_FILE)
     parser.add_argument("--out", type=Path, default=DOCS, help="report folder")
+    parser.add_argument("--skip-scaling", action="store_true",
+                        help="keep the 1 vs 2 worker RFM figures of the existing report")
     parser.add_argument("--render", type=Path, help="only write the report from this JSON")
     args = parser.parse_args(argv)
     globals()["LINES_PER_FILE"] = args.lines_per_file
@@ -290,8 +302,8 @@ def main(argv: list[str] | None = None) -> int:
                                                            // LINES_PER_FILE)]:
             if not (small / f.name).exists():
                 os.link(f, small / f.name)
-        rfm: dict[str, Any] = {"scaling": {}}
-        for n in (1, 2):
+        rfm: dict[str, Any] = {"scaling": report.get("rfm", {}).get("scaling", {})}
+        for n in () if args.skip_scaling else (1, 2):
             with cluster(n, args.memory_limit) as client:
                 result, figures = timed(client, lambda c=client: rfm_job(
                     c, small, args.work / "scratch"))
@@ -303,8 +315,16 @@ def main(argv: list[str] | None = None) -> int:
         rfm["full"] = {**result, **figures}
         print(f"  2 workers, {result['lines']:,} lines: {figures} {result['timings']}",
               flush=True)
-        rfm["pandas"] = pandas_path(data, args.pandas_cap_gb, args.rfm_lines)
+        if not args.skip_scaling:
+            rfm["pandas"] = pandas_path(data, args.pandas_cap_gb, args.rfm_lines)
+            rfm["pandas_cap_gb"] = args.pandas_cap_gb
         report["rfm"] = rfm
+
+    if only == {"pandas"}:
+        data = write_transactions(args.work / "tx", args.rfm_lines, args.seed)
+        report.setdefault("rfm", {})["pandas"] = pandas_path(data, args.pandas_cap_gb,
+                                                             args.rfm_lines)
+        report["rfm"]["pandas_cap_gb"] = args.pandas_cap_gb
 
     if "ltr" in only:
         print("LambdaMART with xgboost.dask", flush=True)
@@ -384,7 +404,7 @@ def markdown(report: dict[str, Any]) -> str:
         "workers waited for CPU). Wall times are single runs; peak memory is each worker "
         "process's maximum resident set. Data are seeded synthetic (labelled: simulated).", "",
         "| job | size | wall s | peak MB per worker | load |", "| --- | --- | ---: | --- | --- |"]
-    rfm = report.get("rfm")
+    rfm = report.get("rfm") if "full" in report.get("rfm", {}) else None
     if rfm:
         for key, r in rfm["scaling"].items():
             lines.append(_row(f"RFM + CLV fit, {key.replace('_', ' ')}", r,
@@ -421,12 +441,20 @@ def markdown(report: dict[str, Any]) -> str:
                   f"{rfm['full']['customers']:,} customers, "
                   f"{rfm['full']['distinct_bgnbd_rows']:,} distinct (frequency, recency, T) "
                   "rows fitted.", "",
-                  "The one-process pandas path (load all, validate, rfm_summary) under an "
-                  "address-space cap (`resource.setrlimit`):", "",
+                  "The one-process pandas path (load all, validate, rfm_summary) in a subprocess "
+                  f"under a {rfm.get('pandas_cap_gb', '?')} GB data-segment cap "
+                  "(`resource.setrlimit(RLIMIT_DATA)`):", "",
                   "| lines | result | s | peak MB |", "| ---: | --- | ---: | ---: |"]
         lines += [f"| {p['lines']:,} | {p['status']} | {p['seconds']:.1f} | {p['peak_mb']:,.0f} |"
                   for p in rfm["pandas"]]
         lines.append("")
+        if "pandas_uncapped" in rfm:
+            lines += ["The same path with a cap it does not reach "
+                      f"({rfm['pandas_uncapped_cap_gb']} GB), for its memory growth:", "",
+                      "| lines | result | s | peak MB |", "| ---: | --- | ---: | ---: |"]
+            lines += [f"| {p['lines']:,} | {p['status']} | {p['seconds']:.1f} | "
+                      f"{p['peak_mb']:,.0f} |" for p in rfm["pandas_uncapped"]]
+            lines.append("")
     if ltr:
         s1, s2 = ltr["scaling"]["1_workers"], ltr["scaling"]["2_workers"]
         lines += [f"LambdaMART scaling 1 → 2 workers: {s1['seconds'] / s2['seconds']:.2f}x. "
