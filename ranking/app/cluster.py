@@ -58,7 +58,7 @@ def dask_client(cluster: str | None, *, timeout: float = 30.0) -> Iterator[Any]:
         if n < 1:
             raise ArgumentError("local:N needs at least one worker")
         with distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                      host="127.0.0.1", dashboard_address=None) as local, \
+                                      host="127.0.0.1", dashboard_address="127.0.0.1:0") as local, \
                 distributed.Client(local) as client:
             yield client
         return
