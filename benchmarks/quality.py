@@ -39,6 +39,7 @@ import dataclasses
 import json
 import sys
 import time
+import types
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -69,6 +70,7 @@ from objectives.terms import compute_terms, weeks_of_cover
 from objectives.tuner import STRENGTH_PATH, TuneResult, frontier, tune_weights
 from ranking import features
 from ranking.app.build import Served, judged_features, judgment_labels, query_groups
+from ranking.app.cluster import add_cluster_argument, dask_client
 from ranking.app.help_text import plain_doc
 from ranking.app.progress import Progress
 from ranking.ltr import LambdaMART, train_and_cross_fit
@@ -493,8 +495,9 @@ def run(args: argparse.Namespace, progress: Progress) -> str:
     X, rows = judged_features(world.catalog, world.judgments, progress)
     y = judgment_labels(world.judgments, Path(args.judgments or args.data or "<judgments>"))
     values = business_values(world, affinity, terms.raw, rows)
-    results = cross_validate(Pools(world.judgments, X, y, rows, served, values, config, args.k),
-                             args.seed, args.folds, progress)
+    with dask_client(args.cluster) as client:
+        results = cross_validate(Pools(world.judgments, X, y, rows, served, values, config,
+                                       args.k), args.seed, args.folds, progress, client=client)
     markdown, summary = report(world, args, config, results)
     summary["per_query"] = per_query_rows(results)
     Path(f"{args.out}.md").write_text(markdown + "\n", encoding="utf-8")
@@ -523,27 +526,47 @@ class Pools:
 
 
 def cross_validate(pools: Pools, seed: int, folds: int, progress: Progress,
-                   curves: bool = True, label: str = "") -> list[FoldResult]:
+                   curves: bool = True, label: str = "",
+                   client: object | None = None) -> list[FoldResult]:
     """The protocol: grouped ``folds``-fold cross-validation by query text; per fold,
     LambdaMART trained on the other folds, the tuner on them (:func:`run_fold`), everything
-    measured on the held fold. One :class:`FoldResult` per fold."""
-    judgments, bm25 = pools.judgments, pools.bm25
-    qid = pd.factorize(judgments["query_id"])[0]
-    fold = query_folds(judgments, folds, seed)
+    measured on the held fold. One :class:`FoldResult` per fold. With a Dask ``client`` each
+    fold is a task (5 folds use 5 workers); the results are the same, fold by fold."""
+    fold = query_folds(pools.judgments, folds, seed)
+    if client is not None:
+        from ranking.app.bench_command import load_on_workers
+
+        # tasks name this script's functions and dataclasses by module: register it under
+        # its name here (a loader may not have) and load it on every worker
+        registered = sys.modules.get(__name__)
+        if registered is None or registered.__dict__ is not globals():
+            sys.modules[__name__] = types.ModuleType(__name__)
+            sys.modules[__name__].__dict__.update(globals())
+        load_on_workers(client, "quality")
+        with progress.stage(f"{label}{folds} folds as Dask tasks"):
+            shared = client.scatter(pools, broadcast=True)
+            return client.gather([client.submit(one_fold, shared, fold, f, seed, curves,
+                                                pure=False) for f in range(folds)])
     results = []
     for f in range(folds):
         with progress.stage(f"{label}fold {f + 1}/{folds}: LambdaMART, tuner, evaluation"):
-            train, test = fold != f, fold == f
-            relevance = fold_relevance(pools.X, pools.y, qid, train, seed + f, pools.k)
-            groups = {name: query_groups(judgments, mask, relevance, pools.rows, pools.served)
-                      for name, mask in (("train", train), ("test", test))}
-            order = _group_order(judgments, test)
-            test_values = {"test": {key: v[order] for key, v in pools.values.items()}}
-            queries = judgments["query"].to_numpy()[order][groups["test"].qptr[:-1]]
-            results.append(run_fold(groups, test_values, bm25[order], pools.config, pools.k,
-                                    seed, queries.tolist(),
-                                    bm25[_group_order(judgments, train)], curves))
+            results.append(one_fold(pools, fold, f, seed, curves))
     return results
+
+
+def one_fold(pools: Pools, fold: np.ndarray, f: int, seed: int, curves: bool) -> FoldResult:
+    """Fold ``f`` held out: train and tune on the others, measure on it."""
+    judgments, bm25 = pools.judgments, pools.bm25
+    qid = pd.factorize(judgments["query_id"])[0]
+    train, test = fold != f, fold == f
+    relevance = fold_relevance(pools.X, pools.y, qid, train, seed + f, pools.k)
+    groups = {name: query_groups(judgments, mask, relevance, pools.rows, pools.served)
+              for name, mask in (("train", train), ("test", test))}
+    order = _group_order(judgments, test)
+    test_values = {"test": {key: v[order] for key, v in pools.values.items()}}
+    queries = judgments["query"].to_numpy()[order][groups["test"].qptr[:-1]]
+    return run_fold(groups, test_values, bm25[order], pools.config, pools.k, seed,
+                    queries.tolist(), bm25[_group_order(judgments, train)], curves)
 
 
 def _group_order(judgments: pd.DataFrame, mask: np.ndarray) -> np.ndarray:
@@ -575,6 +598,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0,
                         help="random seed for folds, simulation and bootstrap (default: 0)")
     parser.add_argument("--out", default="quality", help="output path prefix (.md .json .png)")
+    add_cluster_argument(parser)
     args = parser.parse_args(argv)
     if args.k < 1 or args.folds < 2:
         parser.error(f"--k must be at least 1 and --folds at least 2 (got {args.k}, {args.folds})")
@@ -591,4 +615,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as the module bench_command registers (benchmark_quality), not as __main__, so that
+    # Dask workers find its functions and dataclasses under the same name.
+    from ranking.app.bench_command import load_script
+
+    sys.exit(load_script("quality").main())

@@ -6,6 +6,7 @@ compiled trees predicting what its own booster predicts."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,7 +39,7 @@ TOL = {"rtol": 1e-5, "atol": 1e-5}  # compiled trees vs XGBoost, as tests/test_t
 @pytest.fixture(scope="module")
 def client() -> Iterator[object]:
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, host="127.0.0.1") as cluster, \
+                                  dashboard_address="127.0.0.1:0", host="127.0.0.1") as cluster, \
             distributed.Client(cluster) as dask_client:
         yield dask_client
 
@@ -140,3 +141,22 @@ def test_lambdamart_on_dask_matches_one_process(client: object,
                                       output_margin=True)
     np.testing.assert_allclose(ours.trees_.predict(X), reference, **TOL)
     assert ours.trees_.n_trees == ours.booster_.num_boosted_rounds() == ours.best_iteration_ + 1
+
+
+def test_quality_folds_as_dask_tasks_equal_one_process(client: object, small_world: Path,
+                                                       tmp_path: Path) -> None:
+    """`bench quality --cluster`: each fold is a task on the workers; every held-out query's
+    figures equal the one-process run's."""
+    from ranking.app.bench_command import load_script
+
+    quality = load_script("quality")
+    common = ["--catalog", str(small_world / "catalog.csv"), "--judgments",
+              str(small_world / "judgments.csv"), "--transactions",
+              str(small_world / "transactions.csv.gz"), "--k", "5", "--folds", "2"]
+    reports = []
+    for extra, name in (([], "single"), (["--cluster", client.scheduler.address], "dask")):
+        quality.run(quality.parse_args([*common, *extra, "--out", str(tmp_path / name)]),
+                    quality.Progress(enabled=False))
+        reports.append(json.loads((tmp_path / f"{name}.json").read_text()))
+    assert reports[0]["per_query"] == reports[1]["per_query"]
+    assert reports[0]["tables"] == reports[1]["tables"]

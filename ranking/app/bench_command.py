@@ -43,5 +43,15 @@ def load_script(name: str) -> ModuleType:
     return module
 
 
+def load_on_workers(client: object, name: str) -> None:
+    """Load ``benchmarks/<name>.py`` on every Dask worker (under the name :func:`load_script`
+    gives it), so that tasks can refer to its functions and classes by module."""
+    client.run(_load_quietly, name)  # type: ignore[attr-defined]
+
+
+def _load_quietly(name: str) -> None:
+    load_script(name)
+
+
 def run(args: argparse.Namespace) -> int:
     return int(load_script(args.name).main(args.args))
