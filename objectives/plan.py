@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -59,6 +60,8 @@ class Plan:
     in_stock: np.ndarray  # bool per product: the stock ``sink`` and ``hidden`` come from
     tier_width: float  # relevance tiers in z units (0: off)
     slots: int  # guardrails.business_slots (0: off)
+    #: The compiled ``exploration`` section (:class:`ranking.exploration.Exploration`)
+    exploration: Any
 
     @classmethod
     def compile(cls, config: WeightsConfig, product_ids: Mapping[str, int] | Sequence[str],
@@ -88,6 +91,7 @@ class Plan:
             in_stock=stock,
             tier_width=TIER_WIDTH if config.guardrails.relevance_tiers else 0.0,
             slots=config.guardrails.business_slots,
+            exploration=_exploration(config),
         )
 
     def restocked(self, in_stock: np.ndarray) -> Plan:
@@ -130,6 +134,15 @@ class Plan:
         its pools with, row 0 of the table a plan of the tuned config would serve."""
         tuned = self.config.tuned(np.asarray(weights, np.float64))
         return weight_table(tuned, (None,), self.rule_names, (None,))[0, 0]
+
+
+def _exploration(config: WeightsConfig) -> Any:
+    """The config's exploration section as a plain frozen dataclass (no pydantic per search;
+    imported here, not at the top: ``objectives`` must not load the ranking package)."""
+    from ranking.exploration import Exploration
+
+    e = config.exploration
+    return Exploration(share=float(e.share), top_k=int(e.top_k), seed=int(e.seed))
 
 
 def weight_table(config: WeightsConfig, segments: Sequence[str | None],

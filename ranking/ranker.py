@@ -26,6 +26,7 @@ from clv.segments import load_customers, save_customers
 from objectives.config import TERM_NAMES, WeightsConfig, parse_config, read_config_text
 from ranking import bundle, bundle_checks, core, features
 from ranking.bm25 import MultiFieldIndex
+from ranking.exploration import Exploration, shuffle
 from ranking.ltr import LambdaMART
 from ranking.text import Analyzer
 
@@ -66,6 +67,11 @@ class SearchResult:
     #: With explain: the terms whose value is a prior (a new product's brand or category
     #: estimate, not its own data); empty for bundles written before this was stored.
     from_prior: list[str] | None = None
+    #: The logging policy's probability of this product at this place (item-position
+    #: propensity, :mod:`ranking.exploration`); None below the explored top k or
+    #: without exploration (share 0, or a search without a request id).
+    propensity: float | None = None
+    randomized: bool | None = None  # this search was shuffled; None: exploration not applied
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -253,9 +259,13 @@ class Ranker:
 
     # -- search ----------------------------------------------------------------------------
     def search(self, query: str, customer_id: str | None = None, k: int = 20,
-               explain: bool = False) -> list[SearchResult]:
-        """Ranked products for ``query``; an empty or all-unknown query returns []."""
-        return self._search(query, customer_id, k, explain, _Laps(None))
+               explain: bool = False, request_id: str | None = None) -> list[SearchResult]:
+        """Ranked products for ``query``; an empty or all-unknown query returns [].
+
+        ``request_id``: with the config's ``exploration`` on, a search whose id hashes into
+        the exploration share shows its top k shuffled (reproducibly, from the id), and every
+        result carries its propensity (:mod:`ranking.exploration`)."""
+        return self._search(query, customer_id, k, explain, _Laps(None), request_id)
 
     def search_timed(self, query: str, customer_id: str | None = None,
                      k: int = 20) -> tuple[list[SearchResult], dict[str, float]]:
@@ -265,7 +275,7 @@ class Ranker:
         return self._search(query, customer_id, k, False, _Laps(times)), times
 
     def _search(self, query: str, customer_id: str | None, k: int, explain: bool,
-                laps: _Laps) -> list[SearchResult]:
+                laps: _Laps, request_id: str | None = None) -> list[SearchResult]:
         _check_request(query, k, customer_id)
         serving = self._serving  # one snapshot for the whole request
         tokens = self.analyzer(query)
@@ -289,6 +299,8 @@ class Ranker:
         laps.lap("blend")
         arm_name = serving.arm_names[arm]
         results = [self._result(i, out, explain, arm_name) for i in range(out.rows.shape[0])]
+        if request_id is not None and serving.exploration.active and results:
+            results = _explored(results, request_id, serving.exploration)
         laps.lap("results")
         return results
 
@@ -400,6 +412,19 @@ class Ranker:
         if warm:
             ranker.warm()
         return ranker
+
+
+def _explored(results: list[SearchResult], request_id: str,
+              exploration: Exploration) -> list[SearchResult]:
+    """``results`` reordered by the exploration draw of ``request_id``, ranks renumbered,
+    each with its item-position propensity and the search's ``randomized`` flag."""
+    drawn = shuffle(request_id, [r.pinned for r in results], exploration)
+    out = []
+    for place, source in enumerate(drawn.order.tolist()):
+        p = float(drawn.propensity[place])
+        out.append(replace(results[source], rank=place + 1, randomized=drawn.randomized,
+                           propensity=None if np.isnan(p) else p))
+    return out
 
 
 def _check_fields(source: Path, index: MultiFieldIndex, n_products: int) -> None:

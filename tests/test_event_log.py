@@ -56,8 +56,9 @@ def test_rows_are_what_the_search_showed(ranker: Ranker, tmp_path: Path) -> None
         segment = serving.segment_index(ranker.customers.quantile_of(customer))
         assert row["segment"] == serving.segment_names[segment]
         segments_seen.add(row["segment"])
-        # Randomized customers carry their arm's share; the anonymous request none.
-        assert row["propensity"] == (None if customer is None else shares[hit.arm])
+        # Propensity is the item-position one of exploration (off here), never an arm share.
+        assert row["propensity"] is None and row["randomized"] is None
+        assert customer is None or hit.arm in shares
         arms_seen.add(hit.arm)
     assert arms_seen == {"control", "margin_push", None}  # 40 customers reach every group
     assert segments_seen == {"top", "middle", None}

@@ -89,8 +89,8 @@ def test_every_search_is_logged_under_the_id_the_client_sees(http: httpx.Client,
         assert [(r["position"], r["product_id"], r["score"]) for r in mine] == [
             (h["rank"], h["product_id"], h["score"]) for h in results]
         assert {r["arm"] for r in mine} == {results[0]["arm"]}
-        randomized = customer is not None
-        assert all((r["propensity"] is not None) == randomized for r in mine)
+        # Item-position propensity: null, the served config does not explore.
+        assert all(r["propensity"] is None and r["randomized"] is None for r in mine)
     assert metric(http, "marginrank_impressions_logged_total") >= len(answers)
     assert metric(http, "marginrank_impressions_dropped_total") == 0
 

@@ -14,12 +14,12 @@ the readout, the dashboard) only ever sees complete files; several worker proces
 side by side without clashing (the pid is in the name). :meth:`ImpressionLog.close` (the
 service's shutdown) drains the queue and closes the last file.
 
-Propensity: where the customer was randomized into an experiment arm (an experiment runs and
-the request names a customer), each shown product's propensity is the probability of that
-assignment, the arm's traffic share; the customers past the last arm (the control group) get
-the share left over. Shares are the same for every CLV segment today; a plan that carries
-shares per segment (a 2-D ``arm_shares``) is read at the customer's segment row. Without
-randomization (no experiment, or an anonymous request) the propensity is null.
+Propensity: each shown product's item-position propensity, the logging policy's probability
+of that product at that place (:mod:`ranking.exploration`: set by the ranker when the config's
+``exploration`` shuffled, or could have shuffled, the search's top k), and ``randomized``, whether
+this search was shuffled. Null below the explored top k and without exploration. Experiment arms
+are a different, customer-level randomization: the readout reads the arms' shares from the
+config; :func:`propensity` gives that assignment probability (per CLV segment) where needed.
 """
 
 from __future__ import annotations
@@ -320,7 +320,7 @@ def impressions_table(batch: Sequence[_Record], bundle_version: str | None = Non
         "query_hash": [hashes.get(q) or hashes.setdefault(q, query_hash(q)) for q in queries],
         "bundle_version": [bundle_version] * n,
         "config_version": [None] * n, "experiment": [None] * n, "arm": [None] * n,
-        "segment": [None] * n, "propensity": [None] * n,
+        "segment": [None] * n,
     }
     # Group the searches by the config snapshot that ranked them (usually one per batch).
     by_serving: dict[int, list[int]] = {}
@@ -329,7 +329,6 @@ def impressions_table(batch: Sequence[_Record], bundle_version: str | None = Non
     for rows in by_serving.values():
         serving, known = batch[rows[0]][5], batch[rows[0]][6]
         segments = _segments(serving, known, [customers[i] for i in rows])
-        shares = _arm_shares(serving)
         for i, segment in zip(rows, segments.tolist(), strict=True):
             results, customer = batch[i][4], batch[i][2]
             arm = results[0].arm if results else (
@@ -338,9 +337,6 @@ def impressions_table(batch: Sequence[_Record], bundle_version: str | None = Non
             per_search["experiment"][i] = serving.experiment
             per_search["arm"][i] = arm
             per_search["segment"][i] = serving.segment_names[segment]
-            if serving.experiment is not None and customer is not None:
-                p = (shares[segment] if isinstance(shares, list) else shares).get(arm, 0.0)
-                per_search["propensity"][i] = p if p > 0.0 else None
     repeat = pa.array(np.repeat(np.arange(n), counts))
     columns: dict[str, Any] = {}
     for field in IMPRESSION_SCHEMA:
@@ -352,6 +348,12 @@ def impressions_table(batch: Sequence[_Record], bundle_version: str | None = Non
         [r.rank for rec in batch for r in rec[4] or (_NOTHING,)], pa.int32())
     columns["score"] = pa.array(
         [r.score for rec in batch for r in rec[4] or (_NOTHING,)], pa.float64())
+    columns["propensity"] = pa.array(
+        [getattr(r, "propensity", None) for rec in batch for r in rec[4] or (_NOTHING,)],
+        pa.float64())
+    columns["randomized"] = pa.array(
+        [getattr(r, "randomized", None) for rec in batch for r in rec[4] or (_NOTHING,)],
+        pa.bool_())
     return pa.Table.from_pydict({f.name: columns[f.name] for f in IMPRESSION_SCHEMA},
                                 schema=IMPRESSION_SCHEMA)
 
@@ -362,6 +364,8 @@ class _Nothing:
     product_id = None
     rank = NO_RESULT_POSITION
     score = None
+    propensity = None
+    randomized = None
 
 
 _NOTHING = _Nothing()
@@ -391,7 +395,7 @@ def _segments(serving: Plan, customers: Any, ids: list[str | None]) -> Any:
 def _arm_shares(serving: Plan) -> dict[str | None, float] | list[dict[str | None, float]]:
     """Arm name -> assignment probability (None: the control past the last arm); a list of
     such maps, one per segment row, when the plan carries shares per segment."""
-    shares = np.asarray(serving.arm_shares, np.float64)
+    shares = np.asarray(serving.segment_arm_shares, np.float64)  # one row per segment
 
     def one(values: Any) -> dict[str | None, float]:
         out: dict[str | None, float] = dict(zip(serving.arm_names[1:], map(float, values),

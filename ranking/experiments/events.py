@@ -58,6 +58,7 @@ IMPRESSION_SCHEMA = pa.schema([
     pa.field("position", pa.int32(), nullable=False),  # 1-based; -1: nothing shown
     pa.field("score", pa.float64()),  # null for a pinned product
     pa.field("propensity", pa.float64()),  # P(this product here); null unless randomized
+    pa.field("randomized", pa.bool_()),  # the search was shuffled by exploration; null: unknown
 ])
 
 OUTCOME_SCHEMA = pa.schema([
@@ -143,6 +144,18 @@ def _strings(values: Any, column: str, nullable: bool, src: _Source) -> pa.Array
     return arr
 
 
+def _booleans(values: Any, column: str, src: _Source) -> pa.Array:
+    """A nullable boolean column (an absent column is all null); anything else is refused."""
+    arr = _as_arrow(values)
+    if arr is not None and (pa.types.is_boolean(arr.type) or pa.types.is_null(arr.type)):
+        return arr.cast(pa.bool_())
+    py = values if arr is None else arr.to_pylist()
+    for row, v in enumerate(py):
+        if v is not None and not isinstance(v, bool):
+            raise src.error(row, column, "not true or false", v)
+    return pa.array(py, pa.bool_())
+
+
 def _numbers(values: Any, column: str, src: _Source, *, integer: bool) -> pa.Array:
     """A float64 or int32 column; booleans, text and non-finite numbers are refused."""
     arr = _as_arrow(values)
@@ -214,6 +227,8 @@ def _column(data: Mapping[str, Any], schema_field: pa.Field, n: int, src: _Sourc
         return _strings(values, name, schema_field.nullable, src)
     if pa.types.is_timestamp(schema_field.type):
         return _timestamps(values, name, src)
+    if pa.types.is_boolean(schema_field.type):
+        return _booleans(values, name, src)
     arr = _numbers(values, name, src, integer=pa.types.is_integer(schema_field.type))
     if not schema_field.nullable and arr.null_count:
         row = int(np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))[0])
@@ -334,10 +349,17 @@ def impression_rows(request_id: str, customer_id: str | None, query: str,
             "segment": segment}
     rows = []
     for i, result in enumerate(results):
-        get = result.get if isinstance(result, Mapping) else result.__getattribute__
+        mapping = isinstance(result, Mapping)
+        get = result.get if mapping else result.__getattribute__
+
+        def own(name: str, r: Any = result, m: bool = mapping) -> Any:
+            return r.get(name) if m else getattr(r, name, None)
+
         rows.append({**base, "product_id": get("product_id"), "position": int(get("rank")),
                      "score": get("score"),
-                     "propensity": None if propensities is None else float(propensities[i])})
+                     "propensity": own("propensity") if propensities is None
+                     else float(propensities[i]),
+                     "randomized": own("randomized")})
     if not rows:
         rows.append({**base, "product_id": None, "position": NO_RESULT_POSITION,
                      "score": None, "propensity": None})

@@ -113,6 +113,7 @@ def convert_open_bandit(source: str | Path, out: str | Path, *,
             pa.array(frame["position"].to_numpy(np.int32), pa.int32()),
             pa.nulls(n, pa.float64()),
             pa.array(frame["propensity_score"].to_numpy(np.float64), pa.float64()),
+            pa.array([True if policy == "random" else None] * n, pa.bool_()),  # uniform slots
         ], schema=IMPRESSION_SCHEMA)
         hit = np.flatnonzero(frame["click"].to_numpy() == 1)
         k = hit.size

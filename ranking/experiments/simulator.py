@@ -60,6 +60,7 @@ from ranking.experiments.events import (
     validate_impressions,
     validate_outcome_records,
 )
+from ranking.exploration import shuffle
 from ranking.ranker import Ranker
 
 #: Day 0 of a simulation, UTC midnight (a Monday).
@@ -353,35 +354,79 @@ class TrafficSimulator:
             for name in mats:
                 mats[name][i, :size] = lp[name]
         S = shown[inverse]
+        tag = f"{prefix}d{day}-"
+        request = np.array([f"{tag}{i}" for i in range(n)], dtype=object)
+        # Per search (n, k); exploration (the ranker's own function) permutes the shuffled
+        # places of a picked search: its products move, examination stays with the place.
+        per = {name: mats[name][inverse] for name in mats}
+        rows_n = rowmat[inverse]
+        prop, randomized = self._explore(arms.serving, request, per, rows_n, S)
+        inverse = np.arange(n)
+        mats = per
         v = self.click_propensity[cust][:, None]
         u = self.buy_propensity[cust][:, None]
-        p_click = np.minimum(1.0, mats["click"][inverse] * v) * S
-        p_cart = mats["cart"][inverse] * S
-        p_buy = np.minimum(1.0, mats["buy"][inverse] * u) * S
+        p_click = np.minimum(1.0, mats["click"] * v) * S
+        p_cart = mats["cart"] * S
+        p_buy = np.minimum(1.0, mats["buy"] * u) * S
         click = rng.random((n, k)) < p_click
         cart = click & (rng.random((n, k)) < p_cart)
         buy = cart & (rng.random((n, k)) < p_buy)
         qty = 1 + rng.poisson(m.extra_units, (n, k))
-        ret = buy & (rng.random((n, k)) < mats["return"][inverse])
+        ret = buy & (rng.random((n, k)) < mats["return"])
         t0 = (int((START - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()) * 1_000_000
               + day * _DAY_US)
         stamp = t0 + rng.integers(0, _DAY_US - 3_600_000_000, n)
-        tag = f"{prefix}d{day}-"
-        request = np.array([f"{tag}{i}" for i in range(n)], dtype=object)
         serving = arms.serving
         impressions = self._impressions(serving, request, stamp, cust, qidx, seg, arm, S,
-                                        rowmat[inverse], mats["scores"][inverse])
-        outcomes = self._outcomes(request, stamp, rowmat[inverse], click, cart, buy, ret, qty,
-                                  mats["price"][inverse], mats["margin"][inverse])
+                                        rows_n, mats["scores"], prop, randomized)
+        outcomes = self._outcomes(request, stamp, rows_n, click, cart, buy, ret, qty,
+                                  mats["price"], mats["margin"])
         if validate:
             impressions = validate_impressions(impressions, source="simulator")
             outcomes = validate_outcome_records(outcomes, source="simulator")
         truth = self._expected_per_search(mats, inverse, v, u, S)
         return SimulatedDay(impressions, outcomes, cust, arm, seg, qidx, truth)
 
+    def _explore(self, serving: core.ServingConfig, request: np.ndarray,
+                 per: dict[str, np.ndarray], rows: np.ndarray, shown: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Apply the config's exploration to every search in place (``per`` and ``rows``):
+        :func:`ranking.exploration.shuffle`, as ``Ranker.search`` does. Returns the (n, k)
+        item-position propensities (NaN: none) and the per-search ``randomized`` flags (None
+        without exploration)."""
+        n, k = shown.shape
+        prop = np.full((n, k), np.nan)
+        expl = serving.exploration
+        if not expl.active:
+            return prop, None
+        exam = self.model.examination(np.arange(1, k + 1))
+        attract = per["click"] / exam[None, :]
+        pinned = np.isnan(per["scores"]) & shown
+        sizes = shown.sum(axis=1)
+        order = np.tile(np.arange(k), (n, 1))
+        randomized = np.zeros(n, np.bool_)
+        for i in range(n):
+            size = int(sizes[i])
+            drawn = shuffle(str(request[i]), pinned[i, :size], expl)
+            prop[i, :size] = drawn.propensity
+            if drawn.randomized:
+                order[i, :size] = drawn.order
+                randomized[i] = True
+        moved = np.flatnonzero(randomized)
+        if moved.size:
+            o = order[moved]
+            for name in per:
+                src = attract if name == "click" else per[name]
+                per[name][moved] = np.take_along_axis(src[moved], o, axis=1)
+            per["click"][moved] *= exam[None, :]
+            rows[moved] = np.take_along_axis(rows[moved], o, axis=1)
+        return prop, randomized
+
     def _impressions(self, serving: core.ServingConfig, request: np.ndarray, stamp: np.ndarray,
                      cust: np.ndarray, qidx: np.ndarray, seg: np.ndarray, arm: np.ndarray,
-                     shown: np.ndarray, rows: np.ndarray, scores: np.ndarray) -> pa.Table:
+                     shown: np.ndarray, rows: np.ndarray, scores: np.ndarray,
+                     item_prop: np.ndarray | None = None,
+                     randomized: np.ndarray | None = None) -> pa.Table:
         n, k = shown.shape
         count = shown.sum(axis=1)
         per = np.maximum(count, 1)  # a search that showed nothing writes one row
@@ -394,14 +439,10 @@ class TrafficSimulator:
         has = pos > 0
         ids = self._product_dictionary
         queries, hashes = self._query_dictionary
-        shares = serving.segment_arm_shares
+        # Item-position propensity (ranking.exploration); arm shares live in the config.
         prop = np.full(idx.size, np.nan)
-        if serving.experiment is not None:
-            a, s = arm[idx], seg[idx]
-            in_arm = a > 0
-            prop[in_arm] = shares[s[in_arm], a[in_arm] - 1]
-            prop[~in_arm] = np.maximum(1.0 - shares[s[~in_arm]].sum(axis=1), 0.0)
-            prop[prop <= 0] = np.nan
+        if item_prop is not None:
+            prop = np.where(has, item_prop[idx, np.maximum(pos - 1, 0)], np.nan)
         zeros = np.zeros(idx.size, np.int64)
         return pa.Table.from_arrays([
             pa.array(request, pa.string()).take(pa.array(idx)),
@@ -419,6 +460,8 @@ class TrafficSimulator:
             pa.array(np.where(has, flat_scores, np.nan), pa.float64(),
                       from_pandas=True),
             pa.array(prop, pa.float64(), from_pandas=True),
+            pa.nulls(idx.size, pa.bool_()) if randomized is None
+            else pa.array(randomized[idx], pa.bool_()),
         ], schema=IMPRESSION_SCHEMA)
 
     def _outcomes(self, request: np.ndarray, stamp: np.ndarray, rows: np.ndarray,
