@@ -22,13 +22,13 @@ from clv.tables import (
     require_columns,
     unique_column,
 )
+from objectives.term_registry import TERM_COLUMNS
 
 TEXT_COLUMNS = ("title", "description", "category", "brand", "attributes")
-#: Optional numeric columns with their allowed range (inclusive).
+#: Optional numeric columns with their allowed range (inclusive): those the business terms read
+#: (declared in :mod:`objectives.term_registry`), then the review fields the priors read.
 NUMERIC_RANGES: dict[str, tuple[float, float]] = {
-    "price": (0.0, np.inf), "cost": (0.0, np.inf), "return_rate": (0.0, 1.0),
-    "stock": (0.0, np.inf), "daily_sales": (0.0, np.inf), "rating": (0.0, 5.0),
-    "review_count": (0.0, np.inf),
+    **TERM_COLUMNS, "rating": (0.0, 5.0), "review_count": (0.0, np.inf),
 }
 #: Numeric columns that count units, so a fraction is a data error (``2.0`` is fine).
 WHOLE_COLUMNS = ("stock", "review_count")

@@ -43,6 +43,7 @@ from pydantic import (
     StrictStr,
     ValidationError,
     ValidationInfo,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -54,9 +55,7 @@ from ruamel.yaml.error import YAMLError
 
 from clv.errors import MarginRankError
 from objectives.guardrail import DEFAULT_MAX_NDCG_DROP
-
-#: Order of the business terms in every weight vector of the project.
-TERM_NAMES = ("margin", "clv", "returns", "inventory")
+from objectives.term_registry import TERM_NAMES, TERMS, weights_yaml_lines
 
 #: A key path: mapping keys and sequence indices from the top of the document.
 Loc = tuple[Any, ...]
@@ -120,21 +119,17 @@ class _Schema(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class TermWeights(_Schema):
+class _TermWeightsBase(_Schema):
     """Weights of the business terms; relevance counts 1.
 
+    One field per term of :mod:`objectives.term_registry` (see :data:`TermWeights`), default 0.
     Also used as a partial override (segments, categories): only the terms written in the file
     (``model_fields_set``) replace the layer below; the others inherit. Equality therefore
     includes which terms are set, since ``{margin: 0.0}`` and ``{}`` resolve differently.
     """
 
-    margin: Weight = 0.0
-    clv: Weight = 0.0
-    returns: Weight = 0.0
-    inventory: Weight = 0.0
-
     @classmethod
-    def from_vector(cls, vector: Any) -> TermWeights:
+    def from_vector(cls, vector: Any) -> Self:
         """Build complete weights from a vector in TERM_NAMES order (what the tuner produces).
 
         Values must already be non-negative and finite; solver noise such as -1e-12 is the
@@ -158,9 +153,16 @@ class TermWeights(_Schema):
         return result
 
     def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TermWeights):
+        if not isinstance(other, _TermWeightsBase):
             return NotImplemented
         return super().__eq__(other) and self.model_fields_set == other.model_fields_set
+
+
+#: The weights model: one strict, non-negative field per declared term; unknown keys are errors.
+TermWeights = create_model(  # type: ignore[call-overload]
+    "TermWeights", __base__=_TermWeightsBase, __module__=__name__,
+    **{t.name: (Weight, 0.0) for t in TERMS})
+TermWeights.__doc__ = _TermWeightsBase.__doc__
 
 
 class Guardrails(_Schema):
@@ -1058,10 +1060,7 @@ DEFAULT_CONFIG_TEXT = """\
 # Terms are scaled to comparable units, and a positive weight always means "care more".
 version: 1
 weights:
-  margin: 0.3       # unit margin (price - cost)
-  clv: 0.1          # how valuable a product's buyers are over their lifetime
-  returns: 0.2      # pushes down products that are often returned
-  inventory: 0.1    # pushes overstocked products up and scarce ones down
+""" + "".join(f"{line}\n" for line in weights_yaml_lines()) + """\
 guardrails:
   max_ndcg_drop: 0.002      # NDCG@10 may fall at most 0.2% (relative), certified at 95%
   out_of_stock: demote      # demote | hide | ignore

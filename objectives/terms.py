@@ -13,12 +13,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from objectives.config import TERM_NAMES
+from objectives.term_registry import (
+    MAX_WEEKS_OF_COVER,
+    TERM_NAMES,
+    TERMS,
+    TermInputs,
+    weeks_of_cover,
+)
+
+__all__ = ["MAX_WEEKS_OF_COVER", "TermTable", "compute_terms", "robust_z", "weeks_of_cover"]
 
 #: Scales MAD to a standard deviation for normal data.
 MAD_TO_SD = 1.4826
-#: Weeks of cover credited to a product that has stock but no sales (caps the log ratio).
-MAX_WEEKS_OF_COVER = 104.0
 
 
 @dataclass(frozen=True)
@@ -59,15 +65,6 @@ def robust_z(values: np.ndarray, clip: float = 3.0, zero: float | None = None) -
     return out.astype(np.float32)
 
 
-def weeks_of_cover(stock: np.ndarray, daily_sales: np.ndarray) -> np.ndarray:
-    """Stock over weekly sales; capped for products that have stock but do not sell."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cover = stock / (7.0 * daily_sales)
-    cover = np.where((stock > 0) & (daily_sales <= 0), MAX_WEEKS_OF_COVER, cover)
-    cover = np.where((stock <= 0) & np.isfinite(stock) & np.isfinite(daily_sales), 0.0, cover)
-    return np.minimum(cover, MAX_WEEKS_OF_COVER)
-
-
 def compute_terms(
     catalog: pd.DataFrame,
     clv_affinity: np.ndarray | None = None,
@@ -75,31 +72,17 @@ def compute_terms(
     target_weeks: float = 8.0,
     clip: float = 3.0,
 ) -> TermTable:
-    """Business terms for every catalog row, in :data:`TERM_NAMES` order.
+    """Business terms for every catalog row, in :data:`TERM_NAMES` order, as declared in
+    :mod:`objectives.term_registry` (what each term means and where it is neutral).
 
-    margin: unit margin (price - cost) on a signed log scale, because unit margins are as skewed
-    as prices and a linear z-score would clip every expensive product to the same value.
-    returns: minus the expected return rate. inventory: log of weeks of cover over
-    ``target_weeks`` (the YAML's ``inventory.target_weeks_of_cover``), scaled but not
-    re-centered, so a product exactly at the target is neutral, overstock pushes up and
-    scarce stock down.
-    clv: the product's CLV affinity (mean future value of its buyers).
+    ``target_weeks`` is the YAML's ``inventory.target_weeks_of_cover``; ``clv_affinity`` the
+    products' CLV affinity (mean future value of their buyers).
     """
-    price = catalog["price"].to_numpy(np.float64)
-    cover = weeks_of_cover(catalog["stock"].to_numpy(np.float64),
-                           catalog["daily_sales"].to_numpy(np.float64))
-    unit_margin = price - catalog["cost"].to_numpy(np.float64)
-    raw = {
-        "margin": np.sign(unit_margin) * np.log1p(np.abs(unit_margin)),
-        "clv": (np.full(len(catalog), np.nan) if clv_affinity is None
-                else np.asarray(clv_affinity, dtype=np.float64)),
-        "returns": -catalog["return_rate"].to_numpy(np.float64),
-        "inventory": np.log((cover + 0.5) / (target_weeks + 0.5)),
-    }
-    zero = {"inventory": 0.0}  # at the target; the others are centered at their median
-    values = np.column_stack([robust_z(raw[name], clip, zero.get(name)) for name in TERM_NAMES])
-    raw["unit_margin"] = unit_margin
-    stock = catalog["stock"].to_numpy(np.float64)
+    inputs = TermInputs(catalog, clv_affinity, target_weeks)
+    raw = {t.name: t.raw(inputs) for t in TERMS}
+    values = np.column_stack([robust_z(raw[t.name], clip, t.zero) for t in TERMS])
+    raw["unit_margin"] = inputs.column("price") - inputs.column("cost")
+    stock = inputs.column("stock")
     return TermTable(
         names=TERM_NAMES, values=np.ascontiguousarray(values, dtype=np.float32), raw=raw,
         missing={name: int((~np.isfinite(raw[name])).sum()) for name in TERM_NAMES},

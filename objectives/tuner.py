@@ -290,8 +290,9 @@ def capped(weights: np.ndarray, strength: float) -> np.ndarray:
 
 
 def _term_names(n: int) -> tuple[str, ...]:
-    """Names for notes: the configured terms when the width matches, else term_0, ..."""
-    return TERM_NAMES if len(TERM_NAMES) == n else tuple(f"term_{i}" for i in range(n))
+    """Names for notes: the first ``n`` configured terms (terms are only ever appended, so a
+    narrower matrix holds the older terms), else term_0, ..."""
+    return TERM_NAMES[:n] if n <= len(TERM_NAMES) else tuple(f"term_{i}" for i in range(n))
 
 
 @dataclass(frozen=True)

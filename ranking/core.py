@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from objectives import _blend_kernels as kernels
-from objectives.config import TERM_NAMES, ConfigError, ConfigIssue, WeightsConfig
+from objectives.config import ConfigError, ConfigIssue, WeightsConfig
 from objectives.plan import Plan
 
 
@@ -128,7 +128,7 @@ def blend(
     if n_pins == 0:
         return Blended(rows, scores, contrib, np.zeros(rows.shape[0], dtype=np.bool_))
     rest = ~np.isin(rows, pins)
-    no_parts = np.full((n_pins, 1 + len(TERM_NAMES)), np.nan)
+    no_parts = np.full((n_pins, contrib.shape[1]), np.nan)  # as wide as the terms given
     return Blended(
         rows=np.concatenate([pins, rows[rest]])[:k],
         scores=np.concatenate([np.full(n_pins, np.nan), scores[rest]])[:k],

@@ -42,7 +42,8 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 def version_weights(v: int) -> np.ndarray:
     """A weight pattern no other version shares in any term."""
-    return np.array([0.1, 0.2, 0.3, 0.4]) * v + np.array([0.01, 0.02, 0.03, 0.04])
+    steps = np.arange(1, len(TERM_NAMES) + 1)  # [1, 2, 3, 4, ...]: one per term
+    return steps / 10 * v + steps / 100
 
 
 def version_file(tmp_path: Path, v: int, query: str, product: str) -> Path:

@@ -63,6 +63,11 @@ categories:
 CATALOG = {"P123", "P999"}
 
 
+def W(*first: float) -> list[float]:  # noqa: N802 - reads like the vectors it stands for
+    """A weight vector: the given leading terms, then 0 for the terms declared after them."""
+    return [*first, *[0.0] * (len(TERM_NAMES) - len(first))]
+
+
 def weights_file(*lines: str) -> str:
     """A file whose line 1 is ``version: 1`` and whose line 2 is ``lines[0]``."""
     return "\n".join(("version: 1", *lines)) + "\n"
@@ -86,7 +91,7 @@ def only_issue(text: str, **kwargs: object) -> ConfigIssue:
 def test_design_example_parses() -> None:
     cfg = parse_config(DESIGN_EXAMPLE, product_ids=CATALOG)
     assert cfg.version == 1
-    np.testing.assert_array_equal(cfg.weight_vector(), [0.30, 0.10, 0.20, 0.15])
+    np.testing.assert_array_equal(cfg.weight_vector(), W(0.30, 0.10, 0.20, 0.15))
     assert cfg.weight_vector().dtype == np.float64
     assert cfg.guardrails.out_of_stock == "demote"
     assert cfg.guardrails.max_ndcg_drop == 0.0
@@ -104,19 +109,19 @@ def test_design_example_parses_without_a_catalog() -> None:
 
 def test_default_config_text_parses() -> None:
     cfg = parse_config(DEFAULT_CONFIG_TEXT)
-    np.testing.assert_array_equal(cfg.weight_vector(), [0.3, 0.1, 0.2, 0.1])
+    np.testing.assert_array_equal(cfg.weight_vector(), W(0.3, 0.1, 0.2, 0.1))
     assert cfg.guardrails.out_of_stock == "demote"
     assert not cfg.segments and not cfg.categories and not cfg.pins and not cfg.buries
     assert "#" in DEFAULT_CONFIG_TEXT
 
 
 def test_term_order() -> None:
-    assert TERM_NAMES == ("margin", "clv", "returns", "inventory")
+    assert TERM_NAMES[:4] == ("margin", "clv", "returns", "inventory")  # new terms append
 
 
 def test_minimal_file_means_relevance_only() -> None:
     cfg = parse_config("version: 1\n")
-    np.testing.assert_array_equal(cfg.weight_vector(), np.zeros(4))
+    np.testing.assert_array_equal(cfg.weight_vector(), np.zeros(len(TERM_NAMES)))
     assert cfg.guardrails.out_of_stock == "demote"
 
 
@@ -359,30 +364,30 @@ def layered() -> WeightsConfig:
 
 
 def test_resolved_without_layers_is_the_defaults(layered: WeightsConfig) -> None:
-    np.testing.assert_array_equal(layered.resolved(), [0.3, 0.1, 0.2, 0.15])
+    np.testing.assert_array_equal(layered.resolved(), W(0.3, 0.1, 0.2, 0.15))
     np.testing.assert_array_equal(layered.resolved(), layered.weight_vector())
 
 
 def test_segment_replaces_only_the_terms_it_sets(layered: WeightsConfig) -> None:
-    np.testing.assert_array_equal(layered.resolved("gold"), [0.5, 0.1, 0.2, 0.15])
-    np.testing.assert_array_equal(layered.resolved("vip"), [0.9, 0.4, 0.2, 0.15])
+    np.testing.assert_array_equal(layered.resolved("gold"), W(0.5, 0.1, 0.2, 0.15))
+    np.testing.assert_array_equal(layered.resolved("vip"), W(0.9, 0.4, 0.2, 0.15))
 
 
 def test_category_applies_after_segment(layered: WeightsConfig) -> None:
     # Tools/Power sets inventory and an explicit zero for returns; margin comes from gold.
     np.testing.assert_array_equal(layered.resolved("gold", "Tools/Power/Saws"),
-                                  [0.5, 0.1, 0.0, 0.7])
+                                  W(0.5, 0.1, 0.0, 0.7))
 
 
 def test_longest_prefix_wins_and_shorter_ones_do_not_cascade(layered: WeightsConfig) -> None:
     np.testing.assert_array_equal(layered.resolved(None, "Tools/Power/Drills/Cordless"),
-                                  [0.3, 0.05, 0.2, 0.15])
-    np.testing.assert_array_equal(layered.resolved(None, "Tools/Hand"), [0.3, 0.1, 0.2, 0.5])
+                                  W(0.3, 0.05, 0.2, 0.15))
+    np.testing.assert_array_equal(layered.resolved(None, "Tools/Hand"), W(0.3, 0.1, 0.2, 0.5))
 
 
 def test_prefix_matches_whole_components_only(layered: WeightsConfig) -> None:
     np.testing.assert_array_equal(layered.resolved(category="Tools/Powerful"),
-                                  [0.3, 0.1, 0.2, 0.5])
+                                  W(0.3, 0.1, 0.2, 0.5))
     np.testing.assert_array_equal(layered.resolved(category="Toolset"), layered.weight_vector())
 
 
@@ -398,7 +403,7 @@ def test_category_rule_for(layered: WeightsConfig) -> None:
 def test_resolved_returns_a_fresh_array(layered: WeightsConfig) -> None:
     vector = layered.resolved("gold")
     vector[:] = 99.0
-    np.testing.assert_array_equal(layered.resolved("gold"), [0.5, 0.1, 0.2, 0.15])
+    np.testing.assert_array_equal(layered.resolved("gold"), W(0.5, 0.1, 0.2, 0.15))
     assert layered.resolved().dtype == np.float64
 
 
@@ -450,7 +455,7 @@ def test_dump_round_trip_keeps_awkward_strings_and_explicit_zero_overrides() -> 
 
 @settings(max_examples=50, deadline=None)
 @given(
-    defaults=st.lists(st.floats(0, 1e6), min_size=4, max_size=4),
+    defaults=st.lists(st.floats(0, 1e6), min_size=len(TERM_NAMES), max_size=len(TERM_NAMES)),
     threshold=st.floats(0, 1),
     override=st.dictionaries(st.sampled_from(TERM_NAMES), st.floats(0, 1e6)),
 )
@@ -530,22 +535,22 @@ def test_term_weights_equality_includes_which_terms_are_set() -> None:
 
 
 def test_from_vector_inverts_weight_vector() -> None:
-    cfg = WeightsConfig(version=1, weights=TermWeights.from_vector([0.3, 0.1, 0.2, 0.15]))
-    np.testing.assert_array_equal(cfg.weight_vector(), [0.3, 0.1, 0.2, 0.15])
-    with pytest.raises(ValueError, match="expected 4 weights"):
+    cfg = WeightsConfig(version=1, weights=TermWeights.from_vector(W(0.3, 0.1, 0.2, 0.15)))
+    np.testing.assert_array_equal(cfg.weight_vector(), W(0.3, 0.1, 0.2, 0.15))
+    with pytest.raises(ValueError, match=f"expected {len(TERM_NAMES)} weights"):
         TermWeights.from_vector([0.1, 0.2])
     with pytest.raises(ValidationError):
-        TermWeights.from_vector([0.1, 0.2, -1e-12, 0.0])
+        TermWeights.from_vector(W(0.1, 0.2, -1e-12, 0.0))
 
 
 def test_with_weights_replaces_defaults_and_keeps_the_rest(layered: WeightsConfig) -> None:
-    tuned = layered.with_weights(dict(zip(TERM_NAMES, np.array([0.4, 0.0, 0.25, 0.1]),
+    tuned = layered.with_weights(dict(zip(TERM_NAMES, np.array(W(0.4, 0.0, 0.25, 0.1)),
                                           strict=True)))
-    np.testing.assert_array_equal(tuned.weight_vector(), [0.4, 0.0, 0.25, 0.1])
+    np.testing.assert_array_equal(tuned.weight_vector(), W(0.4, 0.0, 0.25, 0.1))
     assert tuned.segments == layered.segments and tuned.categories == layered.categories
-    np.testing.assert_array_equal(tuned.resolved("gold"), [0.5, 0.0, 0.25, 0.1])
+    np.testing.assert_array_equal(tuned.resolved("gold"), W(0.5, 0.0, 0.25, 0.1))
     np.testing.assert_array_equal(layered.with_weights({"clv": 0.7}).weight_vector(),
-                                  [0.3, 0.7, 0.2, 0.15])
+                                  W(0.3, 0.7, 0.2, 0.15))
     assert parse_config(dump_config(tuned)) == tuned
     with pytest.raises(ValidationError):
         layered.with_weights({"margin": -0.1})
@@ -586,11 +591,11 @@ def test_tuned_scales_rules_with_the_defaults() -> None:
     cfg = parse_config("version: 1\nweights: {margin: 0.4, clv: 0.1}\n"
                        "segments: {top: {min_clv_quantile: 0.9, weights: {clv: 0.2}}}\n"
                        "categories: {\"A/B\": {weights: {inventory: 0.3}}}\n")
-    tuned = cfg.tuned(np.array([0.2, 0.05, 0.0, 0.0]))  # half the strength
-    assert tuned.weight_vector().tolist() == [0.2, 0.05, 0.0, 0.0]
+    tuned = cfg.tuned(np.array(W(0.2, 0.05, 0.0, 0.0)))  # half the strength
+    assert tuned.weight_vector().tolist() == W(0.2, 0.05, 0.0, 0.0)
     assert tuned.segments["top"].weights.overrides() == {"clv": pytest.approx(0.1)}
     assert tuned.categories["A/B"].weights.overrides() == {"inventory": pytest.approx(0.15)}
-    assert np.all(cfg.tuned(np.zeros(4)).resolved("top", "A/B/C") == 0)
+    assert np.all(cfg.tuned(np.zeros(len(TERM_NAMES))).resolved("top", "A/B/C") == 0)
 
 
 # --- inventory target and experiments -----------------------------------------------------------
@@ -629,8 +634,8 @@ def test_inventory_target_default_and_bundle_check() -> None:
 
 def test_arm_precedence_is_defaults_segment_category_arm() -> None:
     cfg = parse_config(EXPERIMENT)
-    np.testing.assert_array_equal(cfg.resolved("gold", "Tools/Saws"), [0.4, 0.1, 0.2, 0.3])
-    np.testing.assert_array_equal(cfg.resolved("gold", "Tools/Saws", "push"), [0.9, 0.1, 0.2, 0.3])
+    np.testing.assert_array_equal(cfg.resolved("gold", "Tools/Saws"), W(0.4, 0.1, 0.2, 0.3))
+    np.testing.assert_array_equal(cfg.resolved("gold", "Tools/Saws", "push"), W(0.9, 0.1, 0.2, 0.3))
     np.testing.assert_array_equal(cfg.resolved(arm="control"), cfg.weight_vector())
 
 
@@ -655,7 +660,7 @@ def test_arm_assignment_is_stable_shared_out_and_anonymous_gets_none() -> None:
 def test_experiment_round_trip_and_tuning_scales_arms() -> None:
     cfg = parse_config(EXPERIMENT)
     assert parse_config(dump_config(cfg)) == cfg
-    tuned = cfg.tuned(np.array([0.6, 0.2, 0.0, 0.0]))  # twice the strength
+    tuned = cfg.tuned(np.array(W(0.6, 0.2, 0.0, 0.0)))  # twice the strength
     assert tuned.arms()["push"].weights.overrides() == {"margin": pytest.approx(1.8)}
     assert tuned.arms()["control"].share == 0.5
     assert tuned.inventory == cfg.inventory

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from objectives.config import ConfigError, parse_config
+from objectives.config import TERM_NAMES, ConfigError, parse_config
 from objectives.groups import QueryGroups
 from objectives.plan import BURIED, OUT_OF_STOCK, RANKED, TIER_WIDTH, Plan
 from objectives.quality import BUSINESS_FIGURES, per_query_figures
@@ -55,6 +55,7 @@ def test_served_ranker_tuner_and_benchmark_give_identical_orders(guardrails: str
     """
     rng = np.random.default_rng(11)
     terms = np.round(rng.normal(size=(N_PRODUCTS, 4)) * 2) / 2
+    terms = np.pad(terms, ((0, 0), (0, len(TERM_NAMES) - 4)))  # terms declared later: 0
     terms = terms.astype(np.float32)
     in_stock = rng.random(N_PRODUCTS) > 0.2
     categories = [f"A/{i % 4}" for i in range(N_PRODUCTS)]
@@ -67,6 +68,7 @@ def test_served_ranker_tuner_and_benchmark_give_identical_orders(guardrails: str
                               "grade": rng.integers(0, 4, rows.size).astype(float)})
     relevance = rng.integers(0, 5, rows.size) / 2.0
     w = np.array([1.0, 0.1, 0.6, 0.2])  # tuned: category rules scale with the defaults
+    w = np.pad(w, (0, len(TERM_NAMES) - 4))
 
     served = Served.build(config, terms, np.zeros(N_PRODUCTS), in_stock, IDS, categories)
     groups = query_groups(judgments, np.ones(rows.size, bool), relevance, rows, served)

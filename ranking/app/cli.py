@@ -365,7 +365,9 @@ def format_results(results: list[SearchResult], explain: bool) -> str:
         return "no results"
     lines = [f"{'#':>3}  {'product':<10} {'score':>7}  title"]
     if explain:
-        lines.append(" " * 23 + "contributions: relevance, margin, clv, returns, inventory")
+        from objectives.term_registry import contributions_header
+
+        lines.append(" " * 23 + "contributions: " + contributions_header())
     for r in results:
         score = "pinned" if r.pinned else f"{r.score:7.3f}"
         lines.append(f"{r.rank:>3}  {r.product_id:<10} {score:>7}  {r.title}")
