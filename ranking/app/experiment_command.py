@@ -45,6 +45,10 @@ def add_arguments(experiment_subparsers: argparse._SubParsersAction) -> None:
     obd.add_argument("--report", type=Path, default=None,
                      help="also write the readout of the two logging policies here")
     obd.set_defaults(run=run_import_open_bandit)
+    from ranking.app import estimate_command, learn_command  # learning from logs
+
+    estimate_command.add_arguments(experiment_subparsers)
+    learn_command.add_arguments(experiment_subparsers)
 
 
 def run_report(args: argparse.Namespace) -> int:
