@@ -142,70 +142,69 @@ def _chunk(analyzer: Analyzer, texts: Sequence[str]) -> Analyzed:
     joined = unicodedata.normalize("NFKC", joined)
     if analyzer.lowercase:
         joined = joined.lower()
-    if analyzer.units:
-        tokens, is_word, doc = _quantity_matches(joined)
-    else:
-        tokens, is_word, doc = _word_matches(joined)
+    tokens, is_word, counts = (_quantity_matches if analyzer.units else _word_matches)(joined)
     if analyzer.stopwords:
-        keep = ~(is_word & np.isin(tokens, list(text_module.ENGLISH_STOPWORDS)))
-        tokens, is_word, doc = tokens[keep], is_word[keep], doc[keep]
+        doc = np.repeat(np.arange(n), counts)
+        stop = np.fromiter((t in text_module.ENGLISH_STOPWORDS for t in tokens), dtype=bool,
+                           count=tokens.shape[0])
+        keep = ~(is_word & stop)
+        tokens, is_word = tokens[keep], is_word[keep]
+        counts = np.bincount(doc[keep], minlength=n)
     indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(doc, minlength=n), out=indptr[1:])
+    np.cumsum(counts, out=indptr[1:])
     return Analyzed(tokens, is_word, indptr)
 
 
 def _word_matches(joined: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(tokens, is_word, text of each token) of NUL-separated texts by the plain token regex
+    """(tokens, is_word, tokens per text) of NUL-separated texts by the plain token regex
     (the analyzer's for a text without digits or without ``units``): every token a word."""
-    matches = _BULK_TOKEN_RE.findall(joined)
-    if not matches:
-        return np.zeros(0, dtype=object), np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64)
-    word, sep = (np.array(c, dtype=object) for c in zip(*matches, strict=True))
-    is_sep = sep != ""
-    doc = (np.cumsum(is_sep) - is_sep)[~is_sep]
-    return word[~is_sep], np.ones(doc.shape[0], dtype=bool), doc
+    tokens: list[str] = []
+    counts: list[int] = []
+    n = 0
+    for word, sep in _BULK_TOKEN_RE.findall(joined):
+        if sep:
+            counts.append(n)
+            n = 0
+        else:
+            tokens.append(word)
+            n += 1
+    return _arrays(tokens, [True] * len(tokens), counts)
 
 
 def _quantity_matches(joined: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(tokens, is_word, text of each token) of NUL-separated texts by the quantity regex:
-    a word match is one token, a quantity the analyzer's one or three
-    (:func:`ranking.text._quantity`, computed once per distinct number and unit)."""
-    import pandas as pd
+    """(tokens, is_word, tokens per text) of NUL-separated texts by the quantity regex: a
+    word match is one token, a quantity the analyzer's one or three
+    (:func:`ranking.text._quantity`, computed once per distinct number and unit). A plain
+    loop over the matches: cheaper than array operations on object arrays."""
+    tokens: list[str] = []
+    flags: list[bool] = []
+    counts: list[int] = []
+    spelled: dict[tuple[str, str], tuple[list[str], list[bool]]] = {}
+    n = 0
+    for number, unit, word, sep in _BULK_QUANTITY_RE.findall(joined):
+        if word:
+            tokens.append(word)
+            flags.append(True)
+            n += 1
+        elif sep:
+            counts.append(n)
+            n = 0
+        else:
+            found = spelled.get((number, unit))
+            if found is None:
+                q = text_module._quantity(number, unit or None)
+                found = spelled[(number, unit)] = (q, [False] * len(q))
+            tokens += found[0]
+            flags += found[1]
+            n += len(found[0])
+    return _arrays(tokens, flags, counts)
 
-    matches = _BULK_QUANTITY_RE.findall(joined)
-    if not matches:
-        return np.zeros(0, dtype=object), np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64)
-    number, unit, word, sep = (np.array(c, dtype=object) for c in zip(*matches, strict=True))
-    del matches
-    is_sep = sep != ""
-    is_word = word != ""
-    is_quantity = ~(is_sep | is_word)
-    doc = np.cumsum(is_sep) - is_sep
-    q = np.flatnonzero(is_quantity)
-    count = is_word.astype(np.int64)
-    table = np.zeros(0, dtype=object)
-    start = np.zeros(0, dtype=np.int64)
-    codes = np.zeros(0, dtype=np.int64)
-    if q.size:
-        codes, uniques = pd.factorize(number[q] + "\x01" + unit[q])
-        spelled = [text_module._quantity(num, u or None)
-                   for num, u in (key.split("\x01") for key in uniques)]
-        sizes = np.array([len(s) for s in spelled], dtype=np.int64)
-        start = np.r_[0, np.cumsum(sizes)[:-1]]
-        table = np.array([t for s in spelled for t in s] + [""], dtype=object)[:-1]
-        count[q] = sizes[codes]
-    total = int(count.sum())
-    src = np.repeat(np.arange(count.shape[0]), count)  # the match of each token
-    offset = np.arange(total) - np.repeat(np.cumsum(count) - count, count)
-    tokens = np.empty(total, dtype=object)
-    token_is_word = is_word[src]
-    tokens[token_is_word] = word[src[token_is_word]]
-    if q.size:
-        qcode = np.zeros(count.shape[0], dtype=np.int64)
-        qcode[q] = codes
-        at = ~token_is_word
-        tokens[at] = table[start[qcode[src[at]]] + offset[at]]
-    return tokens, token_is_word, doc[src]
+
+def _arrays(tokens: list[str], flags: list[bool],
+            counts: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    out = np.empty(len(tokens), dtype=object)
+    out[:] = tokens
+    return out, np.array(flags, dtype=bool), np.array(counts, dtype=np.int64)
 
 
 def _one_by_one(analyzer: Analyzer, texts: Sequence[str]) -> Analyzed:
