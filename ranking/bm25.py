@@ -8,9 +8,11 @@ kernels in :mod:`ranking._bm25_kernels`; this module builds, saves and fronts th
 
 Retrieval (:meth:`FieldIndex.search`) reads each posting's precomputed tf part, so a query only
 multiplies and adds; on long posting lists it finds the top k by MaxScore, skipping documents
-whose score bounds cannot reach the k-th best, and otherwise scores every matching document.
-Both are exact, with ties broken by doc id. The precomputed arrays are derived from the saved
-ones on first use, so the ``.npz`` holds only postings, the forward index and IDF.
+whose score bounds cannot reach the k-th best, and otherwise scores every matching document in
+a per-thread accumulator that it leaves clean, so that a query costs what its postings cost,
+not one slot per product. Both are exact, with ties broken by doc id. The precomputed arrays
+are derived from the saved ones on first use, so the ``.npz`` holds only postings, the
+forward index and IDF.
 """
 
 from __future__ import annotations
