@@ -19,6 +19,7 @@ from clv.errors import MarginRankError
 # and their heavy libraries inside their run functions: `marginrank --help` stays fast.
 # preview, tune and audit predate that rule: they are imported only when their command runs.
 from ranking.app import allocate_command, bench_command, config_command, experiment_command
+from ranking.app.cluster import add_cluster_argument, dask_client
 
 if TYPE_CHECKING:
     from objectives.tuner import TuneResult
@@ -132,6 +133,11 @@ def _parser(selected: str | None = None) -> argparse.ArgumentParser:
     bld.add_argument("--audit-severity", action="append", default=[], metavar="CODE=LEVEL",
                      help="severity of a data-audit finding code (blocking, warning, off); "
                           "blocking findings stop the build (see marginrank audit)")
+    bld.add_argument("--sign-key-file", type=Path, metavar="FILE",
+                     help="sign the bundle's manifest (HMAC-SHA256) with the key in FILE; "
+                          "services holding the key load only bundles it signed "
+                          "(docs/bundles.md)")
+    add_cluster_argument(bld)
     bld.set_defaults(run=_build)
 
     search = sub.add_parser("search", help="search a bundle and print a table")
@@ -160,6 +166,8 @@ def _parser(selected: str | None = None) -> argparse.ArgumentParser:
                   help="tune a bundle's weights on judged queries; writes the YAML back")
     bench_command.add_arguments(sub.add_parser(
         "bench", help="run a benchmark script of the source checkout (quality)"))
+    _lazy_command(sub, selected, "clv", "ranking.app.clv_command",
+                  help="customer lifetime value from partitioned transactions (clv fit)")
     _lazy_command(sub, selected, "audit", "ranking.app.audit_command",
                   help="audit the tables before a build: duplicates, stale records, "
                        "inconsistencies, coverage, drift")
@@ -170,6 +178,8 @@ def _parser(selected: str | None = None) -> argparse.ArgumentParser:
     experiment_command.add_arguments(experiment_sub)
     allocate_command.add_arguments(experiment_sub)
     config_command.add_arguments(sub)
+    _lazy_command(sub, selected, "simulate", "ranking.app.simulate_command",
+                  help="simulated traffic with a known truth (event logs for experiments)")
 
     serve = sub.add_parser("serve", help="run the HTTP search service (the service extra)")
     serve.add_argument("--bundle", type=Path, required=True,
@@ -205,15 +215,19 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _build(args: argparse.Namespace) -> int:
     from objectives.audit_findings import parse_severity
+    from ranking import bundle
     from ranking.app.build import BuildInputs
 
     inputs = BuildInputs(args.catalog, args.judgments, args.transactions, args.config)
+    key = bundle.read_key_file(args.sign_key_file) if args.sign_key_file else None
     return _run_build(inputs, args.out, args.seed, title="marginrank build",
-                      audit_severity=tuple(parse_severity(args.audit_severity).items()))
+                      audit_severity=tuple(parse_severity(args.audit_severity).items()),
+                      cluster=args.cluster, sign_key=key)
 
 
 def _run_build(inputs: BuildInputs, out: Path, seed: int, title: str,
-               audit_severity: tuple[tuple[str, str], ...] = ()) -> int:
+               audit_severity: tuple[tuple[str, str], ...] = (),
+               cluster: str | None = None, sign_key: bytes | None = None) -> int:
     from ranking.app import preview
     from ranking.app.build import BuildSettings, build
     from ranking.app.progress import Progress
@@ -221,11 +235,14 @@ def _run_build(inputs: BuildInputs, out: Path, seed: int, title: str,
 
     start = time.perf_counter()
     progress = Progress()
-    result = build(inputs, out / "bundle", BuildSettings(seed=seed, audit_severity=audit_severity),
-                   progress)
+    with dask_client(cluster) as client:
+        result = build(inputs, out / "bundle",
+                       BuildSettings(seed=seed, audit_severity=audit_severity,
+                                     sign_key=sign_key), progress, client)
     report, summary = _report(result, title, time.perf_counter() - start), _report_json(result)
     _write_report(out, report, summary)  # kept even if the bundle then fails to load
-    ranker = Ranker.load(out / "bundle")  # the serving path, checksums verified, as a service would
+    # the serving path, checksums (and the signature) verified, as a service would
+    ranker = Ranker.load(out / "bundle", key=sign_key)
     with progress.stage("evaluating the bundle as served"):
         served = preview.served_evaluation(ranker, result.test_judgments, seed)
     report += _served_section(served, ranker.n_candidates)
@@ -417,7 +434,7 @@ def _known_products(args: argparse.Namespace
     """Products pins and buries must name, the category paths category rules must match, and
     (for a bundle) the inventory target its terms were built with."""
     from objectives.catalog import load_catalog
-    from ranking import bundle
+    from ranking import bundle, bundle_checks
     from ranking.ranker import BUNDLE_FILES, Catalog
 
     if args.catalog:
@@ -425,7 +442,8 @@ def _known_products(args: argparse.Namespace
         return set(catalog["product_id"]), catalog["category"].fillna("").tolist(), None
     if args.bundle:
         manifest = bundle.verify(args.bundle, BUNDLE_FILES)
-        target = manifest["settings"].get("target_weeks_of_cover", 8.0)
+        target = bundle_checks.number_setting(Path(args.bundle) / bundle.MANIFEST,
+                                              manifest["settings"], "target_weeks_of_cover", 8.0)
         known = Catalog.load(args.bundle)
         return set(known.product_ids), list(known.categories), target
     return None, None, None
