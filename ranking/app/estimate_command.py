@@ -88,7 +88,7 @@ def run_estimate(args: argparse.Namespace) -> int:
     events = load_events(args.events)
     rows = logged(events.impressions, events.outcomes)
     target = Ranker.load(args.bundle).variant(args.config)
-    bias = examination(rows, em=False)
+    bias = examination(rows, bootstrap=10, em=None)
     result = estimate_policy(rows, target, examination_ratios=bias.combined,
                              max_weight=args.max_weight)
     served = bundle_version(args.bundle)

@@ -48,7 +48,7 @@ def run_learn(args: argparse.Namespace) -> int:
     rows = logged(events.impressions, events.outcomes)
     check_bundle_version(rows.bundle_version.tolist(), bundle_version(args.bundle))
     ranker = Ranker.load(args.bundle)
-    bias = examination(rows, bootstrap=10, em=False)
+    bias = examination(rows, bootstrap=10, em=None)
     labels = interaction_labels(events.impressions, events.outcomes, bias.combined,
                                 max_weight=args.max_weight)
     data = training_set(ranker, labels, debiased=not args.raw)

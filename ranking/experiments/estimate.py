@@ -104,8 +104,9 @@ class PositionBias:
 
 
 def examination(rows: Logged, *, bootstrap: int = 30, seed: int = 0,
-                em: bool = True) -> PositionBias:
-    """Examination ratios from ``rows`` (module docs): randomized rows when present, EM."""
+                em: bool | None = True) -> PositionBias:
+    """Examination ratios from ``rows`` (module docs): randomized rows when present, EM
+    (``em=None``: only when the randomized rows do not reach every shown position)."""
     if rows.position.size == 0:
         raise DataError("the logs show no products: nothing to estimate examination from")
     rand_rows = rows.randomized & ~np.isnan(rows.propensity)
@@ -114,6 +115,9 @@ def examination(rows: Logged, *, bootstrap: int = 30, seed: int = 0,
         randomized = from_randomized(rows.position[rand_rows], rows.clicks[rand_rows],
                                      cluster=rows.request[rand_rows])
     fitted = None
+    if em is None:
+        em = randomized is None or not np.isin(np.unique(rows.position),
+                                               randomized.positions).all()
     if em or randomized is None:
         keys = np.char.add(np.char.add(rows.query.astype(str), "\x1f"), rows.product.astype(str))
         fitted = em_pbm(rows.position, rows.clicks, keys, cluster=rows.request,
