@@ -334,6 +334,7 @@ class Killer:
                        if c.writer is not None and c.worker in (wid, None))
             os.kill(pid, signal.SIGKILL)  # a worker of the service we started
             self.kills.append({"at": time.time(), "worker": wid, "connections_held": held})
+            next_at = time.monotonic() + self.every  # the interval runs from this kill
 
 
 # -- the run ---------------------------------------------------------------------------------
