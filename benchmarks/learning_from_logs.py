@@ -1,0 +1,294 @@
+"""Learning from logs on Home Depot, against the traffic simulator's truth (SIMULATED traffic).
+
+The real Home Depot products and graded judgments (a bundle built as benchmarks/search_latency.py
+builds it) run through :class:`ranking.experiments.TrafficSimulator`: position-based clicks
+(examination ``k ** -0.8``) on the true grades. The bundle's weights are served with an
+``exploration`` section (``--share`` of searches shuffle their top ``--top-k``). Three checks:
+
+1. Examination by position estimated from the log (:func:`ranking.experiments.estimate.
+   examination`) against the simulator's ``k ** -0.8``: within 10% at every position?
+2. LambdaMART trained on train-half queries from debiased interaction labels, from raw ones and
+   from the judgments, scored by NDCG@10 on the test-half queries' true judgments: debiased
+   within 0.005 of judgments, and above raw (paired bootstrap over queries)?
+3. ``--replays`` fresh logs of ``--replay-searches`` searches: IPS, SNIPS and DR of a proposed
+   weights file's clicks and margin per search; does each interval cover the simulated
+   on-policy value (closed form) in >= 90% of replays?
+
+    python benchmarks/learning_from_logs.py [--searches 500000] [--work DIR] [--out docs/...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from objectives.metrics import ndcg_at_k, paired_bootstrap  # noqa: E402
+from ranking.app.events_api import bundle_version  # noqa: E402
+from ranking.app.progress import Progress  # noqa: E402
+from ranking.experiments.click_labels import interaction_labels  # noqa: E402
+from ranking.experiments.estimate import estimate_policy, examination, logged  # noqa: E402
+from ranking.experiments.learn import check_bundle_version, training_set  # noqa: E402
+from ranking.experiments.simulator import TrafficSimulator  # noqa: E402
+from ranking.exploration import ndcg_cost  # noqa: E402
+
+HD = Path("/work/shared/data/home-depot-search-relevance/train.csv")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--home-depot", type=Path, default=HD)
+    p.add_argument("--work", type=Path, default=Path("search-latency-work"),
+                   help="work folder holding (or receiving) the Home Depot bundle")
+    p.add_argument("--searches", type=int, default=500_000)
+    p.add_argument("--days", type=int, default=10)
+    p.add_argument("--share", type=float, default=0.3)
+    p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--replays", type=int, default=50)
+    p.add_argument("--replay-searches", type=int, default=10_000)
+    p.add_argument("--trees", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--judged-queries", type=int, default=3000,
+                   help="seeded Home Depot queries kept (0: all), to fit a loaded machine")
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "learning_from_logs_benchmark")
+    return p.parse_args(argv)
+
+
+def concat(days: list) -> tuple[pa.Table, pa.Table]:
+    return (pa.concat_tables([d.impressions for d in days]),
+            pa.concat_tables([d.outcomes for d in days]))
+
+
+def on_policy(sim: TrafficSimulator, config: Path) -> dict[str, float]:
+    """Closed-form clicks and margin per search of ``config`` served to everyone (no arms)."""
+    arms = sim.arms(config)
+    seg_of = sim.segment_rows(arms)
+    clicks = margin = 0.0
+    for s in np.unique(seg_of):
+        members = np.flatnonzero(seg_of == s)
+        v = sim.click_propensity[members][:, None]
+        u = sim.buy_propensity[members][:, None]
+        for qi in range(len(sim.queries)):
+            lp = sim._list_probs(arms, qi, int(s), 0)
+            w = sim.search_weight[members] * sim.query_weights[qi]
+            c = np.minimum(1.0, lp["click"][None, :] * v)
+            cab = c * lp["cart"][None, :] * np.minimum(1.0, lp["buy"][None, :] * u)
+            units = cab * (1.0 + sim.model.extra_units)
+            clicks += float(w @ c.sum(axis=1))
+            margin += float(w @ (units * lp["margin"][None, :]
+                                 * (1.0 - lp["return"][None, :])).sum(axis=1))
+    return {"clicks": clicks, "margin": margin}
+
+
+def judged_ndcg(model, ranker, judgments, queries: list[str]) -> np.ndarray:  # noqa: ANN001
+    index = ranker.catalog.row_of
+    out = []
+    for q in queries:
+        j = judgments[judgments["query"] == q]
+        rows = np.array([index[p] for p in j["product_id"]], np.int64)
+        scores = model.predict(ranker.feature_space.extract(q, rows, ranker.catalog.priors))
+        out.append(ndcg_at_k(j["grade"].to_numpy(np.float64)[np.argsort(-scores,
+                                                                        kind="stable")], 10))
+    return np.asarray(out, np.float64)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import pandas as pd
+    from search_latency import home_depot_bundle
+
+    from ranking.ltr import LambdaMART, grade_labels
+
+    args = parse_args(argv)
+    progress = Progress()
+    started = time.time()
+    load0 = os.getloadavg()
+    with progress.stage("Home Depot bundle"):
+        bundle = home_depot_bundle(args.home_depot, args.work, args.seed,
+                                   args.judged_queries)
+    world = bundle.parent / "world"
+    judgments = pd.read_csv(world / "judgments.csv", dtype={"product_id": str, "query": str})
+    sim = TrafficSimulator(bundle, judgments, seed=args.seed, catalog=world / "catalog.csv")
+    base_text = (bundle / "weights.yaml").read_text()
+    work = args.out.parent / (args.out.name + "-work")
+    work.mkdir(parents=True, exist_ok=True)
+    explore = work / "explore.yaml"
+    explore.write_text(base_text + f"\nexploration: {{share: {args.share}, top_k: {args.top_k},"
+                                   f" seed: {args.seed}}}\n")
+    per_day = -(-args.searches // args.days)
+    days = []
+    for d in progress.bar(range(args.days), "simulated days"):
+        days.append(sim.run_day(d, explore, searches=per_day, validate=False))
+    impressions, outcomes = concat(days)
+    del days
+    n_searches = per_day * args.days
+    rows = logged(impressions, outcomes)
+    check_bundle_version(rows.bundle_version.tolist(), sim.bundle_version)
+    # 1. examination
+    with progress.stage("examination"):
+        bias = examination(rows, bootstrap=10, em=None)
+    truth = sim.model.examination(bias.combined.positions) / sim.model.examination(
+        np.array([1]))[0]
+    rel_err = bias.combined.value / truth - 1.0
+    exam = {"positions": bias.combined.to_dict()["positions"], "truth": truth.tolist(),
+            "relative_error": rel_err.tolist(),
+            "max_abs_relative_error": float(np.max(np.abs(rel_err))),
+            "met": bool(np.max(np.abs(rel_err)) <= 0.10)}
+    # NDCG cost of exploration on the judgments: served top 10 of the bundle's ranking.
+    grades_of = {q: dict(zip(g["product_id"], g["grade"], strict=True))
+                 for q, g in judgments.groupby("query")}
+    served_lists, ideal = [], []
+    pid = sim.ranker.catalog.product_ids
+    arms = sim.arms()
+    for qi, q in enumerate(sim.queries):
+        ranked = sim.ranked(arms, q, 0, 0)
+        served_lists.append([grades_of.get(q, {}).get(pid[r], 0.0) for r in ranked.rows])
+        ideal.append(list(grades_of.get(q, {}).values()))
+        del qi
+    shuffle_loss, _ = ndcg_cost(served_lists, args.top_k, 10, ideal)
+    # 2. LambdaMART from logs
+    with progress.stage("interaction labels"):
+        labels = interaction_labels(impressions, outcomes, bias.combined)
+    rng = np.random.default_rng(args.seed)
+    qs = np.array(sorted(judgments["query"].unique()))
+    test_mask = rng.random(qs.size) < 0.5
+    train_q, test_q = set(qs[~test_mask].tolist()), qs[test_mask].tolist()
+    ranker = sim.ranker
+    base = LambdaMART(n_estimators=args.trees, seed=args.seed)
+    models = {}
+    for name, debiased in (("debiased clicks", True), ("raw clicks", False)):
+        with progress.stage(f"train on {name}"):
+            ts = training_set(ranker, labels, debiased=debiased, queries=train_q)
+            models[name] = base.clone().fit(ts.X, ts.y, ts.qid)
+    with progress.stage("train on judgments"):
+        jt = judgments[judgments["query"].isin(train_q)].sort_values("query", kind="stable")
+        index = ranker.catalog.row_of
+        Xs, qid = [], []
+        for i, (q, g) in enumerate(jt.groupby("query", sort=True)):
+            rws = np.array([index[p] for p in g["product_id"]], np.int64)
+            Xs.append(ranker.feature_space.extract(q, rws, ranker.catalog.priors))
+            qid.append(np.full(rws.size, i))
+        y = grade_labels(jt.sort_values("query", kind="stable")["grade"].to_numpy())
+        models["judgments"] = base.clone().fit(np.vstack(Xs), y, np.concatenate(qid))
+    with progress.stage("NDCG@10 on test queries"):
+        ndcg = {name: judged_ndcg(m, ranker, judgments, test_q) for name, m in models.items()}
+    means = {k: float(np.nanmean(v)) for k, v in ndcg.items()}
+    vs_judged = paired_bootstrap(ndcg["debiased clicks"], ndcg["judgments"], seed=args.seed)
+    vs_raw = paired_bootstrap(ndcg["debiased clicks"], ndcg["raw clicks"], seed=args.seed)
+    learn = {"ndcg_at_10": means, "test_queries": len(test_q),
+             "debiased_minus_judgments": vs_judged.__dict__,
+             "debiased_minus_raw": vs_raw.__dict__,
+             "within_0.005_of_judgments": bool(means["judgments"] - means["debiased clicks"]
+                                               <= 0.005),
+             "significantly_above_raw": bool(vs_raw.low > 0)}
+    # 3. OPE replays
+    proposed = work / "proposed.yaml"
+    target = ranker.variant(_proposed(bundle, proposed))
+    true_value = on_policy(sim, proposed)
+    covered = {r: {e: 0 for e in ("ips", "snips", "dr")} for r in ("clicks", "margin")}
+    replay_rows = []
+    cache: dict = {}
+    for rep in progress.bar(range(args.replays), "OPE replays"):
+        day = sim.run_day(1000 + rep, explore, searches=args.replay_searches, validate=False,
+                          request_prefix=f"r{rep}-")
+        est = estimate_policy(logged(day.impressions, day.outcomes), target,
+                              examination_ratios=bias.combined, cache=cache)
+        replay_rows.append(est.to_dict())
+        for r, by in est.estimates.items():
+            for e, v in by.items():
+                covered[r][e] += int(v["low"] <= true_value[r] <= v["high"])
+    coverage = {r: {e: c / args.replays for e, c in by.items()} for r, by in covered.items()}
+    load1 = os.getloadavg()
+    report = {
+        "command": "python benchmarks/learning_from_logs.py " + " ".join(argv or sys.argv[1:]),
+        "environment": {"python": platform.python_version(), "machine": platform.machine(),
+                        "cpus": os.cpu_count(), "loadavg_start": load0, "loadavg_end": load1,
+                        "seconds": round(time.time() - started, 1)},
+        "simulated": True, "searches": n_searches, "share": args.share, "top_k": args.top_k,
+        "bundle_version": bundle_version(bundle),
+        "exploration_ndcg_cost": {"shuffle_loss": shuffle_loss,
+                                  "expected_loss": args.share * shuffle_loss},
+        "examination": exam, "learning": learn,
+        "ope": {"true_value": true_value, "coverage": coverage, "replays": args.replays,
+                "replay_searches": args.replay_searches,
+                "unsupported_share_mean": float(np.mean([r["unsupported_share"]
+                                                         for r in replay_rows])),
+                "first_replay": replay_rows[0] if replay_rows else None},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(report, indent=2, default=float) + "\n")
+    args.out.with_suffix(".md").write_text(markdown(report))
+    print(markdown(report))
+    return 0
+
+
+def _proposed(bundle: Path, path: Path) -> Path:
+    """The proposed weights file: the bundle's weights with the margin weight raised by 0.5."""
+    from objectives.config import dump_config, load_config
+
+    cfg = load_config(bundle / "weights.yaml")
+    w = cfg.weights.model_dump()
+    w["margin"] = float(w.get("margin", 0.0)) + 0.5
+    path.write_text(dump_config(cfg.with_weights(w)))
+    return path
+
+
+def markdown(r: dict) -> str:
+    e, learn, ope = r["examination"], r["learning"], r["ope"]
+    env = r["environment"]
+    lines = [
+        "# Learning from logs (SIMULATED traffic on Home Depot)", "",
+        f"Command: `{r['command']}`  ",
+        f"Environment: Python {env['python']}, {env['cpus']} CPUs, load average "
+        f"{env['loadavg_start'][0]:.1f} at start and {env['loadavg_end'][0]:.1f} at end "
+        f"(a shared, loaded machine); {env['seconds']:.0f} s.", "",
+        f"{r['searches']:,} simulated searches; exploration share {r['share']}, top "
+        f"{r['top_k']} shuffled. Expected NDCG@10 cost of exploration on the judgments: "
+        f"{r['exploration_ndcg_cost']['expected_loss']:.4f} (= {r['share']} x "
+        f"{r['exploration_ndcg_cost']['shuffle_loss']:.4f}, the mean loss of one top-"
+        f"{r['top_k']} shuffle).", "",
+        "## Examination by position (truth: k^-0.8)", "",
+        "| position | estimate | 95% interval | truth | relative error |",
+        "|---:|---:|---|---:|---:|"]
+    for p, t, re_ in zip(e["positions"], e["truth"], e["relative_error"], strict=True):
+        lines.append(f"| {p['position']} | {p['examination']:.4f} | [{p['low']:.4f}, "
+                     f"{p['high']:.4f}] | {t:.4f} | {re_:+.2%} |")
+    lines += ["", f"Within 10% everywhere: **{'MET' if e['met'] else 'MISSED'}** (largest "
+              f"{e['max_abs_relative_error']:.2%}).", "",
+              "## LambdaMART from clicks vs judgments (NDCG@10 on test-half true judgments)", "",
+              "| trained on | NDCG@10 |", "|---|---:|"]
+    for k, v in learn["ndcg_at_10"].items():
+        lines.append(f"| {k} | {v:.4f} |")
+    dj, dr_ = learn["debiased_minus_judgments"], learn["debiased_minus_raw"]
+    lines += ["", f"Debiased - judgments: {dj['mean']:+.4f} [{dj['low']:+.4f}, "
+              f"{dj['high']:+.4f}] over {dj['n']} queries; within 0.005: "
+              f"**{'MET' if learn['within_0.005_of_judgments'] else 'MISSED'}**.",
+              f"Debiased - raw: {dr_['mean']:+.4f} [{dr_['low']:+.4f}, {dr_['high']:+.4f}]; "
+              f"significantly above: **{'MET' if learn['significantly_above_raw'] else 'MISSED'}"
+              "**.", "",
+              "## Off-policy estimates of a proposed weights file (margin weight +0.5)", "",
+              f"{ope['replays']} replays of {ope['replay_searches']:,} searches. True "
+              f"(closed-form) clicks per search {ope['true_value']['clicks']:.4f}, margin per "
+              f"search {ope['true_value']['margin']:.4f}. Mean share of target placements "
+              f"without logging support: {ope['unsupported_share_mean']:.1%}.", "",
+              "| reward | IPS coverage | SNIPS coverage | DR coverage |", "|---|---:|---:|---:|"]
+    for k, v in ope["coverage"].items():
+        lines.append(f"| {k} | {v['ips']:.0%} | {v['snips']:.0%} | {v['dr']:.0%} |")
+    ok = all(c >= 0.9 for v in ope["coverage"].values() for c in v.values())
+    lines += ["", f">= 90% for every estimator and reward: **{'MET' if ok else 'MISSED'}**.",
+              ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
