@@ -51,7 +51,7 @@ from clv.rfm import rfm_summary
 from clv.segments import product_clv_affinity
 from clv.transactions import load_transactions, validate_transactions
 from objectives.catalog import load_catalog, load_judgments
-from objectives.config import WeightsConfig, load_config, parse_config
+from objectives.config import TERM_NAMES, WeightsConfig, load_config, parse_config
 from objectives.groups import QueryGroups
 from objectives.guardrail import DEFAULT_MAX_NDCG_DROP, compare_with_bm25, fixed_sequence
 from objectives.metrics import Verdict, finite_mean, non_inferiority, verdict
@@ -361,8 +361,8 @@ def report(world: World, args: argparse.Namespace, config: WeightsConfig,
         lines += [f"## k = {c}", "", markdown_table(tables[c]), "",
                   *(f"- Guardrail at k = {c}, {name} against {GUARDED[name]}: {v.text()}"
                     for name, v in verdicts[c].items()), ""]
-    lines += ["## Per fold", "", "| fold | tuner seconds | tuned weights (margin, clv, returns, "
-              "inventory) | naive w (within tolerance / 0.5% drop) | what the training "
+    lines += ["## Per fold", "", f"| fold | tuner seconds | tuned weights ({', '.join(TERM_NAMES)}"
+              ") | naive w (within tolerance / 0.5% drop) | what the training "
               "queries certified |", "| --- | --- | --- | --- | --- |"]
     for i, r in enumerate(results):
         naive = " / ".join(f"{w:g}" for w in r.naive_weights.values())

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from objectives.config import ConfigError, dump_config, load_config, parse_config
+from objectives.config import TERM_NAMES, ConfigError, dump_config, load_config, parse_config
 from objectives.plan import Plan
 from ranking.app.cli import main
 from ranking.experiments.bandit import (
@@ -60,7 +60,7 @@ def test_shares_by_segment_parse_round_trip_and_survive_tuning() -> None:
     assert cfg.arm_shares() == {"control": 0.5, "push": 0.5, "wild": 0.0}
     assert cfg.arm_shares("gold") == {"control": 0.2, "push": 0.0, "wild": 0.8}
     assert parse_config(dump_config(cfg)) == cfg
-    tuned = cfg.tuned(np.array([0.6, 0.0, 0.0, 0.0]))
+    tuned = cfg.tuned(np.array([0.6, 0.0, 0.0, 0.0] + [0.0] * (len(TERM_NAMES) - 4)))
     assert tuned.experiments["margin_push"].shares_by_segment == \
         cfg.experiments["margin_push"].shares_by_segment
     # Without shares_by_segment every segment uses the arms' share, as before.

@@ -13,7 +13,7 @@ import pytest
 from conftest import load_benchmark
 
 from clv.errors import DataError
-from objectives.config import ConfigError, load_config
+from objectives.config import TERM_NAMES, ConfigError, load_config
 from ranking.app.build import BuildInputs, BuildSettings, build
 from ranking.app.cli import DEMO_DATA, main
 from ranking.bundle import BundleError, sha256_of
@@ -50,7 +50,7 @@ def test_bundle_search_explain_and_segments(built) -> None:  # noqa: ANN001
     assert scores == sorted(scores, reverse=True) or any(
         not ranker.catalog.in_stock[ranker.catalog.row_of[r.product_id]] for r in results)
     for r in results:
-        assert set(r.contributions) == {"relevance", "margin", "clv", "returns", "inventory"}
+        assert set(r.contributions) == {"relevance", *TERM_NAMES}
         assert sum(r.contributions.values()) == pytest.approx(r.score, abs=1e-9)
     assert ranker.search("", k=5) == []
     assert ranker.search("zzzqqq unknownword", k=5) == []
@@ -254,7 +254,7 @@ def test_cli_demo_on_small_world(small_world: Path, tmp_path: Path, capsys) -> N
     assert "Sample search on the bundle" in printed and "contributions" in printed
     assert (tmp_path / "demo" / "report.md").read_text().startswith("# marginrank demo")
     report = json.loads((tmp_path / "demo" / "report.json").read_text())
-    assert set(report["tuned_weights"]) == {"margin", "clv", "returns", "inventory"}
+    assert set(report["tuned_weights"]) == set(TERM_NAMES)
     assert "As served: the same test queries" in printed
     served = report["served_evaluation"]
     for table in ("judged_only", "condensed"):
