@@ -92,6 +92,11 @@ def _inventory(x: TermInputs) -> np.ndarray:
     return np.log((cover + 0.5) / (x.target_weeks + 0.5))
 
 
+def _delivery_speed(x: TermInputs) -> np.ndarray:
+    # Fewer days is better; log because a day matters more at 2 days than at 30.
+    return -np.log1p(x.column("lead_time_days"))
+
+
 TERMS: tuple[Term, ...] = (
     Term("margin", {"price": (0.0, np.inf), "cost": (0.0, np.inf)}, _margin, None, 0.3,
          "unit margin (price - cost)"),
@@ -101,6 +106,8 @@ TERMS: tuple[Term, ...] = (
          "pushes down products that are often returned"),
     Term("inventory", {"stock": (0.0, np.inf), "daily_sales": (0.0, np.inf)}, _inventory, 0.0,
          0.1, "pushes overstocked products up and scarce ones down"),
+    Term("delivery_speed", {"lead_time_days": (0.0, 365.0)}, _delivery_speed, None, 0.0,
+         "pushes up products delivered in fewer days"),
 )
 
 #: Order of the business terms in every weight vector and term matrix of the project.

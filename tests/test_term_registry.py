@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from clv.errors import DataError
 from objectives.catalog import NUMERIC_RANGES, validate_catalog
 from objectives.config import (
     DEFAULT_CONFIG_TEXT,
@@ -83,3 +84,22 @@ def test_a_bundle_with_other_terms_is_refused_with_a_bundle_error(tmp_path: Path
     with pytest.raises(bundle.BundleError, match=r"products\.npz: term names .* differ from "
                                                  r"this version's"):
         Catalog.load(tmp_path)
+
+
+def test_delivery_speed_fewer_days_is_better_and_missing_is_neutral() -> None:
+    frame = pd.DataFrame({"product_id": list("abcde"), "title": list("abcde"),
+                          "lead_time_days": [1, 2, 5, 10, None]})
+    out, report = validate_catalog(frame, source="catalog.csv")
+    assert report.missing["lead_time_days"] == 1
+    terms = compute_terms(out)
+    speed = terms.values[:, TERM_NAMES.index("delivery_speed")]
+    assert np.all(np.diff(speed[:4]) < 0)  # more days, lower term
+    assert speed[4] == 0.0 and terms.missing["delivery_speed"] == 1  # neutral, and counted
+    assert "delivery_speed: 1" in terms.summary()
+    cfg = parse_config("version: 1\nweights:\n  delivery_speed: 0.5\n")
+    scores = terms.values @ cfg.weight_vector()
+    known = [row for row in np.argsort(-scores, kind="stable") if row != 4]
+    assert known == [0, 1, 2, 3]  # a positive weight promotes fast delivery
+    assert scores[1] > scores[4] > scores[2]  # unknown lead time: neutral, at the median (3.5)
+    with pytest.raises(DataError, match="catalog.csv.*lead_time_days"):
+        validate_catalog(frame.assign(lead_time_days=[1, -2, 5, 10, None]), source="catalog.csv")
