@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from clv.errors import MarginRankError
-from objectives.config import load_config, parse_config
+from objectives.config import TERM_NAMES, load_config, parse_config
 from objectives.groups import QueryGroups
 from objectives.quality import CurvePoint, frontier_gaps, pareto, per_query_figures
 from objectives.tuned_yaml import tuned_yaml_text
@@ -77,7 +77,7 @@ def test_oracle_orders_sort_by_grade_and_break_ties_by_model_or_margin() -> None
 def test_tuned_yaml_keeps_comments_and_reads_back_as_the_tuned_config() -> None:
     text = DEMO_WEIGHTS.read_text()
     config = load_config(DEMO_WEIGHTS)
-    tuned = config.tuned(np.array([0.12, 0.01, 0.0, 0.05]))
+    tuned = config.tuned(np.array([0.12, 0.01, 0.0, 0.05] + [0.0] * (len(TERM_NAMES) - 4)))
     written = tuned_yaml_text(text, tuned, note="tuned in a test")
     assert parse_config(written) == tuned
     assert written.startswith("# tuned in a test\n")
@@ -91,7 +91,8 @@ def test_tuned_yaml_keeps_comments_and_reads_back_as_the_tuned_config() -> None:
 
 def test_tuned_yaml_adds_terms_the_file_left_out() -> None:
     text = "# mine\nversion: 1\nweights:\n  margin: 0.5  # only margin\n"
-    tuned = parse_config(text).tuned(np.array([0.25, 0.0, 0.1, 0.0]))
+    later = [0.0] * (len(TERM_NAMES) - 4)  # terms declared after the first four
+    tuned = parse_config(text).tuned(np.array([0.25, 0.0, 0.1, 0.0] + later))
     written = tuned_yaml_text(text, tuned)
     assert re.search(r"margin: 0.25 +# only margin", written) and "returns: 0.1" in written
     assert parse_config(written) == tuned
