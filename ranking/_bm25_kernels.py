@@ -20,6 +20,9 @@ from objectives._topk_kernels import heap_offer, topk_select
 # keeps rounding from ever pruning a document that belongs in the top k.
 _SLACK = 1.0 + 1e-9
 
+#: :func:`search_exhaustive` lists the documents it touches when the postings are fewer than
+#: the documents divided by this, and otherwise passes over every slot.
+_SPARSE = 16
 #: Postings per block of :func:`block_max_fractions`.
 BLOCK = 64
 
@@ -117,14 +120,21 @@ def search_exhaustive(query, post_indptr, post_docs, frac, idf, scratch, k):  # 
 
     ``scratch`` is one float64 per document, all NaN ("no query term") on entry and again on
     return: a document's first term sets its slot (0 + x is x, so the sums are rank_bm25's:
-    the same additions in the same order), the touched documents are listed as they come, and
-    only they are offered to the heap and reset. So a query costs what its postings cost,
-    whatever the catalog's size: nothing is allocated or filled per document."""
+    the same additions in the same order). When the postings are few against the catalog, the
+    touched documents are listed as they come, and only they are offered to the heap and
+    reset: a query costs what its postings cost, whatever the catalog's size. Otherwise one
+    sequential pass over the slots offers and resets them (cheaper than random access to a
+    list as long as most documents are touched). Nothing is allocated or filled per
+    document."""
+    n_docs = scratch.shape[0]
     n_postings = 0
     for qi in range(query.shape[0]):
         if query[qi] >= 0:
             n_postings += post_indptr[query[qi] + 1] - post_indptr[query[qi]]
-    touched = np.empty(n_postings, dtype=np.int32)
+    # A listed document costs a random access or two, a slot of the pass a sequential one:
+    # measured at 1M documents, the list wins well below a quarter of the catalog.
+    sparse = _SPARSE * n_postings < n_docs
+    touched = np.empty(n_postings if sparse else 0, dtype=np.int32)
     n_touched = 0
     for qi in range(query.shape[0]):
         t = query[qi]
@@ -138,14 +148,17 @@ def search_exhaustive(query, post_indptr, post_docs, frac, idf, scratch, k):  # 
                 scratch[d] += x
             else:
                 scratch[d] = x
-                touched[n_touched] = d
-                n_touched += 1
+                if sparse:
+                    touched[n_touched] = d
+                    n_touched += 1
     heap_docs = np.empty(k, dtype=np.int64)
     heap_scores = np.empty(k, dtype=np.float64)
     size = 0
-    for i in range(n_touched):
-        d = touched[i]
+    for i in range(n_touched if sparse else n_docs):
+        d = touched[i] if sparse else i
         x = scratch[d]
+        if np.isnan(x):
+            continue
         scratch[d] = np.nan
         if size < k or x >= heap_scores[0]:
             size = heap_offer(heap_docs, heap_scores, size, d, x)  # the test: its fast path
