@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     judgments = pd.read_csv(world / "judgments.csv", dtype={"product_id": str, "query": str})
     sim = TrafficSimulator(bundle, judgments, seed=args.seed, catalog=world / "catalog.csv")
     base_text = (bundle / "weights.yaml").read_text()
-    work = args.out.parent / (args.out.name + "-work")
+    work = args.work / "learning-from-logs"  # the YAML files the run serves
     work.mkdir(parents=True, exist_ok=True)
     explore = work / "explore.yaml"
     explore.write_text(base_text + f"\nexploration: {{share: {args.share}, top_k: {args.top_k},"
