@@ -144,7 +144,11 @@ class CLVModel:
         dropout probability, and the likelihood keeps rising along a, b -> infinity at a fixed
         a / (a + b). The CDNOW fit never reaches the fallback, so it is lifetimes' fit exactly.
         """
-        rows = _distinct(frequency=frequency, recency=recency, T=T)
+        return self._fit_bgnbd_rows(_distinct(frequency=frequency, recency=recency, T=T))
+
+    def _fit_bgnbd_rows(self, rows: pd.DataFrame) -> dict[str, float]:
+        """:meth:`_fit_bgnbd` on rows already distinct (``frequency``, ``recency``, ``T``,
+        ``weight``): the one fitting path, shared with the partitioned fit (:mod:`clv.scale`)."""
         try:
             params = self._fit_with_lifetimes(rows)
         except (ConvergenceError, np.linalg.LinAlgError) as exc:

@@ -33,15 +33,14 @@ import pandas as pd
 
 from clv.errors import ArgumentError, DataError
 from clv.model import (
+    MAX_FREQ_MONETARY_CORR,
     CLVFitError,
     CLVModel,
-    _bgnbd_fitter,
-    _first_line,
     _pearson,
     bgnbd_log_likelihood,
 )
 from clv.rfm import rfm_summary
-from clv.segments import _prior_strength
+from clv.segments import _prior_strength, _shrunk_affinity
 from clv.tables import ExclusionReport, read_table
 from clv.transactions import ID_COLUMNS, validate_transactions
 
@@ -213,8 +212,6 @@ def fit_from_counts(model: CLVModel, bg_rows: pd.DataFrame, spend_rows: pd.DataF
     below are its own (lifetimes' weighted fit, the trust-region fallback, the ridge notes,
     Gamma-Gamma), so parameters agree with a one-process fit of the same customers.
     """
-    from lifetimes.utils import ConvergenceError
-
     model._check_settings()
     if freq != model.time_unit:
         raise CLVFitError(f"the summary is in '{freq}' periods but time_unit is "
@@ -227,17 +224,7 @@ def fit_from_counts(model: CLVModel, bg_rows: pd.DataFrame, spend_rows: pd.DataF
         raise CLVFitError(f"cannot fit BG/NBD: none of the {n} customers made a repeat "
                           "purchase; use a longer observation period")
     model.notes_ = []
-    try:
-        params = model._fit_with_lifetimes(bg_rows)
-    except (ConvergenceError, np.linalg.LinAlgError) as exc:
-        params = model._fit_trust_region(bg_rows, _first_line(exc))
-    predictions = _bgnbd_fitter(params, model.penalizer) \
-        .conditional_expected_number_of_purchases_up_to_time(
-            model.horizon, bg_rows["frequency"], bg_rows["recency"], bg_rows["T"])
-    if not (all(math.isfinite(v) and v > 0 for v in params.values())
-            and np.isfinite(predictions).all()):
-        raise CLVFitError(f"BG/NBD converged to unusable parameters {params}")
-    model._note_ridges(params)
+    params = model._fit_bgnbd_rows(bg_rows)
     model.bgnbd_params_ = params
     model.log_likelihood_ = sum(
         w * bgnbd_log_likelihood(params, *(rows[k].to_numpy() for k in _BG_KEYS))
@@ -248,11 +235,11 @@ def fit_from_counts(model: CLVModel, bg_rows: pd.DataFrame, spend_rows: pd.DataF
     monetary = spend_rows["monetary_value"].to_numpy()
     weight = spend_rows["weight"].to_numpy()
     model.freq_monetary_corr_ = _weighted_pearson(frequency, monetary, weight)
-    if abs(model.freq_monetary_corr_) > 0.3:
+    if abs(model.freq_monetary_corr_) > MAX_FREQ_MONETARY_CORR:
         model.notes_.append(
             f"frequency and spend are correlated (Pearson {model.freq_monetary_corr_:.2f} "
-            "over repeat customers, beyond +-0.3); Gamma-Gamma assumes they are independent, "
-            "so expected spend and CLV may be biased")
+            f"over repeat customers, beyond +-{MAX_FREQ_MONETARY_CORR:g}); Gamma-Gamma "
+            "assumes they are independent, so expected spend and CLV may be biased")
     spenders = monetary > 0
     model.mean_spend_ = (float(np.average(monetary[spenders], weights=weight[spenders]))
                          if spenders.any() else 0.0)
@@ -429,11 +416,6 @@ def _affinity(stats: pd.DataFrame, global_mean: float, n_buyers: int,
     # Where every product has one buyer, _prior_strength reads the pairs' CLVs: those are the
     # products' means then.
     strength = _prior_strength(pd.DataFrame({"clv": stats["mean"].to_numpy()}), stats)
-    n = stats["size"].reindex(wanted, fill_value=0).to_numpy(dtype=np.float64)
-    means = stats["mean"].reindex(wanted, fill_value=0.0).to_numpy()
-    if np.isinf(strength):
-        affinity = np.full(len(wanted), global_mean)
-    else:
-        affinity = (n * means + strength * global_mean) / (n + strength)
-    return pd.DataFrame({"affinity": affinity.astype(np.float64), "buyers": n.astype(np.int64)},
+    affinity, n = _shrunk_affinity(stats, wanted, strength, global_mean)
+    return pd.DataFrame({"affinity": affinity, "buyers": n},
                         index=pd.Index(wanted, name="product_id"))

@@ -95,13 +95,7 @@ def product_clv_affinity(
     global_mean = float(pairs.drop_duplicates("customer_id")["clv"].mean())
     strength = _prior_strength(pairs, stats)
 
-    n = stats["size"].reindex(wanted, fill_value=0).to_numpy(dtype=np.float64)
-    means = stats["mean"].reindex(wanted, fill_value=0.0).to_numpy()
-    if np.isinf(strength):
-        affinity = np.full(len(wanted), global_mean)
-    else:
-        affinity = (n * means + strength * global_mean) / (n + strength)
-    return affinity.astype(np.float64), n.astype(np.int64)
+    return _shrunk_affinity(stats, wanted, strength, global_mean)
 
 
 def _prior_strength(pairs: pd.DataFrame, stats: pd.DataFrame) -> float:
@@ -171,3 +165,17 @@ def load_customers(path: str | Path) -> CustomerCLV:
                         f"{int(unsorted[0]) + 1}; they are binary-searched", file=path,
                         column="customer_ids")
     return loaded
+
+
+def _shrunk_affinity(stats: pd.DataFrame, wanted: Sequence[str], strength: float,
+                     global_mean: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each wanted product's buyers' mean CLV shrunk toward ``global_mean`` with pseudo-count
+    ``strength`` (the catalog mean for a product nobody bought, or for all when the strength is
+    infinite); also its buyer counts. One rule for the one-process and partitioned paths."""
+    n = stats["size"].reindex(wanted, fill_value=0).to_numpy(dtype=np.float64)
+    means = stats["mean"].reindex(wanted, fill_value=0.0).to_numpy()
+    if np.isinf(strength):
+        affinity = np.full(len(wanted), global_mean)
+    else:
+        affinity = (n * means + strength * global_mean) / (n + strength)
+    return affinity.astype(np.float64), n.astype(np.int64)
