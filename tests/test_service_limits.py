@@ -13,12 +13,18 @@ from pathlib import Path
 import httpx
 import pytest
 import schemathesis
+import schemathesis.specs.openapi.schemas  # noqa: F401  (see below)
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from service_fixtures import RICH_WEIGHTS, load, raw_request, service_bundle, write_with_sidecar
 
 from ranking.app.service import MAX_QUERY_CHARS, create_app
+
+# schemathesis is a pytest plugin, so pytest rewrites its modules on first import. Imported
+# lazily inside the fuzz test, that rewrite ran deep in the suite, where CPython 3.11.7's
+# ast.parse raised "AST constructor recursion depth mismatch" in CI's fresh venv; importing the
+# module here rewrites it at collection time.
 
 __all__ = ["service_bundle"]  # fixture used by name
 HEADER_SECONDS = 1.0

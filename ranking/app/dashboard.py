@@ -140,6 +140,7 @@ def preview(ranker: Any, request: PreviewRequest) -> dict[str, Any]:
     """Both rankings of one query, each result with its term contributions; raises
     :class:`objectives.config.ConfigError` for an invalid proposal."""
     from objectives.config import parse_config
+    from objectives.term_registry import TERM_NAMES
 
     parse_config(request.weights_yaml, source="proposed weights",
                  product_ids=ranker.catalog.row_of.keys(),
@@ -165,8 +166,9 @@ def preview(ranker: Any, request: PreviewRequest) -> dict[str, Any]:
             for term, value in (r["contributions"] or {}).items():
                 terms[term] = terms.get(term, 0.0) + value
         totals[name] = terms
+    # the columns come from the term registry, so the page shows every declared term
     return {"query": request.query, "customer_id": request.customer_id, "k": request.k,
-            **sides, "term_totals": totals}
+            "terms": ["relevance", *TERM_NAMES], **sides, "term_totals": totals}
 
 
 # -- endpoints ---------------------------------------------------------------------------------

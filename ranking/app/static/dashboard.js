@@ -4,7 +4,6 @@
 "use strict";
 
 const RATES = new Set(["ctr", "add_to_cart_rate", "conversion", "return_rate"]);
-const TERMS = ["relevance", "margin", "clv", "returns", "inventory"];
 
 function el(tag, attrs = {}, text) {
   const node = document.createElement(tag);
@@ -110,16 +109,16 @@ function renderReadout(body) {
     ...readout.notes.map((n) => el("li", {}, n)));
 }
 
-function renderSide(tableId, side, showMove) {
+function renderSide(tableId, side, showMove, terms) {
   const table = document.getElementById(tableId);
-  header(table, ["#", { text: "product", cls: "text" }, "score", ...TERMS,
+  header(table, ["#", { text: "product", cls: "text" }, "score", ...terms,
     ...(showMove ? ["moved"] : [])]);
   table.tBodies[0].replaceChildren(...side.results.map((r) => {
     const row = el("tr", { "data-product": r.product_id, "data-rank": r.rank });
     row.append(el("td", {}, String(r.rank)),
       el("td", { class: "text", title: r.title }, `${r.product_id} · ${r.title}`),
       numberCell(r.score, r.pinned ? "pinned" : r.score.toFixed(3), { "data-field": "score" }));
-    for (const term of TERMS) {
+    for (const term of terms) {
       const v = r.contributions ? r.contributions[term] : null;
       row.append(numberCell(v, v === null ? "" : (v >= 0 ? "+" : "") + v.toFixed(3),
         { "data-term": term }));
@@ -160,8 +159,8 @@ async function runPreview(event) {
   }
   document.getElementById("current-version").textContent = `(${body.current.config_version})`;
   document.getElementById("proposed-version").textContent = `(${body.proposed.config_version})`;
-  renderSide("current-table", body.current, false);
-  renderSide("proposed-table", body.proposed, true);
+  renderSide("current-table", body.current, false, body.terms);
+  renderSide("proposed-table", body.proposed, true, body.terms);
   result.hidden = false;
   result.dataset.query = body.query;
 }
