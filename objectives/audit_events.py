@@ -21,39 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from objectives.audit_findings import BLOCKING, CODES, WARNING, Finding, finding
+from objectives.audit_findings import Finding, finding
 
-#: Severity of findings that describe the data rather than fault it; never stops a build.
-INFO = "info"
 #: How many examples a finding carries.
 EXAMPLES = 5
 
-#: The event findings, registered into :data:`objectives.audit_findings.CODES`.
-EVENT_CODES: dict[str, tuple[str, str]] = {
-    "duplicate_event_id": (BLOCKING, "outcome event ids on more than one row (the readout "
-                                     "keeps one; with different content it cannot know which)"),
-    "orphan_outcome": (WARNING, "outcomes whose (request_id, product_id) no impression shows"),
-    "outcome_before_impression": (BLOCKING, "outcomes timestamped before the impression they "
-                                            "answer"),
-    "purchase_without_click": (WARNING, "purchases or returns with no earlier click on that "
-                                        "product in that request"),
-    "non_positive_price": (WARNING, "purchases or returns with a unit price of 0 or less"),
-    "returns_exceed_purchases": (BLOCKING, "(request, product) pairs with more units returned "
-                                           "than purchased"),
-    "impressed_product_missing": (WARNING, "shown products that are not in the catalog"),
-    "stray_config_version": (WARNING, "config versions carried by fewer searches than the "
-                                      "stated minimum (seen nowhere else in the log)"),
-    "mixed_bundle_versions": (WARNING, "days whose searches carry more than one bundle "
-                                       "version"),
-    "propensity_invalid": (BLOCKING, "shown rows of an experiment arm that logs propensities "
-                                     "with a propensity missing or outside (0, 1]"),
-    "assignment_leak": (BLOCKING, "customers in more than one arm of the same experiment"),
-    "no_result_searches": (INFO, "searches that showed nothing"),
-    "customer_not_in_transactions": (INFO, "customers in the events with no transaction"),
-    "ctr_drift": (INFO, "days whose CTR is far from the median day's (relative and "
-                        "binomial z thresholds)"),
-}
-CODES.update(EVENT_CODES)
 
 
 @dataclass(frozen=True)

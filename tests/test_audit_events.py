@@ -15,8 +15,8 @@ import pytest
 from conftest import SHARED_DATA, require_file
 
 from clv.errors import DataError
-from objectives.audit_events import EVENT_CODES, EventSettings, EventTables, event_findings
-from objectives.audit_findings import CODES
+from objectives.audit_events import EventSettings, EventTables, event_findings
+from objectives.audit_findings import CODES, EVENT_CODES
 from ranking.app.audit_command import read_events
 from ranking.app.cli import main
 from ranking.experiments.events import IMPRESSION_SCHEMA, OUTCOME_SCHEMA, query_hash
