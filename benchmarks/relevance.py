@@ -9,7 +9,7 @@ NDCG@5 and NDCG@10 are computed with exponential (2^label - 1) and linear gain o
 labels of :func:`ranking.ltr.grade_labels` (Home Depot's rater averages 1-3 become 0..6). A query
 whose pool has one label only ranks the same under every order and is left out. Ties are broken
 by one seeded shuffle of the rows, the same for every ranker. BM25 is the title field's okapi
-score, which equals ``rank_bm25.BM25Okapi`` over the titles (``tests/test_bm25.py``).
+score, which equals ``rank_bm25.BM25Okapi`` over the titles (``tests/ranking/test_bm25.py``).
 
 LambdaMART sees only its training folds: the hyperparameters come from
 :func:`ranking.ltr.search_hyperparameters` on an inner split of the training queries (early

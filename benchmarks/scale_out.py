@@ -464,7 +464,7 @@ def markdown(report: dict[str, Any]) -> str:
         s1, s2 = idx["scaling"]["1_workers"], idx["scaling"]["2_workers"]
         lines += [f"Index scaling 1 → 2 workers: {s1['seconds'] / s2['seconds']:.2f}x; the "
                   "partitioned index is bit-identical to the one-process index "
-                  "(tests/test_scale_ranking.py).", ""]
+                  "(tests/ranking/test_scale_ranking.py).", ""]
     if "notes" in report:
         lines += ["### Notes", "", *report["notes"], ""]
     return "\n".join(lines)

@@ -8,7 +8,7 @@ arrays, and each distinct quantity is spelled once. Joining cannot change a text
 NUL is a starter that composes with nothing under NFKC, is not a cased letter (so a final
 sigma stays final), is neither a word character nor whitespace, so every regex boundary and
 lookaround sees it as the text's end or start. A text that itself holds a NUL is analyzed
-alone (exactly as before). ``tests/test_build_parity.py`` holds the two paths equal.
+alone (exactly as before). ``tests/ranking/test_build_parity.py`` holds the two paths equal.
 
 Used only by index builds: pandas is imported inside, not on the serving path.
 """

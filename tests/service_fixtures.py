@@ -1,4 +1,4 @@
-"""Fixtures shared by the tests/test_service_*.py modules (imported by name there): one
+"""Fixtures shared by the tests/ranking/app/test_service_*.py modules (imported by name there): one
 bundle of the reduced demo world per session, a weights file richer than the bundle's own (pins,
 buries, a segment, ``out_of_stock: hide``: what a half-written file silently loses), and a
 running ``marginrank serve`` with an admin token."""
@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import load_benchmark
 
 from ranking.app.build import BuildInputs, BuildSettings, build
+from tests.conftest import load_benchmark
 
 load = load_benchmark("service_load")
 

@@ -8,9 +8,8 @@ import re
 import subprocess
 import sys
 
-from conftest import ROOT
-
 from ranking.features import FEATURES
+from tests.conftest import ROOT
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 DOCS = ROOT / "docs"

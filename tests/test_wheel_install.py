@@ -15,7 +15,8 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+
+from tests.conftest import ROOT
 
 DEMO_FILES = ("catalog.csv", "judgments.csv", "transactions.csv.gz", "weights.yaml", "README.md")
 
