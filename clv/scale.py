@@ -21,8 +21,10 @@ Nothing here imports ``dask`` at module import: the functions take a ``distribut
 from __future__ import annotations
 
 import glob
+import json
 import math
 import shutil
+import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,10 +33,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clv.errors import ArgumentError, DataError
+from clv.errors import ArgumentError, CLVFitError, DataError
 from clv.model import (
     MAX_FREQ_MONETARY_CORR,
-    CLVFitError,
     CLVModel,
     _pearson,
     bgnbd_log_likelihood,
@@ -42,7 +43,13 @@ from clv.model import (
 from clv.rfm import rfm_summary
 from clv.segments import _prior_strength, _shrunk_affinity
 from clv.tables import ExclusionReport, read_table
-from clv.transactions import ID_COLUMNS, validate_transactions
+from clv.transactions import (
+    ID_COLUMNS,
+    MAX_QUANTITY,
+    TRANSACTION_COLUMNS,
+    utc_naive,
+    validate_transactions,
+)
 
 _SUFFIXES = (".parquet", ".csv", ".csv.gz", ".tsv", ".tsv.gz")
 _BG_KEYS = ["frequency", "recency", "T"]
@@ -98,56 +105,225 @@ def sum_reports(reports: Sequence[ExclusionReport], source: str) -> ExclusionRep
     return total
 
 
+# --------------------------------------------------------------------------- fast validation
+
+def _is_text(kind: Any) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def _clean_ids(column: Any) -> bool:
+    """True when every value of an Arrow string column is already its normalized id: present,
+    ASCII (so NFC and NFKC leave it alone and it holds no zero-width character), not blank and
+    without surrounding whitespace. Such ids pass :func:`clv.tables.normalize_ids` unchanged and
+    cannot collide, so checking them is all the id validation they need."""
+    import pyarrow.compute as pc
+
+    if column.null_count or not pc.all(pc.string_is_ascii(column)).as_py():
+        return False
+    edge = pc.match_substring_regex(column, r"^$|^[\t\n\x0b\x0c\r\x1c-\x1f ]|"
+                                            r"[\t\n\x0b\x0c\r\x1c-\x1f ]$")
+    return not pc.any(edge).as_py()
+
+
+def fast_validate(table: Any, source: str, now: Any = None,
+                  non_product_ids: Collection[str] = ()) -> tuple[Any, ExclusionReport] | None:
+    """:func:`clv.transactions.validate_transactions` of an Arrow table, vectorized, for the
+    common case of a typed Parquet file: timestamps, integer quantities, numeric prices and
+    clean ASCII ids (every one already normalized), order ids present, no non-product line,
+    no line after the current time unless ``now`` is given. It returns the kept lines (in file
+    order, unsorted) and the same report as the reference; anything else (text timestamps, a
+    bad value to name, ids to normalize, notes to write) returns None, and the caller runs the
+    reference, which raises its errors and writes its notes."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    names = set(table.column_names)
+    if not {*TRANSACTION_COLUMNS, "order_id"} <= names:
+        return None
+    kinds = {name: table.schema.field(name).type for name in (*TRANSACTION_COLUMNS, "order_id")}
+    if not (pa.types.is_timestamp(kinds["timestamp"]) and pa.types.is_integer(kinds["quantity"])
+            and (pa.types.is_floating(kinds["unit_price"])
+                 or pa.types.is_integer(kinds["unit_price"]))
+            and all(_is_text(kinds[c]) for c in ID_COLUMNS)):
+        return None
+    if table["timestamp"].null_count or table["quantity"].null_count:
+        return None
+    customer = table["customer_id"]
+    missing_customer = customer.is_null()
+    if not all(_clean_ids(table[c]) for c in ("product_id", "order_id")) or not _clean_ids(
+            customer.filter(pc.invert(missing_customer))):
+        return None
+    if non_product_ids and pc.any(pc.is_in(table["product_id"], value_set=pa.array(
+            sorted(map(str, non_product_ids))))).as_py():
+        return None
+    stamp = kinds["timestamp"]
+    timestamp = table["timestamp"]
+    if stamp.tz is not None:  # Arrow keeps UTC instants: dropping the zone is the UTC wall time
+        timestamp = timestamp.cast(pa.timestamp(stamp.unit))
+    moments = timestamp.to_numpy()
+    quantity = table["quantity"].to_numpy().astype(np.int64)
+    if np.abs(quantity).max(initial=0) > MAX_QUANTITY:
+        return None
+    price = table["unit_price"].to_numpy().astype(np.float64)  # null -> NaN
+    report = ExclusionReport(source=source, total_rows=table.num_rows)
+    keep = ~missing_customer.to_numpy(zero_copy_only=False)
+    report.exclude("missing customer_id", int((~keep).sum()))
+    if now is not None:
+        future = keep & (moments > np.datetime64(utc_naive(now).to_datetime64()))
+        report.exclude("timestamp after now", int(future.sum()))
+        keep &= ~future
+    elif len(moments) and moments.max() > np.datetime64(
+            pd.Timestamp.now(tz="UTC").tz_localize(None).to_datetime64()):
+        return None  # the reference notes rows dated in the future
+    with np.errstate(invalid="ignore"):
+        for reason, mask in (("missing unit_price", np.isnan(price)),
+                             ("non-positive unit_price", price <= 0),
+                             ("zero quantity", quantity == 0)):
+            hit = keep & mask
+            report.exclude(reason, int(hit.sum()))
+            keep &= ~hit
+    lines = pa.table({
+        "customer_id": customer.cast(pa.large_string()),
+        "timestamp": timestamp,
+        "product_id": table["product_id"].cast(pa.large_string()),
+        "quantity": pa.array(quantity),
+        "unit_price": pa.array(price),
+        "order_id": table["order_id"].cast(pa.large_string()),
+    })
+    return (lines if keep.all() else lines.filter(pa.array(keep))), report
+
+
+def _validated_table(path: str, rename: Mapping[str, str] | None, now: Any,
+                     non_product_ids: Collection[str]) -> tuple[Any, ExclusionReport]:
+    """One file's validated lines as an Arrow table: :func:`fast_validate` when it applies,
+    else the reference :func:`validate_transactions` (which names file and line on errors)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if path.lower().endswith(".parquet"):
+        table = pq.read_table(path)
+        if rename:
+            table = table.rename_columns([rename.get(c, c) for c in table.column_names])
+        fast = fast_validate(table, path, now, non_product_ids)
+        if fast is not None:
+            return fast
+    lines, report = validate_transactions(_read_partition(path, rename), source=path, now=now,
+                                          non_product_ids=non_product_ids)
+    table = pa.Table.from_pandas(lines, preserve_index=False)
+    return table.cast(pa.schema([pa.field(f.name, pa.large_string()) if _is_text(f.type)
+                                 else f for f in table.schema])), report
+
+
 # --------------------------------------------------------------------------- tasks
 
 def _bucket_dir(scratch: Path, bucket: int) -> Path:
     return scratch / f"bucket={bucket:05d}"
 
 
-def _stage_partition(frame: pd.DataFrame, source: str, index: int, scratch: str,
-                     n_buckets: int, now: Any, non_product_ids: Collection[str]
-                     ) -> dict[str, Any]:
-    """Validate one partition and write its lines into the customer buckets."""
-    lines, report = validate_transactions(frame, source=source, now=now,
-                                          non_product_ids=non_product_ids)
-    bucket = (pd.util.hash_pandas_object(lines["customer_id"], index=False).to_numpy()
-              % np.uint64(n_buckets)).astype(np.int64)
-    for b, rows in pd.Series(np.arange(len(lines))).groupby(bucket).indices.items():
-        out = _bucket_dir(Path(scratch), int(b))
-        out.mkdir(parents=True, exist_ok=True)
-        lines.iloc[rows].to_parquet(out / f"part-{index:06d}.parquet", index=False)
-    last = lines["timestamp"].max() if len(lines) else None
-    return {"report": report.to_dict(), "last": None if last is None else last.isoformat(),
-            "rows": len(lines)}
+def _customer_buckets(customer: Any, n_buckets: int) -> np.ndarray:
+    """Bucket of every line from a hash of its customer id (each distinct id hashed once)."""
+    import pyarrow.compute as pc
+
+    encoded = pc.dictionary_encode(customer).combine_chunks()
+    uniques = encoded.dictionary.to_numpy(zero_copy_only=False)
+    of_id = (pd.util.hash_array(np.asarray(uniques, dtype=object)) % np.uint64(n_buckets))
+    return of_id.astype(np.int64)[encoded.indices.to_numpy()]
 
 
-def _bucket_lines(scratch: str, bucket: int) -> pd.DataFrame:
-    """Every line of the bucket's customers in the one-process order: partitions in file order,
-    then a stable sort by (customer_id, timestamp), as :func:`validate_transactions` sorts."""
-    files = sorted(_bucket_dir(Path(scratch), bucket).glob("part-*.parquet"))
-    frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-    return frame.sort_values(["customer_id", "timestamp"], kind="stable", ignore_index=True)
+def _stage_file(path: str, index: int, scratch: str, n_buckets: int, now: Any,
+                non_product_ids: Collection[str], rename: Mapping[str, str] | None,
+                run: str = "") -> pd.DataFrame:
+    """Read and validate one file, and write its lines into the customer buckets (Arrow IPC,
+    lz4): each bucket receives the file's lines of its customers in file order. One row: the
+    report (JSON), the last timestamp and the number of lines kept. ``run`` only makes each
+    job's task keys its own (a second job on the same files must stage them again)."""
+    import pyarrow as pa
+
+    lines, report = _validated_table(path, rename, now, non_product_ids)
+    if lines.num_rows:
+        bucket = _customer_buckets(lines["customer_id"], n_buckets)
+        order = np.argsort(bucket, kind="stable")
+        counts = np.bincount(bucket, minlength=n_buckets)
+        grouped = lines.take(pa.array(order))
+        options = pa.ipc.IpcWriteOptions(compression="lz4")
+        for b, start in zip(np.flatnonzero(counts), np.cumsum(counts)[counts > 0]
+                            - counts[counts > 0], strict=True):
+            out = _bucket_dir(Path(scratch), int(b))
+            out.mkdir(parents=True, exist_ok=True)
+            with pa.ipc.new_file(out / f"part-{index:06d}.arrow", grouped.schema,
+                                 options=options) as writer:
+                writer.write_table(grouped.slice(int(start), int(counts[b])))
+    last = lines["timestamp"].to_numpy().max() if lines.num_rows else None
+    return pd.DataFrame({"report": [json.dumps(report.to_dict())],
+                         "last": [None if last is None else pd.Timestamp(last).isoformat()],
+                         "rows": [lines.num_rows]})
 
 
-def _summarize_bucket(scratch: str, bucket: int, end: str, freq: str) -> dict[str, Any]:
+def _bucket_lines(scratch: str, bucket: int) -> tuple[pd.DataFrame, Any, Any]:
+    """Every line of the bucket's customers in the one-process order (partitions in file
+    order, then a stable sort by customer and timestamp, as :func:`validate_transactions`
+    sorts), with customer, order and product ids as integer codes; and the customer and
+    product ids of the codes. Grouping integers, not strings, is what makes the bucket fast."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    files = sorted(_bucket_dir(Path(scratch), bucket).glob("part-*.arrow"))
+    table = pa.concat_tables([pa.ipc.open_file(pa.memory_map(str(f))).read_all()
+                              for f in files])
+    codes = {}
+    names = {}
+    for column in ID_COLUMNS:
+        encoded = pc.dictionary_encode(table[column]).combine_chunks()
+        codes[column] = encoded.indices.to_numpy()
+        names[column] = encoded.dictionary
+    timestamp = table["timestamp"].to_numpy()
+    order = np.lexsort((timestamp, codes["customer_id"]))
+    frame = pd.DataFrame({
+        "customer_id": codes["customer_id"][order], "timestamp": timestamp[order],
+        "product_id": codes["product_id"][order],
+        "quantity": table["quantity"].to_numpy()[order],
+        "unit_price": table["unit_price"].to_numpy()[order],
+        "order_id": codes["order_id"][order]})
+    return frame, names["customer_id"], names["product_id"]
+
+
+def _ids(dictionary: Any, codes: np.ndarray) -> pd.Index:
+    """The string ids of integer codes, as the one-process frame holds them (``str``)."""
+    return pd.Index(dictionary.take(codes).to_pandas().astype(str).to_numpy(), dtype=str)
+
+
+def _summarize_bucket(scratch: str, bucket: int, end: str, freq: str, buyers: bool = True
+                      ) -> dict[str, Any]:
     """RFM summary of one bucket (written next to its lines), its distinct BG/NBD and spend
-    rows with counts, and its net (product, customer) purchases (written too)."""
+    rows with counts, and (``buyers``) its net (product, customer) purchases (written too)."""
     directory = _bucket_dir(Path(scratch), bucket)
     if not directory.exists():
         return {"n_without": 0, "bg": None, "spend": None, "customers": 0,
                 "observation_end": None}
-    lines = _bucket_lines(scratch, bucket)
+    lines, customers, products = _bucket_lines(scratch, bucket)
+    # rfm_summary groups integer customer and order codes here: the same groups as the
+    # strings (codes are one-to-one), the same line order within each group, so the same sums.
     summary = rfm_summary(lines, observation_end=end, freq=freq)
+    attrs = dict(summary.attrs)
+    summary.index = _ids(customers, summary.index.to_numpy())
+    summary.index.name = "customer_id"
+    summary = summary.sort_index()
+    summary.attrs = attrs
     summary.to_parquet(directory / "summary.parquet")
-    net = lines.groupby(["product_id", "customer_id"], sort=False)["quantity"].sum()
-    net[net > 0].reset_index()[["product_id", "customer_id"]].to_parquet(
-        directory / "buyers.parquet", index=False)
+    if buyers:
+        net = lines.groupby(["product_id", "customer_id"], sort=False)["quantity"].sum()
+        net = net[net > 0].index
+        pd.DataFrame({"product_id": _ids(products, net.get_level_values(0).to_numpy()),
+                      "customer_id": _ids(customers, net.get_level_values(1).to_numpy())}
+                     ).to_parquet(directory / "buyers.parquet", index=False)
     repeat = summary[summary["frequency"] > 0]
     return {
-        "n_without": int(summary.attrs["n_customers_without_purchase"]),
+        "n_without": int(attrs["n_customers_without_purchase"]),
         "bg": summary.groupby(_BG_KEYS, sort=True).size().rename("weight").reset_index(),
         "spend": repeat.groupby(_SPEND_KEYS, sort=True).size().rename("weight").reset_index(),
-        "customers": len(summary), "observation_end": summary.attrs["observation_end"],
+        "customers": len(summary), "observation_end": attrs["observation_end"],
     }
 
 
@@ -380,27 +556,30 @@ def _fresh(scratch: Path) -> Path:
 def _stage_and_summarize(
     client: Any, files: Sequence[Path], scratch: Path, *, columns: Mapping[str, str] | None,
     non_product_ids: Collection[str], now: Any, freq: str, n_buckets: int, source: str,
+    buyers: bool = True,
 ) -> tuple[ExclusionReport, str, list[dict[str, Any]]]:
     """Pass 1 (validate each partition, bucket its lines by customer) and pass 2 (summarize
     each bucket at the global observation end): the summed report, the end, per-bucket
     results."""
-    import dask
+    import dask.dataframe as dd
 
-    partitions = read_transactions(files, columns).to_delayed()
-    staged = client.gather(client.compute([
-        dask.delayed(_stage_partition)(part, str(f), i, str(scratch), n_buckets, now,
-                                       tuple(non_product_ids))
-        for i, (part, f) in enumerate(zip(partitions, files, strict=True))]))
-    report = sum_reports([ExclusionReport(**{k: v for k, v in s["report"].items()
-                                             if k != "kept_rows"}) for s in staged],
+    meta = pd.DataFrame({"report": pd.Series(dtype=object), "last": pd.Series(dtype=object),
+                         "rows": pd.Series(dtype=np.int64)})
+    staged = client.compute(dd.from_map(
+        _stage_file, [str(f) for f in files], list(range(len(files))), scratch=str(scratch),
+        n_buckets=n_buckets, now=now, non_product_ids=tuple(non_product_ids), rename=columns,
+        meta=meta, enforce_metadata=False, label="validate-and-bucket",
+        run=uuid.uuid4().hex)).result()
+    report = sum_reports([ExclusionReport(**{k: v for k, v in json.loads(r).items()
+                                             if k != "kept_rows"}) for r in staged["report"]],
                          source=source)
-    lasts = [pd.Timestamp(s["last"]) for s in staged if s["last"] is not None]
+    lasts = [pd.Timestamp(t) for t in staged["last"] if t is not None and t == t]
     if not lasts:
         raise DataError("no usable transaction lines", file=source)
     end = max(lasts).isoformat()
     summaries = client.gather(client.map(_summarize_bucket, [str(scratch)] * n_buckets,
                                          list(range(n_buckets)), end=end, freq=freq,
-                                         pure=False))
+                                         buyers=buyers, pure=False))
     return report, end, summaries
 
 
