@@ -15,23 +15,19 @@ Used only by index builds: pandas is imported inside, not on the serving path.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 
+from ranking import _bulk_kernels as kernels
 from ranking import text as text_module
 from ranking.text import Analyzer
 from ranking.vocab import Vocabulary
 
 _SEP = "\x00"
-#: The analyzer's regexes with the separator as one more alternative (its own group last).
-_BULK_QUANTITY_RE = re.compile(text_module._QUANTITY_RE.pattern + "|(?P<sep>\x00)",
-                               text_module._QUANTITY_RE.flags)
-_BULK_TOKEN_RE = re.compile("(" + text_module._TOKEN_RE.pattern + ")|(\x00)",
-                            text_module._TOKEN_RE.flags)
 #: Texts per chunk: bounds the temporary match tuples to some hundred MB at most.
 CHUNK = 50_000
 
@@ -66,23 +62,97 @@ def analyze_many(analyzer: Analyzer, texts: Sequence[str], chunk: int = CHUNK) -
 
 
 def forward_ids(analyzer: Analyzer, texts: Sequence[str], vocab: Vocabulary,
-                stem_vocab: Vocabulary | None = None, chunk: int = CHUNK
+                stem_vocab: Vocabulary | None = None, chunk: int = CHUNK,
+                cache: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] | None = None
                 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
     """The forward index of ``texts`` ((int32 term ids, int64 offsets) per text) over
     ``vocab`` under ``analyzer``, and, with ``stem_vocab``, over ``stem_vocab`` under the same
-    analyzer with stemming: what ``vocab.add_docs([analyzer(t) for t in texts])`` gives, one
-    chunk at a time, so that no more than a chunk's tokens exist as Python strings."""
+    analyzer with stemming: what ``vocab.add_docs([analyzer(t) for t in texts])`` gives.
+
+    A chunk of texts is cut into segments (:func:`_segments`); each distinct segment is
+    analyzed once and its tokens given ids (new tokens in first-seen order: a token first
+    occurs in the first occurrence of some segment, and distinct segments are taken in the
+    order they first occur), then the ids are spread over the texts by a kernel. ``cache``
+    (segment -> its exact and stemmed ids) carries the analyzed segments from one call to the
+    next: it belongs to one (``analyzer``, ``vocab``, ``stem_vocab``)."""
+    cache = {} if cache is None else cache
+    plain = _plain(analyzer)
+    stemmer = text_module._stemmer()
     ids, stem_ids, lengths = [], [], []
     for i in range(0, len(texts), chunk):
-        part = analyze_many(analyzer, texts[i:i + chunk], chunk)
-        stemmed = stem_tokens(part) if (analyzer.stem or stem_vocab is not None) else None
-        ids.append(vocab.add_array(stemmed if analyzer.stem else part.tokens))
-        if stem_vocab is not None:
-            stem_ids.append(stem_vocab.add_array(stemmed))
-        lengths.append(np.diff(part.indptr))
+        part = texts[i:i + chunk]
+        found = _segments(analyzer, part)
+        if found is None:  # a text holds a NUL: one text at a time
+            exact, stems, counts = _forward_one_by_one(plain, analyzer, part, vocab, stem_vocab,
+                                                       stemmer)
+        else:
+            joined, starts, ends, owner, seg_ids, first, _ = found
+            entries = []
+            for s, e in zip(starts[first].tolist(), ends[first].tolist(), strict=True):
+                segment = joined[s:e]
+                entry = cache.get(segment)
+                if entry is None:
+                    entry = cache[segment] = _segment_ids(plain, analyzer, segment, vocab,
+                                                          stem_vocab, stemmer)
+                entries.append(entry)
+            indptr = np.zeros(len(entries) + 1, dtype=np.int64)
+            np.cumsum(np.fromiter((len(x) for x, _ in entries), dtype=np.int64,
+                                  count=len(entries)), out=indptr[1:])
+            flat = np.fromiter(chain.from_iterable(x for x, _ in entries), dtype=np.int32,
+                               count=int(indptr[-1]))
+            flat_stem = np.fromiter(chain.from_iterable(y for _, y in entries), dtype=np.int32,
+                                    count=int(indptr[-1]))
+            exact, stems, counts = kernels.gather_ids(seg_ids, owner, len(part), indptr, flat,
+                                                      flat_stem)
+        ids.append(exact)
+        stem_ids.append(stems)
+        lengths.append(counts)
     indptr = _indptr(lengths, len(texts))
-    exact = (_concat(ids), indptr)
-    return exact, ((_concat(stem_ids), indptr.copy()) if stem_vocab is not None else None)
+    out = (_concat(ids), indptr)
+    return out, ((_concat(stem_ids), indptr.copy()) if stem_vocab is not None else None)
+
+
+def _plain(analyzer: Analyzer) -> Analyzer:
+    """``analyzer`` without its stemming: segments are stemmed word by word afterwards."""
+    return Analyzer(lowercase=analyzer.lowercase, stopwords=analyzer.stopwords, stem=False,
+                    units=analyzer.units)
+
+
+def _segment_ids(plain: Analyzer, analyzer: Analyzer, segment: str, vocab: Vocabulary,
+                 stem_vocab: Vocabulary | None, stemmer: object
+                 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(exact ids, stemmed ids) of one segment's tokens, new tokens added in order."""
+    tokens, is_word = _segment_tokens(plain, segment)
+    return _ids_of(tokens, is_word, analyzer, vocab, stem_vocab, stemmer)
+
+
+def _ids_of(tokens: list[str], is_word: list[bool], analyzer: Analyzer, vocab: Vocabulary,
+            stem_vocab: Vocabulary | None, stemmer: object
+            ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    stems = tokens
+    if analyzer.stem or stem_vocab is not None:
+        stems = stemmer.stemWords(tokens)  # type: ignore[attr-defined]
+        stems = [s if w else t for s, t, w in zip(stems, tokens, is_word, strict=True)]
+    exact = tuple(vocab.add(t) for t in (stems if analyzer.stem else tokens))
+    if stem_vocab is None:
+        return exact, exact
+    return exact, tuple(stem_vocab.add(t) for t in stems)
+
+
+def _forward_one_by_one(plain: Analyzer, analyzer: Analyzer, texts: Sequence[str],
+                        vocab: Vocabulary, stem_vocab: Vocabulary | None, stemmer: object
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`forward_ids` of a chunk in which a text holds a NUL, one text at a time."""
+    exact: list[int] = []
+    stems: list[int] = []
+    counts = []
+    for text in texts:
+        ids = _ids_of(*_tokens_with_flags(plain, text), analyzer, vocab, stem_vocab, stemmer)
+        exact += ids[0]
+        stems += ids[1]
+        counts.append(len(ids[0]))
+    return (np.array(exact, dtype=np.int32), np.array(stems, dtype=np.int32),
+            np.array(counts, dtype=np.int64))
 
 
 def concat_fields(forward: Sequence[tuple[np.ndarray, np.ndarray]]
@@ -114,9 +184,38 @@ def _concat(arrays: list[np.ndarray]) -> np.ndarray:
         0, dtype=np.int32)
 
 
-def token_counts(analyzer: Analyzer, texts: Sequence[str]) -> np.ndarray:
-    """How many tokens ``analyzer`` gives each text (int64)."""
-    return np.diff(analyze_many(analyzer, texts).indptr)
+def token_counts(analyzer: Analyzer, texts: Sequence[str],
+                 cache: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] | None = None
+                 ) -> np.ndarray:
+    """How many tokens ``analyzer`` gives each text (int64). ``cache`` is a
+    :func:`forward_ids` cache of the same analyzer: its segments are not analyzed again (and
+    nothing is added to its vocabularies)."""
+    plain = _plain(analyzer)
+    known = {} if cache is None else cache
+    counted: dict[str, int] = {}
+    out = []
+    for i in range(0, len(texts), CHUNK):
+        part = texts[i:i + CHUNK]
+        found = _segments(analyzer, part)
+        if found is None:
+            out.append(np.diff(_one_by_one(analyzer, part).indptr))
+            continue
+        joined, starts, ends, owner, seg_ids, first, _ = found
+        lengths = np.empty(first.shape[0], dtype=np.int64)
+        for d, (s, e) in enumerate(zip(starts[first].tolist(), ends[first].tolist(),
+                                       strict=True)):
+            segment = joined[s:e]
+            entry = known.get(segment)
+            if entry is not None:
+                lengths[d] = len(entry[0])
+            else:
+                n = counted.get(segment)
+                if n is None:
+                    n = counted[segment] = len(_segment_tokens(plain, segment)[0])
+                lengths[d] = n
+        out.append(np.bincount(owner, weights=lengths[seg_ids], minlength=len(part)
+                               ).astype(np.int64))
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
 def stem_tokens(analyzed: Analyzed) -> np.ndarray:
@@ -133,78 +232,78 @@ def stem_tokens(analyzed: Analyzed) -> np.ndarray:
     return out
 
 
-def _chunk(analyzer: Analyzer, texts: Sequence[str]) -> Analyzed:
-    """:func:`analyze_many` of one chunk."""
-    n = len(texts)
+def _segments(analyzer: Analyzer, texts: Sequence[str]) -> tuple | None:
+    """The texts NUL-joined, normalized and lowercased as the analyzer does each (one C call
+    each), cut into segments by :func:`ranking._bulk_kernels.split_segments` (the
+    analyzer's rule): (joined, starts, ends, text of each segment, distinct id of each,
+    first occurrence of each distinct segment, digit flags). None if a text holds a NUL."""
     joined = _SEP.join(texts) + _SEP
-    if joined.count(_SEP) != n:  # a text holds a NUL: analyze one at a time
-        return _one_by_one(analyzer, texts)
-    joined = unicodedata.normalize("NFKC", joined)
+    if joined.count(_SEP) != len(texts):
+        return None
+    if not joined.isascii():
+        joined = unicodedata.normalize("NFKC", joined)
     if analyzer.lowercase:
         joined = joined.lower()
-    tokens, is_word, counts = (_quantity_matches if analyzer.units else _word_matches)(joined)
-    if analyzer.stopwords:
-        doc = np.repeat(np.arange(n), counts)
-        stop = np.fromiter((t in text_module.ENGLISH_STOPWORDS for t in tokens), dtype=bool,
-                           count=tokens.shape[0])
-        keep = ~(is_word & stop)
-        tokens, is_word = tokens[keep], is_word[keep]
-        counts = np.bincount(doc[keep], minlength=n)
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    return Analyzed(tokens, is_word, indptr)
+    return (joined, *_split(joined, kernels.ANALYZER_RULE))
 
 
-def _word_matches(joined: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(tokens, is_word, tokens per text) of NUL-separated texts by the plain token regex
-    (the analyzer's for a text without digits or without ``units``): every token a word."""
-    tokens: list[str] = []
-    counts: list[int] = []
-    n = 0
-    for word, sep in _BULK_TOKEN_RE.findall(joined):
-        if sep:
-            counts.append(n)
-            n = 0
-        else:
-            tokens.append(word)
-            n += 1
-    return _arrays(tokens, [True] * len(tokens), counts)
+def _split(joined: str, lookback: int) -> tuple:
+    """:func:`ranking._bulk_kernels.split_segments` of a string (code point offsets)."""
+    if joined.isascii():
+        cps = np.frombuffer(joined.encode("ascii"), dtype=np.uint8).astype(np.uint32)
+    else:
+        cps = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    return kernels.split_segments(cps, kernels.NEVER_CONSUMED, lookback)
 
 
-def _quantity_matches(joined: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(tokens, is_word, tokens per text) of NUL-separated texts by the quantity regex: a
-    word match is one token, a quantity the analyzer's one or three
-    (:func:`ranking.text._quantity`, computed once per distinct number and unit). A plain
-    loop over the matches: cheaper than array operations on object arrays."""
+def _segment_tokens(plain: Analyzer, segment: str) -> tuple[list[str], list[bool]]:
+    """Tokens of one segment of normalized, lowercased text and whether each is a plain word,
+    by the analyzer's own regexes (``plain``: stopwords dropped, no stemming)."""
+    if not plain.units or not text_module._HAS_DIGIT.search(segment):
+        words = plain._words(text_module._TOKEN_RE.findall(segment))
+        return words, [True] * len(words)
     tokens: list[str] = []
     flags: list[bool] = []
-    counts: list[int] = []
-    spelled: dict[tuple[str, str], tuple[list[str], list[bool]]] = {}
-    n = 0
-    for number, unit, word, sep in _BULK_QUANTITY_RE.findall(joined):
-        if word:
-            tokens.append(word)
-            flags.append(True)
-            n += 1
-        elif sep:
-            counts.append(n)
-            n = 0
-        else:
-            found = spelled.get((number, unit))
-            if found is None:
-                q = text_module._quantity(number, unit or None)
-                found = spelled[(number, unit)] = (q, [False] * len(q))
-            tokens += found[0]
-            flags += found[1]
-            n += len(found[0])
-    return _arrays(tokens, flags, counts)
+    words = []
+    for match in text_module._QUANTITY_RE.finditer(segment):
+        if match["word"] is not None:
+            words.append(match["word"])
+            continue
+        kept = plain._words(words)
+        tokens += kept
+        flags += [True] * len(kept)
+        words = []
+        spelled = text_module._quantity(match["number"], match["unit"])
+        tokens += spelled
+        flags += [False] * len(spelled)
+    kept = plain._words(words)
+    return tokens + kept, flags + [True] * len(kept)
 
 
-def _arrays(tokens: list[str], flags: list[bool],
-            counts: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    out = np.empty(len(tokens), dtype=object)
-    out[:] = tokens
-    return out, np.array(flags, dtype=bool), np.array(counts, dtype=np.int64)
+def _chunk(analyzer: Analyzer, texts: Sequence[str]) -> Analyzed:
+    """:func:`analyze_many` of one chunk: each distinct segment analyzed once."""
+    plain = _plain(analyzer)
+    found = _segments(analyzer, texts)
+    if found is None:  # a text holds a NUL: analyze one at a time
+        return _one_by_one(analyzer, texts)
+    joined, starts, ends, owner, seg_ids, first, _ = found
+    tokens: list[str] = []
+    flags: list[bool] = []
+    lengths = np.empty(first.shape[0], dtype=np.int64)
+    for d, (s, e) in enumerate(zip(starts[first].tolist(), ends[first].tolist(), strict=True)):
+        toks, words = _segment_tokens(plain, joined[s:e])
+        tokens += toks
+        flags += words
+        lengths[d] = len(toks)
+    indptr = np.zeros(lengths.shape[0] + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    positions = np.arange(len(tokens), dtype=np.int32)
+    at, _, counts = kernels.gather_ids(seg_ids, owner, len(texts), indptr, positions, positions)
+    flat = np.empty(len(tokens), dtype=object)
+    flat[:] = tokens
+    text_indptr = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=text_indptr[1:])
+    return Analyzed(flat[at], np.array(flags, dtype=bool)[at], text_indptr)
 
 
 def _one_by_one(analyzer: Analyzer, texts: Sequence[str]) -> Analyzed:
@@ -230,22 +329,4 @@ def _tokens_with_flags(analyzer: Analyzer, text: str) -> tuple[list[str], list[b
     text = unicodedata.normalize("NFKC", text)
     if analyzer.lowercase:
         text = text.lower()
-    if not analyzer.units or not text_module._HAS_DIGIT.search(text):
-        words = analyzer._words(text_module._TOKEN_RE.findall(text))
-        return words, [True] * len(words)
-    tokens: list[str] = []
-    flags: list[bool] = []
-    words: list[str] = []
-    for match in text_module._QUANTITY_RE.finditer(text):
-        if match["word"] is not None:
-            words.append(match["word"])
-            continue
-        kept = analyzer._words(words)
-        tokens += kept
-        flags += [True] * len(kept)
-        words = []
-        spelled = text_module._quantity(match["number"], match["unit"])
-        tokens += spelled
-        flags += [False] * len(spelled)
-    kept = analyzer._words(words)
-    return tokens + kept, flags + [True] * len(kept)
+    return _segment_tokens(analyzer, text)

@@ -1,0 +1,156 @@
+"""Numba kernels of the bulk text analysis of an index build (:mod:`ranking.bulk_text`).
+
+Texts are code points (uint32) joined by NUL. :func:`split_segments` cuts them into
+*segments* at characters that no match of the analyzer's regex (or of the quantity regex of
+:mod:`ranking.units`) can cross, and numbers each distinct segment once, in first-seen order;
+Python then analyzes only the distinct segments (far fewer than the tokens) and
+:func:`gather_ids` spreads their term ids back over the texts. Pure functions over arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+#: ASCII characters that no path of the analyzer's quantity regex can consume: not a word
+#: character and not one of `` \t-./"'`` (the number, unit and separator characters). A run
+#: of them (or NUL) always ends a segment.
+NEVER_CONSUMED = np.zeros(128, dtype=np.bool_)
+for _c in range(128):
+    _ch = chr(_c)
+    NEVER_CONSUMED[_c] = not (_ch.isalnum() or _ch == "_" or _ch in " \t-./\"'")
+del _c, _ch
+
+#: ``lookback`` of :func:`split_segments` for the analyzer's regex (see there).
+ANALYZER_RULE = -1
+
+
+@njit(cache=True)
+def split_segments(cps, never, lookback):  # noqa: ANN001, ANN201
+    """Segments of NUL-separated texts ``cps`` (uint32 code points): (starts, ends, text of
+    each, distinct id of each (int32, first-seen order), first occurrence of each distinct
+    segment, whether each distinct segment holds a digit-like character).
+
+    ``lookback`` < 0 is the rule of :class:`ranking.text.Analyzer`'s regexes: a segment ends
+    at NUL, at a character of ``never`` (ASCII, never consumed by a match), and at a space or
+    tab whose previous character is such a separator or an ASCII character that no match
+    continues with a space after (anything but a digit, ``x``, ``X`` or ``-``; any non-ASCII
+    character counts as one that may). A space inside a match always follows a digit, a
+    space, an x or a hyphen, so no match crosses a segment end, and a segment's ends look
+    like the text's ends to every lookaround (no separator is a word character or a dot).
+
+    ``lookback`` >= 0 is the rule of :mod:`ranking.units`' quantity regex, whose matches cross
+    spaces only within ``lookback`` characters after a digit (the number's own spaces, then
+    at most ``\\s?-?\\s?`` and a unit such as "square feet"): a segment ends at NUL, and at a
+    space, tab, newline or carriage return with no digit-like character (an ASCII digit or
+    any non-ASCII character) among the ``lookback`` before it.
+    """
+    n = cps.shape[0]
+    starts = np.empty(n // 2 + 1, dtype=np.int64)
+    ends = np.empty(n // 2 + 1, dtype=np.int64)
+    texts = np.empty(n // 2 + 1, dtype=np.int64)
+    digit = np.empty(n // 2 + 1, dtype=np.bool_)
+    m, text, start, blocks, last_digit, has_digit = 0, 0, -1, True, -(1 << 40), False
+    for i in range(n):
+        c = cps[i]
+        if c == 0:
+            split = True
+            blocks = True
+        elif lookback < 0:
+            if c < 128 and never[c]:
+                split = True
+                blocks = True
+            elif c == 32 or c == 9:
+                split = blocks
+            else:
+                split = False
+                blocks = c < 128 and not (48 <= c <= 57 or c == 120 or c == 88 or c == 45)
+        elif c == 32 or c == 9 or c == 10 or c == 13:
+            split = i - last_digit > lookback
+        else:
+            split = False
+        if not split and (c >= 128 or 48 <= c <= 57):
+            last_digit = i
+            has_digit = True
+        if split:
+            if start >= 0:
+                starts[m], ends[m], texts[m], digit[m] = start, i, text, has_digit
+                m += 1
+                start = -1
+            if c == 0:
+                text += 1
+        elif start < 0:
+            start = i
+            has_digit = 48 <= c <= 57 or c >= 128
+    if start >= 0:
+        starts[m], ends[m], texts[m], digit[m] = start, n, text, has_digit
+        m += 1
+    ids, first = _distinct(cps, starts[:m], ends[:m])
+    return starts[:m], ends[:m], texts[:m], ids, first, digit[:m][first]
+
+
+@njit(cache=True)
+def _distinct(cps, starts, ends):  # noqa: ANN001, ANN202
+    """Distinct ids (first-seen order) of the segments ``cps[starts[i]:ends[i]]`` by an
+    open-addressing hash table (FNV-1a over the code points, then a full comparison), and the
+    first occurrence of each distinct segment."""
+    m = starts.shape[0]
+    size = 1024
+    while size < 2 * m:
+        size *= 2
+    table = np.full(size, -1, dtype=np.int64)
+    hashes = np.empty(m, dtype=np.uint64)
+    first = np.empty(m, dtype=np.int64)
+    ids = np.empty(m, dtype=np.int32)
+    n_distinct = 0
+    for s in range(m):
+        h = np.uint64(14695981039346656037)
+        for p in range(starts[s], ends[s]):
+            h = (h ^ np.uint64(cps[p])) * np.uint64(1099511628211)
+        slot = np.int64(h & np.uint64(size - 1))
+        while True:
+            d = table[slot]
+            if d < 0:
+                table[slot] = n_distinct
+                hashes[n_distinct] = h
+                first[n_distinct] = s
+                ids[s] = n_distinct
+                n_distinct += 1
+                break
+            if hashes[d] == h and _equal(cps, starts[first[d]], ends[first[d]], starts[s],
+                                         ends[s]):
+                ids[s] = d
+                break
+            slot = (slot + 1) & (size - 1)
+    return ids, first[:n_distinct]
+
+
+@njit(cache=True, inline="always")
+def _equal(cps, a0, a1, b0, b1):  # noqa: ANN001, ANN202
+    if a1 - a0 != b1 - b0:
+        return False
+    for k in range(a1 - a0):
+        if cps[a0 + k] != cps[b0 + k]:
+            return False
+    return True
+
+
+@njit(cache=True)
+def gather_ids(ids, texts, n_texts, indptr, exact, stem):  # noqa: ANN001, ANN201
+    """Every segment's term ids (``exact`` and ``stem``, CSR ``indptr`` over the distinct
+    segments) in segment order, and each text's token count: the texts' forward indexes."""
+    total = 0
+    for s in range(ids.shape[0]):
+        total += indptr[ids[s] + 1] - indptr[ids[s]]
+    out = np.empty(total, dtype=np.int32)
+    out_stem = np.empty(total, dtype=np.int32)
+    counts = np.zeros(n_texts, dtype=np.int64)
+    k = 0
+    for s in range(ids.shape[0]):
+        d = ids[s]
+        for p in range(indptr[d], indptr[d + 1]):
+            out[k] = exact[p]
+            out_stem[k] = stem[p]
+            k += 1
+        counts[texts[s]] += indptr[d + 1] - indptr[d]
+    return out, out_stem, counts
