@@ -17,15 +17,18 @@ calibration rate (repeat purchases per day since the first purchase) over the ho
 markdown, writes JSON, and draws the calibration plot of Fader, Hardie and Lee (2005, figure 4):
 mean predicted vs mean actual holdout purchases by calibration frequency (0, 1, ..., 7+).
 
-    python benchmarks/clv_holdout.py [--data PATH] [--keep-non-products] [--out clv_holdout.json]
-                                     [--plot clv_holdout.png]
+    python benchmarks/clv_holdout.py [--data PATH] [--keep-non-products] [--out docs/clv_holdout]
+
+Writes the report ``<out>.md`` (command and environment at the top, :mod:`report_env`),
+``<out>.json`` and the plot ``<out>.png``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
+import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,14 +37,25 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from clv import (
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]),
+                str(Path(__file__).resolve().parent)]
+from report_env import (  # noqa: E402
+    command,
+    environment,
+    finish,
+    header,
+    report_paths,
+    write_report,
+)
+
+from clv import (  # noqa: E402
     UCI_ONLINE_RETAIL_COLUMNS,
     CLVModel,
     ExclusionReport,
     calibration_holdout_split,
     load_transactions,
 )
-from clv.transactions import UCI_ONLINE_RETAIL_NON_PRODUCTS
+from clv.transactions import UCI_ONLINE_RETAIL_NON_PRODUCTS  # noqa: E402
 
 DEFAULT_DATA = (Path(__file__).resolve().parents[2] / "shared" / "data"
                 / "uci-online-retail" / "online_retail.csv.gz")
@@ -159,12 +173,11 @@ def _buckets(frequency: np.ndarray, actual: np.ndarray, predicted: np.ndarray,
 
 
 def to_markdown(report: dict[str, Any]) -> str:
-    """The report as markdown tables."""
+    """The report as markdown tables (without the title and header of :mod:`report_env`)."""
     data, split, model, hold = (report[k] for k in ("data", "split", "model", "holdout"))
     diagnostics = model["diagnostics"]
     activity = split["store_purchase_days_per_day"]
-    out = [f"# BG/NBD holdout: {report['title']}", "",
-           f"Calibration {split['first_day']} .. {split['calibration_end']} "
+    out = [f"Calibration {split['first_day']} .. {split['calibration_end']} "
            f"({split['calibration_days']:.0f} days), holdout to {split['observation_end']} "
            f"({split['holdout_days']:.0f} days); time unit: days.", "",
            "| data | value |", "| --- | --- |",
@@ -259,23 +272,36 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
                         help="UCI Online Retail file (original column names)")
-    parser.add_argument("--calibration-end", default=CALIBRATION_END)
-    parser.add_argument("--observation-end", default=OBSERVATION_END)
+    parser.add_argument("--calibration-end", default=CALIBRATION_END,
+                        help="last day of the calibration period")
+    parser.add_argument("--observation-end", default=OBSERVATION_END,
+                        help="last day of the holdout")
     parser.add_argument("--label", default="UCI Online Retail", help="data name for the title")
     parser.add_argument("--keep-non-products", action="store_true",
                         help="keep postage, fee, discount and adjustment lines as purchases")
-    parser.add_argument("--out", type=Path, default=Path("clv_holdout.json"))
-    parser.add_argument("--plot", type=Path, default=Path("clv_holdout.png"))
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs"
+                        / "clv_holdout", help="report path prefix (.md, .json)")
+    parser.add_argument("--plot", type=Path, default=None,
+                        help="calibration plot (default: <out>.png)")
     args = parser.parse_args(argv)
+    cmd, env = command(__file__, argv), environment("numpy", "pandas", "lifetimes")
     non_products = () if args.keep_non_products else UCI_ONLINE_RETAIL_NON_PRODUCTS
     tx, exclusions = load_transactions(args.data, columns=UCI_ONLINE_RETAIL_COLUMNS,
                                        non_product_ids=non_products)
     report = holdout_report(tx, exclusions, calibration_end=args.calibration_end,
                             observation_end=args.observation_end, label=args.label)
-    print(to_markdown(report))
-    args.out.write_text(json.dumps(_finite(report), indent=2, default=_json_default) + "\n")
-    plot_calibration(report, args.plot)
-    print(f"\nwritten: {args.out}, {args.plot}")
+    md, _ = report_paths(args.out)
+    plot = args.plot or md.with_suffix(".png")
+    plot.parent.mkdir(parents=True, exist_ok=True)
+    plot_calibration(report, plot)
+    env = finish(env)
+    body = to_markdown(report)
+    text = "\n".join(header(f"BG/NBD holdout: {report['title']}", cmd, env)) + "\n" + body + (
+        f"\n\n![Mean predicted and actual holdout purchases by calibration frequency]"
+        f"({Path(os.path.relpath(plot, md.parent)).as_posix()})\n")
+    print(body)
+    report = write_report(args.out, text, _finite(report), cmd, env)
+    print("\nwritten: " + ", ".join(map(str, [*report_paths(args.out), plot])))
     return report
 
 

@@ -46,14 +46,16 @@ Generators (numpy ``default_rng(--seed)``; same seed, same data):
   order id (netted into that order), one third a credit-note id of their own (like UCI's ``C``
   invoices). Ids are strings, as a loaded CSV gives them.
 
-    python benchmarks/clv_speed.py [--customers 1000000] [--rows 10000000] [--out clv_speed.json]
+    python benchmarks/clv_speed.py [--customers 1000000] [--rows 10000000] [--out docs/clv_speed]
+
+Prints and writes the report ``<out>.md`` and ``<out>.json``, with the command and environment
+at the top (:mod:`report_env`).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import resource
 import statistics
@@ -68,7 +70,18 @@ import pandas as pd
 from lifetimes import BetaGeoFitter, GammaGammaFitter
 from lifetimes.utils import summary_data_from_transaction_data
 
-from clv import CLVModel, rfm_summary, validate_transactions
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]),
+                str(Path(__file__).resolve().parent)]
+from report_env import (  # noqa: E402
+    command,
+    environment,
+    finish,
+    header,
+    report_paths,
+    write_report,
+)
+
+from clv import CLVModel, rfm_summary, validate_transactions  # noqa: E402
 
 #: Fader, Hardie & Lee (2005) CDNOW estimates; alpha converted from weeks to days.
 TRUE_BGNBD = {"r": 0.243, "alpha": 4.414 * 7, "a": 0.793, "b": 2.426}
@@ -350,14 +363,18 @@ def _verdict(ok: bool) -> str:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, default=1_000_000)
-    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--customers", type=int, default=1_000_000,
+                        help="synthetic customers to fit")
+    parser.add_argument("--rows", type=int, default=10_000_000,
+                        help="synthetic transaction lines to summarize")
     parser.add_argument("--lifetimes-rows", type=int, default=None,
                         help="summarize only the first N lines with lifetimes (default: all)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of CLVModel.fit (median)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("clv_speed.json"))
+    parser.add_argument("--seed", type=int, default=0, help="seed of both generators")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs"
+                        / "clv_speed", help="report path prefix (.md, .json)")
     args = parser.parse_args(argv)
+    cmd, env = command(__file__, argv), environment("numpy", "pandas", "lifetimes")
     load_at_start = os.getloadavg()[0]
     report = {
         "seed": args.seed, "cpus": _cpus(),
@@ -366,9 +383,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                                      lifetimes_rows=args.lifetimes_rows),
         "load_average": {"start": load_at_start, "end": os.getloadavg()[0]},
     }
-    print(to_markdown(report))
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwritten: {args.out}")
+    env = finish(env)
+    body = to_markdown(report)
+    print(body)
+    text = "\n".join(header("CLV at scale: marginrank against lifetimes", cmd, env)) + "\n" + body
+    report = write_report(args.out, text, report, cmd, env)
+    print("\nwritten: " + ", ".join(map(str, report_paths(args.out))))
     return report
 
 
