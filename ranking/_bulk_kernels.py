@@ -21,6 +21,9 @@ for _c in range(128):
     NEVER_CONSUMED[_c] = not (_ch.isalnum() or _ch == "_" or _ch in " \t-./\"'")
 del _c, _ch
 
+#: The joining words of :data:`ranking.title_text.HEAD_CUT`, as code points.
+_WITH, _FOR, _BY, _AND, _OR, _IN = (tuple(ord(c) for c in w)
+                                    for w in ("with", "for", "by", "and", "or", "in"))
 #: ``lookback`` of :func:`split_segments` for the analyzer's regex (see there).
 ANALYZER_RULE = -1
 
@@ -154,3 +157,68 @@ def gather_ids(ids, texts, n_texts, indptr, exact, stem):  # noqa: ANN001, ANN20
             k += 1
         counts[texts[s]] += indptr[d + 1] - indptr[d]
     return out, out_stem, counts
+
+
+@njit(cache=True)
+def head_cuts(cps, n_texts):  # noqa: ANN001, ANN201
+    """Per NUL-separated text of ``cps``: its start, and where
+    :data:`ranking.title_text.HEAD_CUT` first matches in it (relative to the start), -1 if
+    nowhere, -2 if the text has a non-ASCII character (the caller reads those with the regex:
+    its case-insensitive and digit classes are Unicode's). The alternatives, at each position
+    from the left: ``,``, ``(``, `` - ``, a space then with/for/by/and/or (any case) then a
+    space, and `` in `` (any case) unless the space follows a digit."""
+    starts = np.empty(n_texts, dtype=np.int64)
+    cuts = np.full(n_texts, -1, dtype=np.int64)
+    t, start = 0, 0
+    ascii_only = True
+    for i in range(cps.shape[0]):
+        if cps[i] == 0:
+            starts[t] = start
+            if not ascii_only:
+                cuts[t] = -2
+            t += 1
+            start, ascii_only = i + 1, True
+        elif cps[i] >= 128:
+            ascii_only = False
+    for t in range(n_texts):
+        start = starts[t]
+        end = start
+        while cps[end] != 0:
+            end += 1
+        if cuts[t] == -2:
+            continue
+        for p in range(start, end):
+            c = cps[p]
+            if c == 44 or c == 40:
+                cuts[t] = p - start
+                break
+            if c != 32:
+                continue
+            if p + 2 < end and cps[p + 1] == 45 and cps[p + 2] == 32:
+                cuts[t] = p - start
+                break
+            if (_word_at(cps, p + 1, end, _WITH) or _word_at(cps, p + 1, end, _FOR)
+                    or _word_at(cps, p + 1, end, _BY) or _word_at(cps, p + 1, end, _AND)
+                    or _word_at(cps, p + 1, end, _OR)):
+                cuts[t] = p - start
+                break
+            if _word_at(cps, p + 1, end, _IN) and not (p > start and 48 <= cps[p - 1] <= 57):
+                cuts[t] = p - start
+                break
+    return starts, cuts
+
+
+@njit(cache=True)
+def _word_at(cps, p, end, word):  # noqa: ANN001, ANN202
+    """Whether ``word`` (code points of lowercase ASCII letters), in any case, then a space
+    start at ``p``."""
+    n = len(word)
+    if p + n >= end:
+        return False
+    for k in range(n):
+        c = cps[p + k]
+        if 65 <= c <= 90:
+            c += 32
+        if c != word[k]:
+            return False
+    return cps[p + n] == 32

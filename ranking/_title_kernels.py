@@ -366,3 +366,99 @@ def head_match(stemmed, dice, stem_terms, doc_indptr, head_len, slots,
         out[j, 2] = best
         at += end - start
     return out
+
+
+@njit(cache=True)
+def gram_document_frequencies(doc_indptr, doc_terms, term_indptr, term_chars):  # noqa: ANN001, ANN201
+    """Every distinct title trigram key (sorted) and the number of titles that have it, the
+    trigrams being :func:`gram_keys`'s, without sorting any title: one pass over the titles'
+    trigrams with a hash table of the catalog's (each slot remembers the last title that
+    counted it). Also the largest trigram count of a title, and the hash table (keys, and
+    each slot's rank among the sorted keys, -1 if empty) for :func:`gram_norms`."""
+    n_docs = doc_indptr.shape[0] - 1
+    size = np.int64(1 << 16)
+    keys = np.zeros(size, dtype=np.int64)
+    used = np.zeros(size, dtype=np.bool_)
+    df = np.zeros(size, dtype=np.int64)
+    last = np.full(size, -1, dtype=np.int64)
+    n_keys, longest = 0, 0
+    buf = np.empty(16, dtype=np.int64)
+    for doc in range(n_docs):
+        m = _bound(doc_indptr, doc_terms, term_indptr, doc)
+        longest = max(longest, m)
+        if m > buf.shape[0]:
+            buf = np.empty(2 * m, dtype=np.int64)
+        _stream(doc_terms, doc_indptr[doc], doc_indptr[doc + 1], term_indptr, term_chars, buf)
+        for i in range(m):
+            if 2 * (n_keys + 1) > size:
+                keys, used, df, last = _grow(keys, used, df, last)
+                size = keys.shape[0]
+            h = _slot(buf[i], size)
+            while used[h] and keys[h] != buf[i]:
+                h = (h + 1) & (size - 1)
+            if not used[h]:
+                used[h], keys[h] = True, buf[i]
+                n_keys += 1
+            if last[h] != doc:
+                last[h] = doc
+                df[h] += 1
+    slots = np.flatnonzero(used)
+    order = np.argsort(keys[slots])
+    rank = np.full(size, -1, dtype=np.int64)
+    rank[slots[order]] = np.arange(slots.shape[0])
+    return keys[slots][order], df[slots][order], longest, keys, rank
+
+
+@njit(cache=True)
+def _grow(keys, used, df, last):  # noqa: ANN001, ANN202
+    """The hash table of :func:`gram_document_frequencies` at twice the size."""
+    size = keys.shape[0] * 2
+    new_keys = np.zeros(size, dtype=np.int64)
+    new_used = np.zeros(size, dtype=np.bool_)
+    new_df = np.zeros(size, dtype=np.int64)
+    new_last = np.full(size, -1, dtype=np.int64)
+    for s in range(keys.shape[0]):
+        if used[s]:
+            h = _slot(keys[s], size)
+            while new_used[h]:
+                h = (h + 1) & (size - 1)
+            new_used[h], new_keys[h], new_df[h], new_last[h] = True, keys[s], df[s], last[s]
+    return new_keys, new_used, new_df, new_last
+
+
+@njit(cache=True)
+def gram_norms(doc_indptr, doc_terms, term_indptr, term_chars, table_keys, table_rank, idf,
+               log_counts):  # noqa: ANN001, ANN201
+    """Each title's TF-IDF norm over its trigrams: sqrt of the sum, over its distinct trigram
+    keys in ascending order, of ((1 + log count) * IDF)^2, ``log_counts[c - 1]`` being
+    ``log(c)`` as numpy computes it and ``idf`` that of the sorted distinct keys, found
+    through :func:`gram_document_frequencies`' hash table (``table_keys``, ``table_rank``). The
+    same float64 operations in the same order as a ``bincount`` over the sorted keys, so the
+    norms are bit-equal to it. One title's trigrams are sorted at a time."""
+    n_docs = doc_indptr.shape[0] - 1
+    norm = np.zeros(n_docs)
+    size = table_keys.shape[0]
+    buf = np.empty(16, dtype=np.int64)
+    for doc in range(n_docs):
+        m = _bound(doc_indptr, doc_terms, term_indptr, doc)
+        if m == 0:
+            continue
+        if m > buf.shape[0]:
+            buf = np.empty(2 * m, dtype=np.int64)
+        _stream(doc_terms, doc_indptr[doc], doc_indptr[doc + 1], term_indptr, term_chars, buf)
+        grams = buf[:m]
+        grams.sort()
+        total = 0.0
+        start = 0
+        for i in range(1, m + 1):
+            if i == m or grams[i] != grams[start]:
+                key = grams[start]
+                h = _slot(key, size)
+                while table_rank[h] < 0 or table_keys[h] != key:
+                    h = (h + 1) & (size - 1)
+                w = (1.0 + log_counts[i - start - 1]) * idf[table_rank[h]]
+                sq = w * w
+                total += sq
+                start = i
+        norm[doc] = np.sqrt(total)
+    return norm

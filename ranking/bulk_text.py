@@ -249,11 +249,14 @@ def _segments(analyzer: Analyzer, texts: Sequence[str]) -> tuple | None:
 
 def _split(joined: str, lookback: int) -> tuple:
     """:func:`ranking._bulk_kernels.split_segments` of a string (code point offsets)."""
-    if joined.isascii():
-        cps = np.frombuffer(joined.encode("ascii"), dtype=np.uint8).astype(np.uint32)
-    else:
-        cps = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    return kernels.split_segments(cps, kernels.NEVER_CONSUMED, lookback)
+    return kernels.split_segments(code_points(joined), kernels.NEVER_CONSUMED, lookback)
+
+
+def code_points(text: str) -> np.ndarray:
+    """The code points of ``text`` (uint32), index for index with the string."""
+    if text.isascii():
+        return np.frombuffer(text.encode("ascii"), dtype=np.uint8).astype(np.uint32)
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
 
 def _segment_tokens(plain: Analyzer, segment: str) -> tuple[list[str], list[bool]]:

@@ -145,21 +145,25 @@ class FeatureSpace:
     def build(cls, catalog: pd.DataFrame, analyzer: Analyzer) -> FeatureSpace:
         """Indexes of a validated catalog (every text field present) under ``analyzer`` and
         under the same analyzer with stemming."""
+        from ranking import bulk_units  # index builds only
+
         stem_analyzer = dataclasses.replace(analyzer, stem=True)
         vocab, stem_vocab = Vocabulary(), Vocabulary()
         forward, stem_forward = {}, {}
+        segments: dict = {}  # each distinct text segment analyzed once for the whole build
         for name in TEXT_FIELDS:  # field by field: the vocabularies' first-seen order
             forward[name], stem_forward[name] = bulk_text.forward_ids(
-                analyzer, catalog[name].tolist(), vocab, stem_vocab)
+                analyzer, catalog[name].tolist(), vocab, stem_vocab, cache=segments)
         forward["all"] = bulk_text.concat_fields([forward[f] for f in TEXT_FIELDS])
         stem_forward["all"] = bulk_text.concat_fields([stem_forward[f] for f in TEXT_FIELDS])
         index = MultiFieldIndex.from_forward(vocab, forward)
         term_chars = _vocab_chars(index)
         title_text = TitleText.build(catalog["title"].astype(str).tolist(), analyzer,
-                                     index.fields["title"], *term_chars[:2])
+                                     index.fields["title"], *term_chars[:2], cache=segments)
+        del segments
         return cls(analyzer, index, stem_analyzer,
                    MultiFieldIndex.from_forward(stem_vocab, stem_forward),
-                   QuantityTable.from_texts(quantity_texts(catalog)), title_text, term_chars)
+                   bulk_units.quantity_table(quantity_texts(catalog)), title_text, term_chars)
 
     def extract(self, query: str, docs: np.ndarray, priors: np.ndarray) -> np.ndarray:
         """Feature matrix (len(docs), len(FEATURES)) as float32 for the query text ``query``.

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ranking import _bulk_kernels as bulk_kernels
 from ranking import _title_kernels as kernels
 from ranking import bulk_text, bundle, bundle_checks
 from ranking.bm25 import FieldIndex
@@ -25,18 +26,40 @@ from ranking.text import Analyzer
 HEAD_CUT = re.compile(r",| - |\(| (?:with|for|by|and|or) | (?<!\d )in ", re.IGNORECASE)
 
 
-def head_lengths(titles: list[str], analyzer: Analyzer, title_lengths: np.ndarray) -> np.ndarray:
+def head_lengths(titles: list[str], analyzer: Analyzer, title_lengths: np.ndarray,
+                 cache: dict | None = None) -> np.ndarray:
     """Token count of each title's head: the tokens of the text before :data:`HEAD_CUT`
     (the analyzer reads text left to right, so they are the title's first tokens), at most
     the title's length; a title whose head has no token is all head. ``title_lengths`` are
     the titles' token counts under ``analyzer``: a title without a cut is all head, so only
-    the cut ones are analyzed again, all at once (:func:`ranking.bulk_text.token_counts`)."""
+    the cut ones are analyzed again, all at once (:func:`ranking.bulk_text.token_counts`,
+    with ``cache``, a :func:`ranking.bulk_text.forward_ids` cache of ``analyzer``). The cuts
+    are found by a kernel over the NUL-joined titles (:func:`ranking._bulk_kernels.head_cuts`;
+    titles with a non-ASCII character or a NUL by the regex)."""
     heads = np.asarray(title_lengths, dtype=np.int64).copy()
-    cut = [(i, head) for i, (t, head) in enumerate(
-        (t, HEAD_CUT.split(t, maxsplit=1)[0]) for t in titles) if len(head) < len(t)]
+    rows: list[int] = []
+    cut: list[str] = []
+    for i in range(0, len(titles), bulk_text.CHUNK):
+        part = titles[i:i + bulk_text.CHUNK]
+        joined = "\x00".join(part) + "\x00"
+        if joined.count("\x00") != len(part):
+            found = [(len(head) < len(t), head) for t, head in (
+                (t, HEAD_CUT.split(t, maxsplit=1)[0]) for t in part)]
+        else:
+            starts, cuts = bulk_kernels.head_cuts(bulk_text.code_points(joined), len(part))
+            found = []
+            for t, s, c in zip(part, starts.tolist(), cuts.tolist(), strict=True):
+                if c == -2:
+                    head = HEAD_CUT.split(t, maxsplit=1)[0]
+                    found.append((len(head) < len(t), head))
+                else:
+                    found.append((c >= 0, joined[s:s + c]))
+        for j, (is_cut, head) in enumerate(found):
+            if is_cut:
+                rows.append(i + j)
+                cut.append(head)
     if cut:
-        rows = np.fromiter((i for i, _ in cut), dtype=np.int64, count=len(cut))
-        heads[rows] = bulk_text.token_counts(analyzer, [head for _, head in cut])
+        heads[np.array(rows, dtype=np.int64)] = bulk_text.token_counts(analyzer, cut, cache)
     heads = np.minimum(heads, title_lengths)
     return np.where(heads > 0, heads, title_lengths)
 
@@ -58,22 +81,24 @@ class TitleText:
 
     @classmethod
     def build(cls, titles: list[str], analyzer: Analyzer, index: FieldIndex,
-              term_indptr: np.ndarray, term_chars: np.ndarray) -> TitleText:
+              term_indptr: np.ndarray, term_chars: np.ndarray,
+              cache: dict | None = None) -> TitleText:
         """From the raw titles and their plain index (``index``, tokens by ``analyzer``) with
-        the characters of every vocabulary token."""
+        the characters of every vocabulary token (``cache``: see :func:`head_lengths`).
+
+        Two kernel passes over the titles' trigrams in bounded memory: document frequencies
+        by a hash table of the catalog's trigrams, then each title's norm from its own sorted
+        trigrams. The IDF and ``log`` of the counts are numpy's, so every value is the one
+        a sort of all (title, trigram) pairs gave before."""
         n = index.n_docs
-        indptr, keys = kernels.gram_keys(index.doc_indptr, index.doc_terms, term_indptr,
-                                         term_chars, np.arange(n, dtype=np.int64))
-        row = np.repeat(np.arange(n), np.diff(indptr))
-        first = np.r_[True, (keys[1:] != keys[:-1]) | (row[1:] != row[:-1])]
-        starts = np.flatnonzero(first)
-        counts = np.diff(np.r_[starts, keys.shape[0]])  # occurrences of each (title, trigram)
-        distinct, df = np.unique(keys[starts], return_counts=True)
+        distinct, df, longest, table, rank = kernels.gram_document_frequencies(
+            index.doc_indptr, index.doc_terms, term_indptr, term_chars)
         idf = gram_idf(df, n)
-        weight = (1.0 + np.log(counts)) * idf[np.searchsorted(distinct, keys[starts])]
-        norm = np.sqrt(np.bincount(row[starts], weight * weight, minlength=n))
+        log_counts = np.log(np.arange(1, max(longest, 1) + 1, dtype=np.int64))
+        norm = kernels.gram_norms(index.doc_indptr, index.doc_terms, term_indptr, term_chars,
+                                  table, rank, idf, log_counts)
         lengths = np.diff(index.doc_indptr).astype(np.int64)
-        return cls(head_lengths(titles, analyzer, lengths), norm, distinct, idf)
+        return cls(head_lengths(titles, analyzer, lengths, cache), norm, distinct, idf)
 
     def kernel_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
         """What :func:`ranking._title_kernels.title_columns` reads: head lengths, title norms,

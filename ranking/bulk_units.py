@@ -1,0 +1,84 @@
+"""The quantities of many product texts at once, to the value what :func:`ranking.units.quantities`
+reads from each.
+
+An index build reads the quantities of every product; most of a catalog's text holds none
+and most of what does repeats ("3/4 in.", "20-volt"). A chunk of texts is lowercased as one
+NUL-joined string, cut into segments by :func:`ranking._bulk_kernels.split_segments` at
+whitespace that no quantity match can cross (the regex crosses a space only within a few
+characters after a digit, :data:`LOOKBACK`), and the quantity regex runs once per distinct
+segment that holds a digit; each distinct (number, unit) is converted once. Segments without
+a digit have no quantity and cost nothing. ``tests/ranking/test_build_parity.py`` holds the
+result equal to :func:`ranking.units.quantities` text by text.
+
+Used only by index builds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ranking import _bulk_kernels as kernels
+from ranking import units
+from ranking.bulk_text import code_points
+from ranking.units import QuantityTable
+
+#: The part of the quantity regex between a number and its unit; :data:`LOOKBACK` is derived
+#: from it, so a regex without it is read text by text (:meth:`QuantityTable.from_texts`).
+_BETWEEN = r"\s?-?\s?"
+#: How far after a digit a quantity match can still cross a space: the number's own space
+#: ("1 1/2") right after a digit, at most three characters of ``\s?-?\s?``, then a unit whose
+#: spelling may hold spaces ("square feet"); two more for safety.
+LOOKBACK = 4 + max((i for a in units._ALIASES for i, ch in enumerate(a) if ch.isspace()),
+                   default=0) + 2
+CHUNK = 50_000
+
+
+def quantity_table(texts: Sequence[str], chunk: int = CHUNK) -> QuantityTable:
+    """:class:`ranking.units.QuantityTable` of ``texts`` (each text's quantities in order)."""
+    if _BETWEEN not in units._QUANTITY_RE.pattern:
+        return QuantityTable.from_texts(texts)
+    parsed: dict[tuple[str, str], tuple[float, int]] = {}
+    counts, values, unit_ids = [], [], []
+    for i in range(0, len(texts), chunk):
+        part = texts[i:i + chunk]
+        joined = "\x00".join(part) + "\x00"
+        if joined.count("\x00") != len(part):  # a text holds a NUL: one text at a time
+            table = QuantityTable.from_texts(part)
+            counts.append(np.diff(table.indptr))
+            values.append(table.values)
+            unit_ids.append(table.units)
+            continue
+        joined = joined.lower()
+        starts, ends, owner, seg_ids, first, digit = kernels.split_segments(
+            code_points(joined), kernels.NEVER_CONSUMED, LOOKBACK)
+        flat_values: list[float] = []
+        flat_units: list[int] = []
+        lengths = np.zeros(first.shape[0], dtype=np.int64)
+        for d in np.flatnonzero(digit).tolist():
+            segment = joined[int(starts[first[d]]):int(ends[first[d]])]
+            n = 0
+            for key in units._QUANTITY_RE.findall(segment):
+                found = parsed.get(key)
+                if found is None:
+                    found = parsed[key] = units._parsed(*key)
+                if found[1] >= 0:  # a value that is not finite (1/0) is no quantity
+                    flat_values.append(found[0])
+                    flat_units.append(found[1])
+                    n += 1
+            lengths[d] = n
+        indptr = np.zeros(lengths.shape[0] + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        # distinct segments without a digit have empty rows; values are in row order
+        order = np.arange(int(indptr[-1]), dtype=np.int32)
+        positions, _, per_text = kernels.gather_ids(seg_ids, owner, len(part), indptr, order,
+                                                    order)
+        counts.append(per_text)
+        values.append(np.array(flat_values, dtype=np.float64)[positions])
+        unit_ids.append(np.array(flat_units, dtype=np.int64)[positions])
+    indptr = np.zeros(len(texts) + 1, dtype=np.int64)
+    if counts:
+        np.cumsum(np.concatenate(counts), out=indptr[1:])
+    return QuantityTable(indptr, np.concatenate([np.zeros(0), *values]).astype(np.float64),
+                         np.concatenate([np.zeros(0, np.int64), *unit_ids]))
