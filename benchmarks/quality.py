@@ -76,6 +76,9 @@ from ranking.app.progress import Progress
 from ranking.ltr import LambdaMART, train_and_cross_fit
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from report_env import command, environment, finish, header  # noqa: E402
+
 DEMO = ROOT / "data" / "demo"
 HOME_DEPOT = ROOT.parent / "shared" / "data" / "home-depot-search-relevance" / "train.csv"
 CUTOFFS = (3, 5, 10)
@@ -481,7 +484,10 @@ def _json_number(value: float) -> float | None:
 
 
 def run(args: argparse.Namespace, progress: Progress) -> str:
-    """The whole benchmark; returns the markdown and writes the three outputs."""
+    """The whole benchmark; returns the markdown and writes the three outputs, the report with
+    the command (``args.command``, set by :func:`main`) and environment at its top."""
+    cmd = getattr(args, "command", None) or command(__file__)
+    env = environment("numpy", "xgboost", "cvxpy")
     with progress.stage("loading data"):
         world = load_world(args)
         config = (load_config(args.config) if args.config else
@@ -500,6 +506,10 @@ def run(args: argparse.Namespace, progress: Progress) -> str:
                                        args.k), args.seed, args.folds, progress, client=client)
     markdown, summary = report(world, args, config, results)
     summary["per_query"] = per_query_rows(results)
+    env = finish(env)
+    title, _, body = markdown.partition("\n\n")  # the report's own title, then its text
+    markdown = "\n".join(header(title.removeprefix("# "), cmd, env)) + "\n" + body
+    summary = {"command": cmd, "environment": env, **summary}
     Path(f"{args.out}.md").write_text(markdown + "\n", encoding="utf-8")
     Path(f"{args.out}.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     return markdown
@@ -610,7 +620,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    print(run(parse_args(argv), Progress()))
+    args = parse_args(argv)
+    args.command = command(__file__, argv)
+    print(run(args, Progress()))
     return 0
 
 

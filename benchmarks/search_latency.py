@@ -30,9 +30,12 @@ a CPU account that charges the writer thread's CPU time to the searches; the tar
 rise of at most 5%.
 
     python benchmarks/search_latency.py [--home-depot TRAIN_CSV] [--work DIR]
-        [--products 1000000] [--queries 2000] [--repeat 3] [--k 20] [--out search_latency.json]
+        [--products 1000000] [--queries 2000] [--repeat 3] [--k 20] [--out docs/search_latency]
         [--judged-queries N] [--lock /tmp/marginrank-bench.lock] [--logging-repeat 4]
     python benchmarks/search_latency.py --bundle DIR --judgments FILE
+
+Prints and writes the report ``<out>.md`` and ``<out>.json``, with the command and environment
+at the top (:mod:`report_env`).
 """
 
 from __future__ import annotations
@@ -40,24 +43,34 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
-import json
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from objectives.catalog import validate_catalog
-from objectives.public_data import load_home_depot
-from objectives.simulate import simulate_business_fields, simulate_transactions
-from objectives.terms import compute_terms
-from ranking import bundle
-from ranking.app.build import BuildInputs, BuildSettings, build, product_priors
-from ranking.features import FeatureSpace
-from ranking.ranker import SEARCH_STAGES, Catalog, Ranker
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+from report_env import (  # noqa: E402
+    command,
+    environment,
+    finish,
+    header,
+    report_paths,
+    write_report,
+)
+
+from objectives.catalog import validate_catalog  # noqa: E402
+from objectives.public_data import load_home_depot  # noqa: E402
+from objectives.simulate import simulate_business_fields, simulate_transactions  # noqa: E402
+from objectives.terms import compute_terms  # noqa: E402
+from ranking import bundle  # noqa: E402
+from ranking.app.build import BuildInputs, BuildSettings, build, product_priors  # noqa: E402
+from ranking.features import FeatureSpace  # noqa: E402
+from ranking.ranker import SEARCH_STAGES, Catalog, Ranker  # noqa: E402
+
 HOME_DEPOT = ROOT.parent / "shared" / "data" / "home-depot-search-relevance" / "train.csv"
 #: Latency targets of issue 6 (ms): (catalog, percentile) -> bound.
 TARGETS = {("home-depot", "p50"): 1.0, ("home-depot", "p99"): 3.0, ("synthetic-1m", "p99"): 10.0}
@@ -296,21 +309,24 @@ def real_queries(train_csv: Path, n: int, seed: int) -> list[str]:
     return distinct.sample(min(n, len(distinct)), random_state=seed).tolist()
 
 
-def run_catalog(name: str, ranker: Ranker, queries: list[str], args: argparse.Namespace) -> dict:
+def run_catalog(name: str, ranker: Ranker, queries: list[str], args: argparse.Namespace,
+                report: list[str]) -> dict:
     """Time one catalog; with ``--lock``, only while holding the shared benchmark lock (the
-    same flock(2) lock as ``flock FILE command``), so the long index builds do not hold it."""
+    same flock(2) lock as ``flock FILE command``), so the long index builds do not hold it.
+    Its section is printed and added to ``report``."""
     with contextlib.ExitStack() as stack:
         if args.lock:
             lock = stack.enter_context(open(args.lock, "a"))
             fcntl.flock(lock, fcntl.LOCK_EX)
         result = measure(ranker, queries, args.k, args.repeat)
-    print(f"\n## {name}\n\n{table(result)}\n")
-    print("\n".join(verdicts(name, result)))
+    section = [f"## {name}", "", table(result), "", *verdicts(name, result), ""]
+    print("\n" + "\n".join(section), flush=True)
+    report += section
     return result
 
 
 def run_logging(ranker: Ranker, queries: list[str], args: argparse.Namespace,
-                results: dict) -> None:
+                results: dict, report: list[str]) -> None:
     """The logging-cost comparison (under the benchmark lock, like the catalogs)."""
     if not args.logging_repeat:
         return
@@ -320,10 +336,12 @@ def run_logging(ranker: Ranker, queries: list[str], args: argparse.Namespace,
             fcntl.flock(lock, fcntl.LOCK_EX)
         results["logging"] = measure_logging(ranker, queries, args.k, args.logging_repeat,
                                              args.seed)
-    print(f"\n## logging cost\n\n{logging_table(results['logging'])}\n")
+    section = ["## Logging cost", "", logging_table(results["logging"]), ""]
+    print("\n" + "\n".join(section), flush=True)
+    report += section
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home-depot", type=Path, default=HOME_DEPOT, help="train.csv")
     parser.add_argument("--work", type=Path, default=Path("search-latency-work"),
@@ -335,33 +353,51 @@ def main() -> None:
                         help="build on this many seeded judged queries (0: all 11,795)")
     parser.add_argument("--bundle", type=Path, help="time this bundle instead")
     parser.add_argument("--judgments", type=Path, help="queries for --bundle")
-    parser.add_argument("--k", type=int, default=20)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--out", type=Path, default=Path("search_latency.json"))
+    parser.add_argument("--k", type=int, default=20, help="results per search")
+    parser.add_argument("--repeat", type=int, default=3, help="passes over the queries")
+    parser.add_argument("--seed", type=int, default=7, help="query sample and simulation seed")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "search_latency",
+                        help="report path prefix (.md, .json)")
     parser.add_argument("--lock", type=Path, help="hold this flock while timing (e.g. "
                         "/tmp/marginrank-bench.lock), not while building")
     parser.add_argument("--logging-repeat", type=int, default=4,
                         help="passes of the logging-cost comparison on the first catalog "
                              "(0: skip)")
-    args = parser.parse_args()
-    results = {}
+    args = parser.parse_args(argv)
+    cmd, env = command(__file__, argv), environment("numpy", "numba", "xgboost")
+    results: dict = {}
+    sections: list[str] = []
     if args.bundle:
         queries = pd.read_csv(args.judgments, dtype=str)["query"].drop_duplicates().tolist()
         ranker = Ranker.load(args.bundle)
-        results["bundle"] = run_catalog(str(args.bundle), ranker, queries, args)
-        run_logging(ranker, queries, args, results)
+        results["bundle"] = run_catalog(str(args.bundle), ranker, queries, args, sections)
+        run_logging(ranker, queries, args, results, sections)
+        about = f"The bundle `{args.bundle}`, searched with the queries of `{args.judgments}`."
     else:
         queries = real_queries(args.home_depot, args.queries, args.seed)
         ranker = Ranker.load(home_depot_bundle(args.home_depot, args.work, args.seed,
                                                args.judged_queries))
-        results["home-depot"] = run_catalog("home-depot", ranker, queries, args)
-        run_logging(ranker, queries, args, results)
+        results["home-depot"] = run_catalog("home-depot", ranker, queries, args, sections)
+        run_logging(ranker, queries, args, results, sections)
         if args.products:
             big = synthetic_ranker(ranker, args.products, args.seed)
-            results["synthetic-1m"] = run_catalog("synthetic-1m", big, queries, args)
-    args.out.write_text(json.dumps(results, indent=2))
-    print(f"\nwritten: {args.out}")
+            results["synthetic-1m"] = run_catalog("synthetic-1m", big, queries, args, sections)
+        built_on = (f"{args.judged_queries:,} seeded judged queries" if args.judged_queries
+                    else "all judged queries")
+        about = (f"home-depot: the real Home Depot products with **simulated** business fields "
+                 f"and transactions, in a bundle built on {built_on}; "
+                 f"{len(queries):,} real search terms, {args.repeat} passes. "
+                 + (f"synthetic-1m: {args.products:,} **synthetic** products (real titles with "
+                    "30% of the words redrawn), the same model, weights and queries. "
+                    if args.products else "No synthetic catalog in this run (`--products 0`). ")
+                 + "Catalogs and method: the script's docstring.")
+    env = finish(env)
+    text = header("Search latency, stage by stage", cmd, env) + [
+        about, "", "Every figure is wall time on one thread, beside the thread's CPU time: on a "
+        "loaded machine wall above CPU is time spent waiting for a core.", "", *sections]
+    results = write_report(args.out, text, results, cmd, env)
+    print("\nwritten: " + ", ".join(map(str, report_paths(args.out))))
+    return results
 
 
 if __name__ == "__main__":
