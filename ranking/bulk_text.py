@@ -78,6 +78,8 @@ def forward_ids(analyzer: Analyzer, texts: Sequence[str], vocab: Vocabulary,
     cache = {} if cache is None else cache
     plain = _plain(analyzer)
     stemmer = text_module._stemmer()
+    stop = text_module.ENGLISH_STOPWORDS if analyzer.stopwords else frozenset()
+    stems_too = analyzer.stem or stem_vocab is not None
     ids, stem_ids, lengths = [], [], []
     for i in range(0, len(texts), chunk):
         part = texts[i:i + chunk]
@@ -92,8 +94,21 @@ def forward_ids(analyzer: Analyzer, texts: Sequence[str], vocab: Vocabulary,
                 segment = joined[s:e]
                 entry = cache.get(segment)
                 if entry is None:
-                    entry = cache[segment] = _segment_ids(plain, analyzer, segment, vocab,
-                                                          stem_vocab, stemmer)
+                    if segment.isalpha():  # one plain word (the analyzer's \w+), most segments
+                        entry = () if segment in stop else (segment,)
+                        if entry and stems_too:
+                            stem = stemmer.stemWord(segment)
+                            exact = (vocab.add(stem if analyzer.stem else segment),)
+                            entry = (exact, (stem_vocab.add(stem),) if stem_vocab is not None
+                                     else exact)
+                        elif entry:
+                            entry = ((vocab.add(segment),),) * 2
+                        else:
+                            entry = ((), ())
+                    else:
+                        entry = _segment_ids(plain, analyzer, segment, vocab, stem_vocab,
+                                             stemmer)
+                    cache[segment] = entry
                 entries.append(entry)
             indptr = np.zeros(len(entries) + 1, dtype=np.int64)
             np.cumsum(np.fromiter((len(x) for x, _ in entries), dtype=np.int64,

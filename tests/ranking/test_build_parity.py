@@ -20,12 +20,13 @@ import pandas as pd
 import pytest
 
 from objectives.catalog import validate_catalog
-from ranking import bulk_text
+from ranking import bulk_text, bulk_units
 from ranking.bm25 import MultiFieldIndex
 from ranking.features import QUANTITY_FIELDS, TEXT_FIELDS, FeatureSpace
 from ranking.text import Analyzer
 from ranking.title_text import HEAD_CUT, head_lengths
 from ranking.units import QuantityTable, quantities
+from ranking.vocab import Vocabulary
 
 #: Per group of arrays, the digest of the per-product build's arrays on the Home Depot
 #: catalog (``load_home_depot``'s products; ``n`` = the first n, 0 = all), computed with
@@ -160,3 +161,67 @@ def test_every_field_filled_equals_a_per_product_reference() -> None:
     assert space.quantities.values.tolist() == [v for v, _ in flat]
     assert space.quantities.units.tolist() == [u for _, u in flat]
     assert np.diff(space.quantities.indptr).tolist() == [len(quantities(t)) for t in texts]
+
+
+#: Pieces of the random texts below: numbers, units (also spelled across spaces), the
+#: dimension "x", separators, and characters outside ASCII that change case, normalize or
+#: count as digits, so that any segment cut where a match could cross shows as a difference.
+PIECES = ["1", "2", "12", "3/4", ".5", "0.75", " ", "  ", "\t", "-", " - ", "x", "X", " x ",
+          "\u00d7", "in", "In", "inch", "ft", "'", "''", '"', "\u201d", "\u2032", "gal", "v",
+          "volt", "w", "a", "the", "drill", "Drills", ",", "(", ")", ".", "/", "\n", "\r",
+          "\u00e9", "\u0301", "\u03a3", "\u03c2", "\u0663", "\uff11", "\ufb01", "\u00bd", "_",
+          "k", "K", "\u212a", "\u0130", "\u0131", "sq", " ft", "sq ft", "sq. ft.",
+          "square feet", "fl oz", "cu. ft.", "amp hour", "amp-hour", "lb", "pack", "ga",
+          "with", "and", "for", "#", "+", "\u00b0", "deg", "\u00a0", "\x1c", "m", "mm"]
+
+
+def _random_texts(seed: int, n: int = 4000) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return ["".join(rng.choice(PIECES, size=int(rng.integers(0, 16)))) for _ in range(n)]
+
+
+@pytest.mark.parametrize("analyzer", [
+    Analyzer(), Analyzer(lowercase=False), Analyzer(stopwords=True), Analyzer(units=False),
+    Analyzer(stem=True), Analyzer(lowercase=False, stopwords=True)])
+def test_segment_analysis_equals_the_analyzer_on_random_texts(analyzer: Analyzer) -> None:
+    """Tokens, token counts and the forward indexes (exact and stemmed ids, first-seen
+    vocabularies) of the segment path equal the analyzer's, text by text."""
+    texts = _random_texts(11) + TRICKY
+    plain = dataclasses.replace(analyzer, stem=False)
+    bulk = bulk_text.analyze_many(plain, texts, chunk=900)
+    assert bulk.lists() == [plain(t) for t in texts]
+    assert bulk_text.token_counts(analyzer, texts).tolist() == [len(analyzer(t)) for t in texts]
+    vocab, stem_vocab = Vocabulary(), Vocabulary()
+    (ids, indptr), (stem_ids, stem_indptr) = bulk_text.forward_ids(
+        analyzer, texts, vocab, stem_vocab, chunk=900, cache={})
+    ref_vocab, ref_stem = Vocabulary(), Vocabulary()
+    ref_ids, ref_indptr = ref_vocab.add_docs([analyzer(t) for t in texts])
+    stemmer = dataclasses.replace(analyzer, stem=True)
+    ref_stem_ids, _ = ref_stem.add_docs([stemmer(t) for t in texts])
+    assert ids.tolist() == ref_ids.tolist() and indptr.tolist() == ref_indptr.tolist()
+    assert stem_ids.tolist() == ref_stem_ids.tolist()
+    assert stem_indptr.tolist() == ref_indptr.tolist()
+    assert [vocab.token(i) for i in range(len(vocab))] == \
+        [ref_vocab.token(i) for i in range(len(ref_vocab))]
+    assert [stem_vocab.token(i) for i in range(len(stem_vocab))] == \
+        [ref_stem.token(i) for i in range(len(ref_stem))]
+
+
+def test_segment_quantities_equal_the_parser_on_random_texts() -> None:
+    texts = _random_texts(12) + TRICKY
+    table = bulk_units.quantity_table(texts, chunk=900)
+    for i, text in enumerate(texts):
+        got = list(zip(table.values[table.indptr[i]:table.indptr[i + 1]].tolist(),
+                       table.units[table.indptr[i]:table.indptr[i + 1]].tolist(), strict=True))
+        assert got == quantities(text), text
+
+
+def test_head_cuts_equal_the_regex_on_random_titles() -> None:
+    analyzer = Analyzer()
+    titles = [t for t in _random_texts(13) if "\x00" not in t] + [
+        "Drill With Case", "Fan 2 in White", "Fan in White", "a AND b", "x OR y", "1 - 2"]
+    lengths = np.array([len(analyzer(t)) for t in titles])
+    expected = np.array([len(analyzer(HEAD_CUT.split(t, maxsplit=1)[0])) for t in titles])
+    expected = np.minimum(expected, lengths)
+    expected = np.where(expected > 0, expected, lengths)
+    assert head_lengths(titles, analyzer, lengths).tolist() == expected.tolist()
