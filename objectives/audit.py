@@ -27,28 +27,9 @@ from objectives import audit_duplicates as duplicates
 from objectives import audit_events as events_audit
 from objectives import audit_stale as stale
 from objectives.audit_findings import AuditResult, Finding, apply_severity, parse_severity
+from objectives.audit_settings import DEFAULT_SETTINGS, AuditSettings
 from objectives.catalog import NUMERIC_RANGES, TEXT_COLUMNS
 from objectives.config import load_config
-
-
-@dataclass(frozen=True)
-class AuditSettings:
-    """Thresholds of the checks. ``as_of`` None means the last transaction's time (the data's
-    own "now", so a result does not depend on the day it is computed). ``severity`` overrides
-    default severities: ``(("price_below_cost", "warning"), ...)``."""
-
-    stale_days: int = 90
-    horizon_days: float = 365.0  # CLVModel's default horizon
-    near_duplicate_threshold: float = 0.8
-    margin_z: float = 5.0
-    return_rate_z: float = 4.0
-    drift_relative: float = 0.2
-    drift_share: float = 0.05
-    as_of: str | None = None
-    price_updated_column: str = "price_updated_at"
-    price_stale_days: int = 365
-    severity: tuple[tuple[str, str], ...] = ()
-    events: events_audit.EventSettings = events_audit.EventSettings()
 
 
 @dataclass(frozen=True)
@@ -96,7 +77,7 @@ def read_judgments(path: str | Path) -> pd.DataFrame:
 
 
 def audit_files(catalog: Path, transactions: Path | None = None, judgments: Path | None = None,
-                config: Path | None = None, settings: AuditSettings = AuditSettings(),
+                config: Path | None = None, settings: AuditSettings = DEFAULT_SETTINGS,
                 previous: Path | None = None, transaction_columns: Mapping[str, str] | None = None,
                 non_product_ids: Collection[str] = (),
                 events: events_audit.EventTables | None = None) -> AuditResult:
@@ -119,7 +100,7 @@ def audit_files(catalog: Path, transactions: Path | None = None, judgments: Path
                         coverage.load_previous(previous) if previous else None)
 
 
-def audit_frames(tables: AuditTables, settings: AuditSettings = AuditSettings(),
+def audit_frames(tables: AuditTables, settings: AuditSettings = DEFAULT_SETTINGS,
                  previous: dict[str, float] | None = None) -> AuditResult:
     """Run every check on loaded tables; see :class:`AuditSettings` for the thresholds."""
     overrides = parse_severity(dict(settings.severity))

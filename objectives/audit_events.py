@@ -22,22 +22,11 @@ import numpy as np
 import pandas as pd
 
 from objectives.audit_findings import Finding, finding
+from objectives.audit_settings import DEFAULT_EVENT_SETTINGS, EventSettings
 
 #: How many examples a finding carries.
 EXAMPLES = 5
 
-
-
-@dataclass(frozen=True)
-class EventSettings:
-    """Thresholds of the event checks. A day drifts when its CTR differs from the median day's by
-    more than ``ctr_drift_relative`` (relative) *and* by more than ``ctr_drift_z`` binomial
-    standard errors of that day (so a quiet day's noise is not drift). A config version carried
-    by fewer than ``min_config_searches`` searches is stray."""
-
-    ctr_drift_relative: float = 0.5
-    ctr_drift_z: float = 4.0
-    min_config_searches: int = 2
 
 
 @dataclass(frozen=True)
@@ -51,7 +40,7 @@ class EventTables:
 
 def event_findings(events: EventTables, catalog_ids: Collection[str] | None = None,
                    customers: Collection[str] | None = None,
-                   settings: EventSettings = EventSettings()) -> list[Finding | None]:
+                   settings: EventSettings = DEFAULT_EVENT_SETTINGS) -> list[Finding | None]:
     """Every event finding (None where nothing was flagged). ``catalog_ids``: products that
     exist (``impressed_product_missing`` runs only with it); ``customers``: customer ids in the
     transactions (``customer_not_in_transactions`` runs only with it)."""

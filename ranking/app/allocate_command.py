@@ -18,9 +18,9 @@ _REWARDS = ("margin_per_search", "revenue_per_search", "conversion_per_search",
             "clicks_per_search")
 
 
-def add_arguments(experiment_subparsers: argparse._SubParsersAction) -> None:
+def add_arguments(subparsers: argparse._SubParsersAction) -> None:
     """Register ``allocate`` on the ``experiment`` group."""
-    parser = experiment_subparsers.add_parser(
+    parser = subparsers.add_parser(
         "allocate", help="Thompson-sampling arm shares per CLV segment, written to the YAML")
     parser.add_argument("--events", type=Path, required=True,
                         help="event directory: impressions/*.parquet|jsonl, outcomes/*")
@@ -46,10 +46,11 @@ def add_arguments(experiment_subparsers: argparse._SubParsersAction) -> None:
                         help="Monte Carlo draws per segment (default 20000)")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the new shares without writing the YAML")
-    parser.set_defaults(run=run_allocate)
+    parser.set_defaults(run=run)
 
 
-def run_allocate(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Allocate, print the shares and write the YAML (unless --dry-run)."""
     import json
 
     from clv.errors import ArgumentError

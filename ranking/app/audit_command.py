@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from clv.transactions import UCI_ONLINE_RETAIL_COLUMNS, UCI_ONLINE_RETAIL_NON_PRODUCTS
-from objectives.audit import AuditSettings, audit_files
-from objectives.audit_events import EventSettings, EventTables
-from objectives.audit_findings import CODES, parse_severity
-from objectives.audit_report import write_reports
+from objectives.audit_findings import CODES
+from objectives.audit_settings import AuditSettings
+from ranking.app.help_text import sentence
+
+if TYPE_CHECKING:
+    from objectives.audit_events import EventTables
+
+HELP = ("audit the tables before a build: duplicates, stale records, inconsistencies, coverage, "
+        "drift")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``audit``."""
+    parser = subparsers.add_parser("audit", help=HELP, description=sentence(HELP))
     parser.add_argument("--catalog", type=Path, required=True, help="products table to audit")
     parser.add_argument("--transactions", type=Path,
                         help="order lines: stale customers and stock, returns, coverage")
@@ -60,6 +67,7 @@ def read_events(directory: Path) -> EventTables:
     import pyarrow as pa
 
     from clv.errors import DataError
+    from objectives.audit_events import EventTables
     from ranking.experiments import events as contract
 
     tables = {}
@@ -75,6 +83,12 @@ def read_events(directory: Path) -> EventTables:
 
 
 def run(args: argparse.Namespace) -> int:
+    from clv.transactions import UCI_ONLINE_RETAIL_COLUMNS, UCI_ONLINE_RETAIL_NON_PRODUCTS
+    from objectives.audit import audit_files
+    from objectives.audit_findings import parse_severity
+    from objectives.audit_report import write_reports
+    from objectives.audit_settings import EventSettings
+
     settings = AuditSettings(
         stale_days=args.stale_days, horizon_days=args.horizon_days,
         near_duplicate_threshold=args.near_threshold, as_of=args.as_of,

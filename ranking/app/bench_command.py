@@ -20,11 +20,13 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 NAMES = ("quality",)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``bench`` subcommand's arguments (registered by :mod:`ranking.app.cli`)."""
+def add_arguments(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``bench``."""
+    parser = subparsers.add_parser(
+        "bench", help="run a benchmark script of the source checkout (quality)")
     parser.add_argument("name", choices=NAMES, help="which benchmark")
     parser.add_argument("args", nargs=argparse.REMAINDER,
-                        help="the benchmark's own options (see `marginrank bench quality -h`)")
+                        help="the benchmark's own options (see: marginrank bench quality -h)")
     parser.set_defaults(run=run)
 
 
@@ -54,4 +56,5 @@ def _load_quietly(name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the named script's ``main`` with the rest of the line."""
     return int(load_script(args.name).main(args.args))

@@ -15,10 +15,14 @@ import time
 from pathlib import Path
 
 from ranking.app.cluster import add_cluster_argument, dask_client
-from ranking.app.help_text import plain_doc
+from ranking.app.help_text import plain_doc, sentence
+
+HELP = "customer lifetime value from partitioned transactions (clv fit)"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(subparsers: argparse._SubParsersAction) -> None:
+    """Register the ``clv`` group and its one action, ``fit``."""
+    parser = subparsers.add_parser("clv", help=HELP, description=sentence(HELP))
     sub = parser.add_subparsers(required=True, metavar="ACTION")
     fit = sub.add_parser("fit", help="fit BG/NBD + Gamma-Gamma and score every customer",
                          description=plain_doc(__doc__.split("\n\n")[1]))
@@ -38,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Fit, score and write ``--out``; in this process, or on Dask with ``--cluster``."""
     import pandas as pd
 
     from clv.model import CLVModel

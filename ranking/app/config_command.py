@@ -19,9 +19,9 @@ from clv.errors import MarginRankError
 TIMEOUT_SECONDS = 30
 
 
-def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """``marginrank config push``."""
-    config = sub.add_parser("config", help="change a running service's weights config")
+def add_arguments(subparsers: argparse._SubParsersAction) -> None:
+    """Register the ``config`` group and its one action, ``push``."""
+    config = subparsers.add_parser("config", help="change a running service's weights config")
     actions = config.add_subparsers(required=True, metavar="ACTION")
     push = actions.add_parser("push", help="validate a weights file, then PUT it to a "
                               "running service (atomic: the whole text, or nothing)")
@@ -29,10 +29,11 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     push.add_argument("--url", required=True, help="the service, e.g. http://127.0.0.1:8080")
     push.add_argument("--token-file", type=Path, help="file holding the admin token "
                       "(default: the MARGINRANK_ADMIN_TOKEN environment variable)")
-    push.set_defaults(run=run_push)
+    push.set_defaults(run=run)
 
 
-def run_push(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Validate the file here, then PUT its whole text; prints the version now served."""
     import urllib.error  # here, not at the top: `marginrank --help` does not pay for http
     import urllib.request
 

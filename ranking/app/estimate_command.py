@@ -9,9 +9,9 @@ import json
 from pathlib import Path
 
 
-def add_arguments(experiment_subparsers: argparse._SubParsersAction) -> None:
+def add_arguments(subparsers: argparse._SubParsersAction) -> None:
     """Register ``position-bias`` and ``estimate`` on the ``experiment`` group."""
-    bias = experiment_subparsers.add_parser(
+    bias = subparsers.add_parser(
         "position-bias",
         help="examination by position from logs (randomized searches when present, else EM)")
     bias.add_argument("--events", type=Path, required=True,
@@ -20,9 +20,13 @@ def add_arguments(experiment_subparsers: argparse._SubParsersAction) -> None:
                       help="report path without suffix: writes .json and .md")
     bias.add_argument("--bootstrap", type=int, default=30,
                       help="cluster bootstrap resamples for the EM intervals (default 30)")
+    bias.add_argument("--method", choices=("auto", "harvest"), default="auto",
+                      help="auto: randomized searches where exploration reaches, EM elsewhere; "
+                           "harvest: intervention harvesting across experiment arms that "
+                           "ranked the same products at different positions (needs >= 2 arms)")
     bias.set_defaults(run=run_position_bias)
 
-    est = experiment_subparsers.add_parser(
+    est = subparsers.add_parser(
         "estimate",
         help="off-policy clicks and margin per search of a proposed weights file (IPS, SNIPS, "
              "DR), from logs carrying exploration propensities")
@@ -56,11 +60,25 @@ def examination_table(payload: dict) -> str:
 
 
 def run_position_bias(args: argparse.Namespace) -> int:
-    from ranking.experiments.estimate import examination, logged
+    from ranking.experiments.estimate import examination, harvested, logged
     from ranking.experiments.events import load_events
 
     events = load_events(args.events)
     rows = logged(events.impressions, events.outcomes)
+    if args.method == "harvest":
+        exam = harvested(rows, bootstrap=args.bootstrap)
+        arms = sorted({a or "(no arm)" for a in rows.arm[~rows.randomized].tolist()})
+        text = (f"# Examination by position: intervention harvesting\n\nEvents: "
+                f"`{args.events}`; {rows.searches:,} searches of the arms {arms}. The arms "
+                "(randomized between customers) placed the same (query, segment, product) at "
+                "different positions; propensity-weighted clicks at each position of a pair "
+                "give the ratio (Agarwal et al., WSDM 2019), pooled over pairs. Intervals: "
+                f"{args.bootstrap} bootstrap resamples of (query, segment) contexts. Ratios "
+                "are relative to position 1.\n\n" + examination_table(exam.to_dict()))
+        _write(args.out, {"events": str(args.events), "arms": arms, "used": "harvest",
+                          "harvest": exam.to_dict(), "combined": exam.to_dict()}, text + "\n")
+        print(examination_table(exam.to_dict()))
+        return 0
     bias = examination(rows, bootstrap=args.bootstrap)
     payload = {"events": str(args.events), **bias.to_dict()}
     parts = [f"# Examination by position\n\nEvents: `{args.events}`; {bias.searches:,} "

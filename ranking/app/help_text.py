@@ -15,3 +15,8 @@ _ROLE = re.compile(r":(?:mod|func|class|meth|data|attr|exc|obj):`~?([^`]+)`")
 def plain_doc(doc: str | None) -> str:
     """``doc`` without Sphinx roles and double backquotes."""
     return _ROLE.sub(r"\1", doc or "").replace("``", "")
+
+
+def sentence(help: str) -> str:
+    """A command's one-line ``help`` as the description its own ``--help`` opens with."""
+    return help[:1].upper() + help[1:] + "."

@@ -16,9 +16,9 @@ import json
 from pathlib import Path
 
 
-def add_arguments(experiment_subparsers: argparse._SubParsersAction) -> None:
+def add_arguments(subparsers: argparse._SubParsersAction) -> None:
     """Register ``learn`` on the ``experiment`` group."""
-    learn = experiment_subparsers.add_parser(
+    learn = subparsers.add_parser(
         "learn", help="train LambdaMART from logged clicks, carts and purchases (debiased)")
     learn.add_argument("--events", type=Path, required=True,
                        help="event directory: impressions/*, outcomes/*")
@@ -31,10 +31,10 @@ def add_arguments(experiment_subparsers: argparse._SubParsersAction) -> None:
     learn.add_argument("--trees", type=int, default=300, help="boosting rounds (default 300)")
     learn.add_argument("--max-weight", type=float, default=10.0,
                        help="clip inverse examination weights here (default 10)")
-    learn.set_defaults(run=run_learn)
+    learn.set_defaults(run=run)
 
 
-def run_learn(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ranking.app.events_api import bundle_version

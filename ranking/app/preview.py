@@ -1,4 +1,5 @@
-"""``marginrank preview``: what a new weights file would change on real queries, before use.
+"""What a new weights file would change on real queries, before use (``marginrank preview``,
+registered by :mod:`ranking.app.preview_command`).
 
 A merchandiser edits the weights YAML, then asks "what happens to my search results?". Preview
 runs a sample of real queries through the bundle twice, with its current weights and with the
@@ -13,7 +14,6 @@ or those of a judgments file. Both are real queries; nothing is generated.
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,27 +230,3 @@ def _change(metric: str, a: float, b: float) -> str:
     if metric == "margin@10":
         return f"{b - a:+,.2f}" + (f" ({b / a - 1:+.1%})" if a > 0 else "")
     return f"{(b - a) * 100:+.2f} pts"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``preview`` subcommand's arguments (registered by :mod:`ranking.app.cli`)."""
-    parser.add_argument("file", type=Path, metavar="NEW.yaml", help="the weights file to try")
-    parser.add_argument("--bundle", type=Path, required=True, help="the bundle serving now")
-    parser.add_argument("--judgments", type=Path, help="judgments (query, product_id, grade): "
-                        "adds NDCG@10 and previews their queries")
-    parser.add_argument("--queries", type=int, default=200, help="queries sampled (default 200)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the query sample")
-    parser.set_defaults(run=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Load the bundle, validate NEW.yaml against it, preview and print."""
-    if args.queries < 1:
-        raise MarginRankError(f"--queries must be at least 1, got {args.queries}")
-    current = Ranker.load(args.bundle)
-    new = current.variant(args.file)
-    judgments = (load_preview_judgments(args.judgments, current) if args.judgments else None)
-    queries = sample_queries(args.bundle, judgments, args.queries, args.seed)
-    report = preview(current, new, queries, judgments)
-    print(format_report(report, f"{args.bundle}/weights.yaml", str(args.file)))
-    return 0

@@ -8,9 +8,14 @@ import argparse
 import json
 from pathlib import Path
 
+from ranking.app.help_text import sentence
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``simulate`` is a group; ``traffic`` its one action."""
+HELP = "simulated traffic with a known truth (event logs for experiments)"
+
+
+def add_arguments(subparsers: argparse._SubParsersAction) -> None:
+    """Register the ``simulate`` group and its one action, ``traffic``."""
+    parser = subparsers.add_parser("simulate", help=HELP, description=sentence(HELP))
     sub = parser.add_subparsers(required=True, metavar="WHAT")
     traffic = sub.add_parser("traffic", help="simulated searches and outcomes (event logs) "
                                              "with a known truth")
@@ -33,10 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="random seed of the simulation (default: 0)")
     traffic.add_argument("--format", choices=("parquet", "jsonl"), default="parquet",
                          help="file format of the event logs (default: parquet)")
-    traffic.set_defaults(run=run_traffic)
+    traffic.set_defaults(run=run)
 
 
-def run_traffic(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Simulate the days, write the event logs and ``truth.json``."""
     from clv.errors import ArgumentError
     from ranking.app.progress import Progress
     from ranking.experiments.simulator import TrafficSimulator, write_simulation

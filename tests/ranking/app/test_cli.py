@@ -85,6 +85,55 @@ def test_every_option_has_help_in_plain_words(command: str) -> None:
         assert not SPHINX.search(nested.format_help()), f"{name}: markup in its help"
 
 
+def test_every_option_of_every_command_has_plain_help() -> None:
+    """The whole tree at once, nested groups included: every option and every command or
+    action listed under a group has help text, with no markup at all (no backquotes, no
+    Sphinx roles)."""
+    top = cli._parser()
+    checked = 0
+    for name, parser in _parsers(top, "marginrank"):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                texts = [(f"{name} {choice.dest}", choice.help)
+                         for choice in action._choices_actions]
+                assert len(texts) == len(action.choices), name
+            elif not isinstance(action, argparse._HelpAction):
+                texts = [(f"{name} {'/'.join(action.option_strings) or action.dest}",
+                          action.help)]
+            else:
+                continue
+            for where, text in texts:
+                assert text and text.strip(), f"{where}: no help text"
+                assert "`" not in text and not SPHINX.search(text), f"{where}: {text!r}"
+                checked += 1
+    assert checked > 100  # every command's options were walked, not just the top level
+
+
+def test_every_command_has_one_shape() -> None:
+    """Each command module registers its parser(s) through ``add_arguments(subparsers)``, and
+    every leaf runs a ``run`` function (``run_<action>`` for a module's sibling actions) of a
+    command module of ranking.app, which returns the exit code."""
+    import inspect
+
+    from ranking.app import experiment_command
+
+    modules = (*cli.COMMANDS, *experiment_command.ACTIONS)
+    for module in modules:
+        assert module.__name__.startswith("ranking.app.") and module.__name__.endswith(
+            "_command"), module.__name__
+        assert list(inspect.signature(module.add_arguments).parameters) == ["subparsers"]
+    leaves = [(name, parser) for name, parser in _parsers(cli._parser(), "marginrank")
+              if not any(isinstance(a, argparse._SubParsersAction) for a in parser._actions)]
+    assert len(leaves) >= 18
+    for name, parser in leaves:
+        run = parser.get_default("run")
+        assert run is not None, f"{name}: no run"
+        assert sys.modules[run.__module__] in modules, (name, run.__module__)
+        assert run.__name__ == "run" or run.__name__.startswith("run_"), (name, run.__name__)
+        assert list(inspect.signature(run).parameters) == ["args"], name
+        assert inspect.signature(run).return_annotation in (int, "int"), name
+
+
 def test_top_level_help_is_plain() -> None:
     text = cli._parser(None).format_help()
     assert not SPHINX.search(text)
