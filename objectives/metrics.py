@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -175,6 +176,28 @@ def non_inferiority(new: Sequence[float], base: Sequence[float], delta: float, *
                           float(base_a[ok].mean()), int(diff.size), delta)
 
 
+class _NonInferiorityVerdict(Protocol):
+    held: bool
+    certified: bool
+    drop: float
+    drop_bound: float
+    delta: float
+
+
+def verdict_text(v: _NonInferiorityVerdict, metric: str, *, bound: str, setting: str,
+                 evidence: str) -> str:
+    """One line for reports of a non-inferiority verdict (the NDCG guardrail's here, an online
+    readout's in ``ranking.experiments.stats``): held or missed, the relative drop of
+    ``metric``, the most the data cannot exclude (the ``bound`` of the 95% interval), the
+    ``setting`` that allowed delta, and whether the ``evidence`` certifies it."""
+    how = ("certified: the bound is within it" if v.certified else
+           f"not refuted, but {evidence} alone cannot certify it" if v.held else
+           "the whole interval is beyond it")
+    return (f"{'held' if v.held else 'missed'}: relative {metric} drop "
+            f"{100 * v.drop:+.2f}% (95% {bound} reaches {100 * v.drop_bound:.2f}%), "
+            f"allowed {100 * v.delta:.2f}% ({setting} {v.delta:g}); {how}")
+
+
 @dataclass(frozen=True)
 class Verdict:
     """The guardrail checked on held-out queries.
@@ -200,12 +223,8 @@ class Verdict:
         """One line for reports: verdict, the drop, its bound and delta."""
         if self.ci.n == 0:
             return "n/a: no query where both rankings could be measured"
-        how = ("certified: the bound is within it" if self.certified else
-               "not refuted, but these queries alone cannot certify it" if self.held else
-               "the whole interval is beyond it")
-        return (f"{'held' if self.held else 'missed'}: relative NDCG drop "
-                f"{100 * self.drop:+.2f}% (95% interval reaches {100 * self.drop_bound:.2f}%), "
-                f"allowed {100 * self.delta:.2f}% (max_ndcg_drop {self.delta:g}); {how}")
+        return verdict_text(self, "NDCG", bound="interval", setting="max_ndcg_drop",
+                            evidence="these queries")
 
     def to_dict(self) -> dict[str, object]:
         return {"held": self.held, "certified": self.certified, "max_ndcg_drop": self.delta,
