@@ -105,12 +105,55 @@ def sum_reports(reports: Sequence[ExclusionReport], source: str) -> ExclusionRep
     return total
 
 
-# --------------------------------------------------------------------------- fast validation
+# --------------------------------------------------------------------------- ids as bytes
 
-def _is_text(kind: Any) -> bool:
+#: ASCII bytes that str.strip() removes (tab, line feed, vertical tab, form feed, carriage
+#: return, file/group/record/unit separators, space).
+_SPACE = np.zeros(256, dtype=bool)
+_SPACE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True
+
+
+def _string_buffers(column: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets (n + 1, int64) and bytes (uint8) of an Arrow string column, without copying
+    the characters into Python objects."""
     import pyarrow as pa
 
-    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    array = array.cast(pa.large_string())
+    _, offsets, data = array.buffers()
+    offsets = np.frombuffer(offsets, dtype=np.int64)[array.offset: array.offset + len(array) + 1]
+    return offsets, (np.frombuffer(data, dtype=np.uint8) if data is not None
+                     else np.zeros(0, np.uint8))
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer: spreads every input bit over the 64 output bits."""
+    x = x.astype(np.uint64, copy=True)
+    with np.errstate(over="ignore"):
+        x ^= x >> np.uint64(30)
+        x *= np.uint64(0xBF58476D1CE4E5B9)
+        x ^= x >> np.uint64(27)
+        x *= np.uint64(0x94D049BB133111EB)
+        x ^= x >> np.uint64(31)
+    return x
+
+
+def _hash_strings(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of every string's bytes (a multilinear hash with per-position weights,
+    then mixed), vectorized over all bytes at once: the same string gives the same hash in
+    every process. It only places customers in buckets (a collision puts two customers in one
+    bucket, which is harmless); ids are grouped by their strings."""
+    lengths = np.diff(offsets)
+    start, stop = int(offsets[0]), int(offsets[-1])
+    total = np.zeros(len(lengths), np.uint64)
+    if stop > start:
+        position = np.arange(stop - start) - np.repeat(offsets[:-1] - start, lengths)
+        with np.errstate(over="ignore"):
+            terms = data[start:stop].astype(np.uint64) * _mix(position + 1)
+        present = lengths > 0
+        total[present] = np.add.reduceat(terms, (offsets[:-1] - start)[present])
+    with np.errstate(over="ignore"):
+        return _mix(total ^ (lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)))
 
 
 def _clean_ids(column: Any) -> bool:
@@ -118,13 +161,23 @@ def _clean_ids(column: Any) -> bool:
     ASCII (so NFC and NFKC leave it alone and it holds no zero-width character), not blank and
     without surrounding whitespace. Such ids pass :func:`clv.tables.normalize_ids` unchanged and
     cannot collide, so checking them is all the id validation they need."""
-    import pyarrow.compute as pc
-
-    if column.null_count or not pc.all(pc.string_is_ascii(column)).as_py():
+    if column.null_count:
         return False
-    edge = pc.match_substring_regex(column, r"^$|^[\t\n\x0b\x0c\r\x1c-\x1f ]|"
-                                            r"[\t\n\x0b\x0c\r\x1c-\x1f ]$")
-    return not pc.any(edge).as_py()
+    offsets, data = _string_buffers(column)
+    lengths = np.diff(offsets)
+    if not len(lengths):
+        return True
+    if (lengths == 0).any() or data[offsets[0]:offsets[-1]].max() >= 128:
+        return False
+    return not (_SPACE[data[offsets[:-1]]] | _SPACE[data[offsets[1:] - 1]]).any()
+
+
+# --------------------------------------------------------------------------- fast validation
+
+def _is_text(kind: Any) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
 
 
 def fast_validate(table: Any, source: str, now: Any = None,
@@ -223,13 +276,9 @@ def _bucket_dir(scratch: Path, bucket: int) -> Path:
 
 
 def _customer_buckets(customer: Any, n_buckets: int) -> np.ndarray:
-    """Bucket of every line from a hash of its customer id (each distinct id hashed once)."""
-    import pyarrow.compute as pc
-
-    encoded = pc.dictionary_encode(customer).combine_chunks()
-    uniques = encoded.dictionary.to_numpy(zero_copy_only=False)
-    of_id = (pd.util.hash_array(np.asarray(uniques, dtype=object)) % np.uint64(n_buckets))
-    return of_id.astype(np.int64)[encoded.indices.to_numpy()]
+    """Bucket of every line from a hash of its customer id's bytes (the same in every
+    process, so all of a customer's lines meet in one bucket)."""
+    return (_hash_strings(*_string_buffers(customer)) % np.uint64(n_buckets)).astype(np.int64)
 
 
 def _stage_file(path: str, index: int, scratch: str, n_buckets: int, now: Any,
@@ -261,11 +310,13 @@ def _stage_file(path: str, index: int, scratch: str, n_buckets: int, now: Any,
                          "rows": [lines.num_rows]})
 
 
-def _bucket_lines(scratch: str, bucket: int) -> tuple[pd.DataFrame, Any, Any]:
+def _bucket_lines(scratch: str, bucket: int, products: bool = True
+                  ) -> tuple[pd.DataFrame, Any, Any]:
     """Every line of the bucket's customers in the one-process order (partitions in file
     order, then a stable sort by customer and timestamp, as :func:`validate_transactions`
-    sorts), with customer, order and product ids as integer codes; and the customer and
-    product ids of the codes. Grouping integers, not strings, is what makes the bucket fast."""
+    sorts), with customer, order and (``products``) product ids as integer codes (Arrow's
+    dictionary encoding: exact, in C++); and the customer and product ids of the codes.
+    Grouping integers, not strings, is what makes the bucket fast."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -274,7 +325,7 @@ def _bucket_lines(scratch: str, bucket: int) -> tuple[pd.DataFrame, Any, Any]:
                               for f in files])
     codes = {}
     names = {}
-    for column in ID_COLUMNS:
+    for column in ID_COLUMNS if products else ("customer_id", "order_id"):
         encoded = pc.dictionary_encode(table[column]).combine_chunks()
         codes[column] = encoded.indices.to_numpy()
         names[column] = encoded.dictionary
@@ -282,11 +333,12 @@ def _bucket_lines(scratch: str, bucket: int) -> tuple[pd.DataFrame, Any, Any]:
     order = np.lexsort((timestamp, codes["customer_id"]))
     frame = pd.DataFrame({
         "customer_id": codes["customer_id"][order], "timestamp": timestamp[order],
-        "product_id": codes["product_id"][order],
         "quantity": table["quantity"].to_numpy()[order],
         "unit_price": table["unit_price"].to_numpy()[order],
         "order_id": codes["order_id"][order]})
-    return frame, names["customer_id"], names["product_id"]
+    if products:
+        frame["product_id"] = codes["product_id"][order]
+    return frame, names["customer_id"], names.get("product_id")
 
 
 def _ids(dictionary: Any, codes: np.ndarray) -> pd.Index:
@@ -302,7 +354,7 @@ def _summarize_bucket(scratch: str, bucket: int, end: str, freq: str, buyers: bo
     if not directory.exists():
         return {"n_without": 0, "bg": None, "spend": None, "customers": 0,
                 "observation_end": None}
-    lines, customers, products = _bucket_lines(scratch, bucket)
+    lines, customers, products = _bucket_lines(scratch, bucket, products=buyers)
     # rfm_summary groups integer customer and order codes here: the same groups as the
     # strings (codes are one-to-one), the same line order within each group, so the same sums.
     summary = rfm_summary(lines, observation_end=end, freq=freq)
@@ -544,6 +596,35 @@ def rfm_summary_partitioned(
         s["observation_end"] for s in summaries if s["observation_end"]),
                          n_customers_without_purchase=sum(s["n_without"] for s in summaries))
     return summary, report
+
+
+def write_rfm_summary(
+    client: Any, path_or_glob: str | Path, scratch: str | Path, out: str | Path, *,
+    columns: Mapping[str, str] | None = None, non_product_ids: Collection[str] = (),
+    now: Any = None, freq: str = "D", n_buckets: int | None = None,
+) -> tuple[dict[str, Any], ExclusionReport]:
+    """The RFM summary of a partitioned dataset written as Parquet parts into ``out`` (one per
+    customer bucket, each sorted by customer_id; disjoint customers), for summaries too large
+    to gather into one process. Returns the summary's ``attrs`` plus ``n_customers`` and the
+    summed exclusion report. The parts concatenated and sorted equal
+    :func:`rfm_summary_partitioned`'s frame."""
+    files = transaction_files(path_or_glob)
+    scratch = _fresh(Path(scratch))
+    out = _fresh(Path(out))
+    try:
+        report, _, summaries = _stage_and_summarize(
+            client, files, scratch, columns=columns, non_product_ids=non_product_ids, now=now,
+            freq=freq, n_buckets=n_buckets or len(files), source=str(path_or_glob),
+            buyers=False)
+        for part in sorted(scratch.glob("bucket=*/summary.parquet")):
+            shutil.move(str(part), str(out / f"part-{part.parent.name.split('=')[1]}.parquet"))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    attrs = {"freq": freq, "observation_end": next(
+        s["observation_end"] for s in summaries if s["observation_end"]),
+             "n_customers_without_purchase": sum(s["n_without"] for s in summaries),
+             "n_customers": sum(s["customers"] for s in summaries)}
+    return attrs, report
 
 
 def _fresh(scratch: Path) -> Path:

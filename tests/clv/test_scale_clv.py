@@ -183,3 +183,65 @@ def test_cli_clv_fit_on_the_cluster_equals_one_process(client: object, tmp_path:
     pd.testing.assert_frame_equal(affinity[0], affinity[1], rtol=1e-9)
     # several files without --cluster: a clear error, not a silent first-file fit
     assert main(["clv", "fit", "--transactions", str(data), "--out", str(tmp_path / "x")]) == 2
+
+
+def test_typed_parquet_takes_the_vectorized_path_with_equal_results(client: object,
+                                                                     tmp_path: Path) -> None:
+    """Typed Parquet (datetime timestamps, integer quantities, clean ASCII ids) is validated by
+    clv.scale.fast_validate, not the reference: its lines and report equal the reference's,
+    and the summary (gathered, and written in parts) equals the one-process summary."""
+    import pyarrow.parquet as pq
+
+    from clv.scale import fast_validate, write_rfm_summary
+    from clv.transactions import validate_transactions
+
+    frame = synthetic_lines(500, seed=7)
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"])
+    frame.loc[3, "unit_price"] = np.nan
+    frame.loc[4, "unit_price"] = -1.0
+    frame.loc[6, "quantity"] = 0
+    frame.loc[8, "customer_id"] = None
+    shuffled = frame.sample(frac=1.0, random_state=4)
+    data = write_parts(shuffled, tmp_path / "tx", 4)
+    for part in sorted(data.glob("*.parquet")):
+        fast = fast_validate(pq.read_table(part), str(part))
+        assert fast is not None
+        lines, report = fast
+        ref_lines, ref_report = validate_transactions(pd.read_parquet(part), source=str(part))
+        assert report.to_dict() == ref_report.to_dict()
+        ours = lines.to_pandas().sort_values(["customer_id", "timestamp"], kind="stable",
+                                             ignore_index=True)
+        pd.testing.assert_frame_equal(ours, ref_lines, check_dtype=False, check_exact=True)
+    shuffled.to_parquet(tmp_path / "whole.parquet", index=False)
+    single_tx, single_report = load_transactions(tmp_path / "whole.parquet")
+    single = rfm_summary(single_tx)
+    summary, report = rfm_summary_partitioned(client, data, tmp_path / "scratch", n_buckets=3)
+    pd.testing.assert_frame_equal(summary, single, check_exact=True)
+    assert summary.attrs == single.attrs
+    assert report.excluded == single_report.excluded == {
+        "missing customer_id": 1, "missing unit_price": 1, "non-positive unit_price": 1,
+        "zero quantity": 1}
+    attrs, report = write_rfm_summary(client, data, tmp_path / "scratch", tmp_path / "rfm",
+                                      n_buckets=5)
+    parts = pd.concat([pd.read_parquet(p) for p in sorted((tmp_path / "rfm").glob("*.parquet"))])
+    pd.testing.assert_frame_equal(parts.sort_index(), single, check_exact=True)
+    assert attrs == {**single.attrs, "n_customers": len(single)}
+    assert report.total_rows == len(frame)
+
+
+def test_ids_to_normalize_or_text_times_take_the_reference_path(tmp_path: Path) -> None:
+    """What the vectorized check cannot vouch for goes to validate_transactions."""
+    import pyarrow as pa
+
+    from clv.scale import fast_validate
+
+    good = {"customer_id": ["c1", "c2"], "timestamp": pd.to_datetime(["2024-01-01"] * 2),
+            "product_id": ["p", "q"], "quantity": [1, 2], "unit_price": [1.0, 2.0],
+            "order_id": ["o1", "o2"]}
+    assert fast_validate(pa.Table.from_pandas(pd.DataFrame(good)), "x") is not None
+    for column, values in (("customer_id", [" c1", "c2"]), ("product_id", ["caf\u00e9", "q"]),
+                           ("order_id", ["", "o2"]), ("timestamp", ["2024-01-01"] * 2)):
+        bad = pd.DataFrame({**good, column: values})
+        assert fast_validate(pa.Table.from_pandas(bad), "x") is None, column
+    late = pd.DataFrame({**good, "timestamp": pd.to_datetime(["2024-01-01", "2999-01-01"])})
+    assert fast_validate(pa.Table.from_pandas(late), "x") is None  # the reference notes it
