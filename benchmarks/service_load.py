@@ -13,7 +13,8 @@ in turn, so each swap changes the weights) and an invalid one (a misspelt key). 
 must answer 200, an invalid one 400 naming the key, with the previous version still serving.
 A search fails when it does not answer 200 with JSON
 results, or raises. Reports throughput, client-side p50/p99/p99.9 and the failures, as markdown
-and JSON. Client and server share the machine's cores.
+and JSON (``<out>.md`` and ``<out>.json``, with the command and environment at the top,
+:mod:`report_env`). Client and server share the machine's cores.
 
 The service logs impressions (``--events`` into a temporary folder; ``--no-events`` to run
 without): the report gives the searches the impression log wrote and dropped (its /metrics
@@ -22,7 +23,7 @@ shutdown, the searches found in the Parquet files.
 
     python benchmarks/service_load.py [--bundle DIR] [--judgments FILE] [--requests 20000]
                                       [--concurrency 32] [--reload-every 1.0] [--workers 1]
-                                      [--out service_load.json] [--no-events]
+                                      [--out docs/service_load] [--no-events]
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import json
 import os
 import random
 import secrets
@@ -50,6 +50,16 @@ from clv.segments import load_customers
 from objectives.config import TermWeights, dump_config, parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from report_env import (  # noqa: E402
+    command,
+    environment,
+    finish,
+    header,
+    report_paths,
+    write_report,
+)
+
 MARGINRANK = Path(sys.executable).with_name("marginrank")  # the venv's console script
 
 
@@ -327,19 +337,24 @@ def stronger_variant(text: str) -> str:
     return dump_config(config.model_copy(update={"weights": weights}))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bundle", type=Path, default=Path("marginrank-demo/bundle"))
+    parser.add_argument("--bundle", type=Path, default=Path("marginrank-demo/bundle"),
+                        help="bundle to serve")
     parser.add_argument("--judgments", type=Path,
-                        default=ROOT / "data" / "demo" / "judgments.csv")
-    parser.add_argument("--requests", type=int, default=20_000)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--reload-every", type=float, default=1.0)
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=Path("service_load.json"))
+                        default=ROOT / "data" / "demo" / "judgments.csv",
+                        help="judgments file whose queries are sent")
+    parser.add_argument("--requests", type=int, default=20_000, help="searches to send")
+    parser.add_argument("--concurrency", type=int, default=32, help="searches in flight")
+    parser.add_argument("--reload-every", type=float, default=1.0,
+                        help="seconds between config reloads")
+    parser.add_argument("--workers", type=int, default=1, help="server workers")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "service_load",
+                        help="report path prefix (.md, .json)")
     parser.add_argument("--no-events", action="store_true",
                         help="run the service without its impression log")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    cmd, env = command(__file__, argv), environment("fastapi", "uvicorn", "httpx")
     queries = pd.read_csv(args.judgments, dtype=str)["query"].drop_duplicates().tolist()
     customers = load_customers(args.bundle / "customers.npz").customer_ids.tolist()
     good = (args.bundle / "weights.yaml").read_text(encoding="utf-8")
@@ -361,9 +376,16 @@ def main() -> None:
     result.update(workers=args.workers, bundle=str(args.bundle), queries=len(queries))
     if args.workers > 1:  # the figure came from one worker of several
         result["server_cpu_ms_per_request"] = None
-    print(table(result))
-    args.out.write_text(json.dumps(result, indent=2))
-    print(f"\nwritten: {args.out}")
+    env = finish(env)
+    lines = header("The search service under load, with hot reloads", cmd, env) + [
+        f"Bundle `{args.bundle}`, the {len(queries):,} distinct queries of `{args.judgments}`. "
+        "Latencies are seen by the client, which shares the cores with the server: with many "
+        "searches in flight against few workers, p50 is mostly queueing. Method: the script's "
+        "docstring.", "", table(result)]
+    print("\n".join(lines))
+    result = write_report(args.out, lines, result, cmd, env)
+    print("\nwritten: " + ", ".join(map(str, report_paths(args.out))))
+    return result
 
 
 if __name__ == "__main__":
