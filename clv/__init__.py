@@ -12,7 +12,9 @@ import importlib
 
 _EXPORTS = {
     "MarginRankError": "clv.errors",
+    "ArgumentError": "clv.errors",
     "DataError": "clv.errors",
+    "CLVFitError": "clv.errors",
     "ExclusionReport": "clv.tables",
     "TRANSACTION_COLUMNS": "clv.transactions",
     "UCI_ONLINE_RETAIL_COLUMNS": "clv.transactions",
@@ -20,7 +22,6 @@ _EXPORTS = {
     "validate_transactions": "clv.transactions",
     "rfm_summary": "clv.rfm",
     "calibration_holdout_split": "clv.rfm",
-    "CLVFitError": "clv.model",
     "CLVModel": "clv.model",
     "CustomerCLV": "clv.segments",
     "clv_quantiles": "clv.segments",

@@ -27,7 +27,7 @@ from lifetimes.utils import ConvergenceError
 from scipy.optimize import minimize
 from scipy.special import betaln, gammaln
 
-from clv.errors import ArgumentError, DataError, MarginRankError
+from clv.errors import ArgumentError, CLVFitError, DataError
 from clv.tables import numeric_column, raise_at_first, require_columns
 
 FORMAT = "marginrank.clv-model/1"
@@ -55,10 +55,6 @@ RIDGE_RTOL = 1e-4
 RIDGE_STEPS = 5
 
 ArrayLike = np.ndarray | pd.Series | float | int
-
-
-class CLVFitError(MarginRankError):
-    """The CLV model cannot be fitted on this summary (or has not been fitted yet)."""
 
 
 class CLVModel:

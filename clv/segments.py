@@ -144,6 +144,8 @@ def load_customers(path: str | Path) -> CustomerCLV:
     try:
         with np.load(path, allow_pickle=False) as data:
             loaded = CustomerCLV(data["customer_ids"], data["clv"], data["quantile"])
+    except DataError:
+        raise  # a bad value, already located (a DataError is also a ValueError)
     except (OSError, KeyError, ValueError) as exc:
         raise DataError(f"cannot read customer CLV file: {exc}", file=path) from exc
     if loaded.customer_ids.dtype.kind != "U" or loaded.customer_ids.ndim != 1:

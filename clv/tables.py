@@ -72,6 +72,8 @@ def read_table(path: str | Path, *, dtype: dict[str, type] | None = None,
             na = {c: list(NA_SPELLINGS) for c in header if c not in text_columns}
             return pd.read_csv(io.BytesIO(data), sep=sep, dtype=dtype, keep_default_na=False,
                                na_values=na, encoding=encoding)
+    except DataError:
+        raise  # already names the file and line (a DataError is also a ValueError)
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
         raise DataError(f"cannot parse table: {exc}", file=path) from exc
     raise DataError("unsupported file type; use .csv, .tsv (optionally .gz or .zip) or "

@@ -12,18 +12,26 @@ from typing import TYPE_CHECKING
 from clv.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:  # for type checkers and the API reference; at run time, __getattr__ below
-    from objectives.config import ConfigError, WeightsConfig, load_config
+    from clv.errors import AuditError, ConfigError, ConfigIssue, UnknownSegmentError
+    from objectives.config import WeightsConfig, load_config
     from objectives.tuner import TuneResult, tune_weights
 
 _EXPORTS = {
     "load_config": "objectives.config",
     "WeightsConfig": "objectives.config",
-    "ConfigError": "objectives.config",
     "tune_weights": "objectives.tuner",
     "TuneResult": "objectives.tuner",
+    # errors of the weights file and the audit; every error class lives in clv.errors
+    "ConfigError": "clv.errors",
+    "ConfigIssue": "clv.errors",
+    "UnknownSegmentError": "clv.errors",
+    "AuditError": "clv.errors",
 }
 
-__all__ = ["ConfigError", "TuneResult", "WeightsConfig", "load_config", "tune_weights"]
+__all__ = [
+    "AuditError", "ConfigError", "ConfigIssue", "TuneResult", "UnknownSegmentError",
+    "WeightsConfig", "load_config", "tune_weights"
+]
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

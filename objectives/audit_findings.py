@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from clv.errors import ArgumentError, MarginRankError
+from clv.errors import ArgumentError, AuditError  # noqa: F401 (AuditError: re-exported)
 
 BLOCKING, WARNING, OFF = "blocking", "warning", "off"
 SEVERITIES = (BLOCKING, WARNING, OFF)
@@ -78,10 +78,6 @@ CODES: dict[str, tuple[str, str]] = {
     "drift": (WARNING, "figures that changed beyond the threshold since the previous audit"),
     **EVENT_CODES,
 }
-
-
-class AuditError(MarginRankError):
-    """Blocking audit findings stopped a build; the message lists them."""
 
 
 @dataclass

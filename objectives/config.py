@@ -53,7 +53,7 @@ from ruamel.yaml import events as yaml_events
 from ruamel.yaml import nodes as yaml_nodes
 from ruamel.yaml.error import YAMLError
 
-from clv.errors import MarginRankError
+from clv.errors import ConfigError, ConfigIssue, UnknownSegmentError
 from objectives.guardrail import DEFAULT_MAX_NDCG_DROP
 from objectives.term_registry import TERM_NAMES, TERMS, weights_yaml_lines
 
@@ -67,42 +67,6 @@ _PLAIN_KEY = re.compile(r"[A-Za-z0-9_/\-]+")
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 #: Validation-context flag: parse_config has already run the rule checks with line numbers.
 _RULES_CHECKED = "rules_checked"
-
-
-# ---------------------------------------------------------------------------------------------
-# Errors
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ConfigIssue:
-    """One problem in a weights file, located well enough for a person to open and fix it.
-
-    ``line`` is 1-based (None when the file could not be read at all); ``key_path`` is like
-    ``weights.marign`` or ``pins."patio umbrella"[0]``, and empty for the document itself.
-    """
-
-    file: str
-    line: int | None
-    key_path: str
-    message: str
-
-    def __str__(self) -> str:
-        where = self.file if self.line is None else f"{self.file}:{self.line}"
-        return ": ".join(part for part in (where, self.key_path, self.message) if part)
-
-
-class ConfigError(MarginRankError):
-    """A weights file was refused; ``issues`` holds every problem found, in file order."""
-
-    def __init__(self, issues: Iterable[ConfigIssue]) -> None:
-        self.issues: list[ConfigIssue] = sorted(issues, key=lambda issue: issue.line or 0)
-        super().__init__("\n".join(str(issue) for issue in self.issues))
-
-
-class UnknownSegmentError(MarginRankError, LookupError):
-    """A segment name was asked for that the config does not define (a caller bug, not a
-    file problem: names come from :meth:`WeightsConfig.segment_for_quantile`)."""
 
 
 # ---------------------------------------------------------------------------------------------

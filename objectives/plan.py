@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from objectives.config import ConfigError, ConfigIssue, WeightsConfig, traffic_position
+from clv.errors import ConfigError, ConfigIssue
+from objectives.config import WeightsConfig, traffic_position
 
 #: Width of a relevance tier in z units when ``relevance_tiers`` is on: business terms may
 #: reorder items whose relevance is within about one standard deviation band.

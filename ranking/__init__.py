@@ -13,6 +13,15 @@ from typing import TYPE_CHECKING
 from clv.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:  # for type checkers and the API reference; at run time, __getattr__ below
+    from clv.errors import (
+        AllocationError,
+        AnalyzerError,
+        BM25IndexError,
+        BundleError,
+        ModelError,
+        QueryError,
+        UBJSONError,
+    )
     from ranking.app.build import BuildInputs, BuildResult, BuildSettings, build
     from ranking.ranker import Ranker, SearchResult
 
@@ -23,9 +32,21 @@ _EXPORTS = {
     "BuildInputs": "ranking.app.build",
     "BuildSettings": "ranking.app.build",
     "BuildResult": "ranking.app.build",
+    # errors of the query path and the bundle; every error class lives in clv.errors
+    "QueryError": "clv.errors",
+    "BundleError": "clv.errors",
+    "BM25IndexError": "clv.errors",
+    "AnalyzerError": "clv.errors",
+    "ModelError": "clv.errors",
+    "UBJSONError": "clv.errors",
+    "AllocationError": "clv.errors",
 }
 
-__all__ = ["BuildInputs", "BuildResult", "BuildSettings", "Ranker", "SearchResult", "build"]
+__all__ = [
+    "AllocationError", "AnalyzerError", "BM25IndexError", "BuildInputs", "BuildResult",
+    "BuildSettings", "BundleError", "ModelError", "QueryError", "Ranker", "SearchResult",
+    "UBJSONError", "build"
+]
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

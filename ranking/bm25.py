@@ -28,7 +28,7 @@ from typing import Literal
 
 import numpy as np
 
-from clv.errors import MarginRankError
+from clv.errors import BM25IndexError
 from ranking import _bm25_kernels as kernels
 from ranking.vocab import Vocabulary
 
@@ -60,10 +60,6 @@ class BM25Params:
         if self.k1 is not None:
             return self.k1
         return 1.5 if self.variant == "okapi" else 1.2
-
-
-class IndexError_(MarginRankError):
-    """An index cannot be built, loaded or queried as asked."""
 
 
 @dataclass(frozen=True)
@@ -141,8 +137,8 @@ class FieldIndex:
         doc_terms = np.ascontiguousarray(doc_terms, dtype=np.int32)
         doc_indptr = np.ascontiguousarray(doc_indptr, dtype=np.int64)
         if doc_terms.size and (doc_terms.min() < 0 or doc_terms.max() >= n_terms):
-            raise IndexError_(f"term ids must be in [0, {n_terms}); got "
-                              f"{doc_terms.min()}..{doc_terms.max()}")
+            raise BM25IndexError(f"term ids must be in [0, {n_terms}); got "
+                                 f"{doc_terms.min()}..{doc_terms.max()}")
         df = np.zeros(n_terms, dtype=np.int64)
         first_seen = np.empty(n_terms, dtype=np.int64)
         max_tf, n_seen = kernels.count_postings(doc_indptr, doc_terms, df,
@@ -169,7 +165,7 @@ class FieldIndex:
         """
         query = self._checked_query(query)
         if isinstance(k, bool) or not isinstance(k, Integral) or k < 1:
-            raise IndexError_(f"k must be a whole number >= 1, got {k!r}")
+            raise BM25IndexError(f"k must be a whole number >= 1, got {k!r}")
         known = query[query >= 0]
         if self.n_docs == 0 or known.size == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
@@ -233,11 +229,11 @@ class FieldIndex:
         query = self._checked_query(query)
         docs = np.asarray(docs)
         if docs.ndim != 1 or not (docs.size == 0 or np.issubdtype(docs.dtype, np.integer)):
-            raise IndexError_(f"doc ids must be a 1-d array of integers; got dtype {docs.dtype}, "
-                              f"shape {docs.shape}")
+            raise BM25IndexError(f"doc ids must be a 1-d array of integers; got dtype "
+                                 f"{docs.dtype}, shape {docs.shape}")
         docs = docs.astype(np.int64, copy=False)
         if docs.size and (docs.min() < 0 or docs.max() >= self.n_docs):
-            raise IndexError_(
+            raise BM25IndexError(
                 f"doc ids must be in [0, {self.n_docs}); got {docs.min()}..{docs.max()}")
         if docs.size == 0:
             return np.zeros(0, dtype=np.float64)
@@ -249,12 +245,12 @@ class FieldIndex:
         field's arrays (the kernels do not bounds-check)."""
         query = np.asarray(query)
         if query.ndim != 1 or not (query.size == 0 or np.issubdtype(query.dtype, np.integer)):
-            raise IndexError_(f"a query must be a 1-d array of term ids; got dtype {query.dtype}, "
-                              f"shape {query.shape}")
+            raise BM25IndexError(f"a query must be a 1-d array of term ids; got dtype "
+                                 f"{query.dtype}, shape {query.shape}")
         query = query.astype(np.int64, copy=False)
         if query.size and query.max() >= self.idf.shape[0]:
-            raise IndexError_(f"term id {query.max()} is not in this index's vocabulary of "
-                              f"{self.idf.shape[0]} terms")
+            raise BM25IndexError(f"term id {query.max()} is not in this index's vocabulary of "
+                                 f"{self.idf.shape[0]} terms")
         return query
 
     def arrays(self, prefix: str) -> dict[str, np.ndarray]:
@@ -278,7 +274,8 @@ class FieldIndex:
                 avgdl=float(data[f"{prefix}.avgdl"]), params=params,
             )
         except KeyError as exc:
-            raise IndexError_(f"index arrays for field '{prefix}' are incomplete: {exc}") from exc
+            raise BM25IndexError(
+                f"index arrays for field '{prefix}' are incomplete: {exc}") from exc
 
 
 def _idf(df: np.ndarray, terms: np.ndarray, n_docs: int, params: BM25Params) -> np.ndarray:

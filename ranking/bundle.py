@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from clv.errors import MarginRankError
+from clv.errors import BundleError
 
 FORMAT = "marginrank-bundle"
 FORMAT_VERSION = 1
@@ -36,10 +36,6 @@ MIN_KEY_BYTES = 16
 #: Bounds on the manifest, checked before it is parsed (a real one is a few KB, 3 deep).
 MAX_MANIFEST_BYTES, MAX_MANIFEST_DEPTH = 1 << 20, 16
 _LIBRARIES = ("marginrank", "numpy", "pandas", "xgboost", "numba", "lifetimes", "cvxpy")
-
-
-class BundleError(MarginRankError):
-    """A bundle directory is missing, incomplete, altered or of another format version."""
 
 
 def sha256_of(path: Path) -> str:

@@ -22,8 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from clv.errors import MarginRankError
-from ranking.bundle import BundleError
+from clv.errors import BundleError, MarginRankError
 
 #: The dtypes the builder writes for a BM25 field's arrays (``np.savez`` of
 #: :meth:`ranking.bm25.FieldIndex.arrays`); ``post_tf`` is uint16 or, for a document that

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from clv.errors import ConfigError, ConfigIssue
 from objectives import _blend_kernels as kernels
-from objectives.config import ConfigError, ConfigIssue, WeightsConfig
+from objectives.config import WeightsConfig
 from objectives.plan import Plan
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from ranking import _feature_kernels as kernels
 from ranking import _title_kernels as title_kernels
 from ranking import bulk_text, bundle
-from ranking.bm25 import FieldIndex, IndexError_, MultiFieldIndex
+from ranking.bm25 import BM25IndexError, FieldIndex, MultiFieldIndex
 from ranking.text import Analyzer
 from ranking.title_text import TitleText
 from ranking.units import QuantityTable, query_arrays
@@ -248,10 +248,10 @@ class FeatureSpace:
         docs = np.asarray(docs)
         n = self.index.fields["all"].n_docs
         if docs.ndim != 1 or not (docs.size == 0 or np.issubdtype(docs.dtype, np.integer)):
-            raise IndexError_(f"doc ids must be a 1-d array of integers; got dtype {docs.dtype}, "
-                              f"shape {docs.shape}")
+            raise BM25IndexError(f"doc ids must be a 1-d array of integers; got dtype "
+                                 f"{docs.dtype}, shape {docs.shape}")
         if docs.size and (docs.min() < 0 or docs.max() >= n):
-            raise IndexError_(f"doc ids must be in [0, {n}); got {docs.min()}..{docs.max()}")
+            raise BM25IndexError(f"doc ids must be in [0, {n}); got {docs.min()}..{docs.max()}")
         return docs.astype(np.int64, copy=False)
 
     def _title_features(self, out: np.ndarray, match: np.ndarray, docs: np.ndarray) -> None:

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ranking.trees import CompiledTrees, ModelError
+from clv.errors import ModelError
+from ranking.trees import CompiledTrees
 
 if TYPE_CHECKING:  # imported where a booster is trained or loaded, not by a search process
     import xgboost as xgb

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clv.errors import MarginRankError
+from clv.errors import QueryError
 from clv.segments import load_customers, save_customers
 from objectives.config import TERM_NAMES, WeightsConfig, parse_config, read_config_text
 from ranking import bundle, bundle_checks, core, features
@@ -47,10 +47,6 @@ QUERIES_FILE = "queries.json"
 BUNDLE_FILES = (*features.BUNDLE_FILES, "analyzer.json", WEIGHTS_FILE, "customers.npz",
                 "bm25.npz", "bm25_vocab.json",
                 "model.ubj", "model.json", "products.json", "products.npz")
-
-
-class QueryError(MarginRankError):
-    """A search request is invalid (wrong type, too long, k out of range)."""
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, fields
 
 import Stemmer
 
-from clv.errors import MarginRankError
+from clv.errors import AnalyzerError
 
 # Word characters, plus fractions and dimension/decimal tokens kept whole: "3/4", "2x4", "1.5".
 _TOKEN_RE = re.compile(r"\d+(?:[./x]\d+)+|\w+", re.UNICODE)
@@ -77,10 +77,6 @@ _QUANTITY_RE = re.compile(
 ENGLISH_STOPWORDS = frozenset(
     "a an and are as at be by for from in into is it of on or the to with without".split()
 )
-
-
-class AnalyzerError(MarginRankError):
-    """Analyzer settings (e.g. a bundle's analyzer.json) that cannot be used."""
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from clv.errors import MarginRankError
+from clv.errors import ModelError
 from ranking import _tree_kernels, ubjson
 
 if TYPE_CHECKING:  # serving reads the trees from the model file, without xgboost
@@ -44,10 +44,6 @@ IDENTITY_LINK_OBJECTIVES = frozenset({"rank:ndcg", "rank:pairwise", "rank:map"})
 #: Deepest forest served by the complete layout: 2**10 leaves, 12 KB per tree. Deeper forests
 #: are served from the node lists (each extra level doubles the complete layout's size).
 MAX_COMPLETE_DEPTH = 10
-
-
-class ModelError(MarginRankError):
-    """Training data or a saved model is unusable."""
 
 
 @dataclass(frozen=True)

@@ -14,17 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from clv.errors import MarginRankError
+from clv.errors import UBJSONError
 
 #: Numeric type markers -> big-endian numpy dtypes.
 _NUMBERS = {b"i": ">i1", b"U": ">u1", b"I": ">i2", b"l": ">i4", b"L": ">i8", b"d": ">f4",
             b"D": ">f8"}
 #: Deepest nesting read: a crafted file must not exhaust the interpreter's stack.
 MAX_DEPTH = 64
-
-
-class UBJSONError(MarginRankError):
-    """A file is not the UBJSON it should be."""
 
 
 def load(path: Path) -> Any:

@@ -33,7 +33,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from objectives.config import ConfigError, ConfigIssue, WeightsConfig, parse_config
+from clv.errors import ConfigError, ConfigIssue
+from objectives.config import WeightsConfig, parse_config
 
 #: How often a worker looks for a new generation (one ``stat``); the bound on how stale a
 #: worker can be, plus the time to compile the config (docs/service.md has the measurement).

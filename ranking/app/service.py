@@ -55,8 +55,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from clv.errors import MarginRankError
-from objectives.config import ConfigError, ConfigIssue
+from clv.errors import ConfigError, ConfigIssue, MarginRankError
 from ranking.app import auth, dashboard, events_api
 from ranking.app.config_store import (
     MAX_CONFIG_BYTES,

@@ -40,8 +40,7 @@ import threading
 import time
 from pathlib import Path
 
-from clv.errors import MarginRankError
-from objectives.config import ConfigError, ConfigIssue
+from clv.errors import ConfigError, ConfigIssue, MarginRankError
 from ranking import bundle
 from ranking.app import auth, limits
 from ranking.app.config_store import ConfigStore, Validator, accept_file, read_stable

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from clv.errors import MarginRankError
+from clv.errors import AllocationError
 from objectives.config import DEFAULT_SEGMENT, WeightsConfig, dump_config, parse_config
 from ranking.experiments.events import Events
 
@@ -53,10 +53,6 @@ DEFAULT_MIN_CONTROL = 0.2
 DEFAULT_DRAWS = 20_000
 #: Shares are written with this many decimals.
 SHARE_DECIMALS = 4
-
-
-class AllocationError(MarginRankError):
-    """The allocation cannot be made as asked (unknown arm, no experiment, bad bounds)."""
 
 
 @dataclass(frozen=True)

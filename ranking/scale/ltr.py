@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from clv.errors import ModelError
 from ranking.ltr import (
     HYPERPARAMETER_GRID,
     HyperparameterSearch,
@@ -21,7 +22,7 @@ from ranking.ltr import (
     search_hyperparameters,
     smoothed_best,
 )
-from ranking.trees import CompiledTrees, ModelError
+from ranking.trees import CompiledTrees
 
 
 def query_chunks(qid: np.ndarray, n_chunks: int) -> tuple[int, ...]:

@@ -8,7 +8,7 @@ import pytest
 from rank_bm25 import BM25Okapi
 
 from ranking import _bm25_kernels as kernels
-from ranking.bm25 import BM25Params, FieldIndex, IndexError_, MultiFieldIndex
+from ranking.bm25 import BM25IndexError, BM25Params, FieldIndex, MultiFieldIndex
 from ranking.text import Analyzer
 
 CORPUS = [
@@ -62,9 +62,9 @@ def test_edge_cases() -> None:
     long_query = index.vocab.lookup(["drill"] * 10_000)
     ids, _ = field.search(long_query, 3)
     assert ids.size == 3
-    with pytest.raises(IndexError_):
+    with pytest.raises(BM25IndexError):
         field.search(index.vocab.lookup(["drill"]), 0)
-    with pytest.raises(IndexError_):
+    with pytest.raises(BM25IndexError):
         field.score(index.vocab.lookup(["drill"]), np.array([99]))
 
 
@@ -115,14 +115,14 @@ def test_k_larger_than_the_catalog_gives_every_match() -> None:
 @pytest.mark.parametrize("bad_k", [0, -3, 2.5, True, "10", None])
 def test_bad_k_is_refused(bad_k: object) -> None:
     index, _ = _build(CORPUS)
-    with pytest.raises(IndexError_, match="k must be a whole number"):
+    with pytest.raises(BM25IndexError, match="k must be a whole number"):
         index.fields["title"].search(index.vocab.lookup(["drill"]), bad_k)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("docs", [[-1], [10], [0, 3, 10_000], [1.0, 2.0], [[0, 1]]])
 def test_bad_doc_ids_are_refused(docs: list) -> None:
     index, _ = _build(CORPUS)
-    with pytest.raises(IndexError_, match="doc ids"):
+    with pytest.raises(BM25IndexError, match="doc ids"):
         index.fields["title"].score(index.vocab.lookup(["drill"]), np.array(docs))
 
 
@@ -132,7 +132,7 @@ def test_bad_query_ids_are_refused_before_the_kernels() -> None:
     for query in (np.array([len(index.vocab)]), np.array([[0, 1]]), np.array([0.5])):
         for call in (lambda q: field.search(q, 5), field.score_all,
                      lambda q: field.score(q, np.arange(3))):
-            with pytest.raises(IndexError_):
+            with pytest.raises(BM25IndexError):
                 call(query)
 
 
@@ -143,7 +143,7 @@ def test_empty_catalog_gives_empty_results() -> None:
     assert field.search(query, 5)[0].size == 0
     assert field.score(query, np.zeros(0, np.int64)).size == 0
     assert field.score_all(query).size == 0
-    with pytest.raises(IndexError_, match="doc ids"):
+    with pytest.raises(BM25IndexError, match="doc ids"):
         field.score(query, np.array([0]))
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from objectives.catalog import validate_catalog
 from ranking import features
-from ranking.bm25 import IndexError_, MultiFieldIndex
+from ranking.bm25 import BM25IndexError, MultiFieldIndex
 from ranking.bundle import BundleError
 from ranking.text import Analyzer
 from ranking.title_text import HEAD_CUT
@@ -203,9 +203,9 @@ def test_vocabulary_characters_are_computed_once_per_build(
 
 
 def test_bad_candidate_rows_are_refused(space: features.FeatureSpace) -> None:
-    with pytest.raises(IndexError_, match=r"doc ids must be in \[0, 4\); got 0\.\.4"):
+    with pytest.raises(BM25IndexError, match=r"doc ids must be in \[0, 4\); got 0\.\.4"):
         space.extract("drill", np.array([0, 4]), NO_PRIORS)
-    with pytest.raises(IndexError_, match="1-d array of integers"):
+    with pytest.raises(BM25IndexError, match="1-d array of integers"):
         space.extract("drill", np.array([0.5]), NO_PRIORS)
 
 
