@@ -40,7 +40,9 @@ RANKED, OUT_OF_STOCK, BURIED = 0, 1, 2
 class Plan:
     """A weights config compiled for one catalog (rows ``0..n_products-1``).
 
-    Immutable: a config change compiles a new plan, swapped in whole.
+    Immutable: a config change compiles a new plan, swapped in whole. A search reads only the
+    arrays and plain values compiled here, never ``config`` (the pydantic model it came from,
+    kept for the tuner and for reports).
     """
 
     config: WeightsConfig
@@ -59,6 +61,7 @@ class Plan:
     sink: np.ndarray  # int8 per product: RANKED, OUT_OF_STOCK (demoted or hidden), BURIED
     hidden: np.ndarray  # bool per product: out of stock under ``out_of_stock: hide``
     in_stock: np.ndarray  # bool per product: the stock ``sink`` and ``hidden`` come from
+    out_of_stock: str  # guardrails.out_of_stock, for :meth:`restocked`
     tier_width: float  # relevance tiers in z units (0: off)
     slots: int  # guardrails.business_slots (0: off)
     #: The compiled ``exploration`` section (:class:`ranking.exploration.Exploration`)
@@ -89,7 +92,7 @@ class Plan:
                 np.float64).reshape(len(segments), len(arms)),
             rule_names=rules, weight_table=weight_table(config, segments, rules, arm_names),
             product_rule=_product_rules(config, rules, categories), sink=sink, hidden=hidden,
-            in_stock=stock,
+            in_stock=stock, out_of_stock=config.guardrails.out_of_stock,
             tier_width=TIER_WIDTH if config.guardrails.relevance_tiers else 0.0,
             slots=config.guardrails.business_slots,
             exploration=_exploration(config),
@@ -98,8 +101,7 @@ class Plan:
     def restocked(self, in_stock: np.ndarray) -> Plan:
         """The same plan with sink levels and hidden mask compiled for another stock."""
         stock = np.asarray(in_stock, np.bool_)
-        sink, hidden = sink_levels(self.config.guardrails.out_of_stock, self.sink == BURIED,
-                                   stock)
+        sink, hidden = sink_levels(self.out_of_stock, self.sink == BURIED, stock)
         return replace(self, sink=sink, hidden=hidden, in_stock=in_stock)
 
     def segment_index(self, clv_quantile: float | None) -> int:

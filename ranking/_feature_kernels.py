@@ -13,32 +13,49 @@ from numba import njit
 
 from ranking._bm25_kernels import score_candidates
 
-#: Columns of :func:`match_features`.
-N_MATCH = 10
+#: Columns of :func:`match_features`, in order (each documented there).
+MATCH_COLUMNS = ("cover", "idf_cover", "phrase", "bigram", "bigram_unordered", "first_pos",
+                 "last_token", "field_in_query", "idf_missing", "field_last_in_query")
+N_MATCH = len(MATCH_COLUMNS)
+#: Columns of :func:`field_columns`: the field's two BM25 scores, then :data:`MATCH_COLUMNS`.
+FIELD_COLUMNS = ("bm25", "bm25_stem", *MATCH_COLUMNS)
+#: Column of :func:`field_columns` by name.
+FIELD = {name: i for i, name in enumerate(FIELD_COLUMNS)}
+# The kernels write by these names (module constants, which Numba compiles in).
+_BM25, _BM25_STEM, _MATCHES = FIELD["bm25"], FIELD["bm25_stem"], FIELD[MATCH_COLUMNS[0]]
+_COVER, _IDF_COVER = MATCH_COLUMNS.index("cover"), MATCH_COLUMNS.index("idf_cover")
+_PHRASE, _BIGRAM = MATCH_COLUMNS.index("phrase"), MATCH_COLUMNS.index("bigram")
+_BIGRAM_UNORDERED = MATCH_COLUMNS.index("bigram_unordered")
+_FIRST_POS, _LAST_TOKEN = MATCH_COLUMNS.index("first_pos"), MATCH_COLUMNS.index("last_token")
+_FIELD_IN_QUERY = MATCH_COLUMNS.index("field_in_query")
+_IDF_MISSING = MATCH_COLUMNS.index("idf_missing")
+_FIELD_LAST_IN_QUERY = MATCH_COLUMNS.index("field_last_in_query")
 #: Two query tokens count as an unordered bigram when both occur within this many positions.
 BIGRAM_WINDOW = 3
 
 
 @njit(cache=True)
 def field_columns(exact, stemmed, plain, stem, docs):  # noqa: ANN001, ANN201
-    """Per candidate, one field's [BM25 of ``exact`` on the plain index, BM25 of ``stemmed`` on
-    the stemmed index, then the N_MATCH :func:`match_features` of ``stemmed``], the BM25 NaN
-    for an empty field. ``plain`` and ``stem`` are (doc_indptr, doc_terms, idf, norm, k1) of
-    the field's two indexes. One call per field instead of one per column: a search pays
-    Python's dispatch for every kernel call."""
-    out = np.empty((docs.shape[0], 2 + N_MATCH))
-    out[:, 0] = score_candidates(exact, plain[0], plain[1], plain[2], plain[3], plain[4], docs)
-    out[:, 1] = score_candidates(stemmed, stem[0], stem[1], stem[2], stem[3], stem[4], docs)
-    out[:, 2:] = match_features(stemmed, stem[2], stem[0], stem[1], docs)
+    """Per candidate, one field's :data:`FIELD_COLUMNS`: BM25 of ``exact`` on the plain index,
+    BM25 of ``stemmed`` on the stemmed index, then the :func:`match_features` of ``stemmed``;
+    the BM25 NaN for an empty field. ``plain`` and ``stem`` are (doc_indptr, doc_terms, idf,
+    norm, k1) of the field's two indexes. One call per field instead of one per column: a
+    search pays Python's dispatch for every kernel call."""
+    out = np.empty((docs.shape[0], len(FIELD_COLUMNS)))
+    out[:, _BM25] = score_candidates(exact, plain[0], plain[1], plain[2], plain[3], plain[4],
+                                     docs)
+    out[:, _BM25_STEM] = score_candidates(stemmed, stem[0], stem[1], stem[2], stem[3], stem[4],
+                                          docs)
+    out[:, _MATCHES:] = match_features(stemmed, stem[2], stem[0], stem[1], docs)
     for j in range(docs.shape[0]):
         if plain[0][docs[j] + 1] == plain[0][docs[j]]:
-            out[j, 0], out[j, 1] = np.nan, np.nan
+            out[j, _BM25], out[j, _BM25_STEM] = np.nan, np.nan
     return out
 
 
 @njit(cache=True)
 def match_features(query, idf, doc_indptr, doc_terms, docs):  # noqa: ANN001, ANN201
-    """Per candidate (NaN row for an empty field):
+    """Per candidate, the :data:`MATCH_COLUMNS` (NaN row for an empty field):
 
     0 coverage: share of the query's tokens (unknown ones included) found in the field;
     1 IDF coverage: IDF-weighted share of the query's known tokens found (NaN if none known);
@@ -71,22 +88,22 @@ def match_features(query, idf, doc_indptr, doc_terms, docs):  # noqa: ANN001, AN
             if present[qi]:
                 found += 1
                 idf_found += idf[query[qi]]
-        out[j, 0] = found / nq if nq > 0 else 0.0
+        out[j, _COVER] = found / nq if nq > 0 else 0.0
         if idf_total > 0:
-            out[j, 1] = idf_found / idf_total
+            out[j, _IDF_COVER] = idf_found / idf_total
         ordered, unordered = _bigrams(query, present, doc_terms, start, end)
-        out[j, 3] = ordered / (nq - 1) if nq > 1 else 0.0
-        out[j, 4] = unordered / (nq - 1) if nq > 1 else 0.0
+        out[j, _BIGRAM] = ordered / (nq - 1) if nq > 1 else 0.0
+        out[j, _BIGRAM_UNORDERED] = unordered / (nq - 1) if nq > 1 else 0.0
         phrase = nq > 1 and ordered == nq - 1 and _contiguous(query, doc_terms, start, end)
-        out[j, 2] = 1.0 if phrase else 0.0
-        out[j, 5] = first
-        out[j, 6] = 1.0 if nq > 0 and present[nq - 1] else 0.0
-        out[j, 7] = share
-        out[j, 8] = idf_total - idf_found
-        out[j, 9] = 0.0
+        out[j, _PHRASE] = 1.0 if phrase else 0.0
+        out[j, _FIRST_POS] = first
+        out[j, _LAST_TOKEN] = 1.0 if nq > 0 and present[nq - 1] else 0.0
+        out[j, _FIELD_IN_QUERY] = share
+        out[j, _IDF_MISSING] = idf_total - idf_found
+        out[j, _FIELD_LAST_IN_QUERY] = 0.0
         for qi in range(nq):
             if query[qi] == doc_terms[end - 1]:
-                out[j, 9] = 1.0
+                out[j, _FIELD_LAST_IN_QUERY] = 1.0
     return out
 
 

@@ -22,6 +22,7 @@ from clv.errors import ConfigError, ConfigIssue
 from objectives import _blend_kernels as kernels
 from objectives.config import WeightsConfig
 from objectives.plan import Plan
+from ranking.query import AnalyzedQuery
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,10 @@ class ServingConfig(Plan):
         return cls(**{f.name: getattr(plan, f.name) for f in fields(Plan)},
                    pins=_pins_by_tokens(config, product_index, normalize, source),
                    text=text, version=hashlib.sha256(text.encode()).hexdigest()[:12])
+
+    def pinned(self, query: AnalyzedQuery) -> np.ndarray | None:
+        """The product rows pinned for ``query``, in order, or None."""
+        return self.pins.get(query.key)
 
     def stocked(self, in_stock: np.ndarray) -> Plan:
         """This snapshot's plan for the stock array ``in_stock``: itself when compiled with

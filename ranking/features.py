@@ -26,6 +26,7 @@ from ranking import _feature_kernels as kernels
 from ranking import _title_kernels as title_kernels
 from ranking import bulk_text, bundle
 from ranking.bm25 import BM25IndexError, FieldIndex, MultiFieldIndex
+from ranking.query import AnalyzedQuery
 from ranking.text import Analyzer
 from ranking.title_text import TitleText
 from ranking.units import QuantityTable, query_arrays
@@ -39,11 +40,26 @@ TEXT_FIELDS = ("title", "description", "category", "brand", "attributes")
 INDEXED_FIELDS = ("all", *TEXT_FIELDS)
 #: Fields whose quantities (sizes, volts, gallons...) a product is matched on.
 QUANTITY_FIELDS = ("title", "attributes")
-#: (name, meaning) of the product priors, the last feature columns.
-PRIORS: tuple[tuple[str, str], ...] = (
-    ("rating", "product rating (missing if the catalog has none)"),
-    ("log_reviews", "log(1 + review count) (missing if the catalog has none)"),
-    ("log_sales", "log(1 + units sold in the transactions) (missing without transactions)"),
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A product prior: a per-product feature column, the same for every query."""
+
+    name: str
+    meaning: str
+    column: str | None  # the catalog column it reads; None: units sold in the transactions
+    log1p: bool  # the feature is log(1 + value)
+
+
+#: The product priors, the last feature columns, in the order the model reads them:
+#: :func:`product_priors` computes them from this declaration.
+PRIORS: tuple[Prior, ...] = (
+    Prior("rating", "product rating (missing if the catalog has none)", "rating", False),
+    Prior("log_reviews", "log(1 + review count) (missing if the catalog has none)",
+          "review_count", True),
+    Prior("log_sales", "log(1 + units sold in the transactions) (missing without transactions)",
+          None, True),
 )
 _EMPTY = "(missing if the product's field is empty)"
 
@@ -96,15 +112,52 @@ FEATURES: tuple[tuple[str, str], ...] = (
     ("query_idf_sum", "sum of the IDF (stemmed all field) of the query's known tokens"),
     ("query_idf_max", "largest IDF of the query's known tokens (missing if none is known)"),
     ("query_idf_min", "smallest IDF of the query's known tokens (missing if none is known)"),
-    *PRIORS,
+    *((p.name, p.meaning) for p in PRIORS),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(name for name, _ in FEATURES)
 COLUMN = {name: i for i, name in enumerate(FEATURE_NAMES)}
-#: The columns of :func:`ranking._title_kernels.title_columns` but its last (exact coverage),
-#: adjacent and in its order.
-_TITLE_TEXT = slice(COLUMN["edit_sim_title"], COLUMN["head_last_sim"] + 1)
-#: The columns of :meth:`FeatureSpace._query_features`, adjacent and in its order.
-_QUERY = slice(COLUMN["query_len"], COLUMN["query_idf_min"] + 1)
+
+
+def _columns(names: tuple[str, ...]) -> slice | np.ndarray:
+    """Where the features ``names`` sit: a slice when they are adjacent in this order (one
+    cheap assignment per search), else their column indexes."""
+    at = [COLUMN[name] for name in names]
+    if at == list(range(at[0], at[0] + len(at))):
+        return slice(at[0], at[-1] + 1)
+    return np.array(at, dtype=np.int64)
+
+
+#: The feature of each column of :func:`ranking._title_kernels.title_columns`, in its order.
+TITLE_TEXT_COLUMNS = ("edit_sim_title", "trigram_sim_title", "char3_cover_title",
+                      "char3_cosine_title", "head_last_in_query", "head_last_is_query_last",
+                      "head_last_sim", "cover_exact_title")
+_TITLE_TEXT = _columns(TITLE_TEXT_COLUMNS)
+#: Title features that are a :data:`ranking._feature_kernels.MATCH_COLUMNS` column of the
+#: stemmed title.
+_TITLE_MATCH = {"idf_cover_title": "idf_cover", "phrase_title": "phrase",
+                "bigram_title": "bigram", "bigram_unordered_title": "bigram_unordered",
+                "first_pos_title": "first_pos", "last_token_title": "last_token",
+                "title_in_query": "field_in_query", "idf_missing_title": "idf_missing",
+                "title_last_in_query": "field_last_in_query"}
+#: The columns of :meth:`FeatureSpace._query_features`, in its order.
+_QUERY = _columns(("query_len", "query_unknown", "query_idf_sum", "query_idf_max",
+                   "query_idf_min"))
+_PRIORS = _columns(tuple(p.name for p in PRIORS))
+_FIELD = kernels.FIELD  # column of field_columns by name
+
+
+def product_priors(catalog: pd.DataFrame, tx: pd.DataFrame | None = None) -> np.ndarray:
+    """(n, len(PRIORS)) float32, the :data:`PRIORS` in order, NaN where unknown (no rating or
+    reviews in the catalog; no transactions at all)."""
+    sales = np.full(len(catalog), np.nan)
+    if tx is not None:
+        sold = tx[tx["quantity"] > 0].groupby("product_id")["quantity"].sum()
+        sales = sold.reindex(catalog["product_id"]).fillna(0.0).to_numpy(np.float64)
+    columns = []
+    for prior in PRIORS:
+        values = sales if prior.column is None else catalog[prior.column].to_numpy(np.float64)
+        columns.append(np.log1p(values) if prior.log1p else values)
+    return np.column_stack(columns).astype(np.float32)
 
 
 def field_tokens(catalog: pd.DataFrame, analyzer: Analyzer) -> dict[str, list[list[str]]]:
@@ -165,33 +218,43 @@ class FeatureSpace:
                    MultiFieldIndex.from_forward(stem_vocab, stem_forward),
                    bulk_units.quantity_table(quantity_texts(catalog)), title_text, term_chars)
 
-    def extract(self, query: str, docs: np.ndarray, priors: np.ndarray) -> np.ndarray:
-        """Feature matrix (len(docs), len(FEATURES)) as float32 for the query text ``query``.
+    def analyze(self, text: str) -> AnalyzedQuery:
+        """The query ``text`` analyzed once, for every stage of a search: tokens and term ids
+        under both analyzers, the tokens' characters and the quantities."""
+        tokens = self.analyzer(text)
+        values, units = query_arrays(text)
+        return AnalyzedQuery(text, tuple(tokens), self.index.vocab.lookup(tokens),
+                             self.stem_index.vocab.lookup(self.stem_analyzer(text)),
+                             _chars(tokens), values, units)
+
+    def extract(self, query: AnalyzedQuery | str, docs: np.ndarray,
+                priors: np.ndarray) -> np.ndarray:
+        """Feature matrix (len(docs), len(FEATURES)) as float32 for ``query`` (analyzed by
+        :meth:`analyze`; a text is analyzed here first).
 
         ``priors`` is (n_products, len(PRIORS)), NaN where unknown (XGBoost treats NaN as
         missing and learns a default branch for it).
         """
+        if isinstance(query, str):
+            query = self.analyze(query)
         docs = self._checked_docs(docs)
-        tokens, stems = self.analyzer(query), self.stem_analyzer(query)
-        exact, stemmed = self.index.vocab.lookup(tokens), self.stem_index.vocab.lookup(stems)
+        exact, stemmed = query.exact, query.stemmed
         out = np.full((docs.shape[0], len(FEATURE_NAMES)), np.nan, dtype=np.float32)
-        matches = {}
-        for name, columns in self._field_columns(exact, stemmed, docs).items():
-            matches[name] = columns[:, 2:]
+        fields = self._field_columns(exact, stemmed, docs)
+        for name, columns in fields.items():
             if self.index.fields[name].doc_terms.shape[0] == 0:
                 continue  # no product has the field: its columns stay missing, as out starts
-            out[:, COLUMN[f"bm25_{name}"]] = columns[:, 0]
-            out[:, COLUMN[f"bm25_stem_{name}"]] = columns[:, 1]
-            out[:, COLUMN[f"cover_{name}"]] = matches[name][:, 0]
-        self._title_features(out, matches["title"], docs)
-        self._title_text_features(out, exact, stemmed, _chars(tokens), docs)
-        out[:, COLUMN["brand_in_query"]] = matches["brand"][:, 7]
-        q_values, q_units = query_arrays(query)
+            out[:, COLUMN[f"bm25_{name}"]] = columns[:, _FIELD["bm25"]]
+            out[:, COLUMN[f"bm25_stem_{name}"]] = columns[:, _FIELD["bm25_stem"]]
+            out[:, COLUMN[f"cover_{name}"]] = columns[:, _FIELD["cover"]]
+        self._title_features(out, fields["title"], docs)
+        self._title_text_features(out, exact, stemmed, query.chars, docs)
+        out[:, COLUMN["brand_in_query"]] = fields["brand"][:, _FIELD["field_in_query"]]
         q = self.quantities
         out[:, [COLUMN["unit_match"], COLUMN["unit_conflict"]]] = kernels.quantity_match(
-            q_values, q_units, q.indptr, q.values, q.units, docs)
+            query.quantity_values, query.quantity_units, q.indptr, q.values, q.units, docs)
         self._query_features(out, exact, stemmed)
-        out[:, len(FEATURE_NAMES) - len(PRIORS):] = priors[docs]
+        out[:, _PRIORS] = priors[docs]
         return out
 
     def _field_columns(self, exact: np.ndarray, stemmed: np.ndarray,
@@ -201,7 +264,7 @@ class FeatureSpace:
         field indexed exactly as an earlier one reuses its columns (``all`` is ``title`` when
         the catalog has no other text, as Home Depot)."""
         out: dict[str, np.ndarray] = {}
-        missing = np.full((docs.shape[0], 2 + kernels.N_MATCH), np.nan)
+        missing = np.full((docs.shape[0], len(kernels.FIELD_COLUMNS)), np.nan)
         for name in INDEXED_FIELDS:
             if self._same_field[name] is not None:
                 out[name] = out[self._same_field[name]]
@@ -254,13 +317,10 @@ class FeatureSpace:
             raise BM25IndexError(f"doc ids must be in [0, {n}); got {docs.min()}..{docs.max()}")
         return docs.astype(np.int64, copy=False)
 
-    def _title_features(self, out: np.ndarray, match: np.ndarray, docs: np.ndarray) -> None:
-        """The title's stemmed ``match`` columns and length."""
-        names = ("idf_cover_title", "phrase_title", "bigram_title", "bigram_unordered_title",
-                 "first_pos_title", "last_token_title", "title_in_query", "idf_missing_title",
-                 "title_last_in_query")
-        for offset, name in enumerate(names, start=1):
-            out[:, COLUMN[name]] = match[:, offset]
+    def _title_features(self, out: np.ndarray, columns: np.ndarray, docs: np.ndarray) -> None:
+        """The title's stemmed match ``columns`` (:func:`kernels.field_columns`) and length."""
+        for name, match in _TITLE_MATCH.items():
+            out[:, COLUMN[name]] = columns[:, _FIELD[match]]
         indptr = self._title_arrays[0]
         out[:, COLUMN["title_len"]] = indptr[docs + 1] - indptr[docs]
 
@@ -272,8 +332,7 @@ class FeatureSpace:
         query tokens' (:func:`_chars`)."""
         columns = title_kernels.title_columns((stemmed, exact, *chars), self._title_arrays,
                                               self.term_chars, self._title_text_arrays, docs)
-        out[:, _TITLE_TEXT] = columns[:, :-1]
-        out[:, COLUMN["cover_exact_title"]] = columns[:, -1]
+        out[:, _TITLE_TEXT] = columns
 
     @cached_property
     def _title_text_arrays(self) -> tuple:
@@ -292,7 +351,7 @@ class FeatureSpace:
 
     def _query_features(self, out: np.ndarray, exact: np.ndarray, stemmed: np.ndarray) -> None:
         """Columns that are the same for every candidate: they let the trees tell easy
-        queries from hard ones. Adjacent, so written in one assignment."""
+        queries from hard ones."""
         idf = self.stem_index.fields["all"].idf[stemmed[stemmed >= 0]]
         unknown = 1.0 - (exact >= 0).sum() / exact.shape[0] if exact.shape[0] else 1.0
         out[:, _QUERY] = (exact.shape[0], unknown, idf.sum(),

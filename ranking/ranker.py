@@ -28,6 +28,7 @@ from ranking import bundle, bundle_checks, core, features
 from ranking.bm25 import MultiFieldIndex
 from ranking.exploration import Exploration, shuffle
 from ranking.ltr import LambdaMART
+from ranking.query import query_key
 from ranking.text import Analyzer
 
 #: Longest query text accepted; longer input is refused rather than silently cut.
@@ -183,7 +184,7 @@ class Ranker:
         self.feature_space = feature_space
         #: The relevance score served (:data:`RELEVANCE_SOURCES`).
         self.relevance = relevance
-        self._bm25_column = features.FEATURE_NAMES.index("bm25_all")
+        self._bm25_column = features.COLUMN["bm25_all"]
         self.analyzer = feature_space.analyzer  # exact tokens: retrieval and pins
         self.index = feature_space.index
         self.model = model
@@ -203,7 +204,9 @@ class Ranker:
                                         in_stock=self.catalog.in_stock)
 
     def _normalize(self, query: str) -> str:
-        return " ".join(self.analyzer(query))
+        """A pinned query's key: the analyzer's, as every searched query's
+        (:attr:`ranking.query.AnalyzedQuery.key`)."""
+        return query_key(self.analyzer(query))
 
     @property
     def serving(self) -> core.ServingConfig:
@@ -274,17 +277,16 @@ class Ranker:
                 laps: _Laps, request_id: str | None = None) -> list[SearchResult]:
         _check_request(query, k, customer_id)
         serving = self._serving  # one snapshot for the whole request
-        tokens = self.analyzer(query)
-        if not tokens:
+        analyzed = self.feature_space.analyze(query)  # the only analysis of this query
+        if not analyzed.tokens:
             return []
-        q = self.index.vocab.lookup(tokens)
-        pins = serving.pins.get(" ".join(tokens))
+        pins = serving.pinned(analyzed)
         laps.lap("analysis")
-        cand = self.index.fields["all"].search(q, self.n_candidates)[0]
+        cand = self.index.fields["all"].search(analyzed.exact, self.n_candidates)[0]
         laps.lap("retrieval")
         if cand.size == 0 and pins is None:
             return []
-        X = self.feature_space.extract(query, cand, self.catalog.priors)
+        X = self.feature_space.extract(analyzed, cand, self.catalog.priors)
         laps.lap("features")
         relevance = self.relevance_scores(X) if cand.size else np.zeros(0)
         laps.lap("relevance")

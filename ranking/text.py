@@ -25,39 +25,14 @@ from dataclasses import asdict, dataclass, fields
 import Stemmer
 
 from clv.errors import AnalyzerError
+from ranking.units import token_spellings
 
 # Word characters, plus fractions and dimension/decimal tokens kept whole: "3/4", "2x4", "1.5".
 _TOKEN_RE = re.compile(r"\d+(?:[./x]\d+)+|\w+", re.UNICODE)
 
-#: Canonical unit -> the spellings that mean it after a number (lowercase; NFKC already turned
-#: the double prime into two primes).
-UNIT_SPELLINGS: dict[str, tuple[str, ...]] = {
-    "in": ("in", "inch", "inches", '"', "''", "\u201d", "\u2032\u2032"),
-    "ft": ("ft", "feet", "foot", "'", "\u2019", "\u2032"),
-    "yd": ("yd", "yds", "yard", "yards"),
-    "mm": ("mm", "millimeter", "millimeters"),
-    "cm": ("cm", "centimeter", "centimeters"),
-    "m": ("meter", "meters", "metre", "metres"),
-    "gal": ("gal", "gals", "gallon", "gallons"),
-    "qt": ("qt", "qts", "quart", "quarts"),
-    "oz": ("oz", "ounce", "ounces"),
-    "lb": ("lb", "lbs", "pound", "pounds"),
-    "w": ("w", "watt", "watts"),
-    "kw": ("kw", "kilowatt", "kilowatts"),
-    "v": ("v", "volt", "volts"),
-    "amp": ("amp", "amps", "ampere", "amperes"),
-    "ah": ("ah",),
-    "btu": ("btu", "btus"),
-    "psi": ("psi",),
-    "cfm": ("cfm",),
-    "gpm": ("gpm",),
-    "hp": ("hp",),
-    "lm": ("lm", "lumen", "lumens"),
-    "k": ("k", "kelvin"),
-    "gauge": ("gauge", "ga"),
-    "pack": ("pack", "packs", "pk"),
-    "pc": ("pc", "pcs", "piece", "pieces"),
-}
+#: Canonical unit token -> the spellings that mean it after a number, from the one unit table
+#: (:data:`ranking.units.UNIT_TABLE`, which also holds each unit's quantity conversion).
+UNIT_SPELLINGS: dict[str, tuple[str, ...]] = token_spellings()
 _CANONICAL_UNIT = {s: unit for unit, spellings in UNIT_SPELLINGS.items() for s in spellings}
 
 _HAS_DIGIT = re.compile(r"\d")

@@ -18,39 +18,85 @@ import numpy as np
 
 from ranking import bundle, bundle_checks
 
-#: Canonical units; index 0 is a bare number, which matches any unit with the same value.
+#: Canonical quantity units; index 0 is a bare number, which matches any unit with the same value.
 UNITS = ("num", "in", "gal", "oz", "lb", "volt", "watt", "amp", "sqft", "cuft", "btu", "psi",
          "gpm", "hp", "gauge", "count", "mah", "ah", "lumen", "kelvin", "cm", "degree")
-#: Spelling -> (canonical unit, factor to the unit's base).
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One unit, declared once for both readers of quantities: the analyzer
+    (:mod:`ranking.text`), which writes a quantity's unit as one canonical token, and
+    :func:`quantities`, which converts the value into a :data:`UNITS` base.
+
+    The two read a few spellings differently, on purpose and as they always have: the analyzer
+    splits "in." and "sq. ft." at the dot, so those spellings are quantity-only; typographic
+    primes and quotes are the analyzer's only. ``spellings`` both read; ``token_only`` and
+    ``quantity_only`` one of them.
+    """
+
+    token: str | None  # the analyzer's canonical token; None: the analyzer reads no unit here
+    quantity: str | None  # the :data:`UNITS` name; None: no quantity unit
+    factor: float  # value in ``quantity``'s base per one of this unit ("ft": 12 inches)
+    spellings: tuple[str, ...] = ()
+    token_only: tuple[str, ...] = ()
+    quantity_only: tuple[str, ...] = ()
+
+
+#: Every unit, once (lowercase spellings; NFKC has already turned the double prime into two
+#: primes for the analyzer). "ft" is its own token ("8 ft" -> ``8 ft 8ft``) and 12 inches
+#: as a quantity ("1-1/2 ft" = "18 in.").
+UNIT_TABLE: tuple[Unit, ...] = (
+    Unit("in", "in", 1.0, ("in", "inch", "inches", '"', "''"),
+         token_only=("\u201d", "\u2032\u2032"), quantity_only=("in.",)),
+    Unit("ft", "in", 12.0, ("ft", "feet", "foot", "'"), token_only=("\u2019", "\u2032"),
+         quantity_only=("ft.",)),
+    Unit("yd", "in", 36.0, ("yd", "yard", "yards"), token_only=("yds",)),
+    Unit("mm", "cm", 0.1, ("mm", "millimeter", "millimeters")),
+    Unit("cm", "cm", 1.0, ("cm", "centimeter", "centimeters")),
+    Unit("m", "cm", 100.0, ("meter", "meters"), token_only=("metre", "metres"),
+         quantity_only=("m",)),
+    Unit("gal", "gal", 1.0, ("gal", "gallon", "gallons"), token_only=("gals",),
+         quantity_only=("gal.",)),
+    Unit("qt", "gal", 0.25, ("qt", "quart", "quarts"), token_only=("qts",),
+         quantity_only=("qt.",)),
+    Unit(None, "gal", 0.125, quantity_only=("pt", "pint", "pints")),
+    Unit("oz", "oz", 1.0, ("oz", "ounce", "ounces"), quantity_only=("oz.", "fl oz", "fl. oz.")),
+    Unit("lb", "lb", 1.0, ("lb", "lbs", "pound", "pounds"), quantity_only=("lb.", "lbs.")),
+    Unit("w", "watt", 1.0, ("w", "watt", "watts")),
+    Unit("kw", None, 1.0, token_only=("kw", "kilowatt", "kilowatts")),
+    Unit("v", "volt", 1.0, ("v", "volt", "volts"), quantity_only=("vac", "vdc")),
+    Unit("amp", "amp", 1.0, ("amp", "amps", "ampere", "amperes"), quantity_only=("a",)),
+    Unit("ah", "ah", 1.0, ("ah",), quantity_only=("amp hour", "amp-hour")),
+    Unit(None, "mah", 1.0, quantity_only=("mah",)),
+    Unit("btu", "btu", 1.0, ("btu", "btus")),
+    Unit("psi", "psi", 1.0, ("psi",)),
+    Unit("cfm", None, 1.0, token_only=("cfm",)),
+    Unit("gpm", "gpm", 1.0, ("gpm",)),
+    Unit("hp", "hp", 1.0, ("hp",), quantity_only=("horsepower",)),
+    Unit("lm", "lumen", 1.0, ("lm", "lumen", "lumens")),
+    Unit("k", "kelvin", 1.0, ("k", "kelvin")),
+    Unit("gauge", "gauge", 1.0, ("gauge", "ga"), quantity_only=("ga.",)),
+    Unit("pack", "count", 1.0, ("pack", "pk"), token_only=("packs",),
+         quantity_only=("count", "ct")),
+    Unit("pc", "count", 1.0, ("pc", "pcs", "piece", "pieces")),
+    Unit(None, "sqft", 1.0, quantity_only=("sq ft", "sq. ft.", "sqft", "square feet",
+                                           "square foot")),
+    Unit(None, "cuft", 1.0, quantity_only=("cu ft", "cu. ft.", "cuft", "cubic feet",
+                                           "cubic foot")),
+    Unit(None, "degree", 1.0, quantity_only=("degree", "degrees", "deg", "\u00b0")),
+)
+
+
+def token_spellings() -> dict[str, tuple[str, ...]]:
+    """Analyzer token -> the spellings that mean it after a number (:mod:`ranking.text`)."""
+    return {u.token: (*u.spellings, *u.token_only) for u in UNIT_TABLE if u.token is not None}
+
+
+#: Spelling -> (quantity unit, factor to the unit's base).
 _ALIASES: dict[str, tuple[str, float]] = {
-    **dict.fromkeys(('in', 'inch', 'inches', '"', "''", 'in.'), ("in", 1.0)),
-    **dict.fromkeys(("ft", "ft.", "foot", "feet", "'"), ("in", 12.0)),
-    **dict.fromkeys(("yd", "yard", "yards"), ("in", 36.0)),
-    **dict.fromkeys(("mm", "millimeter", "millimeters"), ("cm", 0.1)),
-    **dict.fromkeys(("cm", "centimeter", "centimeters"), ("cm", 1.0)),
-    **dict.fromkeys(("m", "meter", "meters"), ("cm", 100.0)),
-    **dict.fromkeys(("gal", "gal.", "gallon", "gallons"), ("gal", 1.0)),
-    **dict.fromkeys(("qt", "qt.", "quart", "quarts"), ("gal", 0.25)),
-    **dict.fromkeys(("pt", "pint", "pints"), ("gal", 0.125)),
-    **dict.fromkeys(("oz", "oz.", "ounce", "ounces", "fl oz", "fl. oz."), ("oz", 1.0)),
-    **dict.fromkeys(("lb", "lb.", "lbs", "lbs.", "pound", "pounds"), ("lb", 1.0)),
-    **dict.fromkeys(("v", "volt", "volts", "vac", "vdc"), ("volt", 1.0)),
-    **dict.fromkeys(("w", "watt", "watts"), ("watt", 1.0)),
-    **dict.fromkeys(("a", "amp", "amps", "ampere", "amperes"), ("amp", 1.0)),
-    **dict.fromkeys(("sq ft", "sq. ft.", "sqft", "square feet", "square foot"), ("sqft", 1.0)),
-    **dict.fromkeys(("cu ft", "cu. ft.", "cuft", "cubic feet", "cubic foot"), ("cuft", 1.0)),
-    **dict.fromkeys(("btu", "btus"), ("btu", 1.0)),
-    **dict.fromkeys(("psi",), ("psi", 1.0)),
-    **dict.fromkeys(("gpm",), ("gpm", 1.0)),
-    **dict.fromkeys(("hp", "horsepower"), ("hp", 1.0)),
-    **dict.fromkeys(("gauge", "ga", "ga."), ("gauge", 1.0)),
-    **dict.fromkeys(("pack", "pk", "pc", "pcs", "piece", "pieces", "count", "ct"), ("count", 1.0)),
-    **dict.fromkeys(("mah",), ("mah", 1.0)),
-    **dict.fromkeys(("ah", "amp hour", "amp-hour"), ("ah", 1.0)),
-    **dict.fromkeys(("lumen", "lumens", "lm"), ("lumen", 1.0)),
-    **dict.fromkeys(("k", "kelvin"), ("kelvin", 1.0)),
-    **dict.fromkeys(("degree", "degrees", "deg", "°"), ("degree", 1.0)),
-}
+    s: (u.quantity, u.factor) for u in UNIT_TABLE if u.quantity is not None
+    for s in (*u.spellings, *u.quantity_only)}
 # Longest spellings first, so "sq ft" wins over "ft" and "lbs" over "lb".
 _UNIT_PATTERN = "|".join(re.escape(a) for a in sorted(_ALIASES, key=len, reverse=True))
 # A number (not inside a word, but "2x4" is two numbers): mixed fraction (1-1/2, 1 1/2),

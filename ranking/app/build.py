@@ -156,16 +156,8 @@ def judgment_labels(judgments: pd.DataFrame, source: Path) -> np.ndarray:
     return grade_labels(judgments["grade"].to_numpy())
 
 
-def product_priors(catalog: pd.DataFrame, tx: pd.DataFrame | None = None) -> np.ndarray:
-    """(n, len(features.PRIORS)) float32: rating, log(1 + reviews) and log(1 + units sold),
-    NaN where unknown (no rating or reviews in the catalog; no transactions at all)."""
-    sales = np.full(len(catalog), np.nan)
-    if tx is not None:
-        sold = tx[tx["quantity"] > 0].groupby("product_id")["quantity"].sum()
-        sales = sold.reindex(catalog["product_id"]).fillna(0.0).to_numpy(np.float64)
-    return np.column_stack([catalog["rating"].to_numpy(np.float64),
-                            np.log1p(catalog["review_count"].to_numpy(np.float64)),
-                            np.log1p(sales)]).astype(np.float32)
+#: The product priors in the order the model reads them (declared in :data:`features.PRIORS`).
+product_priors = features.product_priors
 
 
 def pool_features(space: features.FeatureSpace, judgments: pd.DataFrame, rows: np.ndarray,
