@@ -9,7 +9,6 @@ comes from ``--token-file`` or ``MARGINRANK_ADMIN_TOKEN``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -34,7 +33,8 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Validate the file here, then PUT its whole text; prints the version now served."""
-    import urllib.error  # here, not at the top: `marginrank --help` does not pay for http
+    import hashlib  # here, not at the top: `marginrank --help` does not pay for http
+    import urllib.error
     import urllib.request
 
     from objectives.config import load_config, read_config_text
