@@ -74,12 +74,19 @@ from ranking.text import Analyzer
 
 @dataclass(frozen=True)
 class BuildInputs:
-    """Paths of the input tables; ``config`` None means the default weights file."""
+    """Paths of the input tables; ``config`` None means the default weights file.
+
+    ``events`` (with ``served_bundle``, the bundle that served them) trains from logged
+    interactions: without ``judgments`` the labels are the debiased interaction labels of
+    :mod:`ranking.experiments.learn`; with them, judged queries keep their judgments and the
+    other logged queries get interaction labels."""
 
     catalog: Path
-    judgments: Path
+    judgments: Path | None
     transactions: Path
     config: Path | None = None
+    events: Path | None = None
+    served_bundle: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,8 @@ class BuildResult:
     #: Loud messages a report must show first (a model that loses to BM25, too few queries,
     #: terms without information).
     warnings: list[str] = field(default_factory=list)
+    #: Which labels trained, tuned and evaluated: "judgments" or a line on interaction labels.
+    labels_used: str = "judgments"
 
     @property
     def guardrail(self) -> Verdict:
@@ -252,6 +261,40 @@ def _scale_training(client: object, space: features.FeatureSpace, out_dir: Path,
     return X, scale.train_and_cross_fit_distributed(client, base, X, y, qid, train, valid)
 
 
+def _event_judgments(inputs: BuildInputs,
+                     catalog: pd.DataFrame) -> tuple[pd.DataFrame, str, tuple]:
+    """Training labels from the logged interactions of ``inputs.events`` (beside the
+    judgments when given), a line saying which labels, and the serving bundle's feature space
+    and priors: the logged products' features are recomputed as they were served, so the
+    catalog must be the one that bundle indexed."""
+    from ranking.experiments.learn import judgments_beside, labels_from_events
+
+    if inputs.served_bundle is None:
+        raise DataError("training from --events needs the bundle that served them "
+                        "(--served-bundle): features are recomputed from it", file=inputs.events)
+    logs = labels_from_events(inputs.events, inputs.served_bundle)
+    served = logs.ranker.catalog
+    ids, titles = catalog["product_id"].tolist(), catalog["title"].tolist()
+    if served.product_ids != ids or list(served.titles) != titles:
+        differ = (len(set(ids) ^ set(served.product_ids)) if set(ids) != set(served.product_ids)
+                  else sum(a != b for a, b in zip(served.titles, titles, strict=False)))
+        raise DataError(f"this catalog is not the one {inputs.served_bundle} indexed "
+                        f"({differ:,} products or titles differ, or another order): the logged "
+                        "impressions' features are recomputed from the serving bundle; build "
+                        "from its catalog, or train from judgments", file=inputs.catalog)
+    frame = logs.frame()
+    if frame["query"].nunique() == 0:
+        raise DataError("the logs show no product of this catalog", file=inputs.events)
+    used = logs.description()
+    if inputs.judgments is not None:
+        judged = load_judgments(inputs.judgments, pd.Index(ids))
+        judged["grade"] = judgment_labels(judged, inputs.judgments)
+        frame, note = judgments_beside(frame, judged)
+        used = f"judgments ({inputs.judgments}) beside {used}: {note}"
+    return (frame[["query", "product_id", "grade", "query_id"]].reset_index(drop=True), used,
+            (logs.ranker.feature_space, served.priors))
+
+
 def _foreign_products(tx: pd.DataFrame, product_index: pd.Index) -> str:
     """Say how many transaction lines name products the catalog does not have."""
     foreign = int((~tx["product_id"].isin(product_index)).sum())
@@ -272,14 +315,19 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
     with progress.stage("loading tables"):
         catalog, catalog_report = load_catalog(inputs.catalog)
         product_index = pd.Index(catalog["product_id"])
-        judgments = load_judgments(inputs.judgments, product_index)
+        served_space, labels_used, label_source = None, "judgments", inputs.judgments
+        if inputs.events is None:
+            judgments = load_judgments(inputs.judgments, product_index)
+        else:
+            judgments, labels_used, served_space = _event_judgments(inputs, catalog)
+            label_source = inputs.events
         # Queries are split by text, so one query judged under two ids cannot sit on both sides.
         query_text = judgments["query"].str.casefold().str.strip().to_numpy()
         n_queries = len(set(query_text))
         if n_queries < MIN_QUERIES:
             raise DataError(f"{n_queries} judged queries; the job needs at least {MIN_QUERIES} "
-                            "to train, validate and test", file=inputs.judgments)
-        y = judgment_labels(judgments, inputs.judgments)
+                            "to train, validate and test", file=label_source)
+        y = judgment_labels(judgments, label_source)
         tx, tx_report = load_transactions(inputs.transactions)
         products = set(catalog["product_id"])
         config = (load_config(inputs.config, product_ids=products) if inputs.config else
@@ -292,7 +340,7 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
                 catalog, tx, judgments,
                 tuple(p for ids in config.pins.values() for p in ids) + config.buries,
                 {"catalog": str(inputs.catalog), "transactions": str(inputs.transactions),
-                 "judgments": str(inputs.judgments)}),
+                 "judgments": str(label_source)}),
                 AuditSettings(severity=settings.audit_severity))
         audit_lines = audit.summary_lines()
         if audit.blocking:
@@ -300,10 +348,12 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
                              "report, a severity can be changed per code:\n"
                              + "\n".join(audit_lines))
     with progress.stage("building BM25 indexes"):
-        space = (features.FeatureSpace.build(catalog, Analyzer()) if client is None else
+        space = (served_space[0] if served_space is not None else
+                 features.FeatureSpace.build(catalog, Analyzer()) if client is None else
                  _scale().build_feature_space(client, catalog, Analyzer()))
     rows = product_index.get_indexer(judgments["product_id"])
-    priors = product_priors(catalog, tx)
+    # Trained from logs, the features are the served ones: the serving bundle's priors too.
+    priors = product_priors(catalog, tx) if served_space is None else served_space[1]
     train, valid, test = split_queries(query_text, settings)
     with progress.stage("training LambdaMART"):
         qid = pd.factorize(judgments["query_id"])[0]
@@ -410,5 +460,5 @@ def build(inputs: BuildInputs, out_dir: Path, settings: BuildSettings = BuildSet
                  _foreign_products(tx, product_index), terms.summary(), *audit_lines],
         starting_weights=dict(zip(TERM_NAMES, config.weight_vector().tolist(), strict=True)),
         guardrails=guardrails, relevance_check=check, relevance_source=source,
-        warnings=warnings,
+        warnings=warnings, labels_used=labels_used,
     )

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from clv.errors import MarginRankError
 from ranking.app.cluster import add_cluster_argument, dask_client
 
 if TYPE_CHECKING:
@@ -27,8 +28,15 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> None:
     bld = subparsers.add_parser("build", help="build a tuned bundle from your own tables")
     bld.add_argument("--catalog", type=Path, required=True,
                      help="products table: CSV, CSV.GZ, TSV or Parquet (see data/README.md)")
-    bld.add_argument("--judgments", type=Path, required=True,
-                     help="graded (query, product) pairs to train and tune on")
+    bld.add_argument("--judgments", type=Path,
+                     help="graded (query, product) pairs to train and tune on (or --events)")
+    bld.add_argument("--events", type=Path,
+                     help="event directory (impressions/, outcomes/): train and tune on "
+                          "debiased click/cart/purchase labels, beside --judgments if given "
+                          "(docs/learning_from_logs.md)")
+    bld.add_argument("--served-bundle", type=Path,
+                     help="with --events: the bundle that served the logged impressions "
+                          "(their features are recomputed from it)")
     bld.add_argument("--transactions", type=Path, required=True,
                      help="order lines, for customer lifetime value and sales")
     bld.add_argument("--config", type=Path,
@@ -54,7 +62,14 @@ def run(args: argparse.Namespace) -> int:
     from ranking import bundle
     from ranking.app.build import BuildInputs
 
-    inputs = BuildInputs(args.catalog, args.judgments, args.transactions, args.config)
+    if args.judgments is None and args.events is None:
+        raise MarginRankError("build needs --judgments, --events (with --served-bundle), "
+                              "or both")
+    if args.events is not None and args.served_bundle is None:
+        raise MarginRankError("--events needs --served-bundle: the bundle that served the "
+                              "logged impressions (their features are recomputed from it)")
+    inputs = BuildInputs(args.catalog, args.judgments, args.transactions, args.config,
+                         events=args.events, served_bundle=args.served_bundle)
     key = bundle.read_key_file(args.sign_key_file) if args.sign_key_file else None
     return run_build(inputs, args.out, args.seed, title="marginrank build",
                      audit_severity=tuple(parse_severity(args.audit_severity).items()),
@@ -162,6 +177,7 @@ def _report(result: BuildResult, title: str, seconds: float) -> str:
         f"- relevance served: {served}; on the tuning queries LambdaMART "
         f"{result.relevance_check.model_ndcg:.4f} vs BM25 {result.relevance_check.bm25_ndcg:.4f} "
         f"NDCG@{ev.k}",
+        f"- labels: {result.labels_used}",
         f"- tuned weights: {weights} (merchandiser's starting weights: {start})",
         f"- tuner: {tune.message}{_cv_change(tune, ev.k)}",
         *([f"- what the data could certify: {tune.certifiable()}"] if tune.certifiable()
@@ -198,7 +214,7 @@ def _report_json(result: BuildResult) -> dict[str, object]:
         "starting_weights": result.starting_weights, "tuner_message": result.tune.message,
         "tuner": result.tune.to_dict(), "guardrail": {str(c): v.to_dict()
                                                      for c, v in result.guardrails.items()},
-        "relevance_served": result.relevance_source,
+        "relevance_served": result.relevance_source, "labels_used": result.labels_used,
         "relevance_check": result.relevance_check.to_dict(), "warnings": result.warnings,
         "clv": result.clv.to_dict(),
         "feature_importance": result.ranker.model.feature_importance(),

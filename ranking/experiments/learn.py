@@ -76,3 +76,75 @@ def training_set(ranker: Any, labels: InteractionLabels, *, debiased: bool = Tru
         raise DataError("no query in the logs showed two known products: nothing to train on")
     return TrainingSet(np.vstack(X_parts), np.concatenate(y_parts), np.concatenate(q_parts),
                        names, "debiased interactions" if debiased else "raw interactions")
+
+
+@dataclass(frozen=True)
+class EventLabels:
+    """Debiased interaction labels of an event directory and the bundle that served it."""
+
+    labels: InteractionLabels
+    examination: Any  # position_bias.Examination (randomized where exploration reaches, EM below)
+    ranker: Any  # ranking.ranker.Ranker of the serving bundle
+    events: str
+
+    def frame(self, *, debiased: bool = True) -> Any:
+        """The labels in the judgments format (query, product_id, grade, query_id, shown):
+        integer grades on the 0..LABEL_LEVELS scale, products the bundle does not know left
+        out; groups are the products actually shown for each query."""
+        import pandas as pd
+
+        lab = self.labels
+        known = np.array([p in self.ranker.catalog.row_of for p in lab.product_id], bool)
+        values = lab.label if debiased else lab.raw
+        return pd.DataFrame({"query": lab.query[known].astype(str),
+                             "product_id": lab.product_id[known].astype(str),
+                             "grade": integer_labels(values[known]),
+                             "query_id": lab.query[known].astype(str),
+                             "shown": lab.shown[known]})
+
+    def description(self, *, debiased: bool = True) -> str:
+        """One line for a report: which labels, how they were made, what was clipped."""
+        lab = self.labels
+        kind = "debiased interactions" if debiased else "raw interactions"
+        return (f"{kind} from {self.events} (gains {dict(lab.gains)}, inverse-examination "
+                f"weights clipped at {lab.max_weight:g}: {lab.clipped_rows:,} rows clipped; "
+                f"examination: {self.examination.method}; mean gain when examined x "
+                f"{LABEL_SCALE:g}, rounded, 0..{LABEL_LEVELS})")
+
+
+def labels_from_events(events: Any, bundle: Any, *, max_weight: float = 10.0,
+                       bootstrap: int = 10) -> EventLabels:
+    """Load an event directory, refuse it unless ``bundle`` served it, estimate examination
+    (randomized searches where exploration reaches, EM elsewhere) and debias the labels."""
+    from ranking.app.events_api import bundle_version
+    from ranking.experiments.click_labels import interaction_labels
+    from ranking.experiments.estimate import examination, logged
+    from ranking.experiments.events import load_events
+    from ranking.ranker import Ranker
+
+    loaded = load_events(events)
+    rows = logged(loaded.impressions, loaded.outcomes)
+    check_bundle_version(rows.bundle_version.tolist(), bundle_version(bundle))
+    ranker = Ranker.load(bundle)
+    bias = examination(rows, bootstrap=bootstrap, em=None)
+    labels = interaction_labels(loaded.impressions, loaded.outcomes, bias.combined,
+                                max_weight=max_weight)
+    return EventLabels(labels, bias.combined, ranker, str(events))
+
+
+def judgments_beside(interactions: Any, judgments: Any) -> tuple[Any, str]:
+    """Judgments and interaction labels in one table: a query with judgments keeps them (a
+    rater's grade is the better label); every other logged query gets its interaction labels.
+    Returns the table and a line saying how many queries each source gave."""
+    import pandas as pd
+
+    def key(s: Any) -> Any:
+        return s.str.casefold().str.strip()
+
+    judged = set(key(judgments["query"]))
+    extra = interactions[~key(interactions["query"]).isin(judged)]
+    cols = ["query", "product_id", "grade", "query_id"]
+    both = pd.concat([judgments[cols], extra[cols]], ignore_index=True)
+    note = (f"{len(judged):,} queries labelled by judgments, "
+            f"{extra['query'].nunique():,} by interactions (queries with judgments keep them)")
+    return both, note
