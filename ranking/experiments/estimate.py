@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from clv.errors import DataError
 from ranking.experiments.offpolicy import dr, ips, snips
-from ranking.experiments.position_bias import Examination, em_pbm, from_randomized
+from ranking.experiments.position_bias import Examination, em_pbm, from_randomized, harvest
 
 #: What :func:`estimate_policy` estimates, per search.
 REWARDS = ("clicks", "margin")
@@ -49,6 +49,8 @@ class Logged:
     searches: int
     search_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     empty_searches: int = 0  # searches that showed nothing (reward 0 under any ranking)
+    arm: np.ndarray = field(default_factory=lambda: np.zeros(0, object))  # "" outside arms
+    segment: np.ndarray = field(default_factory=lambda: np.zeros(0, object))  # "" default
 
 
 def logged(impressions: pa.Table, outcomes: pa.Table) -> Logged:
@@ -81,7 +83,9 @@ def logged(impressions: pa.Table, outcomes: pa.Table) -> Logged:
                   imp.column("position").to_numpy(zero_copy_only=False).astype(np.int64),
                   np.where(np.isnan(prop), np.nan, prop), rand, col("bundle_version"),
                   clicks, margin, searches, search_index.reshape(-1),
-                  int((pos_all < 0).sum()))
+                  int((pos_all < 0).sum()),
+                  np.array(["" if a is None else str(a) for a in col("arm")], dtype=object),
+                  np.array(["" if g is None else str(g) for g in col("segment")], dtype=object))
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,21 @@ def examination(rows: Logged, *, bootstrap: int = 30, seed: int = 0,
                         int(len(set(rows.request[rows.randomized].tolist()))))
 
 
+def harvested(rows: Logged, *, bootstrap: int = 30, seed: int = 0) -> Examination:
+    """Examination by intervention harvesting across the logs' experiment arms
+    (:func:`~ranking.experiments.position_bias.harvest`): the rows no exploration shuffled,
+    placements compared within (query, CLV segment), since segments may carry their own weights
+    and are not randomized; searches outside every arm are one more policy."""
+    keep = ~rows.randomized
+    if not keep.any():
+        raise DataError("every logged search was shuffled by exploration: use the randomized "
+                        "estimate (--method auto)")
+    ctx = np.char.add(np.char.add(rows.query.astype(str), "\x1f"), rows.segment.astype(str))
+    arm = np.where(rows.arm == "", "(no arm)", rows.arm).astype(str)
+    return harvest(rows.position[keep], rows.clicks[keep], rows.product[keep].astype(str),
+                   ctx[keep], arm[keep], bootstrap=bootstrap, seed=seed)
+
+
 def _combine(randomized: Examination | None, fitted: Examination | None) -> Examination:
     if randomized is None:
         assert fitted is not None
@@ -168,9 +187,16 @@ def _first_rows(rows: Logged) -> np.ndarray:
 
 def estimate_policy(rows: Logged, target: Any, *, examination_ratios: Examination | None = None,
                     max_weight: float | None = None, k: int | None = None,
-                    cache: dict[tuple[Any, ...], list[str]] | None = None) -> PolicyEstimate:
+                    cache: dict[tuple[Any, ...], list[str]] | None = None,
+                    cluster: str = "search") -> PolicyEstimate:
     """Item-position IPS, SNIPS (by position) and DR of ``target`` (a :class:`Ranker` with the
-    proposed weights) on logged ``rows`` (module docs). Refuses logs without propensities."""
+    proposed weights) on logged ``rows`` (module docs). Refuses logs without propensities.
+
+    ``cluster`` is the unit the intervals treat as independent: ``"search"`` (the unit of the
+    exploration's randomization) or ``"customer"`` (one customer's searches are correlated;
+    anonymous searches stay their own cluster)."""
+    if cluster not in ("search", "customer"):
+        raise DataError(f"cluster must be 'search' or 'customer', got {cluster!r}")
     explored = ~np.isnan(rows.propensity)
     if not explored.any():
         raise DataError("the logs carry no item-position propensities: no search was "
@@ -218,7 +244,13 @@ def estimate_policy(rows: Logged, target: Any, *, examination_ratios: Examinatio
     sel = np.flatnonzero(keep)
     match = (target_place[sel] == rows.position[sel]).astype(np.float64)
     units = _first_rows(rows)[sel]
-    cluster = rows.request[sel]
+    if cluster == "customer":
+        cluster_ids = np.array([r if c is None or c == "" else f"c\x1f{c}"
+                                for r, c in zip(rows.request[sel], rows.customer[sel],
+                                                strict=True)], dtype=object)
+    else:
+        cluster_ids = rows.request[sel]
+    cluster = cluster_ids
     # Searches that showed nothing earn 0 under any ranking of the same retrieval: they count
     # in the per-search denominators of IPS and DR (one zero row each; SNIPS is per place).
     e = rows.empty_searches

@@ -4,7 +4,7 @@ than in place k, estimated from logs, with intervals.
 Under the position-based click model (PBM), ``P(click | q, d, k) = theta_k * gamma_{q,d}``: a
 click needs examination (depends on the position only) and attraction (depends on the query
 and product only). Clicks alone cannot separate the two, except where the position of a product
-was moved independently of its relevance. Two estimators:
+was moved independently of its relevance. Three estimators:
 
 - :func:`from_randomized` reads rows whose placement was randomized uniformly over a set of
   positions (a RandTop-k shuffle of a small share of searches, or a uniform-random logging
@@ -15,7 +15,12 @@ was moved independently of its relevance. Two estimators:
   It is identified by products that were shown at several positions (different arms, days or
   queries moving them); intervals come from a bootstrap over clusters.
 
-Both report ``theta_k / theta_ref`` (the reference is the first position unless given): the
+- :func:`harvest` is intervention harvesting (Agarwal, Zaitsev, Wang, Li, Najork and
+  Joachims, "Estimating Position Bias without Intrusive Interventions", WSDM 2019): where
+  experiment arms (randomized between customers) ranked the same (query, product) at different
+  positions, the arm assignment is the intervention. Intervals by a bootstrap over queries.
+
+All report ``theta_k / theta_ref`` (the reference is the first position unless given): the
 absolute scale of examination is not identified by clicks, only its ratios.
 """
 
@@ -210,3 +215,152 @@ def em_pbm(position: object, click: object, item: object, *, cluster: object = N
     imps = np.bincount(pos_idx, minlength=positions.size)
     clicks = np.bincount(pos_idx, weights=clk, minlength=positions.size).astype(np.int64)
     return Examination("em", positions, value, low, high, imps, clicks, ref)
+
+
+def _harvest_ratios(pos_idx: np.ndarray, pair_idx: np.ndarray, clk: np.ndarray,
+                    inv_pi: np.ndarray, weight: np.ndarray, n_pos: int, r: int,
+                    placed_by: np.ndarray, iterations: int = 5000,
+                    tol: float = 1e-10) -> np.ndarray:
+    """Pooled ``theta_k / theta_ref`` from every harvested position pair (one bootstrap draw).
+
+    For positions ``k != k'``, the interventional set ``S_{k,k'}`` holds the (context, product)
+    pairs one arm showed at ``k`` and another arm at ``k'``; over it, the propensity-weighted
+    clicks at each position, ``c_k^{k,k'} = sum 1[clicked] / pi(k | q, d)`` with ``pi`` the
+    arms' share-weighted chance of that placement, estimate ``theta_k x`` one relevance sum
+    ``R_{k,k'}``, so ``c_k / c_k'`` estimates ``theta_k / theta_k'``. All pairs are pooled by
+    maximum likelihood under ``c_k ~ Poisson(theta_k R_{k,k'})``: profiling out ``R`` leaves a
+    Bradley-Terry likelihood (a click of pair ``{k, k'}`` falls at ``k`` with probability
+    ``theta_k / (theta_k + theta_k')``), fitted by Hunter's MM iteration. One pair gives the
+    plain ratio; zero counts need no special case; a chain of pairs reaches positions never
+    paired with the reference.
+    """
+    wc = weight * clk * inv_pi
+    C = np.zeros((n_pos, n_pos))  # C[a, b]: weighted clicks at a over S_{a,b}
+    for a in range(n_pos):
+        for b in range(a + 1, n_pos):
+            at_a_by, at_b_by = placed_by[:, :, a], placed_by[:, :, b]  # (arm, pair)
+            n_a, n_b = at_a_by.sum(axis=0), at_b_by.sum(axis=0)
+            one_arm = (n_a == 1) & (n_b == 1) & np.all(at_a_by == at_b_by, axis=0)
+            in_s = ((n_a > 0) & (n_b > 0) & ~one_arm)[pair_idx]  # two arms placed it at a, b
+            C[a, b] = float(np.sum(wc[in_s & (pos_idx == a)]))
+            C[b, a] = float(np.sum(wc[in_s & (pos_idx == b)]))
+    N = C + C.T
+    out = np.full(n_pos, np.nan)
+    linked = np.zeros(n_pos, bool)
+    linked[r] = True
+    for _ in range(n_pos):  # positions reached from the reference through harvested pairs
+        linked |= (N[linked] > 0).any(axis=0)
+    idx = np.flatnonzero(linked)
+    if idx.size < 2:
+        out[r] = 1.0
+        return out
+    Cs, Ns = C[np.ix_(idx, idx)], N[np.ix_(idx, idx)]
+    wins = Cs.sum(axis=1)
+    theta = np.ones(idx.size)
+    for _ in range(iterations):
+        denom = (Ns / (theta[:, None] + theta[None, :])).sum(axis=1)
+        new = np.where(denom > 0, wins / np.maximum(denom, 1e-300), 0.0)
+        ref = new[idx == r][0]
+        if ref <= 0:
+            return out
+        new /= ref
+        done = np.max(np.abs(new - theta)) < tol
+        theta = new
+        if done:
+            break
+    out[idx] = theta
+    return out
+
+
+def harvest(position: object, click: object, item: object, context: object, arm: object, *,
+            shares: dict[str, float] | None = None, reference: int | None = None,
+            bootstrap: int = 100, seed: int = 0, source: str = "<logs>") -> Examination:
+    """Examination ratios by intervention harvesting across arms (module docs).
+
+    ``item`` is the product, ``context`` what must be equal for two placements to be compared
+    (the query, with the customer's segment where segments get their own weights), ``arm``
+    the randomized policy that served the row (rows of one search share it). A policy's
+    placement of a (context, product) is read from the logs: ``P_i(k | q, d)`` = the share of
+    arm ``i``'s searches of ``q`` that showed ``d`` at ``k``; ``pi(k | q, d) = sum_i share_i
+    P_i(k | q, d)``. ``shares`` are the arms' traffic shares (Agarwal et al.'s ``n_i / N``);
+    by default each arm's share of the context's own searches (a search counted by its row at
+    the top position), which stays right where the split of a context's searches between arms
+    drifted from the nominal shares (few customers, segments with their own splits).
+
+    The interval is the percentile interval of a bootstrap over contexts (Poisson(1) weights
+    per context, seeded); placements (``pi``) stay those of the full logs.
+    """
+    pos, clk = _arrays(position, click, source)
+    items, ctx, arms = (np.asarray(item).astype(str), np.asarray(context).astype(str),
+                        np.asarray(arm).astype(str))
+    if not (items.shape == ctx.shape == arms.shape == pos.shape):
+        raise DataError("one item, context and arm per logged row is needed", file=source)
+    arm_names, arm_idx = np.unique(arms, return_inverse=True)
+    if arm_names.size < 2:
+        raise DataError(f"intervention harvesting needs logs of at least two arms (policies "
+                        f"randomized between customers); these have {arm_names.size}: "
+                        f"{arm_names.tolist()}", file=source)
+    positions, pos_idx = np.unique(pos, return_inverse=True)
+    ref = int(positions[0] if reference is None else reference)
+    if ref not in positions:
+        raise DataError(f"reference position {ref} was never logged", file=source)
+    r = int(np.flatnonzero(positions == ref)[0])
+    n_pos, n_arm = positions.size, arm_names.size
+    # Searches per (arm, context): rows at the context's top position count one search each.
+    _, ctx_idx = np.unique(ctx, return_inverse=True)
+    n_ctx = int(ctx_idx.max()) + 1
+    if shares is None:
+        share = None
+    else:
+        missing = [a for a in arm_names if a not in shares]
+        if missing:
+            raise DataError(f"no share given for arm(s) {missing}", file=source)
+        share = np.array([float(shares[a]) for a in arm_names])
+        if np.any(share <= 0):
+            raise DataError("arm shares must be > 0", file=source)
+        share /= share.sum()
+    searches = np.zeros((n_arm, n_ctx))
+    top = pos == pos.min()
+    np.add.at(searches, (arm_idx[top], ctx_idx[top]), 1.0)
+    pair_keys = np.char.add(np.char.add(ctx, "\x1f"), items)
+    uniq_pairs, pair_idx = np.unique(pair_keys, return_inverse=True)
+    n_pair = uniq_pairs.size
+    pair_ctx = np.zeros(n_pair, np.int64)
+    pair_ctx[pair_idx] = ctx_idx
+    # P_i(k | q, d): arm i's placements of (q, d) at k over its searches of q.
+    placed = np.zeros((n_arm, n_pair, n_pos))
+    np.add.at(placed, (arm_idx, pair_idx, pos_idx), 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p_i = placed / searches[:, pair_ctx][:, :, None]
+    p_i = np.nan_to_num(p_i)
+    # Arms that never logged a context say nothing about it: renormalize the shares there.
+    if share is None:  # each arm's share of the context's searches
+        share_seen = searches[:, pair_ctx] / searches[:, pair_ctx].sum(axis=0, keepdims=True)
+    else:  # the arms' traffic shares, over the arms that logged the context
+        share_seen = share[:, None] * (searches[:, pair_ctx] > 0)
+        share_seen /= np.maximum(share_seen.sum(axis=0, keepdims=True), 1e-300)
+    pi = np.einsum("ap,apk->pk", share_seen, p_i)  # (pair, pos)
+    placed_by = placed > 0  # (arm, pair, position)
+    inv_pi = 1.0 / np.maximum(pi[pair_idx, pos_idx], 1e-12)
+    ones = np.ones(pos.size)
+    value = _harvest_ratios(pos_idx, pair_idx, clk, inv_pi, ones, n_pos, r, placed_by)
+    if np.all(np.isnan(np.delete(value, r))):
+        raise DataError("no (query, product) was shown at two positions by the arms: nothing "
+                        "to harvest; use randomized exploration or EM", file=source)
+    rng = np.random.default_rng(seed)
+    draws = np.empty((bootstrap, n_pos))
+    for b in range(bootstrap):
+        w = rng.poisson(1.0, n_ctx).astype(np.float64)[ctx_idx]
+        draws[b] = _harvest_ratios(pos_idx, pair_idx, clk, inv_pi, w, n_pos, r, placed_by)
+    alpha = (1 - LEVEL) / 2
+    if bootstrap:
+        with np.errstate(all="ignore"):
+            low = np.nanquantile(draws, alpha, axis=0)
+            high = np.nanquantile(draws, 1 - alpha, axis=0)
+    else:
+        low = high = np.full(n_pos, np.nan)
+    keep = ~np.isnan(value)
+    imps = np.bincount(pos_idx, minlength=n_pos)
+    clicks = np.bincount(pos_idx, weights=clk, minlength=n_pos).astype(np.int64)
+    return Examination("harvest", positions[keep], value[keep], low[keep], high[keep],
+                       imps[keep], clicks[keep], ref)

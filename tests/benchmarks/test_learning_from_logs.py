@@ -102,3 +102,29 @@ def test_learn_trains_from_logs_and_refuses_another_bundle(world: dict[str, Path
     code = main(["experiment", "learn", "--events", str(world["explored"]),
                  "--bundle", str(out / "bundle"), "--out", str(world["tmp"] / "again")])
     assert code == 2 and "served by bundle version" in capsys.readouterr().err
+
+
+def test_position_bias_by_harvesting_two_arms(world: dict[str, Path],
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    two_arms = world["tmp"] / "two_arms.yaml"
+    two_arms.write_text((world["bundle"] / "weights.yaml").read_text().replace(
+        "experiments: {}\n", "") + "\nexperiments:\n  margin_push:\n    arms:\n"
+        "      control: {share: 0.5}\n      margin_push: {share: 0.5, weights: {margin: 0.8}}\n")
+    sim = TrafficSimulator(world["bundle"], world["judgments"], seed=9)
+    write_simulation(world["tmp"] / "arms", [sim.run_day(d, two_arms, searches=8000)
+                                             for d in range(2)])
+    out = world["tmp"] / "harvest"
+    assert main(["experiment", "position-bias", "--events", str(world["tmp"] / "arms"),
+                 "--method", "harvest", "--bootstrap", "10", "--out", str(out)]) == 0
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["used"] == "harvest" and report["arms"] == ["control", "margin_push"]
+    got = {p["position"]: p for p in report["harvest"]["positions"]}
+    for k in (2, 3):  # the simulator's truth: k ** -0.8 (deeper places move less often)
+        assert got[k]["examination"] == pytest.approx(k ** -0.8, rel=0.10), got[k]
+        assert got[k]["low"] < got[k]["examination"] < got[k]["high"]
+    assert "intervention harvesting" in out.with_suffix(".md").read_text()
+    # One arm (the exploration log's) has nothing to harvest across.
+    capsys.readouterr()
+    assert main(["experiment", "position-bias", "--events", str(world["explored"]),
+                 "--method", "harvest", "--out", str(world["tmp"] / "no-harvest")]) == 2
+    assert "at least two arms" in capsys.readouterr().err
