@@ -48,7 +48,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import platform
 import re
 import sys
 from collections.abc import Sequence
@@ -58,17 +57,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clv import (
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
+from report_env import command, environment, finish, header  # noqa: E402
+
+from clv import (  # noqa: E402
     UCI_ONLINE_RETAIL_COLUMNS,
     CLVModel,
     ExclusionReport,
     calibration_holdout_split,
     load_transactions,
 )
-from clv.segments import clv_quantiles
-from clv.transactions import UCI_ONLINE_RETAIL_NON_PRODUCTS
-from objectives.metrics import paired_bootstrap
-from objectives.priors import fill_from_priors, product_stats, shrink_hierarchical
+from clv.segments import clv_quantiles  # noqa: E402
+from clv.transactions import UCI_ONLINE_RETAIL_NON_PRODUCTS  # noqa: E402
+from objectives.metrics import paired_bootstrap  # noqa: E402
+from objectives.priors import fill_from_priors, product_stats, shrink_hierarchical  # noqa: E402
 
 
 def _clv_holdout():
@@ -296,8 +298,7 @@ def cold_start_report(tx: pd.DataFrame, exclusions: ExclusionReport, description
                       recent_days: int = RECENT_DAYS, seed: int = 0) -> dict[str, Any]:
     return {
         "command": COMMAND,
-        "environment": {"python": platform.python_version(), "numpy": np.__version__,
-                        "pandas": pd.__version__, "platform": platform.platform()},
+        "environment": environment("numpy", "pandas"),
         "data": exclusions.to_dict(),
         "split": {"calibration_end": calibration_end, "observation_end": observation_end},
         "products": products_report(tx, descriptions, calibration_end=calibration_end,
@@ -315,10 +316,8 @@ def _ci(d: dict[str, float], fmt: str = "+.4f") -> str:
 
 def to_markdown(report: dict[str, Any]) -> str:
     p, c = report["products"], report["customers"]
-    env = report["environment"]
-    out = ["# Cold start on UCI Online Retail", "", "```", report["command"], "```", "",
-           f"Python {env['python']}, numpy {env['numpy']}, pandas {env['pandas']}, "
-           f"{env['platform']}. Calibration to {report['split']['calibration_end']}, holdout to "
+    out = [*header("Cold start on UCI Online Retail", report["command"], report["environment"]),
+           f"Calibration to {report['split']['calibration_end']}, holdout to "
            f"{report['split']['observation_end']}; {report['data']['kept_rows']:,} of "
            f"{report['data']['total_rows']:,} lines used (the loader's exclusions, as "
            "`benchmarks/clv_holdout.py`). Method and definitions: the script's docstring.", "",
@@ -372,16 +371,23 @@ def to_markdown(report: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--min-buyers", type=int, default=MIN_BUYERS)
-    parser.add_argument("--recent-days", type=int, default=RECENT_DAYS)
-    parser.add_argument("--out", type=Path, default=Path("cold_start.json"))
-    parser.add_argument("--markdown", type=Path, default=Path("cold_start.md"))
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                        help="UCI Online Retail file (original column names)")
+    parser.add_argument("--min-buyers", type=int, default=MIN_BUYERS,
+                        help="holdout buyers a new product needs to be scored")
+    parser.add_argument("--recent-days", type=int, default=RECENT_DAYS,
+                        help="customers first seen in the last this-many days of the "
+                             "calibration period are scored")
+    parser.add_argument("--out", type=Path, default=Path("cold_start.json"), help="JSON report")
+    parser.add_argument("--markdown", type=Path, default=Path("cold_start.md"),
+                        help="markdown report")
     args = parser.parse_args(argv)
+    cmd = command(__file__, argv)
     tx, exclusions = load_transactions(args.data, columns=UCI_ONLINE_RETAIL_COLUMNS,
                                        non_product_ids=UCI_ONLINE_RETAIL_NON_PRODUCTS)
     report = cold_start_report(tx, exclusions, load_descriptions(args.data),
                                min_buyers=args.min_buyers, recent_days=args.recent_days)
+    report.update(command=cmd, environment=finish(report["environment"]))
     text = to_markdown(report)
     print(text)
     args.out.write_text(json.dumps(_HOLDOUT._finite(report), indent=2,

@@ -26,9 +26,6 @@ There are 46 and 69 clicks: every interval is wide, and the report says so.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 from pathlib import Path
 
@@ -36,7 +33,8 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+from report_env import command, environment, finish, header, write_report  # noqa: E402
 
 from ranking.experiments.offpolicy import ips, snips  # noqa: E402
 from ranking.experiments.position_bias import Examination, em_pbm, from_randomized  # noqa: E402
@@ -118,13 +116,10 @@ def run(data: Path, seed: int = 0, bootstrap: int = 200) -> dict[str, object]:
     }
 
 
-def _markdown(r: dict[str, object], command: str) -> str:
+def _markdown(r: dict[str, object], cmd: str, env: dict[str, object]) -> str:
     ex_r, ex_e = r["examination_random"], r["examination_em_bts"]
     lines = [
-        "# Learning from real logs: Open Bandit Dataset (men)", "",
-        f"Command: `{command}`  ",
-        f"Environment: Python {platform.python_version()}, {platform.machine()}, "
-        f"load average {os.getloadavg()[0]:.1f}", "",
+        *header("Learning from real logs: Open Bandit Dataset (men)", cmd, env),
         f"Real logs, real clicks: **{r['clicks']['random']}** clicks in the uniform-random log "
         f"and **{r['clicks']['bts']}** in the Thompson-sampling log (10,000 impressions each). "
         "With so few clicks every interval below is wide; read them as such.", "",
@@ -168,20 +163,21 @@ def _markdown(r: dict[str, object], command: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "open_bandit_logs")
-    parser.add_argument("--bootstrap", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                        help="the Open Bandit Dataset folder")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "open_bandit_logs",
+                        help="report path prefix (.md, .json)")
+    parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     args = parser.parse_args(argv)
+    cmd, env = command(__file__, argv), environment("numpy", "pandas")
     if not (args.data / "random" / "men" / "men.csv").exists():
         print(f"no Open Bandit data at {args.data}", file=sys.stderr)
         return 2
     result = run(args.data, args.seed, args.bootstrap)
-    command = " ".join(["python benchmarks/open_bandit_logs.py",
-                        *(sys.argv[1:] if argv is None else argv)])
-    text = _markdown(result, command)
-    args.out.with_suffix(".md").write_text(text)
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2, default=float))
+    env = finish(env)
+    text = _markdown(result, cmd, env)
+    write_report(args.out, text, result, cmd, env)
     print(text)
     return 0
 

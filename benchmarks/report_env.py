@@ -113,12 +113,12 @@ def header(title: str, cmd: str, env: dict[str, Any], *, simulated: bool = False
     load = f"load average (1, 5, 15 min) {_load(env['load_before'])} before"
     if "load_after" in env:
         load += f", {_load(env['load_after'])} after"
-    lines = [f"# {title}", ""]
+    lines = [f"# {title}", "", "```bash", cmd, "```", ""]
     if simulated:
         lines += ["**Every figure on this page is SIMULATED.**", ""]
     lines += [
-        "Written by the script; rerun it from the repository root to regenerate this page:", "",
-        "```bash", cmd, "```", "",
+        "Written by the script with the command above, run from the repository root; rerun it "
+        "to regenerate this page.", "",
         f"- Date: {env['date']}; commit {commit}",
         f"- Python {env['python']}{versions}; {env['platform']}",
         f"- CPU: {env['cpu']}, {env['cpus']} cores, shared with other jobs; {load}"
