@@ -8,7 +8,8 @@ The experiment, on top of the bundle's own (tuned) weights:
 
 - ``control``: the bundle's weights;
 - ``push``: margin weight 1.0 (more margin, clicks unchanged in truth);
-- ``wild``: margin weight 2.0, a "huge" margin weight that costs about an eighth of the clicks:
+- ``wild``: margin weight 2.0, a "huge" margin weight that costs clicks in truth (the report
+  says how many):
   the readout's non-inferiority verdict on clicks must catch it and the bandit freeze it.
 
 Each day of a replicate: the day's searches are drawn under the current shares, then
@@ -33,17 +34,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+from report_env import command as rerun_command  # noqa: E402
+from report_env import environment, finish, header  # noqa: E402
 
 from ranking.app.progress import Progress  # noqa: E402
 
@@ -225,16 +225,8 @@ def markdown(summary: dict, command: str, env: dict[str, object], png: str) -> s
     truth = summary["truth"]
     met = {True: "MET", False: "MISSED"}
     lines = [
-        "# Bandit replay (simulated)",
-        "",
-        "**Every figure on this page is SIMULATED** (the demo world, the traffic simulator's "
-        "click and purchase model).",
-        "",
-        f"Command: `{command}`",
-        "",
-        f"Environment: {env['python']}, {env['platform']}, load average {env['loadavg']} "
-        "(the machine was shared with other jobs), wall time "
-        f"{env['seconds']:.0f} s.",
+        *header("Bandit replay (simulated)", command, env, simulated=True),
+        "The demo world, the traffic simulator's click and purchase model.",
         "",
         "## Setup",
         "",
@@ -303,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bandit_replay",
                         help="report path without extension (.md, .json, .png)")
     args = parser.parse_args(argv)
-    started = time.perf_counter()
+    env = environment("numpy")
     progress = Progress()
     from ranking.experiments.simulator import TrafficSimulator
 
@@ -324,18 +316,16 @@ def main(argv: list[str] | None = None) -> int:
         runs = [replicate(sim, base, work, rep, args, progress)
                 for rep in range(args.replicates)]
     summary = summarize(runs, args, truth)
-    env = {"python": platform.python_version(), "platform": platform.platform(),
-           "loadavg": [round(x, 2) for x in os.getloadavg()],
-           "seconds": time.perf_counter() - started}
+    env = finish(env)
     summary["environment"] = env
-    command = "python benchmarks/bandit_replay.py " + " ".join(argv or sys.argv[1:])
-    summary["command"] = command.strip()
+    command = rerun_command(__file__, argv)
+    summary["command"] = command
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n",
                                              encoding="utf-8")
     plot(summary, args.out.with_suffix(".png"))
     args.out.with_suffix(".md").write_text(
-        markdown(summary, command.strip(), env, args.out.with_suffix(".png").name),
+        markdown(summary, command, env, args.out.with_suffix(".png").name),
         encoding="utf-8")
     print(f"regret ratio bandit/uniform: {summary['regret_ratio_mean']:.3f} "
           f"{summary['regret_ratio_ci']} per replicate {summary['regret_ratio']}")

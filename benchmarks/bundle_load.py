@@ -11,8 +11,8 @@ shared machine falls on both alike:
 
 Also reports the time spent inside each check (summed per load, median over loads) and the
 share of the load it is. The ratio of medians carries a 95% bootstrap interval over the
-repeats. Without ``--bundle`` it builds the demo world's bundle first (data/demo, about five
-minutes) into ``--work``. Writes ``docs/bundle_load.md`` and ``docs/bundle_load.json``.
+repeats. Without ``--bundle`` it builds the demo world's bundle first (data/demo)
+into ``--work``. Writes ``docs/bundle_load.md`` and ``docs/bundle_load.json``.
 
     python benchmarks/bundle_load.py [--bundle PATH] [--repeats 15] [--out docs/bundle_load]
 """
@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from collections import defaultdict
@@ -33,7 +31,9 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+from report_env import command as rerun_command  # noqa: E402
+from report_env import environment, finish, header  # noqa: E402
 
 from ranking import bundle, bundle_checks  # noqa: E402
 from ranking.ranker import Ranker  # noqa: E402
@@ -147,7 +147,7 @@ def ratio_interval(a: list[float], b: list[float], n_boot: int = 5000,
             float(np.percentile(boots, 97.5)))
 
 
-def report(directory: Path, result: dict[str, Any], load: tuple[tuple[float, ...], ...],
+def report(directory: Path, result: dict[str, Any], env: dict[str, Any],
            command: str) -> tuple[str, dict[str, Any]]:
     times = result["times"]
     checked, unchecked = np.median(times["checked"]), np.median(times["unchecked"])
@@ -164,21 +164,14 @@ def report(directory: Path, result: dict[str, Any], load: tuple[tuple[float, ...
         "median_s": {"checked": float(checked), "unchecked": float(unchecked)},
         "added_s": float(checked - unchecked), "ratio": ratio, "ratio_ci95": [lo, hi],
         "per_check_median_s": per_check, "times_s": times,
-        "loadavg_before": load[0], "loadavg_after": load[1],
-        "python": platform.python_version(), "numpy": np.__version__,
-        "cpus": os.cpu_count(), "command": command,
+        "command": command, "environment": env,
     }
     rows = "\n".join(f"| `{n}` | {v * 1e3:.2f} | {v / checked:.1%} |"
                      for n, v in sorted(per_check.items(), key=lambda kv: -kv[1]))
-    text = f"""# Bundle load time: with the checks and without
-
-Command: `{command}`
-
-Environment: Python {summary['python']}, numpy {summary['numpy']}, {summary['cpus']} CPUs.
-Load average before {tuple(round(v, 2) for v in load[0])}, after
-{tuple(round(v, 2) for v in load[1])}: **the machine was shared with other agents and
-loaded**, so absolute times are inflated; the two ways took turns, load by load, so the ratio is
-the figure to read.
+    head = "\n".join(header("Bundle load time: with the checks and without", command, env))
+    text = f"""{head}
+On a shared, loaded machine absolute times are inflated; the two ways took turns, load by load,
+so the ratio is the figure to read.
 
 Bundle: `{directory.name}` ({n_products:,} products, {summary['files']} files,
 {size / 1e6:.1f} MB). `Ranker.load(bundle, warm=False)`, {summary['repeats']} loads each way.
@@ -211,11 +204,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bundle_load",
                         help="report path without suffix (.md and .json are written)")
     args = parser.parse_args(argv)
-    command = "python benchmarks/bundle_load.py " + " ".join(argv or sys.argv[1:])
+    command = rerun_command(__file__, argv)
     directory = args.bundle or build_demo(args.work)
-    before = os.getloadavg()
+    env = environment("numpy")
     result = measure(directory, args.repeats)
-    text, summary = report(directory, result, (before, os.getloadavg()), command.strip())
+    text, summary = report(directory, result, finish(env), command)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".md").write_text(text)
     args.out.with_suffix(".json").write_text(json.dumps(summary, indent=2))

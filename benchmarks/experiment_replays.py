@@ -20,7 +20,7 @@ Rankings are cached per (config, query, segment, arm): replays cost draws, not s
   test (p < 0.001) must flag them; on the A/A replays it must stay quiet.
 - **A/B** (``--ab`` replays each): the treatment arm adds ``--margin-push`` to the margin
   weight (default 0.6: margin and clicks both rise in the demo world), and, in a second study,
-  ``--hard-push`` (default 2.0: margin rises, clicks fall by about 13%).
+  ``--hard-push`` (default 2.0: margin rises, clicks fall; the report gives the true effects).
   The true effect of every metric is the ratio of the simulator's closed-form expectations
   (:meth:`TrafficSimulator.expected`: every customer, weighted by how often they search, every
   query by frequency, the click and purchase probabilities of the lists the ranker serves each
@@ -40,11 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import shlex
 import sys
-import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -55,6 +51,9 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from report_env import command as rerun_command  # noqa: E402
+from report_env import environment, finish, header  # noqa: E402
 
 from ranking.experiments.events import Events  # noqa: E402
 from ranking.experiments.readout import METRICS, Readout, readout  # noqa: E402
@@ -262,12 +261,9 @@ def render(result: dict) -> str:
     fpr_margin = aa["false_positive_rate"]["margin_per_search"]
     fpr_ctr = aa["false_positive_rate"]["ctr"]
     lines = [
-        "# Experiment readouts on the traffic simulator (simulated)", "",
-        f"Command: `{result['command']}`  ",
-        f"Environment: {result['environment']}  ",
-        f"Load average at start/end: {result['load_start']} / {result['load_end']} (a shared "
-        "machine: 8 agents on 2 cores; no figure here is a timing)  ",
-        f"Took {result['seconds']:.0f} s.", "",
+        *header("Experiment readouts on the traffic simulator (simulated)", result["command"],
+                result["environment"], simulated=True),
+        "No figure here is a timing.", "",
         f"World: bundle `{s['bundle']}` with judgments `{s['judgments']}`: "
         f"{s['customers']:,} customers, {s['queries']} queries, simulator seed {s['seed']}. "
         f"A replay is {s['days']} days x {s['searches']:,} searches with a fresh customer split "
@@ -380,7 +376,7 @@ def plot(result: dict, path: Path) -> None:
 def run(bundle: Path | None, judgments: Path | None, *, work: Path, aa: int, ab: int,
         ab_hard: int, srm: int, days: int, searches: int, seed: int, margin_push: float,
         hard_push: float, deltas: tuple[float, float], progress: bool = True) -> dict:
-    start, load_start = time.perf_counter(), os.getloadavg()
+    env = environment("numpy")
     world = build_world(bundle, judgments, work, seed, margin_push, hard_push)
     result = {
         "simulated": True,
@@ -395,11 +391,7 @@ def run(bundle: Path | None, judgments: Path | None, *, work: Path, aa: int, ab:
         "ab_hard": ab_study(world, world.ab_hard, 5, ab_hard, days, searches, deltas,
                             progress),
     }
-    result["seconds"] = time.perf_counter() - start
-    result["load_start"] = [round(x, 2) for x in load_start]
-    result["load_end"] = [round(x, 2) for x in os.getloadavg()]
-    result["environment"] = (f"Python {platform.python_version()}, {platform.platform()}, "
-                             f"{os.cpu_count()} CPUs")
+    result["environment"] = finish(env)
     return result
 
 
@@ -431,8 +423,7 @@ def main(argv: list[str] | None = None) -> int:
                  ab_hard=args.ab_hard, srm=args.srm, days=args.days, searches=args.searches,
                  seed=args.seed, margin_push=args.margin_push, hard_push=args.hard_push,
                  deltas=deltas)  # type: ignore[arg-type]
-    result["command"] = "python " + " ".join(
-        shlex.quote(a) for a in ["benchmarks/experiment_replays.py", *(argv or sys.argv[1:])])
+    result["command"] = rerun_command(__file__, argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     text = render(result)
     args.out.with_suffix(".md").write_text(text, encoding="utf-8")
@@ -445,19 +436,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def main_aa_only(args: argparse.Namespace, argv: list[str] | None) -> int:
     """``--aa-only``: the A/A study with its own seed, reported on its own."""
-    start, load_start = time.perf_counter(), os.getloadavg()
+    env = environment("numpy")
     world = build_world(args.bundle, args.judgments, args.work, args.seed, args.margin_push,
                         args.hard_push)
     aa = aa_study(world, args.aa, args.days, args.searches, 0.01)
-    command = "python " + " ".join(
-        shlex.quote(a) for a in ["benchmarks/experiment_replays.py", *(argv or sys.argv[1:])])
-    lines = ["# A/A replays on the traffic simulator (simulated)", "",
-             f"Command: `{command}`  ",
-             f"Environment: Python {platform.python_version()}, {platform.platform()}, "
-             f"{os.cpu_count()} CPUs  ",
-             f"Load average at start/end: {[round(x, 2) for x in load_start]} / "
-             f"{[round(x, 2) for x in os.getloadavg()]} (shared machine; no timing here)  ",
-             f"Took {time.perf_counter() - start:.0f} s.", "",
+    command = rerun_command(__file__, argv)
+    env = finish(env)
+    lines = [*header("A/A replays on the traffic simulator (simulated)", command, env,
+                     simulated=True),
+             "No figure here is a timing.", "",
              f"{aa['replays']} A/A replays (simulator seed {args.seed}; {args.days} days x "
              f"{args.searches:,} searches each), the protocol of "
              "[experiment_replays.md](experiment_replays.md).", "",
@@ -468,7 +455,8 @@ def main_aa_only(args: argparse.Namespace, argv: list[str] | None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".md").write_text(text, encoding="utf-8")
     args.out.with_suffix(".json").write_text(
-        json.dumps({"simulated": True, "command": command, "seed": args.seed, "aa": aa},
+        json.dumps({"simulated": True, "command": command, "environment": env,
+                    "seed": args.seed, "aa": aa},
                    indent=2) + "\n", encoding="utf-8")
     print(text)
     return 0

@@ -52,10 +52,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
-import platform
-import shlex
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -71,6 +67,10 @@ from objectives.metrics import lift, verdict
 from ranking.app.progress import Progress
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from report_env import command as rerun_command  # noqa: E402
+from report_env import environment, environment_lines, finish  # noqa: E402
+
 HOME_DEPOT = ROOT.parent / "shared" / "data" / "home-depot-search-relevance" / "train.csv"
 DEMO = ROOT / "data" / "demo"
 #: Mixed into the subset seed, so the draw of a subset's queries is not the stream that
@@ -295,24 +295,6 @@ def demo_runs(args: argparse.Namespace, progress: Progress,
             for s in range(args.demo_seeds)]
 
 
-def environment() -> dict[str, object]:
-    """What the figures were measured with."""
-    import xgboost
-
-    def git(*cmd: str) -> str:
-        try:
-            return subprocess.run(["git", *cmd], cwd=ROOT, capture_output=True, text=True,
-                                  check=True).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            return ""
-
-    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
-    return {"python": platform.python_version(), "numpy": np.__version__,
-            "xgboost": xgboost.__version__, "commit": git("rev-parse", "--short", "HEAD"),
-            "uncommitted_changes": dirty, "cpus": os.cpu_count() or 1,
-            "platform": platform.platform()}
-
-
 def summary(runs: list[Run]) -> dict[str, object]:
     """The must-show counts of issue 14."""
     subsets = [r for r in runs if r.subset_seed is not None]
@@ -340,12 +322,8 @@ def summary(runs: list[Run]) -> dict[str, object]:
 
 def markdown(runs: list[Run], command: str, env: dict[str, object], totals: dict[str, object],
              prepared: dict[str, float], plot_name: str) -> str:
-    dirty = " (with uncommitted changes in the tree)" if env["uncommitted_changes"] else ""
     lines = ["# Guardrail calibration", "",
-             f"Command: `{command}`", "",
-             f"Environment: Python {env['python']}, numpy {env['numpy']}, xgboost "
-             f"{env['xgboost']}, commit {env['commit']}{dirty}, {env['cpus']} CPUs "
-             f"({env['platform']}).", "",
+             f"Command: `{command}`", "", *environment_lines(env), "",
              "Each row is the whole quality protocol (grouped 5-fold cross-validation by query "
              "text; LambdaMART and the tuner on the training folds only; everything measured on "
              "the held folds, pooled). ΔNDCG@k is the tuned blend minus relevance alone as served "
@@ -465,9 +443,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, object]:
     """Run the study; returns the JSON written to ``<out>.json``."""
     args = parse_args(argv)
-    command = shlex.join(["python", "benchmarks/guardrail_calibration.py",
-                          *(sys.argv[1:] if argv is None else argv)])
-    env = environment()  # at the start: the tree may move while the study runs
+    command = rerun_command(__file__, argv)
+    env = environment("numpy", "xgboost")  # at the start: the tree may move meanwhile
     progress = Progress()
     runs: list[Run] = []
     prepared: dict[str, float] = {}
@@ -481,6 +458,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         runs += home_depot_runs(args, progress, prepared)
     delta = runs[0].delta if runs else objective(HD_K, args.max_ndcg_drop).guardrails.max_ndcg_drop
     totals = summary(runs)
+    env = finish(env)
     plot(runs, f"{args.out}.png", delta)
     text = markdown(runs, command, env, totals, prepared, f"{Path(args.out).name}.png")
     Path(f"{args.out}.md").write_text(text + "\n", encoding="utf-8")

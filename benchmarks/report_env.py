@@ -103,9 +103,9 @@ def _load(values: Sequence[float]) -> str:
     return " / ".join(f"{x:.1f}" for x in values)
 
 
-def header(title: str, cmd: str, env: dict[str, Any], *, simulated: bool = False) -> list[str]:
-    """The report's first lines (markdown): title, command, environment, and a note that the
-    machine was shared (its load average says how busy it was)."""
+def environment_lines(env: dict[str, Any]) -> list[str]:
+    """The environment as markdown bullets: date and commit, Python and libraries, CPU and load
+    (and the wall time, once :func:`finish` has run)."""
     commit = env.get("commit") or "unknown"
     if env.get("uncommitted_files"):
         commit += f" (plus uncommitted changes in {env['uncommitted_files']} tracked files)"
@@ -113,19 +113,20 @@ def header(title: str, cmd: str, env: dict[str, Any], *, simulated: bool = False
     load = f"load average (1, 5, 15 min) {_load(env['load_before'])} before"
     if "load_after" in env:
         load += f", {_load(env['load_after'])} after"
+    return [f"- Date: {env['date']}; commit {commit}",
+            f"- Python {env['python']}{versions}; {env['platform']}",
+            f"- CPU: {env['cpu']}, {env['cpus']} cores, shared with other jobs; {load}"
+            + (f"; the run took {env['seconds']:,.0f} s" if "seconds" in env else "")]
+
+
+def header(title: str, cmd: str, env: dict[str, Any], *, simulated: bool = False) -> list[str]:
+    """The report's first lines (markdown): title, command, then the environment (the machine
+    is shared: its load average says how busy it was)."""
     lines = [f"# {title}", "", "```bash", cmd, "```", ""]
     if simulated:
         lines += ["**Every figure on this page is SIMULATED.**", ""]
-    lines += [
-        "Written by the script with the command above, run from the repository root; rerun it "
-        "to regenerate this page.", "",
-        f"- Date: {env['date']}; commit {commit}",
-        f"- Python {env['python']}{versions}; {env['platform']}",
-        f"- CPU: {env['cpu']}, {env['cpus']} cores, shared with other jobs; {load}"
-        + (f"; the run took {env['seconds']:,.0f} s" if "seconds" in env else ""),
-        "",
-    ]
-    return lines
+    return lines + ["Written by the script with the command above, run from the repository root; "
+                    "rerun it to regenerate this page.", "", *environment_lines(env), ""]
 
 
 def report_paths(out: str | Path) -> tuple[Path, Path]:

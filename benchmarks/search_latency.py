@@ -15,7 +15,7 @@ Catalogs:
   Timed with a seeded sample of the real Home Depot search terms.
 - ``synthetic-1m``: 1,000,000 **synthetic** products whose titles are real Home Depot titles with
   each word replaced, with probability 0.3, by a word drawn from the titles' word frequencies
-  (seeded), so postings are ~18x longer than Home Depot's, as a catalog that size would have.
+  (seeded), so postings are as much longer than Home Depot's as a catalog that size would have.
   Indexed by the build's own ``FeatureSpace.build``; it reuses the Home Depot bundle's analyzer,
   LambdaMART model, customers and tuned weights, with simulated business fields (no judgments
   exist for it, so nothing is retrained); searched with the same real queries.

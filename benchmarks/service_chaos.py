@@ -1,8 +1,9 @@
 """Chaos on the reference service: crashes, config changes by every path, half-written files.
 
 Starts ``marginrank serve --workers 2`` on a free 127.0.0.1 port and sends searches from a
-light load client (raw asyncio sockets, HTTP/1.1 keep-alive: a few tens of microseconds of
-CPU per request, where httpx burns ~2 ms and hides any server scaling). Phases, in one run:
+light load client (raw asyncio sockets, HTTP/1.1 keep-alive: far less client CPU per request
+than httpx, whose own cost hides any server scaling; the report gives the client's CPU).
+Phases, in one run:
 
 1. **scaling**: the same searches against 1 worker and against 2 (no changes);
 2. **config changes only**: 2 workers while the config changes every second;
@@ -37,7 +38,6 @@ import asyncio
 import hashlib
 import json
 import os
-import platform
 import random
 import signal
 import sys
@@ -51,6 +51,8 @@ from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from report_env import command as rerun_command  # noqa: E402
+from report_env import environment, finish, header  # noqa: E402
 from service_load import ServiceProcess, invalid_variant, stronger_variant  # noqa: E402
 
 from ranking.ranker import Ranker  # noqa: E402
@@ -451,7 +453,7 @@ def phase(srv: ServiceProcess, plan: list[dict[str, str]], concurrency: int,
             "p99_ms": lat[int(len(lat) * 0.99)] * 1000 if lat else None}
 
 
-def main() -> None:  # noqa: PLR0915 - one linear script
+def main(argv: list[str] | None = None) -> None:  # noqa: PLR0915 - one linear script
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, default=Path("marginrank-demo/bundle"))
     parser.add_argument("--judgments", default="", help="unused (queries come from the "
@@ -469,7 +471,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script
                         help="only the chaos phase (the test's small run)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "service_chaos.json")
     parser.add_argument("--markdown", type=Path, default=ROOT / "docs" / "service_chaos.md")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     marker = uuid.uuid4().hex
     os.environ[RUN_MARKER] = marker  # inherited by the service and its workers
@@ -484,10 +486,8 @@ def main() -> None:  # noqa: PLR0915 - one linear script
         valid.append(stronger_variant(valid[-1]))
     invalid = invalid_variant(valid[1])
     report: dict[str, object] = {
-        "command": "python " + " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "python": platform.python_version(), "cpus": os.cpu_count(),
-        "loadavg_before": os.getloadavg(), "workers": args.workers,
-        "concurrency": args.concurrency}
+        "command": rerun_command(__file__, argv), "environment": environment("fastapi"),
+        "workers": args.workers, "concurrency": args.concurrency}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         expected = expected_rankings(args.bundle, valid, combos, tmp)
@@ -564,7 +564,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script
     time.sleep(0.5)
     report["processes_left"] = len(processes_of_run(marker))
     report["sigterm_exit_s"] = sigterm_s
-    report["loadavg_after"] = os.getloadavg()
+    report["environment"] = finish(report["environment"])
     args.out.write_text(json.dumps(report, indent=2, default=str))
     args.markdown.write_text(markdown(report))
     print(markdown(report))
@@ -578,12 +578,10 @@ def _ms(value: float | None) -> str:
 def markdown(r: dict) -> str:
     c = r["chaos"]
     lines = [
-        "# Service chaos benchmark", "",
-        "Written by `benchmarks/service_chaos.py`. Command:", "", f"    {r['command']}", "",
-        f"Python {r['python']}, {r['cpus']} CPUs shared by the service, the load client and "
-        f"other jobs: load average {r['loadavg_before'][0]:.1f} before, "
-        f"{r['loadavg_after'][0]:.1f} after (a loaded machine: throughputs are indicative; the "
-        "ratios are measured side by side in one run).", "",
+        *header("Service chaos benchmark", r["command"], r["environment"]),
+        "The cores are shared by the service, the load client and other jobs: on a loaded "
+        "machine throughputs are indicative; the ratios are measured side by side in one run.",
+        "",
         "## Chaos", "",
         f"{c['requests']:,} searches at concurrency {r['concurrency']}, {r['workers']} workers, "
         f"{c['seconds']:.0f} s; {c['kills']} worker SIGKILLs (a kill waits until every "
@@ -615,7 +613,7 @@ def markdown(r: dict) -> str:
             f"{ch['ratio']:.0%} ({ch['failed']} failed) |", "",
             "## Scaling (light load client)", "",
             f"Raw-socket HTTP/1.1 keep-alive client: {ch['client_cpu_ms_per_request']:.3f} ms "
-            "of client CPU per request (httpx: ~2 ms).", "",
+            "of client CPU per request.", "",
             "| workers | searches/s |", "| --- | --- |",
             *[f"| {k} | {v:,.0f} |" for k, v in sc.items() if k != "ratio"],
             f"| 2 / 1 | {sc['ratio']:.2f}× |", "",
