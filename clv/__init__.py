@@ -2,8 +2,8 @@
 product CLV affinity. Imports nothing else of marginrank.
 
 Public names resolve lazily (PEP 562): ``ranking`` and ``objectives`` import ``clv.errors`` on
-every start, and that should not pay for importing lifetimes (about 0.7 s) unless the CLV model
-is actually used.
+every start, and that should not pay for importing lifetimes (slow: it loads pandas, scipy and
+autograd) unless the CLV model is actually used.
 """
 
 from __future__ import annotations

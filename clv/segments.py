@@ -49,7 +49,7 @@ def clv_quantiles(clv: np.ndarray) -> np.ndarray:
     if n < 2:
         return np.full(n, 0.5)
     # pandas' average rank equals scipy.stats.rankdata's; importing scipy.stats here would add
-    # about 0.9 s to every process that imports the ranker (the search service among them).
+    # its slow import to every process that imports the ranker (the search service among them).
     ranks = pd.Series(np.asarray(values, dtype=np.float64)).rank(method="average").to_numpy()
     return (ranks - 1.0) / (n - 1.0)
 

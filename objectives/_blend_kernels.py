@@ -1,6 +1,16 @@
-"""Numba kernels of the blend and its guardrails: z-scored relevance + weighted business terms,
-then the order "ranked, then demoted, then buried" (with relevance tiers and business slots),
-partial top-k and per-term contributions. Pure functions over arrays.
+"""Numba kernels of the blend and its guardrails; the one place the blend rule is explained.
+
+A candidate's score is ``z(relevance) + sum_t w_t * term_t[product]`` (:func:`blend_items`):
+relevance z-scored over the query's items, so that a weight is measured against relevance in
+standard deviations whatever the scale of the model's scores, plus each business term times its
+weight. The weights are those resolved for the customer's segment, the product's category rule
+and the customer's experiment arm (precedence: :meth:`objectives.config.WeightsConfig.resolved`),
+compiled into a table by :class:`objectives.plan.Plan`. The guardrails then order the items
+(:func:`rank_items`): ranked, then demoted (out of stock), then buried; with relevance tiers the
+score only reorders within a tier; with business slots it only chooses which products take the
+first places (:func:`business_slots`). Partial top-k, and per-term contributions that sum to
+the score. Pins, which belong to a query's text, are placed by the serving wrapper. Pure
+functions over arrays.
 
 One per-query ordering, :func:`rank_items`, written once, serves both callers, both driven by
 one compiled :class:`objectives.plan.Plan`:
@@ -109,11 +119,10 @@ def blend_topk(relevance, cand, terms, product_rule, rule_weights, sink, hidden,
                slots, k):
     """Rank one query's candidates ``cand`` (product rows) and keep the top ``k``.
 
-    ``score = z(relevance) + sum_t rule_weights[product_rule[p], t] * terms[p, t]``, relevance
-    z-scored over all candidates; ``sink`` and ``hidden`` are per product (a hidden product
-    is dropped); then :func:`rank_items`. Returns the chosen candidate positions (best first),
-    their scores, and contributions (k, 1 + n_terms): column 0 is the relevance part, the rest
-    each term's part; each row sums to the score.
+    The blend of the module docstring, relevance z-scored over all candidates; ``sink`` and
+    ``hidden`` are per product (a hidden product is dropped). Returns the chosen candidate
+    positions (best first), their scores, and contributions (k, 1 + n_terms): column 0 is the
+    relevance part, the rest each term's part; each row sums to the score.
     """
     n = cand.shape[0]
     z = zscore(relevance)

@@ -26,7 +26,7 @@ _NON_NEGATIVE = ("price", "cost", "stock", "daily_sales")
 def range_findings(catalog: pd.DataFrame) -> list[Finding | None]:
     """Values outside their contract range, found by a pandera schema validated lazily (every
     failure collected): negative prices, costs, stock or sales; return rates outside [0, 1]."""
-    import pandera.pandas as pa  # import here: ~1 s, only audits pay it
+    import pandera.pandas as pa  # import here: it is slow to import, only audits pay it
     from pandera.errors import SchemaErrors
 
     columns = {c: pa.Column(float, pa.Check.ge(0), nullable=True, required=False)

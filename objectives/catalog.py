@@ -1,4 +1,4 @@
-"""Loaders for the catalog and the relevance judgments (data contracts in DESIGN.md).
+"""Loaders for the catalog and the relevance judgments (formats: docs/guide/data-formats.md).
 
 Both validate and say exactly what is wrong (file, line, column, value). Business fields of the
 catalog are optional: a missing value is kept as NaN, counted in :class:`CatalogReport`, and the

@@ -26,8 +26,8 @@ from objectives.metrics import discounts, gains
 #: Most judged pairs one program holds. Larger sets (a Home Depot training fold has ~90,000
 #: pairs at k = 3, the demo world's ~100,000 at k = 10) are subsampled uniformly with a seed:
 #: the weighted hinge sum of a uniform sample estimates the full one up to a constant factor,
-#: which the relative slack cancels. A Clarabel solve then takes a fraction of a second
-#: (about 2 s at 20,000 pairs); the NDCG check that chooses among solutions stays exact.
+#: which the relative slack cancels. The cap bounds the solve time, which grows with the pairs;
+#: the NDCG check that chooses among solutions stays exact.
 MAX_PAIRS = 5_000
 #: Margin of the hinge, in z units of relevance: pairs already this far apart in the right order
 #: cost nothing until a weight pushes them closer.

@@ -51,9 +51,9 @@ def _eight_rows(doubled, row, feature, threshold, leaf_value, depth, margin):  #
     """Rows ``row`` .. ``row + 7`` down one tree, as eight independent chains of steps.
 
     Eight walks in flight let the CPU overlap their loads instead of waiting on one row's
-    chain of dependent loads (measured while writing it: 2x faster than one row at a time,
-    and faster than moving all rows one level at a time through an array of nodes; 16 chains
-    gained nothing more).
+    chain of dependent loads (faster, when it was written, than one row at a time and than
+    moving all rows one level at a time through an array of nodes; 16 chains gained nothing
+    more).
     """
     a = b = c = d = e = f = g = h = 0
     for _ in range(depth):

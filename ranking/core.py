@@ -1,13 +1,9 @@
-"""The blend core: turns relevance scores and business terms into the final top-k.
+"""The blend core on the serving side: relevance scores and business terms into the final top-k.
 
-``score = z(relevance) + sum_k w_k * term_k[product]``, with the weights resolved for the
-customer's segment, each product's category and the customer's experiment arm (precedence in
-:meth:`objectives.config.WeightsConfig.resolved`), then the guardrails (out-of-stock policy,
-buries, relevance tiers, business slots, pins). A weights config is compiled once into a
-:class:`~objectives.plan.Plan`; the numeric work is one Numba kernel
-(:func:`objectives._blend_kernels.blend_topk`), whose ordering the tuner and the benchmarks
-rank their judged pools with too. This module adds what only serving has: pins, which may
-bring in products retrieval did not find.
+The blend rule is explained once, in :mod:`objectives._blend_kernels`. A weights config is
+compiled once into a :class:`~objectives.plan.Plan`, and the tuner and the benchmarks rank
+their judged pools with the same kernel. This module adds what only serving has: pins, which
+may bring in products retrieval did not find.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The facade a search service imports: ``Ranker.load(bundle_dir)`` then ``ranker.search()``.
 
 One query runs: analyzer -> BM25 candidates (``all`` field) -> features -> LambdaMART ->
-blend core (weights for the customer's segment and each product's category, guardrails) ->
-top-k with optional per-term explanation. Everything per product is an array loaded from the
+blend core (:mod:`ranking.core`; the rule: :mod:`objectives._blend_kernels`) -> top-k with
+optional per-term explanation. Everything per product is an array loaded from the
 bundle; query time touches arrays only. The weights config is an immutable snapshot swapped in
 whole by :meth:`Ranker.reload_config`, so searches are safe from many threads and never see a
 half-applied config.

@@ -1,10 +1,10 @@
 """XGBoost trees compiled into flat arrays and evaluated in Numba, for serving latency.
 
-``Booster.inplace_predict`` costs 130-250 µs per call even for 6 rows, a fixed cost that is a
-large part of a whole query at serving batch sizes (the ranker scores at most 200 candidates).
+``Booster.inplace_predict`` has a fixed cost per call, even for a few rows, that is a large part
+of a whole query at serving batch sizes (the ranker scores at most 200 candidates).
 :class:`CompiledTrees` holds the same trees as plain arrays and evaluates them in
-:mod:`ranking._tree_kernels`; ``benchmarks/tree_inference.py`` measures both (figures in the
-README, "Tree inference").
+:mod:`ranking._tree_kernels`; ``benchmarks/tree_inference.py`` measures both (figures in
+docs/tree_inference.md).
 
 Two layouts. Trees up to :data:`MAX_COMPLETE_DEPTH` deep are also laid out as complete binary
 trees (:class:`CompleteTrees`), where a row takes a fixed number of branch-free steps; that is
