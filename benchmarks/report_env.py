@@ -88,6 +88,7 @@ def environment(*modules: str) -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu": _cpu_model(),
         "cpus": os.cpu_count() or 1,
+        "nice": os.nice(0),  # a benchmark run at a lower priority waits longer for a core
         "load_before": [round(x, 2) for x in os.getloadavg()],
         "started": time.time(),
     }
@@ -111,6 +112,8 @@ def environment_lines(env: dict[str, Any]) -> list[str]:
         commit += f" (plus uncommitted changes in {env['uncommitted_files']} tracked files)"
     versions = "".join(f", {name} {v}" for name, v in env.get("versions", {}).items())
     load = f"load average (1, 5, 15 min) {_load(env['load_before'])} before"
+    if env.get("nice"):
+        load = f"run at nice {env['nice']}; " + load
     if "load_after" in env:
         load += f", {_load(env['load_after'])} after"
     return [f"- Date: {env['date']}; commit {commit}",
