@@ -8,7 +8,7 @@ autograd) unless the CLV model is actually used.
 
 from __future__ import annotations
 
-import importlib
+from clv.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "MarginRankError": "clv.errors",
@@ -33,12 +33,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> object:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'clv' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

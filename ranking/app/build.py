@@ -19,14 +19,13 @@ from types import ModuleType
 import numpy as np
 import pandas as pd
 
-from clv.errors import DataError
-from clv.model import CLVFitError, CLVModel
+from clv.errors import AuditError, CLVFitError, DataError
+from clv.model import CLVModel
 from clv.rfm import rfm_summary
 from clv.segments import clv_quantiles, product_clv_affinity
 from clv.tables import raise_at_first
 from clv.transactions import load_transactions
 from objectives.audit import AuditSettings, AuditTables, audit_frames
-from objectives.audit_findings import AuditError
 from objectives.catalog import load_catalog, load_judgments
 from objectives.config import (
     DEFAULT_CONFIG_TEXT,

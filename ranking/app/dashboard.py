@@ -32,7 +32,7 @@ from fastapi import Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from clv.errors import MarginRankError
+from clv.errors import ConfigError, MarginRankError
 
 STATIC = Path(__file__).with_name("static")
 #: The page's own files; nothing else is served from the static folder.
@@ -234,8 +234,6 @@ async def config_json(request: Request) -> JSONResponse:
 async def preview_endpoint(request: Request, body: PreviewRequest) -> JSONResponse:
     """Current vs proposed weights for one query (422 with the line and key of each problem
     of an invalid proposal)."""
-    from objectives.config import ConfigError
-
     ranker = _ranker_or_503(request)
     if isinstance(ranker, JSONResponse):
         return ranker

@@ -22,7 +22,8 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from objectives.config import ConfigError, load_config, read_config_text
+    from clv.errors import ConfigError
+    from objectives.config import load_config, read_config_text
     from objectives.config import unmatched_category_rules as unmatched
 
     products, categories, target = _known_products(args)
