@@ -20,7 +20,7 @@ This module is the public face: it re-exports the names callers import from
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -60,14 +60,16 @@ __all__ = [
 
 def parse_config(
     text: str, *, source: str = "<string>", product_ids: Collection[str] | None = None,
-    target_weeks_of_cover: float | None = None,
+    target_weeks_of_cover: float | None = None, pin_rule: Callable[[str], str] | None = None,
 ) -> WeightsConfig:
     """Validate weights-file text and return the config, or raise a ConfigError listing every
     problem found. ``source`` names the file in messages; with ``product_ids``, pins and
     buries must name products that exist; with ``target_weeks_of_cover`` (the target a
-    bundle's inventory term was computed with), the file must not set another one."""
+    bundle's inventory term was computed with), the file must not set another one; with
+    ``pin_rule`` (a bundle's query key, which the ranker passes), pinned queries must be
+    distinct and have words under that rule rather than :func:`pin_key`."""
     document = compose(text, source)
-    problems = document.problems + rule_problems(document.data)
+    problems = document.problems + rule_problems(document.data, pin_rule)
     if product_ids is not None:
         problems += product_problems(document.data, frozenset(product_ids))
     if target_weeks_of_cover is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from typing import Any
 
 from objectives.config_messages import Loc, Problem, is_number
@@ -34,12 +35,13 @@ def is_prefix(prefix: tuple[str, ...], parts: tuple[str, ...]) -> bool:
     return parts[: len(prefix)] == prefix
 
 
-def rule_problems(data: Any) -> list[Problem]:
-    """Every rule problem in ``data`` (segments, categories, pins and buries, experiments)."""
+def rule_problems(data: Any, pin_rule: Callable[[str], str] | None = None) -> list[Problem]:
+    """Every rule problem in ``data`` (segments, categories, pins and buries, experiments).
+    ``pin_rule`` is the form pinned queries are matched in (:func:`pin_key` when None)."""
     if not isinstance(data, dict):
         return []
     return [*_segment_problems(data.get("segments")), *_category_problems(data.get("categories")),
-            *_pin_problems(data.get("pins"), data.get("buries")),
+            *_pin_problems(data.get("pins"), data.get("buries"), pin_rule or pin_key),
             *_experiment_problems(data.get("experiments")),
             *_segment_share_problems(data.get("experiments"), data.get("segments"))]
 
@@ -174,15 +176,16 @@ def _category_problems(categories: Any) -> list[Problem]:
 
 
 def pin_key(query: str) -> str:
-    """The form pins are compared in: Unicode width, case, spacing and punctuation do not
-    matter. (The ranker matches pins by its analyzer's tokens, which also ignore them, and
-    refuses at load any two pins that its analyzer still finds equal.)"""
+    """The form pins are compared in when no bundle says otherwise: Unicode width, case,
+    spacing and punctuation do not matter. A pin is matched by the bundle's analyzer (its
+    settings are the bundle's), so the ranker validates a file with that rule instead
+    (``parse_config(pin_rule=...)``): the one it keys pins and searched queries by."""
     return " ".join(re.findall(r"\w+", unicodedata.normalize("NFKC", query).casefold()))
 
 
-def _pin_problems(pins: Any, buries: Any) -> list[Problem]:
+def _pin_problems(pins: Any, buries: Any, key_of: Callable[[str], str]) -> list[Problem]:
     """A pin must be reachable (its query has words), unambiguous (no two keys for the same
-    query), list a product once, and not also bury it."""
+    query under ``key_of``), list a product once, and not also bury it."""
     if not isinstance(pins, dict):
         return []
     buried = {b for b in buries if isinstance(b, str)} if isinstance(buries, list) else set()
@@ -191,7 +194,7 @@ def _pin_problems(pins: Any, buries: Any) -> list[Problem]:
     for query, ids in pins.items():
         if not isinstance(query, str):
             continue
-        key = pin_key(query)
+        key = key_of(query)
         if not key:
             problems.append((("pins", query), f"pinned query {query!r} has no words to match"))
         elif key in owner_of:

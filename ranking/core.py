@@ -74,8 +74,11 @@ class ServingConfig(Plan):
 
 def _pins_by_tokens(config: WeightsConfig, product_index: Mapping[str, int],
                     normalize: Callable[[str], str], source: str) -> dict[str, np.ndarray]:
-    """Pinned product rows by the analyzer's form of each pinned query. Two pins the analyzer
-    reads as one query (e.g. full-width and plain letters) are refused, not silently merged."""
+    """Pinned product rows by the analyzer's form of each pinned query (``normalize``, the
+    :func:`ranking.query.query_key` of its tokens: the key a searched query is looked up by).
+    Two pins the analyzer reads as one query (e.g. full-width and plain letters) are refused,
+    not silently merged: a file the ranker read was refused at its line already
+    (``parse_config(pin_rule=...)``, the same rule); a config built in code is refused here."""
     pins: dict[str, np.ndarray] = {}
     owner: dict[str, str] = {}
     for query, ids in config.pins.items():

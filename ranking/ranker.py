@@ -229,7 +229,8 @@ class Ranker:
         with self._reload_lock:
             text = read_config_text(path)
             config = parse_config(text, source=str(path), product_ids=self.catalog.row_of.keys(),
-                                  target_weeks_of_cover=self.target_weeks_of_cover)
+                                  target_weeks_of_cover=self.target_weeks_of_cover,
+                                  pin_rule=self._normalize)
             serving = self._serving_config(config, text, str(path))
             self._serving = serving  # a single reference assignment: atomic for readers
             return serving
@@ -403,7 +404,8 @@ class Ranker:
                 raise ValueError(f"model.json's features {list(model.feature_names)} are not "
                                  "the features.json ones")
         config = parse_config(text, source=str(directory / WEIGHTS_FILE),
-                              product_ids=set(catalog.product_ids), target_weeks_of_cover=target)
+                              product_ids=set(catalog.product_ids), target_weeks_of_cover=target,
+                              pin_rule=lambda pinned: query_key(analyzer(pinned)))
         ranker = cls(feature_space=space, model=model, catalog=catalog,
                      customers=customers, config=config, config_text=text,
                      n_candidates=n_candidates, relevance=relevance)

@@ -11,6 +11,7 @@ import pandas as pd
 import pydantic
 import pytest
 
+from objectives.config import ConfigError, parse_config
 from ranking import _feature_kernels as kernels
 from ranking import features, text, units
 from ranking.ranker import Ranker
@@ -114,6 +115,28 @@ def test_pins_and_queries_take_one_key(ranker: Ranker, tmp_path: Path) -> None:
     served = ranker.variant(path)
     for typed in ('3/4" pipe', "３/４ in PIPE", "3/4-inch pipe"):
         assert served.search(typed, k=3)[0].product_id == product, typed
+
+
+def test_pins_are_validated_by_the_rule_they_are_served_by(ranker: Ranker,
+                                                          tmp_path: Path) -> None:
+    """A file read by the ranker has its pins checked with the analyzer's key, at their line:
+    two spellings of one quantity are one query; "3/4" and "3 4" are two (the analyzer keeps
+    the fraction), though the bundle-less rule, which drops punctuation, cannot tell them
+    apart."""
+    a, b = ranker.catalog.product_ids[3:5]
+    same = tmp_path / "same.yaml"
+    same.write_text(f'version: 1\npins:\n  "3/4 inch pipe": [{a}]\n  \'3/4" pipe\': [{b}]\n')
+    with pytest.raises(ConfigError) as err:
+        ranker.variant(same)
+    assert [(i.line, "is the same query as" in i.message) for i in err.value.issues] == [
+        (4, True)]
+    distinct = tmp_path / "distinct.yaml"
+    distinct.write_text(f'version: 1\npins:\n  "3/4 pipe": [{a}]\n  "3 4 pipe": [{b}]\n')
+    with pytest.raises(ConfigError, match="is the same query as"):
+        parse_config(distinct.read_text(), source=str(distinct))
+    served = ranker.variant(distinct)
+    assert served.search("3/4 pipe", k=1)[0].product_id == a
+    assert served.search("3 4 pipe", k=1)[0].product_id == b
 
 
 def test_each_unit_is_declared_once_for_tokens_and_quantities() -> None:
