@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -152,15 +151,17 @@ def exponent(sizes: list[int], values: list[float]) -> float:
 
 def report(results: dict[int, dict]) -> str:
     sizes = sorted(results)
-    lines = ["| products | marginrank s (CPU s) | Tantivy 1 thread s | Tantivy auto s | "
-             "ours / Tantivy 1 thread | marginrank peak MB (growth) | Tantivy peak MB | load |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| products | marginrank s | marginrank CPU s | Tantivy 1 thread s (CPU s) | "
+             "Tantivy auto s | ours / Tantivy 1 thread, wall | same, CPU | "
+             "marginrank peak MB (growth in the build) | Tantivy peak MB | load |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for n in sizes:
         ours, tv1, tva = (results[n][k] for k in ("marginrank", "tantivy_1", "tantivy_auto"))
         lines.append(
-            f"| {n:,} | {ours['seconds']:.2f} ({ours['cpu_seconds']:.2f}) | "
-            f"{tv1['seconds']:.2f} | {tva['seconds']:.2f} | "
-            f"{ours['seconds'] / tv1['seconds']:.1f}x | {ours['peak_mb']:,.0f} "
+            f"| {n:,} | {ours['seconds']:.2f} | {ours['cpu_seconds']:.2f} | "
+            f"{tv1['seconds']:.2f} ({tv1['cpu_seconds']:.2f}) | {tva['seconds']:.2f} | "
+            f"{ours['seconds'] / tv1['seconds']:.1f}x | "
+            f"{ours['cpu_seconds'] / tv1['cpu_seconds']:.1f}x | {ours['peak_mb']:,.0f} "
             f"({ours['peak_mb'] - ours['rss_before_mb']:,.0f}) | {tv1['peak_mb']:,.0f} | "
             "{:.1f}-{:.1f} |".format(*ours["load_average_1min"]))
     lines += ["", "Growth (figure at each size; exponent of the least-squares fit on log-log):",
@@ -178,7 +179,26 @@ def report(results: dict[int, dict]) -> str:
         values = [get(results[n]) for n in sizes]
         lines.append(f"| {name} | " + " | ".join(f"{v:,.3f}" for v in values)
                      + f" | {exponent(sizes, values):.2f} |")
-    return "\n".join(lines)
+    return "\n".join(lines + ["", *verdicts(results)])
+
+
+def verdicts(results: dict[int, dict]) -> list[str]:
+    """Issue 17's build targets, MET or MISSED, from the figures above."""
+    out = ["| target | measured | verdict |", "| --- | --- | --- |"]
+    small = min(results)
+    ours, tv1 = results[small]["marginrank"], results[small]["tantivy_1"]
+    wall, cpu = ours["seconds"] / tv1["seconds"], ours["cpu_seconds"] / tv1["cpu_seconds"]
+    out.append(f"| {small:,} products: <= 10x Tantivy, same titles | {wall:.1f}x wall, "
+               f"{cpu:.1f}x CPU | {'MET' if max(wall, cpu) <= 10 else 'MISSED'} |")
+    if 1_000_000 in results:
+        big = results[1_000_000]["marginrank"]
+        out.append(f"| 1M products <= 15 s | {big['seconds']:.1f} s wall, "
+                   f"{big['cpu_seconds']:.1f} s CPU | "
+                   f"{'MET' if big['seconds'] <= 15 else 'MISSED'} (wall) |")
+        out.append(f"| 1M products, peak <= 2 GB | {big['peak_mb']:,.0f} MB for the whole "
+                   f"process ({big['peak_mb'] - big['rss_before_mb']:,.0f} MB over the catalog "
+                   f"loaded) | {'MET' if big['peak_mb'] <= 2048 else 'MISSED'} |")
+    return out
 
 
 def main() -> None:
@@ -194,6 +214,10 @@ def main() -> None:
                else child_tantivy(n, int(args.child[2])))
         print(json.dumps(out))
         return
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from report_env import command, environment, finish, header, write_report
+
+    cmd, env = command(__file__), environment("numpy", "numba", "tantivy")
     results: dict[int, dict] = {}
     for n in (int(s) for s in args.sizes.split(",")):
         results[n] = {"tantivy_1": run_child("tantivy", str(n), "1"),
@@ -201,21 +225,15 @@ def main() -> None:
                       "marginrank": run_child("marginrank", str(n), "--queries",
                                               str(args.queries))}
         print(f"{n:,}: {json.dumps(results[n])}", flush=True)
-        args.out.write_text(json.dumps({"command": " ".join(sys.argv), "results": results},
-                                       indent=2))
-        write_markdown(args.out.with_suffix(".md"), results)
+        env = finish(env)
+        lines = header("Serving index build: speed, memory and growth", cmd, env) + [
+            "Each build in its own process (`FeatureSpace.build`: exact and stemmed BM25 "
+            "indexes of every field, quantities, title statistics; Tantivy indexing the same "
+            "titles); peak = `ru_maxrss` of that process. The machine is shared with other "
+            "agents' jobs: wall seconds suffer from the load, CPU seconds much less, so both "
+            "are given and ratios are taken side by side.", "", report(results)]
+        write_report(args.out, lines, {"results": results}, cmd, env)
     print(args.out.with_suffix(".md").read_text())
-
-
-def write_markdown(path: Path, results: dict[int, dict]) -> None:
-    text = "\n".join([
-        "# Serving index build: speed, memory and growth", "",
-        f"`python {' '.join(sys.argv)}`", "",
-        f"Python {platform.python_version()}, {os.cpu_count()} cores shared with other "
-        "agents' jobs (load averages in the table; wall seconds suffer from it, CPU seconds "
-        "less). Each build in its own process; peak = ru_maxrss of that process.", "",
-        report(results)])
-    path.write_text(text + "\n")
 
 
 if __name__ == "__main__":

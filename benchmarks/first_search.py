@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("pandas", "xgboost", "sklearn", "cvxpy", "scipy.stats")
 
 CHILD = f"""
-import json, resource, sys, time
+import json, logging, resource, sys, time
+logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s: %(message)s")
 HEAVY = {HEAVY!r}
 def cpu():
     r = resource.getrusage(resource.RUSAGE_SELF)
@@ -62,6 +63,8 @@ def run(bundle: Path, env: dict[str, str]) -> dict:
         raise RuntimeError(done.stderr[-3000:])
     out = json.loads(done.stdout.strip().splitlines()[-1])
     out["load_average_1min"] = [load, os.getloadavg()[0]]
+    out["warnings"] = [line for line in done.stderr.splitlines()
+                       if line.startswith("marginrank.kernels:")]
     return out
 
 
@@ -71,13 +74,19 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "first_search.json")
     args = parser.parse_args()
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from report_env import command, environment, finish, header, write_report
+
+    cmd, report_env = command(__file__), environment("numpy", "numba")
     env = dict(os.environ)
     cached = [run(args.bundle, env) for _ in range(args.repeat)]
     with tempfile.TemporaryDirectory() as empty:
         cold = run(args.bundle, {**env, "NUMBA_CACHE_DIR": empty})
-    lines = ["# First search of a new process", "", f"`python {' '.join(sys.argv)}`", "",
-             f"{os.cpu_count()} cores shared with other agents' jobs. Median of {args.repeat} "
-             "runs with the Numba cache; one run with an empty cache.", "",
+    report_env = finish(report_env)
+    lines = [*header("First search of a new process", cmd, report_env),
+             f"Median of {args.repeat} new processes with the Numba cache; one with an empty "
+             "cache (`NUMBA_CACHE_DIR` pointing at an empty directory). Seconds are wall "
+             "(CPU); the machine is shared, so wall time waits for a core.", "",
              "| run | import s (CPU) | load s (CPU) | first search s (CPU) | total s (CPU) | "
              "kernels compiled | heavy modules | load avg |", "| --- | --- | --- | --- | --- | "
              "--- | --- | --- |"]
@@ -99,11 +108,17 @@ def main() -> None:
     slow = cold["kernels_compiled"] > 0
     lines += ["", f"Without its cache the process compiled {cold['kernels_compiled']} kernels "
               f"and answered after {cold['wall']['total']:.1f} s: "
-              + ("a slow first start, reported here, not a failure." if slow else "no compile.")]
-    args.out.write_text(json.dumps({"command": " ".join(sys.argv), "cached": cached,
-                                    "empty_cache": cold}, indent=2))
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+              + ("a slow first start, not a failure." if slow else "no compile."),
+              "", "What `Ranker.warm` logged (logger `marginrank.kernels`):", "",
+              f"- with the cache: {_logged(cached)}",
+              f"- with an empty cache: {_logged([cold])}"]
+    write_report(args.out, lines, {"cached": cached, "empty_cache": cold}, cmd, report_env)
     print("\n".join(lines))
+
+
+def _logged(runs: list[dict]) -> str:
+    lines = sorted({line for r in runs for line in r["warnings"]})
+    return "; ".join(f"`{line}`" for line in lines) if lines else "nothing"
 
 
 if __name__ == "__main__":

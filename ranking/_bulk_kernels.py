@@ -29,7 +29,7 @@ ANALYZER_RULE = -1
 
 
 @njit(cache=True)
-def split_segments(cps, never, lookback):  # noqa: ANN001, ANN201
+def split_segments(cps, never, lookback, unit_codes, unit_lengths, unit_first):  # noqa: ANN001, ANN201
     """Segments of NUL-separated texts ``cps`` (uint32 code points): (starts, ends, text of
     each, distinct id of each (int32, first-seen order), first occurrence of each distinct
     segment, whether each distinct segment holds a digit-like character).
@@ -41,6 +41,9 @@ def split_segments(cps, never, lookback):  # noqa: ANN001, ANN201
     character counts as one that may). A space inside a match always follows a digit, a
     space, an x or a hyphen, so no match crosses a segment end, and a segment's ends look
     like the text's ends to every lookaround (no separator is a word character or a dot).
+    A run of spaces and tabs after a digit, an x or a hyphen ends a segment too unless what
+    follows it can continue a match (:func:`_crossable`: a digit, an x, a hyphen, or a unit
+    spelling of ``unit_codes`` that a word character does not continue).
 
     ``lookback`` >= 0 is the rule of :mod:`ranking.units`' quantity regex, whose matches cross
     spaces only within ``lookback`` characters after a digit (the number's own spaces, then
@@ -54,6 +57,7 @@ def split_segments(cps, never, lookback):  # noqa: ANN001, ANN201
     texts = np.empty(n // 2 + 1, dtype=np.int64)
     digit = np.empty(n // 2 + 1, dtype=np.bool_)
     m, text, start, blocks, last_digit, has_digit = 0, 0, -1, True, -(1 << 40), False
+    run_split = False
     for i in range(n):
         c = cps[i]
         if c == 0:
@@ -64,7 +68,13 @@ def split_segments(cps, never, lookback):  # noqa: ANN001, ANN201
                 split = True
                 blocks = True
             elif c == 32 or c == 9:
-                split = blocks
+                if blocks:
+                    split = True
+                elif cps[i - 1] == 32 or cps[i - 1] == 9:
+                    split = run_split
+                else:
+                    run_split = not _crossable(cps, i, unit_codes, unit_lengths, unit_first)
+                    split = run_split
             else:
                 split = False
                 blocks = c < 128 and not (48 <= c <= 57 or c == 120 or c == 88 or c == 45)
@@ -93,24 +103,94 @@ def split_segments(cps, never, lookback):  # noqa: ANN001, ANN201
 
 
 @njit(cache=True)
+def _crossable(cps, i, unit_codes, unit_lengths, unit_first):  # noqa: ANN001, ANN202
+    """Whether a match of the analyzer's quantity regex could cross the run of spaces and
+    tabs starting at ``i`` (after a character ``p`` that is not a separator): only by
+    ``[ -]\\d+/\\d+`` or ``[ \\t]*[x×][ \\t]*\\d+`` (``p`` a digit or an x, a digit or an x
+    next), or ``[ \\t]*-?[ \\t]*unit(?!\\w)`` (``p`` a digit or a hyphen, then a hyphen or a
+    unit). Anything outside ASCII counts as able to."""
+    n = cps.shape[0]
+    p = cps[i - 1]
+    j = i
+    while j < n and (cps[j] == 32 or cps[j] == 9):
+        j += 1
+    q = cps[j] if j < n else 0
+    if p >= 128 or q >= 128:
+        return True
+    q_digit = 48 <= q <= 57
+    if 48 <= p <= 57:
+        return q_digit or q == 120 or q == 88 or q == 45 or _unit_at(cps, j, unit_codes,
+                                                                    unit_lengths, unit_first)
+    if p == 120 or p == 88:
+        return q_digit
+    if p == 45:
+        return q_digit or q == 45 or _unit_at(cps, j, unit_codes, unit_lengths, unit_first)
+    return True
+
+
+@njit(cache=True)
+def _unit_at(cps, j, unit_codes, unit_lengths, unit_first):  # noqa: ANN001, ANN202
+    """Whether a unit spelling (lowercase ASCII code points, any case in the text, sorted, so
+    ``unit_first[c]:unit_first[c + 1]`` are those starting with c) starts at ``j`` and no
+    ASCII word character follows it."""
+    n = cps.shape[0]
+    c = cps[j] if j < n else 0
+    if 65 <= c <= 90:
+        c += 32
+    if c >= 128:
+        return False
+    for k in range(unit_first[c], unit_first[c + 1]):  # the spellings starting with c
+        length = unit_lengths[k]
+        if j + length > n:
+            continue
+        same = True
+        for m in range(length):
+            c = cps[j + m]
+            if 65 <= c <= 90:
+                c += 32
+            if c != unit_codes[k, m]:
+                same = False
+                break
+        if not same:
+            continue
+        if j + length == n:
+            return True
+        after = cps[j + length]
+        if after >= 128 or not (48 <= after <= 57 or 65 <= after <= 90 or 97 <= after <= 122
+                                or after == 95):
+            return True
+    return False
+
+
+@njit(cache=True)
 def _distinct(cps, starts, ends):  # noqa: ANN001, ANN202
     """Distinct ids (first-seen order) of the segments ``cps[starts[i]:ends[i]]`` by an
-    open-addressing hash table (FNV-1a over the code points, then a full comparison), and the
-    first occurrence of each distinct segment."""
+    open-addressing hash table (FNV-1a over the code points, then a full comparison with a
+    compact copy of the distinct segments, which stays in the CPU's cache), and the first
+    occurrence of each distinct segment."""
     m = starts.shape[0]
-    size = 1024
-    while size < 2 * m:
-        size *= 2
+    size = 4096  # grown to stay at most half full: a small table stays in the CPU's cache
     table = np.full(size, -1, dtype=np.int64)
     hashes = np.empty(m, dtype=np.uint64)
     first = np.empty(m, dtype=np.int64)
     ids = np.empty(m, dtype=np.int32)
+    chars = np.empty(4096, dtype=cps.dtype)
+    at = np.zeros(m + 1, dtype=np.int64)  # distinct d's characters: chars[at[d]:at[d + 1]]
     n_distinct = 0
     for s in range(m):
         h = np.uint64(14695981039346656037)
         for p in range(starts[s], ends[s]):
             h = (h ^ np.uint64(cps[p])) * np.uint64(1099511628211)
+        if 2 * (n_distinct + 1) > size:
+            size *= 2
+            table = np.full(size, -1, dtype=np.int64)
+            for d in range(n_distinct):
+                slot = np.int64(hashes[d] & np.uint64(size - 1))
+                while table[slot] >= 0:
+                    slot = (slot + 1) & (size - 1)
+                table[slot] = d
         slot = np.int64(h & np.uint64(size - 1))
+        length = ends[s] - starts[s]
         while True:
             d = table[slot]
             if d < 0:
@@ -118,24 +198,26 @@ def _distinct(cps, starts, ends):  # noqa: ANN001, ANN202
                 hashes[n_distinct] = h
                 first[n_distinct] = s
                 ids[s] = n_distinct
+                if at[n_distinct] + length > chars.shape[0]:
+                    grown = np.empty(2 * (chars.shape[0] + length), dtype=cps.dtype)
+                    grown[:at[n_distinct]] = chars[:at[n_distinct]]
+                    chars = grown
+                for k in range(length):
+                    chars[at[n_distinct] + k] = cps[starts[s] + k]
+                at[n_distinct + 1] = at[n_distinct] + length
                 n_distinct += 1
                 break
-            if hashes[d] == h and _equal(cps, starts[first[d]], ends[first[d]], starts[s],
-                                         ends[s]):
-                ids[s] = d
-                break
+            if hashes[d] == h and at[d + 1] - at[d] == length:
+                same = True
+                for k in range(length):
+                    if chars[at[d] + k] != cps[starts[s] + k]:
+                        same = False
+                        break
+                if same:
+                    ids[s] = d
+                    break
             slot = (slot + 1) & (size - 1)
     return ids, first[:n_distinct]
-
-
-@njit(cache=True, inline="always")
-def _equal(cps, a0, a1, b0, b1):  # noqa: ANN001, ANN202
-    if a1 - a0 != b1 - b0:
-        return False
-    for k in range(a1 - a0):
-        if cps[a0 + k] != cps[b0 + k]:
-            return False
-    return True
 
 
 @njit(cache=True)

@@ -2,13 +2,17 @@
 
 An index build analyzes every product's fields; calling the analyzer once per text costs a
 few microseconds of Python each time, which at a million products is most of the build. Here
-a chunk of texts is joined with NUL separators and normalized, lowercased and split by one
-call of each (C) routine; the matches become tokens by numpy and pandas operations over whole
-arrays, and each distinct quantity is spelled once. Joining cannot change a text's tokens:
-NUL is a starter that composes with nothing under NFKC, is not a cased letter (so a final
-sigma stays final), is neither a word character nor whitespace, so every regex boundary and
-lookaround sees it as the text's end or start. A text that itself holds a NUL is analyzed
-alone (exactly as before). ``tests/ranking/test_build_parity.py`` holds the two paths equal.
+a chunk of texts is joined with NUL separators, normalized and lowercased by one C call each,
+and cut by a Numba kernel into *segments* at characters no match of the analyzer's regexes can
+cross (:func:`ranking._bulk_kernels.split_segments`: a segment is mostly one word, or a
+quantity such as "3/4 in." with its spaces). The kernel numbers the distinct segments, Python
+analyzes each distinct segment once, with the analyzer's own regexes, for the whole build, and
+the kernel spreads the segments' term ids back over the texts. Joining cannot change a text's
+tokens: NUL is a starter that composes with nothing under NFKC, is not a cased letter (so a
+final sigma stays final), is neither a word character nor whitespace, so every regex boundary
+and lookaround sees it as the text's end or start; the same holds at every segment end. A
+text that itself holds a NUL is analyzed alone. ``tests/ranking/test_build_parity.py`` holds
+the two paths equal (Home Depot digests, adversarial and random texts).
 
 Used only by index builds: pandas is imported inside, not on the serving path.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import chain
 
 import numpy as np
@@ -28,6 +33,22 @@ from ranking.text import Analyzer
 from ranking.vocab import Vocabulary
 
 _SEP = "\x00"
+#: The analyzer's regexes as :func:`ranking._bulk_kernels.split_segments` was proven against
+#: (its segment rule reads them: which characters a match can consume, and that a space is
+#: consumed only after a digit, a space, an x or a hyphen). Should they change, or a unit be
+#: spelled with a space, :data:`SEGMENTS_SOUND` is False and every text is analyzed alone
+#: (correct, only slow) until the rule is checked again; a test asserts it is True.
+_PROVEN_NUMBER = (r"(?:\d+(?:[ -]\d+/\d+)?(?:[./]\d+)*(?:[ \t]*[x\u00d7][ \t]*\d+(?:[./]\d+)*)*"
+                  r"|(?<![\w.])\.\d+)")
+_PROVEN_QUANTITY = (r"(?P<number>{NUMBER})(?:[ \t]*-?[ \t]*(?P<unit>{UNIT})(?!\w)|(?!\w))"
+                    r"|(?P<word>\w+)")
+SEGMENTS_SOUND = (
+    text_module._NUMBER == _PROVEN_NUMBER
+    and text_module._QUANTITY_RE.pattern == _PROVEN_QUANTITY.replace(
+        "{NUMBER}", _PROVEN_NUMBER).replace("{UNIT}", text_module._UNIT)
+    and text_module._TOKEN_RE.pattern == r"\d+(?:[./x]\d+)+|\w+"
+    and all(not c.isspace() and (ord(c) >= 128 or not kernels.NEVER_CONSUMED[ord(c)])
+            for spelling in text_module._CANONICAL_UNIT for c in spelling))
 #: Texts per chunk: bounds the temporary match tuples to some hundred MB at most.
 CHUNK = 50_000
 
@@ -251,12 +272,15 @@ def _segments(analyzer: Analyzer, texts: Sequence[str]) -> tuple | None:
     """The texts NUL-joined, normalized and lowercased as the analyzer does each (one C call
     each), cut into segments by :func:`ranking._bulk_kernels.split_segments` (the
     analyzer's rule): (joined, starts, ends, text of each segment, distinct id of each,
-    first occurrence of each distinct segment, digit flags). None if a text holds a NUL."""
+    first occurrence of each distinct segment, digit flags). None if a text holds a NUL (or
+    the rule is not :data:`SEGMENTS_SOUND`)."""
     joined = _SEP.join(texts) + _SEP
-    if joined.count(_SEP) != len(texts):
+    if joined.count(_SEP) != len(texts) or not SEGMENTS_SOUND:
         return None
-    if not joined.isascii():
-        joined = unicodedata.normalize("NFKC", joined)
+    if not joined.isascii() and not unicodedata.is_normalized("NFKC", joined):
+        normalized = unicodedata.is_normalized
+        joined = _SEP.join([t if normalized("NFKC", t) else unicodedata.normalize("NFKC", t)
+                            for t in texts]) + _SEP
     if analyzer.lowercase:
         joined = joined.lower()
     return (joined, *_split(joined, kernels.ANALYZER_RULE))
@@ -264,7 +288,25 @@ def _segments(analyzer: Analyzer, texts: Sequence[str]) -> tuple | None:
 
 def _split(joined: str, lookback: int) -> tuple:
     """:func:`ranking._bulk_kernels.split_segments` of a string (code point offsets)."""
-    return kernels.split_segments(code_points(joined), kernels.NEVER_CONSUMED, lookback)
+    return kernels.split_segments(code_points(joined), kernels.NEVER_CONSUMED, lookback,
+                                  *UNIT_CODES)
+
+
+def _unit_codes() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The analyzer's ASCII unit spellings as a (spellings, longest) array of lowercase code
+    points in sorted order, their lengths, and where those of each first character start
+    (spellings outside ASCII only match text outside ASCII, which
+    the segment rule already treats as able to continue a match)."""
+    spellings = sorted(s.lower() for s in text_module._CANONICAL_UNIT if s.isascii())
+    codes = np.zeros((len(spellings), max(map(len, spellings), default=1)), dtype=np.uint32)
+    for k, s in enumerate(spellings):
+        codes[k, :len(s)] = [ord(c) for c in s]
+    first = np.searchsorted(codes[:, 0], np.arange(129)).astype(np.int64)
+    return codes, np.array([len(s) for s in spellings], dtype=np.int64), first
+
+
+#: :func:`_unit_codes`, for :func:`ranking._bulk_kernels.split_segments`.
+UNIT_CODES = _unit_codes()
 
 
 def code_points(text: str) -> np.ndarray:
@@ -291,11 +333,17 @@ def _segment_tokens(plain: Analyzer, segment: str) -> tuple[list[str], list[bool
         tokens += kept
         flags += [True] * len(kept)
         words = []
-        spelled = text_module._quantity(match["number"], match["unit"])
+        spelled = _spelled(match["number"], match["unit"])
         tokens += spelled
         flags += [False] * len(spelled)
     kept = plain._words(words)
     return tokens + kept, flags + [True] * len(kept)
+
+
+@lru_cache(maxsize=1 << 16)
+def _spelled(number: str, unit: str | None) -> tuple[str, ...]:
+    """:func:`ranking.text._quantity`, once per distinct (number, unit) of a build."""
+    return tuple(text_module._quantity(number, unit))
 
 
 def _chunk(analyzer: Analyzer, texts: Sequence[str]) -> Analyzed:

@@ -21,12 +21,15 @@ import numpy as np
 
 from ranking import _bulk_kernels as kernels
 from ranking import units
-from ranking.bulk_text import code_points
+from ranking.bulk_text import UNIT_CODES, code_points
 from ranking.units import QuantityTable
 
-#: The part of the quantity regex between a number and its unit; :data:`LOOKBACK` is derived
-#: from it, so a regex without it is read text by text (:meth:`QuantityTable.from_texts`).
-_BETWEEN = r"\s?-?\s?"
+#: The quantity regex as :data:`LOOKBACK` was derived from (a number ending in a digit, at most
+#: ``\s?-?\s?``, then a unit); should it change, :data:`SEGMENTS_SOUND` is False and texts are
+#: read by :meth:`ranking.units.QuantityTable.from_texts` until the bound is checked again.
+_PROVEN = (r"(?:(?<![\w.])|(?<=\dx))(\d+[- ]\d+/\d+|\d+/\d+|\d*\.\d+|\d+)"
+           r"(?:\s?-?\s?({UNIT})(?![a-z0-9]))?")
+SEGMENTS_SOUND = units._QUANTITY_RE.pattern == _PROVEN.replace("{UNIT}", units._UNIT_PATTERN)
 #: How far after a digit a quantity match can still cross a space: the number's own space
 #: ("1 1/2") right after a digit, at most three characters of ``\s?-?\s?``, then a unit whose
 #: spelling may hold spaces ("square feet"); two more for safety.
@@ -37,7 +40,7 @@ CHUNK = 50_000
 
 def quantity_table(texts: Sequence[str], chunk: int = CHUNK) -> QuantityTable:
     """:class:`ranking.units.QuantityTable` of ``texts`` (each text's quantities in order)."""
-    if _BETWEEN not in units._QUANTITY_RE.pattern:
+    if not SEGMENTS_SOUND:
         return QuantityTable.from_texts(texts)
     parsed: dict[tuple[str, str], tuple[float, int]] = {}
     counts, values, unit_ids = [], [], []
@@ -52,7 +55,7 @@ def quantity_table(texts: Sequence[str], chunk: int = CHUNK) -> QuantityTable:
             continue
         joined = joined.lower()
         starts, ends, owner, seg_ids, first, digit = kernels.split_segments(
-            code_points(joined), kernels.NEVER_CONSUMED, LOOKBACK)
+            code_points(joined), kernels.NEVER_CONSUMED, LOOKBACK, *UNIT_CODES)
         flat_values: list[float] = []
         flat_units: list[int] = []
         lengths = np.zeros(first.shape[0], dtype=np.int64)

@@ -326,9 +326,15 @@ class Ranker:
                             from_prior=from_prior)
 
     def warm(self) -> None:
-        """Run one search through every kernel so the first real query is not slow."""
+        """Run one search through every kernel so the first real query is not slow. Kernels
+        missing from Numba's cache are compiled here: that still works, and is logged as a
+        slow first start with its cause and fix (:mod:`ranking.kernel_cache`)."""
+        from ranking import kernel_cache
+
+        before, started = kernel_cache.compiled_kernels(), time.perf_counter()
         probe = next((self.index.vocab.token(i) for i in range(len(self.index.vocab))), "")
         self.search(probe or "warm", k=1, explain=True)
+        kernel_cache.report_compiles(before, time.perf_counter() - started)
 
     # -- bundle ----------------------------------------------------------------------------
     def save(self, directory: str | Path, settings: dict[str, object] | None = None,

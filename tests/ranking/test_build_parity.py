@@ -225,3 +225,9 @@ def test_head_cuts_equal_the_regex_on_random_titles() -> None:
     expected = np.minimum(expected, lengths)
     expected = np.where(expected > 0, expected, lengths)
     assert head_lengths(titles, analyzer, lengths).tolist() == expected.tolist()
+
+
+def test_the_segment_rules_were_proven_against_the_current_regexes() -> None:
+    """The segment cuts read the analyzer's and the quantity parser's regexes; a change to
+    either turns the fast path off (correct but slow) until the rules are checked again."""
+    assert bulk_text.SEGMENTS_SOUND and bulk_units.SEGMENTS_SOUND
