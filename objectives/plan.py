@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 
@@ -64,8 +63,7 @@ class Plan:
     out_of_stock: str  # guardrails.out_of_stock, for :meth:`restocked`
     tier_width: float  # relevance tiers in z units (0: off)
     slots: int  # guardrails.business_slots (0: off)
-    #: The compiled ``exploration`` section (:class:`ranking.exploration.Exploration`)
-    exploration: Any
+    exploration: Exploration  # the compiled ``exploration`` section
 
     @classmethod
     def compile(cls, config: WeightsConfig, product_ids: Mapping[str, int] | Sequence[str],
@@ -139,11 +137,22 @@ class Plan:
         return weight_table(tuned, (None,), self.rule_names, (None,))[0, 0]
 
 
-def _exploration(config: WeightsConfig) -> Any:
-    """The config's exploration section as a plain frozen dataclass (no pydantic per search;
-    imported here, not at the top: ``objectives`` must not load the ranking package)."""
-    from ranking.exploration import Exploration
+@dataclass(frozen=True)
+class Exploration:
+    """A compiled ``exploration`` section: ``share`` of searches shuffle their ``top_k``
+    (:mod:`ranking.exploration` draws the shuffle)."""
 
+    share: float = 0.0
+    top_k: int = 3
+    seed: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.share > 0.0 and self.top_k >= 2
+
+
+def _exploration(config: WeightsConfig) -> Exploration:
+    """The config's exploration section as a plain frozen dataclass (no pydantic per search)."""
     e = config.exploration
     return Exploration(share=float(e.share), top_k=int(e.top_k), seed=int(e.seed))
 

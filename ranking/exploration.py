@@ -31,23 +31,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from objectives.plan import Exploration  # the compiled section this module draws from
+
 #: The largest top_k: the permutation is drawn from one 64-byte hash of the request id.
 MAX_TOP_K = 10
 #: The largest share of searches that may be shuffled.
 MAX_SHARE = 0.5
-
-
-@dataclass(frozen=True)
-class Exploration:
-    """A compiled ``exploration`` section: ``share`` of searches shuffle their ``top_k``."""
-
-    share: float = 0.0
-    top_k: int = 3
-    seed: int = 0
-
-    @property
-    def active(self) -> bool:
-        return self.share > 0.0 and self.top_k >= 2
 
 
 @dataclass(frozen=True)
