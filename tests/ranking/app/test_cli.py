@@ -328,3 +328,12 @@ def test_a_loop_outside_any_stage_is_logged_as_its_own_stage(capsys) -> None:  #
     assert lines[1].endswith("] features 1/4 (25%), " + lines[1].split(", ")[-1])
     assert re.search(r"\] features: done in [\d.]+ s$", lines[-1])
     assert set(progress.timings) == {"features"}
+
+
+def test_allocate_offers_the_bandits_rewards() -> None:
+    """``experiment allocate --reward`` lists the rewards without importing the bandit (for a
+    fast --help): the two lists stay the same."""
+    from ranking.app import allocate_command
+    from ranking.experiments import bandit
+
+    assert allocate_command._REWARDS == bandit.REWARDS
