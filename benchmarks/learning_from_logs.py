@@ -12,7 +12,13 @@ builds it) run through :class:`ranking.experiments.TrafficSimulator`: position-b
    within 0.005 of judgments, and above raw (paired bootstrap over queries)?
 3. ``--replays`` fresh logs of ``--replay-searches`` searches: IPS, SNIPS and DR of a proposed
    weights file's clicks and margin per search; does each interval cover the simulated
-   on-policy value (closed form) in >= 90% of replays?
+   on-policy value (closed form) in >= 90% of replays? Diagnostics beside it: each
+   estimator's bias and spread over the replays against its reported standard error, coverage
+   of the on-policy value of the *supported* placements alone (what IPS and SNIPS can see),
+   and coverage with intervals clustered by customer instead of by search.
+4. Intervention harvesting: ``--harvest-searches`` searches under two arms (control and a
+   margin push, half the customers each, no exploration), examination by
+   :func:`ranking.experiments.estimate.harvested` against the simulator's ``k ** -0.8``.
 
     python benchmarks/learning_from_logs.py [--searches 500000] [--work DIR] [--out docs/...]
 """
@@ -59,6 +65,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--replay-searches", type=int, default=10_000)
     p.add_argument("--trees", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--harvest-searches", type=int, default=200_000,
+                   help="searches of the two-arm log for intervention harvesting (0: skip)")
     p.add_argument("--judged-queries", type=int, default=3000,
                    help="seeded Home Depot queries kept (0: all), to fit a loaded machine")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "learning_from_logs_benchmark")
@@ -70,8 +78,26 @@ def concat(days: list) -> tuple[pa.Table, pa.Table]:
             pa.concat_tables([d.outcomes for d in days]))
 
 
-def on_policy(sim: TrafficSimulator, config: Path) -> dict[str, float]:
-    """Closed-form clicks and margin per search of ``config`` served to everyone (no arms)."""
+def supported_places(sim: TrafficSimulator, target: Path, logging: Path, top_k: int):  # noqa: ANN201
+    """``f(qi, segment) -> bool per target place``: could the logging policy (its ranking with
+    the top ``top_k`` shuffled by exploration) have shown the target's product there? The
+    rule of :func:`ranking.experiments.estimate.estimate_policy`."""
+    arms_t, arms_l = sim.arms(target), sim.arms(logging)
+
+    def support(qi: int, segment: int) -> np.ndarray:
+        t = sim.ranked(arms_t, sim.queries[qi], segment, 0).rows
+        lg = sim.ranked(arms_l, sim.queries[qi], segment, 0).rows
+        depth = min(top_k, lg.size)
+        top = set(lg[:depth].tolist())
+        return np.array([(r in top) if i < depth else (i < lg.size and lg[i] == r)
+                         for i, r in enumerate(t.tolist())], bool)
+
+    return support
+
+
+def on_policy(sim: TrafficSimulator, config: Path, support=None) -> dict[str, float]:  # noqa: ANN001
+    """Closed-form clicks and margin per search of ``config`` served to everyone (no arms);
+    with ``support``, only the places it marks count."""
     arms = sim.arms(config)
     seg_of = sim.segment_rows(arms)
     clicks = margin = 0.0
@@ -81,6 +107,10 @@ def on_policy(sim: TrafficSimulator, config: Path) -> dict[str, float]:
         u = sim.buy_propensity[members][:, None]
         for qi in range(len(sim.queries)):
             lp = sim._list_probs(arms, qi, int(s), 0)
+            if support is not None:
+                keep = support(qi, int(s))
+                lp = {k: (a[keep] if isinstance(a, np.ndarray) and a.shape[:1] == keep.shape
+                          else a) for k, a in lp.items()}
             w = sim.search_weight[members] * sim.query_weights[qi]
             c = np.minimum(1.0, lp["click"][None, :] * v)
             cab = c * lp["cart"][None, :] * np.minimum(1.0, lp["buy"][None, :] * u)
@@ -191,23 +221,73 @@ def main(argv: list[str] | None = None) -> int:
              "within_0.005_of_judgments": bool(means["judgments"] - means["debiased clicks"]
                                                <= 0.005),
              "significantly_above_raw": bool(vs_raw.low > 0)}
+    # Diagnostic: the logging ranker is the bundle's LambdaMART, trained on judgments of some
+    # of these queries; its ordering is what raw clicks' position bias carries. Compare on
+    # the test-half queries it never trained on (its build's own test split) as well.
+    from ranking.app.build import BuildSettings, split_queries
+
+    qtext = judgments["query"].str.casefold().str.strip().to_numpy()
+    unseen_mask = split_queries(qtext, BuildSettings(seed=args.seed))[2]
+    unseen = set(judgments["query"].to_numpy()[unseen_mask].tolist())
+    logging_ndcg = judged_ndcg(ranker.model, ranker, judgments, test_q)
+    sel = np.array([q in unseen for q in test_q], bool)
+    learn["logging_ranker_ndcg_at_10"] = float(np.nanmean(logging_ndcg))
+    if sel.sum() >= 10:
+        learn["unseen_by_logging_ranker"] = {
+            "queries": int(sel.sum()),
+            "ndcg_at_10": {k: float(np.nanmean(v[sel])) for k, v in ndcg.items()}
+            | {"logging ranker": float(np.nanmean(logging_ndcg[sel]))},
+            "debiased_minus_raw": paired_bootstrap(ndcg["debiased clicks"][sel],
+                                                   ndcg["raw clicks"][sel],
+                                                   seed=args.seed).__dict__,
+            "debiased_minus_judgments": paired_bootstrap(ndcg["debiased clicks"][sel],
+                                                         ndcg["judgments"][sel],
+                                                         seed=args.seed).__dict__}
     # 3. OPE replays
     proposed = work / "proposed.yaml"
     target = ranker.variant(_proposed(bundle, proposed))
     true_value = on_policy(sim, proposed)
-    covered = {r: {e: 0 for e in ("ips", "snips", "dr")} for r in ("clicks", "margin")}
+    supported_value = on_policy(sim, proposed,
+                                supported_places(sim, proposed, explore, args.top_k))
+    names = ("ips", "snips", "dr")
+    covered = {r: {e: 0 for e in names} for r in ("clicks", "margin")}
+    covered_sup = {r: {e: 0 for e in names} for r in ("clicks", "margin")}
+    covered_cust = {r: {e: 0 for e in names} for r in ("clicks", "margin")}
+    values = {r: {e: [] for e in names} for r in ("clicks", "margin")}
+    ses = {r: {e: [] for e in names} for r in ("clicks", "margin")}
     replay_rows = []
     cache: dict = {}
     for rep in progress.bar(range(args.replays), "OPE replays"):
         day = sim.run_day(1000 + rep, explore, searches=args.replay_searches, validate=False,
                           request_prefix=f"r{rep}-")
-        est = estimate_policy(logged(day.impressions, day.outcomes), target,
-                              examination_ratios=bias.combined, cache=cache)
+        day_rows = logged(day.impressions, day.outcomes)
+        est = estimate_policy(day_rows, target, examination_ratios=bias.combined, cache=cache)
+        by_customer = estimate_policy(day_rows, target, examination_ratios=bias.combined,
+                                      cache=cache, cluster="customer")
         replay_rows.append(est.to_dict())
         for r, by in est.estimates.items():
             for e, v in by.items():
                 covered[r][e] += int(v["low"] <= true_value[r] <= v["high"])
-    coverage = {r: {e: c / args.replays for e, c in by.items()} for r, by in covered.items()}
+                covered_sup[r][e] += int(v["low"] <= supported_value[r] <= v["high"])
+                c = by_customer.estimates[r][e]
+                covered_cust[r][e] += int(c["low"] <= true_value[r] <= c["high"])
+                values[r][e].append(v["value"])
+                ses[r][e].append(v["se"])
+
+    def share(counts: dict) -> dict:
+        return {r: {e: c / args.replays for e, c in by.items()} for r, by in counts.items()}
+
+    coverage = share(covered)
+    diagnostics = {r: {e: {"mean_estimate": float(np.mean(values[r][e])),
+                           "bias": float(np.mean(values[r][e]) - true_value[r]),
+                           "bias_vs_supported": float(np.mean(values[r][e])
+                                                      - supported_value[r]),
+                           "sd_over_replays": float(np.std(values[r][e], ddof=1))
+                           if len(values[r][e]) > 1 else float("nan"),
+                           "mean_reported_se": float(np.mean(ses[r][e]))}
+                       for e in names} for r in ("clicks", "margin")}
+    # 4. intervention harvesting across two arms
+    harvest = run_harvest(sim, bundle, work, args, progress) if args.harvest_searches else None
     load1 = os.getloadavg()
     report = {
         "command": "python benchmarks/learning_from_logs.py " + " ".join(argv or sys.argv[1:]),
@@ -219,7 +299,12 @@ def main(argv: list[str] | None = None) -> int:
         "exploration_ndcg_cost": {"shuffle_loss": shuffle_loss,
                                   "expected_loss": args.share * shuffle_loss},
         "examination": exam, "learning": learn,
+        "harvest": harvest,
         "ope": {"true_value": true_value, "coverage": coverage, "replays": args.replays,
+                "supported_value": supported_value,
+                "coverage_of_supported_value": share(covered_sup),
+                "coverage_customer_clustered": share(covered_cust),
+                "diagnostics": diagnostics,
                 "replay_searches": args.replay_searches,
                 "unsupported_share_mean": float(np.mean([r["unsupported_share"]
                                                          for r in replay_rows])),
@@ -230,6 +315,55 @@ def main(argv: list[str] | None = None) -> int:
     args.out.with_suffix(".md").write_text(markdown(report))
     print(markdown(report))
     return 0
+
+
+def _unseen_lines(learn: dict) -> list[str]:
+    """The diagnostic of the learning section: the logging ranker, and the queries it never
+    trained on."""
+    if "logging_ranker_ndcg_at_10" not in learn:
+        return []
+    out = [f"Diagnostic: the logging ranker (the bundle's LambdaMART, trained on judgments of "
+           f"part of these queries) scores NDCG@10 {learn['logging_ranker_ndcg_at_10']:.4f} on "
+           "the same test queries; raw clicks carry its ordering through position bias."]
+    u = learn.get("unseen_by_logging_ranker")
+    if u:
+        n, dr_, dj = u["ndcg_at_10"], u["debiased_minus_raw"], u["debiased_minus_judgments"]
+        out.append(
+            f"On the {u['queries']} test queries the logging ranker never trained on (its "
+            f"build's test split): debiased {n['debiased clicks']:.4f}, raw "
+            f"{n['raw clicks']:.4f}, judgments {n['judgments']:.4f}, logging ranker "
+            f"{n['logging ranker']:.4f}; debiased - raw {dr_['mean']:+.4f} [{dr_['low']:+.4f}, "
+            f"{dr_['high']:+.4f}], debiased - judgments {dj['mean']:+.4f} [{dj['low']:+.4f}, "
+            f"{dj['high']:+.4f}].")
+    return [*out, ""]
+
+
+def run_harvest(sim: TrafficSimulator, bundle: Path, work: Path, args: argparse.Namespace,
+                progress: Progress) -> dict:
+    """Examination by intervention harvesting on a two-arm log without exploration."""
+    from ranking.experiments.estimate import harvested
+
+    text = (bundle / "weights.yaml").read_text().replace("experiments: {}\n", "")
+    arms = work / "two_arms.yaml"
+    arms.write_text(text + "\nexperiments:\n  margin_push:\n    arms:\n"
+                    "      control: {share: 0.5}\n"
+                    "      margin_push: {share: 0.5, weights: {margin: 0.8}}\n")
+    per_day = -(-args.harvest_searches // args.days)
+    days = [sim.run_day(500 + d, arms, searches=per_day, validate=False,
+                        request_prefix=f"h{d}-")
+            for d in progress.bar(range(args.days), "two-arm days")]
+    impressions, outcomes = concat(days)
+    del days
+    with progress.stage("intervention harvesting"):
+        exam = harvested(logged(impressions, outcomes), bootstrap=10, seed=args.seed)
+    truth = sim.model.examination(exam.positions)
+    err = exam.value / truth - 1.0
+    return {"searches": per_day * args.days, "positions": exam.to_dict()["positions"],
+            "truth": truth.tolist(), "relative_error": err.tolist(),
+            "max_abs_relative_error": float(np.max(np.abs(err))),
+            "within_10pct": bool(np.max(np.abs(err)) <= 0.10),
+            "covered": int(np.sum((exam.low <= truth) & (truth <= exam.high))),
+            "bootstrap": 10}
 
 
 def _proposed(bundle: Path, path: Path) -> Path:
@@ -275,7 +409,7 @@ def markdown(r: dict) -> str:
               f"**{'MET' if learn['within_0.005_of_judgments'] else 'MISSED'}**.",
               f"Debiased - raw: {dr_['mean']:+.4f} [{dr_['low']:+.4f}, {dr_['high']:+.4f}]; "
               f"significantly above: **{'MET' if learn['significantly_above_raw'] else 'MISSED'}"
-              "**.", "",
+              "**.", "", *_unseen_lines(learn),
               "## Off-policy estimates of a proposed weights file (margin weight +0.5)", "",
               f"{ope['replays']} replays of {ope['replay_searches']:,} searches. True "
               f"(closed-form) clicks per search {ope['true_value']['clicks']:.4f}, margin per "
@@ -287,6 +421,41 @@ def markdown(r: dict) -> str:
     ok = all(c >= 0.9 for v in ope["coverage"].values() for c in v.values())
     lines += ["", f">= 90% for every estimator and reward: **{'MET' if ok else 'MISSED'}**.",
               ""]
+    if "diagnostics" in ope:
+        sv = ope["supported_value"]
+        lines += ["### Why: bias and spread over the replays", "",
+                  f"On-policy value of the supported placements alone (what IPS and SNIPS can "
+                  f"see; the rest had no logging support): clicks {sv['clicks']:.4f}, margin "
+                  f"{sv['margin']:.4f} per search.", "",
+                  "| reward | estimator | mean estimate | bias vs truth | bias vs supported "
+                  "part | sd over replays | mean reported se | coverage of supported part | "
+                  "coverage, customer-clustered |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for rw, by in ope["diagnostics"].items():
+            for e, d in by.items():
+                lines.append(
+                    f"| {rw} | {e} | {d['mean_estimate']:.4f} | {d['bias']:+.4f} | "
+                    f"{d['bias_vs_supported']:+.4f} | {d['sd_over_replays']:.4f} | "
+                    f"{d['mean_reported_se']:.4f} | "
+                    f"{ope['coverage_of_supported_value'][rw][e]:.0%} | "
+                    f"{ope['coverage_customer_clustered'][rw][e]:.0%} |")
+        lines.append("")
+    h = r.get("harvest")
+    if h:
+        lines += ["## Examination by intervention harvesting (two arms, no exploration)", "",
+                  f"{h['searches']:,} simulated searches, half the customers on the bundle's "
+                  "weights and half on a margin push (margin weight 0.8), no exploration. "
+                  "Placements of the same (query, segment, product) at different positions by "
+                  "the two arms, propensity-weighted clicks pooled over position pairs "
+                  f"(Agarwal et al., WSDM 2019); intervals: {h['bootstrap']} bootstrap "
+                  "resamples of queries.", "",
+                  "| position | estimate | 95% interval | truth | relative error |",
+                  "|---:|---:|---|---:|---:|"]
+        for p, t, re_ in zip(h["positions"], h["truth"], h["relative_error"], strict=True):
+            lines.append(f"| {p['position']} | {p['examination']:.4f} | [{p['low']:.4f}, "
+                         f"{p['high']:.4f}] | {t:.4f} | {re_:+.2%} |")
+        lines += ["", f"Largest relative error {h['max_abs_relative_error']:.2%} (within 10%: "
+                  f"{'yes' if h['within_10pct'] else 'no'}); the interval covers the truth at "
+                  f"{h['covered']} of {len(h['positions'])} positions.", ""]
     return "\n".join(lines)
 
 
