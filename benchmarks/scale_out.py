@@ -451,7 +451,8 @@ def write_section(path: Path, text: str) -> None:
 
 def _row(name: str, r: dict[str, Any], size: str) -> str:
     peaks = " / ".join(f"{p:,}" for p in r.get("peak_worker_mb", []))
-    return (f"| {name} | {size} | {r['seconds']:.1f} | {peaks} | "
+    cpu = " / ".join(f"{c:,.0f}" for c in r.get("worker_cpu_s", [])) or "-"
+    return (f"| {name} | {size} | {r['seconds']:.1f} | {cpu} | {peaks} | "
             f"{r['load_before'][0]:.1f} → {r['load_after'][0]:.1f} |")
 
 
@@ -526,15 +527,19 @@ def markdown(report: dict[str, Any]) -> str:
     rfm = report.get("rfm", {})
     if "full" in rfm:
         lines += ["### rfm_summary out of core", "", f"Command: `{rfm.get('command', '?')}`", "",
-                  "| job | size | wall s | peak MB per worker | load |",
-                  "| --- | --- | ---: | --- | --- |"]
+                  "| job | size | wall s | CPU s per worker | peak MB per worker | load |",
+                  "| --- | --- | ---: | --- | --- | --- |"]
         for key, r in rfm["scaling"].items():
             lines.append(_row(f"rfm_summary, {key.replace('_', ' ')}", r,
                               f"{r['lines']:,} lines"))
         lines.append(_row("rfm_summary, 2 workers", rfm["full"],
                           f"{rfm['full']['lines']:,} lines ({rfm['full']['files']} files)"))
-        lines += ["", f"{rfm['full']['customers']:,} customers summarized; "
-                  f"{rfm['full']['lines_per_s']:,} lines/s on 2 workers.", ""]
+        full = rfm["full"]
+        per_cpu = (f"; {full['lines'] / sum(full['worker_cpu_s']):,.0f} lines per worker "
+                   "CPU-second (what the job costs whatever the load)"
+                   if full.get("worker_cpu_s") else "")
+        lines += ["", f"{full['customers']:,} customers summarized; {full['lines_per_s']:,} "
+                  f"lines/s of wall time on 2 workers{per_cpu}.", ""]
     if rfm.get("pandas"):
         lines += ["The one-process pandas path (load all, validate_transactions, rfm_summary) "
                   f"in a subprocess under a {rfm['pandas_cap_gb']} GB data-segment cap "
@@ -547,8 +552,8 @@ def markdown(report: dict[str, Any]) -> str:
     ltr = report.get("ltr")
     if ltr and "full" in ltr:
         lines += ["### LambdaMART with xgboost.dask", "", f"Command: `{ltr.get('command', '?')}`",
-                  "", "| job | size | wall s | peak MB per worker | load |",
-                  "| --- | --- | ---: | --- | --- |"]
+                  "", "| job | size | wall s | CPU s per worker | peak MB per worker | load |",
+                  "| --- | --- | ---: | --- | --- | --- |"]
         for key, r in ltr["scaling"].items():
             lines.append(_row(f"LambdaMART, {key.replace('_', ' ')}", r,
                               f"{r['rows']:,} rows × {r['rounds']} rounds"))
@@ -559,12 +564,12 @@ def markdown(report: dict[str, Any]) -> str:
     idx = report.get("index")
     if idx and "full" in idx:
         lines += ["### Serving index in partitions", "", f"Command: `{idx.get('command', '?')}`",
-                  "", "| job | size | wall s | peak MB per worker | load |",
-                  "| --- | --- | ---: | --- | --- |"]
+                  "", "| job | size | wall s | CPU s per worker | peak MB per worker | load |",
+                  "| --- | --- | ---: | --- | --- | --- |"]
         one = idx["scaling"].get("one_process")
         if one:
             lines.append(f"| one process (no Dask) | {idx['scaling']['1_workers']['products']:,}"
-                         f" products | {one['seconds']:.1f} | (client) | "
+                         f" products | {one['seconds']:.1f} | - | (client) | "
                          f"{one['load_before'][0]:.1f} → {one['load_after'][0]:.1f} |")
         for key in ("1_workers", "2_workers"):
             r = idx["scaling"][key]
