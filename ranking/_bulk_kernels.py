@@ -49,7 +49,9 @@ def split_segments(cps, never, lookback, unit_codes, unit_lengths, unit_first): 
     spaces only within ``lookback`` characters after a digit (the number's own spaces, then
     at most ``\\s?-?\\s?`` and a unit such as "square feet"): a segment ends at NUL, and at a
     space, tab, newline or carriage return with no digit-like character (an ASCII digit or
-    any non-ASCII character) among the ``lookback`` before it.
+    any non-ASCII character) among the ``lookback`` before it, or that :func:`_apart` shows
+    no match can be crossing (``unit_codes`` and ``unit_lengths`` are then the beginnings of
+    the unit spellings with a space, before that space).
     """
     n = cps.shape[0]
     starts = np.empty(n // 2 + 1, dtype=np.int64)
@@ -79,7 +81,7 @@ def split_segments(cps, never, lookback, unit_codes, unit_lengths, unit_first): 
                 split = False
                 blocks = c < 128 and not (48 <= c <= 57 or c == 120 or c == 88 or c == 45)
         elif c == 32 or c == 9 or c == 10 or c == 13:
-            split = i - last_digit > lookback
+            split = i - last_digit > lookback or _apart(cps, i, unit_codes, unit_lengths)
         else:
             split = False
         if not split and (c >= 128 or 48 <= c <= 57):
@@ -100,6 +102,32 @@ def split_segments(cps, never, lookback, unit_codes, unit_lengths, unit_first): 
         m += 1
     ids, first = _distinct(cps, starts[:m], ends[:m])
     return starts[:m], ends[:m], texts[:m], ids, first, digit[:m][first]
+
+
+@njit(cache=True)
+def _apart(cps, i, prefixes, prefix_lengths):  # noqa: ANN001, ANN202
+    """For the quantity regex, whether the whitespace at ``i`` (a digit shortly before)
+    still cannot be inside a match: a match crosses whitespace only right after a digit, a
+    hyphen or other whitespace (the number's own space, ``\\s?-?\\s?``), or as the space
+    inside a unit spelled with one, after its beginning (``prefixes``: "sq", "square"...).
+    Anything outside ASCII, and any ASCII control character, counts as able to."""
+    p = cps[i - 1]
+    if p >= 128 or p < 33 or p == 127 or p == 45 or 48 <= p <= 57:
+        return False
+    if cps[i] != 32:
+        return True
+    for k in range(prefix_lengths.shape[0]):
+        length = prefix_lengths[k]
+        if i - length < 0:
+            continue
+        same = True
+        for m in range(length):
+            if cps[i - length + m] != prefixes[k, m]:
+                same = False
+                break
+        if same:
+            return False
+    return True
 
 
 @njit(cache=True)

@@ -21,7 +21,7 @@ import numpy as np
 
 from ranking import _bulk_kernels as kernels
 from ranking import units
-from ranking.bulk_text import UNIT_CODES, code_points
+from ranking.bulk_text import code_points
 from ranking.units import QuantityTable
 
 #: The quantity regex as :data:`LOOKBACK` was derived from (a number ending in a digit, at most
@@ -36,6 +36,23 @@ SEGMENTS_SOUND = units._QUANTITY_RE.pattern == _PROVEN.replace("{UNIT}", units._
 LOOKBACK = 4 + max((i for a in units._ALIASES for i, ch in enumerate(a) if ch.isspace()),
                    default=0) + 2
 CHUNK = 50_000
+
+
+def _prefixes() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What comes before each space of a unit spelling ("sq" of "sq ft", "fl." of "fl. oz."),
+    as (code points, lengths, unused) for :func:`ranking._bulk_kernels.split_segments`. A
+    spelling outside ASCII only matches text outside ASCII, which the kernel already treats
+    as able to continue a match."""
+    found = sorted({a[:i] for a in units._ALIASES for i, ch in enumerate(a)
+                    if ch == " " and a.isascii()})
+    codes = np.zeros((len(found), max(map(len, found), default=1)), dtype=np.uint32)
+    for k, prefix in enumerate(found):
+        codes[k, :len(prefix)] = [ord(c) for c in prefix]
+    return codes, np.array([len(p) for p in found], dtype=np.int64), np.zeros(129, np.int64)
+
+
+#: :func:`_prefixes`.
+PREFIXES = _prefixes()
 
 
 def quantity_table(texts: Sequence[str], chunk: int = CHUNK) -> QuantityTable:
@@ -55,7 +72,7 @@ def quantity_table(texts: Sequence[str], chunk: int = CHUNK) -> QuantityTable:
             continue
         joined = joined.lower()
         starts, ends, owner, seg_ids, first, digit = kernels.split_segments(
-            code_points(joined), kernels.NEVER_CONSUMED, LOOKBACK, *UNIT_CODES)
+            code_points(joined), kernels.NEVER_CONSUMED, LOOKBACK, *PREFIXES)
         flat_values: list[float] = []
         flat_units: list[int] = []
         lengths = np.zeros(first.shape[0], dtype=np.int64)
