@@ -36,6 +36,11 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> None:
     est.add_argument("--bundle", type=Path, required=True, help="the bundle that served the logs")
     est.add_argument("--max-weight", type=float, default=None,
                      help="clip importance weights at this value (stated in the report)")
+    est.add_argument("--max-unsupported", type=float, default=0.05,
+                     help="share of the target's placements without logging support above "
+                          "which the estimate is not claimable for the whole policy: the "
+                          "report's first line says so and gives the supported part's IPS "
+                          "beside the whole-policy DR (default 0.05)")
     est.add_argument("--out", type=Path, default=Path("estimate"),
                      help="report path without suffix: writes .json and .md")
     est.set_defaults(run=run_estimate)
@@ -99,22 +104,29 @@ def run_position_bias(args: argparse.Namespace) -> int:
 
 def run_estimate(args: argparse.Namespace) -> int:
     from ranking.app.events_api import bundle_version
-    from ranking.experiments.estimate import estimate_policy, examination, logged
+    from ranking.experiments.estimate import claimability, estimate_policy, examination, logged
     from ranking.experiments.events import load_events
     from ranking.ranker import Ranker
 
+    if not 0.0 <= args.max_unsupported <= 1.0:  # before the logs are read
+        from clv.errors import DataError
+
+        raise DataError(f"--max-unsupported must lie in [0, 1], got {args.max_unsupported}")
     events = load_events(args.events)
     rows = logged(events.impressions, events.outcomes)
     target = Ranker.load(args.bundle).variant(args.config)
     bias = examination(rows, bootstrap=10, em=None)
     result = estimate_policy(rows, target, examination_ratios=bias.combined,
                              max_weight=args.max_weight)
+    claim = claimability(result, args.max_unsupported)
     served = bundle_version(args.bundle)
     logged_versions = sorted({str(v) for v in rows.bundle_version.tolist()})
     payload = {"events": str(args.events), "config": str(args.config),
                "bundle": str(args.bundle), "bundle_version": served,
-               "logged_bundle_versions": logged_versions, **result.to_dict()}
-    lines = [f"# Off-policy estimate of `{args.config}`\n",
+               "logged_bundle_versions": logged_versions, **result.to_dict(),
+               "claimability": claim}
+    lines = [] if claim["claimable"] else [_not_claimable_line(claim) + "\n"]
+    lines += [f"# Off-policy estimate of `{args.config}`\n",
              f"Logs `{args.events}`: {result.searches:,} searches with exploration "
              f"propensities. Item-position model (a product's reward depends on the product "
              f"and its place). Target placements without logging support: "
@@ -135,3 +147,17 @@ def run_estimate(args: argparse.Namespace) -> int:
     _write(args.out, payload, text)
     print(text)
     return 0
+
+
+def _not_claimable_line(claim: dict) -> str:
+    """The report's first line when too many target placements lack logging support."""
+    def figures(by: dict) -> str:
+        return ", ".join(f"{r} {e['value']:.4f} [{e['low']:.4f}, {e['high']:.4f}]"
+                         for r, e in by.items())
+
+    return (f"**Not claimable for the whole policy:** {claim['unsupported_share']:.1%} of the "
+            f"target's placements have no logging support (above --max-unsupported "
+            f"{claim['max_unsupported']:.1%}). Supported part (IPS on supported placements), "
+            f"per search: {figures(claim['supported_part'])}; whole policy (DR, which fills "
+            f"the unsupported placements from its reward model): "
+            f"{figures(claim['whole_policy'])}.")

@@ -31,6 +31,10 @@ from ranking.experiments.position_bias import Examination, em_pbm, from_randomiz
 #: What :func:`estimate_policy` estimates, per search.
 REWARDS = ("clicks", "margin")
 
+#: Above this share of target placements without logging support, an estimate is not claimable
+#: for the whole policy (:func:`claimability`).
+MAX_UNSUPPORTED = 0.05
+
 
 @dataclass
 class Logged:
@@ -176,6 +180,27 @@ class PolicyEstimate:
         return {"estimates": self.estimates, "logged_value": self.logged_value,
                 "unsupported_share": self.unsupported_share, "searches": self.searches,
                 "explored_searches": self.explored_searches}
+
+
+def claimability(result: PolicyEstimate, max_unsupported: float = MAX_UNSUPPORTED
+                 ) -> dict[str, Any]:
+    """Whether ``result`` may be claimed for the whole target policy, and what may be said.
+
+    IPS counts a logged row only where the target put the same product at the same place, and
+    such a placement is supported by construction: IPS is the estimate of the *supported part*
+    (the target's rewards on the placements the logging policy could have shown), whatever the
+    unsupported share. Only DR speaks for the whole policy, by filling the unsupported
+    placements from its reward model, an extrapolation. Above ``max_unsupported`` the whole
+    policy's figure rests too much on that extrapolation to be claimed, so the supported part
+    is given beside it."""
+    if not 0.0 <= max_unsupported <= 1.0:
+        raise DataError(f"the unsupported-share threshold must lie in [0, 1], got "
+                        f"{max_unsupported}")
+    return {"claimable": bool(result.unsupported_share <= max_unsupported),
+            "max_unsupported": float(max_unsupported),
+            "unsupported_share": float(result.unsupported_share),
+            "supported_part": {r: result.estimates[r]["ips"] for r in result.estimates},
+            "whole_policy": {r: result.estimates[r]["dr"] for r in result.estimates}}
 
 
 def _first_rows(rows: Logged) -> np.ndarray:
