@@ -128,3 +128,20 @@ def test_position_bias_by_harvesting_two_arms(world: dict[str, Path],
     assert main(["experiment", "position-bias", "--events", str(world["explored"]),
                  "--method", "harvest", "--out", str(world["tmp"] / "no-harvest")]) == 2
     assert "at least two arms" in capsys.readouterr().err
+
+
+def test_benchmark_split_keeps_the_logging_rankers_queries_out_of_the_test() -> None:
+    """The benchmark's three-way split: a query's part depends on its text and the seed alone,
+    so the logging ranker's queries and the test queries are disjoint sets."""
+    from tests.conftest import load_benchmark
+
+    split = load_benchmark("learning_from_logs").three_way_split
+    queries = [f"query {i}" for i in range(3000)]
+    part = split(queries, 0)
+    assert set(part.tolist()) == {0, 1, 2}
+    counts = np.bincount(part, minlength=3)
+    assert counts.min() > 900, counts  # about a third each
+    # the same query lands in the same part whatever else is in the list
+    assert np.array_equal(split(queries[::-1], 0), part[::-1])
+    assert np.array_equal(split(queries[:10], 0), part[:10])
+    assert not np.array_equal(split(queries, 1), part)  # the seed matters
