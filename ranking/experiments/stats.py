@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats
 
+from objectives.metrics import verdict_text
+
 #: Two-sided level of every interval a readout prints, and the one-sided level of the
 #: non-inferiority bound: the same 95% as the NDCG guardrail (objectives.metrics).
 LEVEL = 0.95
@@ -149,12 +151,8 @@ class OnlineVerdict:
         if not np.isfinite(self.drop_bound):
             return (f"n/a: no {self.metric} in the control arm (or no traffic) to measure a "
                     "drop against")
-        how = ("certified: the bound is within it" if self.certified else
-               "not refuted, but this traffic alone cannot certify it" if self.held else
-               "the whole interval is beyond it")
-        return (f"{'held' if self.held else 'missed'}: relative {self.metric} drop "
-                f"{100 * self.drop:+.2f}% (95% bound reaches {100 * self.drop_bound:.2f}%), "
-                f"allowed {100 * self.delta:.2f}% (delta {self.delta:g}); {how}")
+        return verdict_text(self, self.metric, bound="bound", setting="delta",
+                            evidence="this traffic")
 
     def to_dict(self) -> dict[str, object]:
         return {**asdict(self), "status": self.status, "text": self.text()}
