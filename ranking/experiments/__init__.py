@@ -9,9 +9,7 @@ names (they pull in scipy, DuckDB and the ranker).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from clv.lazy_exports import lazy_exports
 from ranking.experiments.events import (
     IMPRESSION_SCHEMA,
     OUTCOME_SCHEMA,
@@ -37,13 +35,8 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ranking.experiments' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"ranking.experiments.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, {name: f"{__name__}.{module}"
+                                      for name, module in _LAZY.items()})[0]
 
 
 __all__ = [
