@@ -334,7 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lines-per-file", type=int, default=LINES_PER_FILE)
     parser.add_argument("--out", type=Path, default=DOCS, help="report folder")
     parser.add_argument("--skip-scaling", action="store_true",
-                        help="keep the 1 vs 2 worker figures of the existing report")
+                        help="keep the 1 vs 2 worker RFM / LambdaMART figures of the "
+                        "existing report")
     parser.add_argument("--render", type=Path, help="only write the report from this JSON")
     args = parser.parse_args(argv)
     globals()["LINES_PER_FILE"] = args.lines_per_file
@@ -389,9 +390,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if "ltr" in only:
         print("LambdaMART with xgboost.dask", flush=True)
-        ltr: dict[str, Any] = {"scaling": {}, "command": command,
-                               "memory_limit": args.memory_limit}
-        for n in (1, 2):
+        ltr: dict[str, Any] = {
+            "scaling": report.get("ltr", {}).get("scaling", {}) if args.skip_scaling else {},
+            "command": command, "memory_limit": args.memory_limit}
+        for n in () if args.skip_scaling else (1, 2):
             with cluster(n, args.memory_limit) as client:
                 result, figures = timed(client, lambda c=client: ltr_job(
                     c, args.ltr_scaling_rows, args.ltr_rounds, args.seed))
