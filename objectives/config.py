@@ -84,7 +84,8 @@ def parse_config(
 
 
 def load_config(path: str | Path, *, product_ids: Collection[str] | None = None,
-                target_weeks_of_cover: float | None = None) -> WeightsConfig:
+                target_weeks_of_cover: float | None = None,
+                pin_rule: Callable[[str], str] | None = None) -> WeightsConfig:
     """Read and validate a weights file (see :func:`parse_config`); messages name ``path``."""
     return parse_config(read_config_text(path), source=str(path), product_ids=product_ids,
-                        target_weeks_of_cover=target_weeks_of_cover)
+                        target_weeks_of_cover=target_weeks_of_cover, pin_rule=pin_rule)

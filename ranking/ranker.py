@@ -204,8 +204,7 @@ class Ranker:
                                         in_stock=self.catalog.in_stock)
 
     def _normalize(self, query: str) -> str:
-        """A pinned query's key: the analyzer's, as every searched query's
-        (:attr:`ranking.query.AnalyzedQuery.key`)."""
+        """A pinned query's key (:func:`pin_rule`)."""
         return query_key(self.analyzer(query))
 
     @property
@@ -411,7 +410,7 @@ class Ranker:
                                  "the features.json ones")
         config = parse_config(text, source=str(directory / WEIGHTS_FILE),
                               product_ids=set(catalog.product_ids), target_weeks_of_cover=target,
-                              pin_rule=lambda pinned: query_key(analyzer(pinned)))
+                              pin_rule=pin_rule(analyzer))
         ranker = cls(feature_space=space, model=model, catalog=catalog,
                      customers=customers, config=config, config_text=text,
                      n_candidates=n_candidates, relevance=relevance)
@@ -468,3 +467,17 @@ def _check_request(query: object, k: object, customer_id: object) -> None:
         raise QueryError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
     if customer_id is not None and not isinstance(customer_id, str):
         raise QueryError(f"customer_id must be a string or None, got {type(customer_id).__name__}")
+
+
+def pin_rule(analyzer: Analyzer):
+    """A pinned query's key: the analyzer's, as every searched query's
+    (:attr:`ranking.query.AnalyzedQuery.key`), so a pin is validated by the rule it is served by."""
+    return lambda pinned: query_key(analyzer(pinned))
+
+
+def bundle_pin_rule(directory: str | Path):
+    """:func:`pin_rule` of a bundle's analyzer, read from its ``analyzer.json`` alone (for
+    ``validate-config --bundle`` and the service's config store, which load no index)."""
+    path = Path(directory) / "analyzer.json"
+    with bundle_checks.reading(path):
+        return pin_rule(Analyzer.from_dict(bundle_checks.read_json(path)))

@@ -28,7 +28,7 @@ import os
 import re
 import stat
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,26 +174,29 @@ def _write_durably(path: Path, data: bytes, sync: bool = True) -> None:
 # -- validating ----------------------------------------------------------------------------
 class Validator:
     """What a weights text must satisfy for this bundle: the ranker's own rules (known
-    product ids in pins and buries, the bundle's inventory target)."""
+    product ids in pins and buries, the bundle's inventory target, pins keyed by its analyzer)."""
 
-    def __init__(self, product_ids: Collection[str], target_weeks_of_cover: float) -> None:
+    def __init__(self, product_ids: Collection[str], target_weeks_of_cover: float,
+                 pin_rule: Callable[[str], str] | None = None) -> None:
         self.product_ids = frozenset(product_ids)
         self.target_weeks_of_cover = target_weeks_of_cover
+        self.pin_rule = pin_rule
 
     @classmethod
     def for_bundle(cls, bundle_dir: Path) -> Validator:
         """The same rules ``Ranker.load`` applies, from the bundle's catalog and manifest only
         (the supervisor validates SIGHUP reloads without loading the index or the model)."""
         from ranking import bundle
-        from ranking.ranker import WEIGHTS_FILE, Catalog
+        from ranking.ranker import WEIGHTS_FILE, Catalog, bundle_pin_rule
 
         manifest = json.loads((bundle_dir / bundle.MANIFEST).read_text(encoding="utf-8"))
         ids = Catalog.load(bundle_dir).product_ids
         target = manifest.get("settings", {}).get("target_weeks_of_cover", 8.0)
+        rule = bundle_pin_rule(bundle_dir)
         own = parse_config((bundle_dir / WEIGHTS_FILE).read_text(encoding="utf-8"),
                            source=str(bundle_dir / WEIGHTS_FILE), product_ids=set(ids),
-                           target_weeks_of_cover=target)
-        return cls(ids, own.inventory.target_weeks_of_cover)
+                           target_weeks_of_cover=target, pin_rule=rule)
+        return cls(ids, own.inventory.target_weeks_of_cover, pin_rule=rule)
 
     def validate(self, text: str, source: str) -> WeightsConfig:
         """The parsed config, or :class:`ConfigError` naming ``source``, line and key."""
@@ -201,7 +204,8 @@ class Validator:
             raise ConfigError([ConfigIssue(source, None, "", f"larger than {MAX_CONFIG_BYTES} "
                                                              "bytes; not a weights file")])
         return parse_config(text, source=source, product_ids=self.product_ids,
-                            target_weeks_of_cover=self.target_weeks_of_cover)
+                            target_weeks_of_cover=self.target_weeks_of_cover,
+                            pin_rule=self.pin_rule)
 
 
 # -- reading the operator's file -----------------------------------------------------------

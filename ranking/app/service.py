@@ -67,7 +67,7 @@ from ranking.app.config_store import (
     accept_text,
     read_stable,
 )
-from ranking.ranker import WEIGHTS_FILE, Ranker
+from ranking.ranker import WEIGHTS_FILE, Ranker, pin_rule
 
 ENV_BUNDLE = "MARGINRANK_BUNDLE"
 ENV_CONFIG = "MARGINRANK_CONFIG"
@@ -245,7 +245,8 @@ class ServiceState:
         start = time.perf_counter()
         try:
             base = Ranker.load(self.bundle_dir)  # verifies checksums, warms the kernels
-            self.validator = Validator(base.catalog.row_of.keys(), base.target_weeks_of_cover)
+            self.validator = Validator(base.catalog.row_of.keys(), base.target_weeks_of_cover,
+                                       pin_rule=pin_rule(base.analyzer))
             self.base = base
             if self.seed and self.store.current() is None:
                 text = read_stable(self.weights_path)

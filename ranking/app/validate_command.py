@@ -27,7 +27,12 @@ def run(args: argparse.Namespace) -> int:
     from objectives.config import unmatched_category_rules as unmatched
 
     products, categories, target = _known_products(args)
-    config = load_config(args.file, product_ids=products, target_weeks_of_cover=target)
+    rule = None
+    if args.bundle:  # pins are checked by the rule the bundle's ranker serves them by
+        from ranking.ranker import bundle_pin_rule
+        rule = bundle_pin_rule(args.bundle)
+    config = load_config(args.file, product_ids=products, target_weeks_of_cover=target,
+                         pin_rule=rule)
     if categories is not None and (issues := unmatched(read_config_text(args.file), categories,
                                                        source=str(args.file))):
         raise ConfigError(issues)

@@ -174,3 +174,26 @@ def test_priors_are_declared_once_in_the_order_the_model_reads_them() -> None:
     np.testing.assert_array_equal(by_name["log_reviews"], np.float32(np.log1p([9.0, 0.0])))
     np.testing.assert_array_equal(by_name["log_sales"], np.float32(np.log1p([0.0, 3.0])))
     assert np.isnan(features.product_priors(catalog)[:, names.index("log_sales")]).all()
+
+
+def test_validate_config_and_the_service_store_check_pins_by_the_bundles_rule(
+        world: Path, ranker: Ranker, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """``validate-config --bundle`` and the service's validator apply the served pin rule: the
+    same two files as above give the same verdicts as :meth:`Ranker.variant`."""
+    from ranking.app.cli import main
+    from ranking.app.config_store import Validator
+
+    a, b = ranker.catalog.product_ids[3:5]
+    same = tmp_path / "same.yaml"
+    same.write_text(f'version: 1\npins:\n  "3/4 inch pipe": [{a}]\n  \'3/4" pipe\': [{b}]\n')
+    distinct = tmp_path / "distinct.yaml"
+    distinct.write_text(f'version: 1\npins:\n  "3/4 pipe": [{a}]\n  "3 4 pipe": [{b}]\n')
+    bundle = world / "bundle"
+    assert main(["validate-config", str(distinct), "--bundle", str(bundle)]) == 0
+    assert "pins: 2" in capsys.readouterr().out
+    assert main(["validate-config", str(same), "--bundle", str(bundle)]) == 2
+    assert f"{same}:4" in capsys.readouterr().err
+    validator = Validator.for_bundle(bundle)
+    assert len(validator.validate(distinct.read_text(), str(distinct)).pins) == 2
+    with pytest.raises(ConfigError, match="is the same query as"):
+        validator.validate(same.read_text(), str(same))
