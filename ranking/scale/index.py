@@ -55,12 +55,18 @@ def merge_terms(parts: Sequence[PartitionTerms], params: BM25Params | None = Non
     params = params or BM25Params()
     vocab = Vocabulary()
     fields = list(parts[0].forward) if parts else []
-    for name in fields:  # one process meets tokens field by field, document by document
-        for part in parts:
-            tokens = part.tokens
-            for local in part.first_seen[name].tolist():
-                vocab.add(tokens[local])
-    mapping = [vocab.lookup(part.tokens).astype(np.int32) for part in parts]
+    tokens = [np.array(part.tokens, dtype=object) for part in parts]
+    # One process meets tokens field by field, document by document: each partition's
+    # first-seen tokens of each field, in that order, added in one pass (pandas' factorize
+    # keeps first-seen order; a Python call per distinct token, not per partition token).
+    order = [(i, part.first_seen[name]) for name in fields for i, part in enumerate(parts)]
+    merged = vocab.add_array(np.concatenate(
+        [np.zeros(0, dtype=object), *(tokens[i][local] for i, local in order)]))
+    mapping = [np.full(len(t), -1, dtype=np.int32) for t in tokens]
+    start = 0
+    for i, local in order:  # partition-local id -> merged id
+        mapping[i][local] = merged[start:start + local.size]
+        start += local.size
     index = {}
     for name in fields:
         terms = [m[p.forward[name][0]] for m, p in zip(mapping, parts, strict=True)]
