@@ -498,8 +498,10 @@ def must_shows(report: dict[str, Any]) -> list[str]:
     if "full" in idx:
         r = idx["full"]
         lines.append(f"| serving index built in partitions | 5,000,000 products | "
-                     f"{r['products']:,} products in {r['seconds']:,.0f} s | "
-                     f"{_verdict(r['products'], 5_000_000)} |")
+                     f"{r['products']:,} products in {r['seconds']:,.0f} s, peak "
+                     f"{' / '.join(map(str, r.get('peak_worker_mb', [])))} MB per worker "
+                     f"(limit {idx.get('memory_limit', '?')}), client "
+                     f"{r.get('client_peak_mb', 0):,} MB | {_verdict(r['products'], 5_000_000)} |")
     ratios = []
     for name, part in (("RFM", rfm), ("LambdaMART", ltr), ("index", idx)):
         scaling = part.get("scaling", {})
@@ -579,7 +581,11 @@ def markdown(report: dict[str, Any]) -> str:
                               f"{r['products']:,} products"))
         lines.append(_row("in partitions, 2 workers", idx["full"],
                           f"{idx['full']['products']:,} products"))
-        lines.append("")
+        full = idx["full"]
+        lines += ["", f"{full['terms']:,} terms, {full['postings']:,} postings (field `all`); "
+                  f"{full['products'] / full['seconds']:,.0f} products/s of wall time on 2 "
+                  f"workers; client (catalog, gathered partitions, merge) peak "
+                  f"{full.get('client_peak_mb', 0):,} MB.", ""]
     if "notes" in report:
         lines += ["### Notes", "", *report["notes"], ""]
     return "\n".join(lines)
