@@ -149,22 +149,37 @@ def write_transactions(directory: Path, n_lines: int, seed: int) -> Path:
     return directory
 
 
-def synthetic_catalog(n_products: int, seed: int) -> pd.DataFrame:
-    """Titles of 4-12 words from a fixed list plus a model number and a size: a realistic
-    vocabulary growth (model numbers keep adding terms)."""
+def catalog_partition(n_products: int, seed: int, part: int, n_parts: int) -> pd.DataFrame:
+    """Rows of partition ``part`` (of ``n_parts`` contiguous slices) of a synthetic catalog:
+    titles of 4-12 words from a fixed list plus a model number and a size, a realistic
+    vocabulary growth (model numbers keep adding terms). Each partition has its own seeded
+    stream, so a worker generates its slice without the rest (as it would read its file)."""
     from objectives.catalog import validate_catalog
 
-    rng = np.random.default_rng(seed)
-    lengths = rng.integers(4, 13, n_products)
+    bounds = np.linspace(0, n_products, n_parts + 1).astype(int)
+    first, n = int(bounds[part]), int(bounds[part + 1] - bounds[part])
+    rng = np.random.default_rng([seed, part])
+    lengths = rng.integers(4, 13, n)
     words = WORDS[rng.integers(0, WORDS.size, int(lengths.sum()))]
-    cuts = np.cumsum(lengths)[:-1]
-    titles = [" ".join(w) for w in np.split(words, cuts)]
-    models = rng.integers(0, 10 * n_products, n_products)
-    sizes = rng.integers(1, 48, n_products)
+    titles = [" ".join(w) for w in np.split(words, np.cumsum(lengths)[:-1])] if n else []
+    models = rng.integers(0, 10 * n_products, n)
+    sizes = rng.integers(1, 48, n)
     titles = [f"{t} M{m} {s} in." for t, m, s in zip(titles, models, sizes, strict=True)]
     catalog, _ = validate_catalog(pd.DataFrame({
-        "product_id": [f"P{i:08d}" for i in range(n_products)], "title": titles}))
+        "product_id": [f"P{i:08d}" for i in range(first, first + n)], "title": titles}))
     return catalog
+
+
+def index_partitions(n_products: int) -> int:
+    """Partitions of the index benchmark's catalog: 250,000 products each, at least 8."""
+    return max(8, n_products // 250_000)
+
+
+def synthetic_catalog(n_products: int, seed: int) -> pd.DataFrame:
+    """The whole catalog the index benchmark builds in partitions, in one frame."""
+    n_parts = index_partitions(n_products)
+    return pd.concat([catalog_partition(n_products, seed, i, n_parts) for i in range(n_parts)],
+                     ignore_index=True)
 
 
 # --------------------------------------------------------------------------- jobs
@@ -289,14 +304,26 @@ def ltr_job(client: Any, n_rows: int, rounds: int, seed: int) -> dict[str, Any]:
             "compiled_trees_equal_xgboost": equal}
 
 
-def index_job(client: Any, catalog: pd.DataFrame, n_partitions: int) -> dict[str, Any]:
-    from ranking.scale import build_feature_space, split_catalog
+def catalog_on_workers(client: Any, n_products: int, seed: int) -> list[Any]:
+    """The synthetic catalog generated in partitions on the workers, held there (futures): a
+    catalog too large for one machine is read partition by partition on the cluster, never
+    held by the client."""
+    import distributed
+
+    n_parts = index_partitions(n_products)
+    parts = [client.submit(catalog_partition, n_products, seed, i, n_parts, pure=False)
+             for i in range(n_parts)]
+    distributed.wait(parts)
+    return parts
+
+
+def index_job(client: Any, parts: list[Any]) -> dict[str, Any]:
+    from ranking.scale import build_feature_space
     from ranking.text import Analyzer
 
-    space = build_feature_space(client, client.scatter(split_catalog(catalog, n_partitions)),
-                                Analyzer())
+    space = build_feature_space(client, parts, Analyzer())
     return {"products": space.index.fields["title"].n_docs, "terms": len(space.index.vocab),
-            "postings": int(space.index.fields["all"].post_docs.size)}
+            "postings": int(space.index.fields["all"].post_docs.size), "partitions": len(parts)}
 
 
 # --------------------------------------------------------------------------- report
@@ -420,17 +447,18 @@ def main(argv: list[str] | None = None) -> int:
                                          "load_before": before, "load_after": load()}
         print(f"  one process, {len(catalog):,} products: {idx['scaling']['one_process']}",
               flush=True)
+        del catalog
         for n in (1, 2):
             with cluster(n, args.memory_limit) as client:
-                result, figures = timed(client,
-                                        lambda c=client, n=n: index_job(c, catalog, 4 * n))
+                parts = catalog_on_workers(client, args.index_scaling_products, args.seed)
+                result, figures = timed(client, lambda c=client, p=parts: index_job(c, p))
+                del parts
             idx["scaling"][f"{n}_workers"] = {**result, **figures}
             print(f"  {n} worker(s): {result} {figures}", flush=True)
-        del catalog
-        catalog = synthetic_catalog(args.index_products, args.seed)
         with cluster(2, args.memory_limit) as client:
-            result, figures = timed(client, lambda c=client: index_job(
-                c, catalog, max(8, args.index_products // 250_000)))
+            parts = catalog_on_workers(client, args.index_products, args.seed)
+            result, figures = timed(client, lambda c=client, p=parts: index_job(c, p))
+            del parts
         idx["full"] = {**result, **figures}
         print(f"  2 workers: {result} {figures}", flush=True)
         report["index"] = idx
@@ -584,7 +612,7 @@ def markdown(report: dict[str, Any]) -> str:
         full = idx["full"]
         lines += ["", f"{full['terms']:,} terms, {full['postings']:,} postings (field `all`); "
                   f"{full['products'] / full['seconds']:,.0f} products/s of wall time on 2 "
-                  f"workers; client (catalog, gathered partitions, merge) peak "
+                  f"workers; client peak (gathering the partitions and merging) "
                   f"{full.get('client_peak_mb', 0):,} MB.", ""]
     if "notes" in report:
         lines += ["### Notes", "", *report["notes"], ""]
