@@ -200,12 +200,8 @@ class Ranker:
     def _serving_config(self, config: WeightsConfig, text: str,
                         source: str = WEIGHTS_FILE) -> core.ServingConfig:
         return core.ServingConfig.build(config, self.catalog.row_of, self.catalog.categories,
-                                        self._normalize, text, source,
+                                        pin_rule(self.analyzer), text, source,
                                         in_stock=self.catalog.in_stock)
-
-    def _normalize(self, query: str) -> str:
-        """A pinned query's key (:func:`pin_rule`)."""
-        return query_key(self.analyzer(query))
 
     @property
     def serving(self) -> core.ServingConfig:
@@ -229,7 +225,7 @@ class Ranker:
             text = read_config_text(path)
             config = parse_config(text, source=str(path), product_ids=self.catalog.row_of.keys(),
                                   target_weeks_of_cover=self.target_weeks_of_cover,
-                                  pin_rule=self._normalize)
+                                  pin_rule=pin_rule(self.analyzer))
             serving = self._serving_config(config, text, str(path))
             self._serving = serving  # a single reference assignment: atomic for readers
             return serving
