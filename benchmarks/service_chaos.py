@@ -51,6 +51,7 @@ from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from http_client import Answer, Connection  # noqa: E402
 from report_env import command as rerun_command  # noqa: E402
 from report_env import environment, finish, header  # noqa: E402
 from service_load import ServiceProcess, invalid_variant, stronger_variant  # noqa: E402
@@ -59,59 +60,6 @@ from ranking.ranker import Ranker  # noqa: E402
 
 RUN_MARKER = "MARGINRANK_CHAOS_RUN"
 STORM = 30
-
-
-# -- the light client ------------------------------------------------------------------------
-class Answer:
-    __slots__ = ("status", "headers", "body")
-
-    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
-        self.status, self.headers, self.body = status, headers, body
-
-
-class Connection:
-    """One keep-alive HTTP/1.1 connection; ``worker`` is the id of the worker that answered
-    it last (a connection stays with the worker that accepted it)."""
-
-    #: Every worker id that has answered a request (a worker is serving once it is here).
-    answered_by: set[str] = set()
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-        self.worker: str | None = None
-
-    async def request(self, method: str, target: str, headers: dict[str, str] | None = None,
-                      body: bytes = b"") -> Answer:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-            self.worker = None
-        assert self.reader is not None
-        lines = [f"{method} {target} HTTP/1.1", "Host: 127.0.0.1"]
-        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-        if body or method in ("PUT", "POST"):
-            lines.append(f"Content-Length: {len(body)}")
-        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        status_line, *header_lines = head.decode("latin-1").split("\r\n")
-        fields = {}
-        for line in header_lines:
-            if ":" in line:
-                name, value = line.split(":", 1)
-                fields[name.strip().lower()] = value.strip()
-        data = await self.reader.readexactly(int(fields.get("content-length", "0")))
-        if fields.get("connection", "").lower() == "close":
-            self.close()
-        self.worker = fields.get("x-marginrank-worker", self.worker)
-        if self.worker:
-            Connection.answered_by.add(self.worker)
-        return Answer(int(status_line.split()[1]), fields, data)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.reader = self.writer = None
 
 
 class Tally:
