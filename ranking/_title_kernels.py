@@ -462,3 +462,166 @@ def gram_norms(doc_indptr, doc_terms, term_indptr, term_chars, table_keys, table
                 start = i
         norm[doc] = np.sqrt(total)
     return norm
+
+
+@njit(cache=True)
+def term_grams(term_indptr, term_chars, used):  # noqa: ANN001, ANN201
+    """Per token of the vocabulary that ``used`` marks: the trigram keys of " t " (its
+    characters padded by a space each side, :func:`_stream`'s spelling: len(t) of them), as
+    CSR (indptr, keys), and its first and last character (-1 for a token not used). A
+    title's trigrams are those of each of its tokens so padded, plus one (last character,
+    space, first character) per pair of adjacent tokens: :func:`gram_frequencies_by_term`
+    reads them so."""
+    n_terms = term_indptr.shape[0] - 1
+    indptr = np.zeros(n_terms + 1, dtype=np.int64)
+    for t in range(n_terms):
+        length = term_indptr[t + 1] - term_indptr[t] if used[t] else 0
+        indptr[t + 1] = indptr[t] + length
+    keys = np.empty(indptr[-1], dtype=np.int64)
+    first = np.full(n_terms, -1, dtype=np.int64)
+    last = np.full(n_terms, -1, dtype=np.int64)
+    for t in range(n_terms):
+        if not used[t]:
+            continue
+        start, end = term_indptr[t], term_indptr[t + 1]
+        if end == start:
+            continue
+        first[t], last[t] = term_chars[start], term_chars[end - 1]
+        a, b = np.int64(_SPACE), np.int64(term_chars[start])
+        for k in range(end - start):
+            c = np.int64(term_chars[start + k + 1]) if start + k + 1 < end else np.int64(_SPACE)
+            keys[indptr[t] + k] = (a << 42) | (b << 21) | c
+            a, b = b, c
+    return indptr, keys, first, last
+
+
+@njit(cache=True)
+def gram_frequencies_by_term(doc_indptr, doc_terms, gram_indptr, gram_ids, last_id, first_id,
+                             pair_ids, n_ids):  # noqa: ANN001, ANN201
+    """:func:`gram_document_frequencies` from the tokens' own trigrams: every trigram of a
+    title is a trigram of one of its padded tokens (``gram_ids``, dense ids, CSR by term) or
+    the one between two adjacent tokens (``pair_ids[last_id[a], first_id[b]]``), so the
+    titles are read without building or hashing a key. Per dense id, the number of titles
+    with it (each id remembers the last title that counted it), and the largest trigram
+    count of a title. Every token must be non-empty."""
+    n_docs = doc_indptr.shape[0] - 1
+    df = np.zeros(n_ids, dtype=np.int64)
+    seen = np.full(n_ids, -1, dtype=np.int64)
+    longest = 0
+    for doc in range(n_docs):
+        start, end = doc_indptr[doc], doc_indptr[doc + 1]
+        m = 0
+        for p in range(start, end):
+            t = doc_terms[p]
+            for k in range(gram_indptr[t], gram_indptr[t + 1]):
+                g = gram_ids[k]
+                if seen[g] != doc:
+                    seen[g] = doc
+                    df[g] += 1
+            m += gram_indptr[t + 1] - gram_indptr[t]
+            if p > start:
+                g = pair_ids[last_id[doc_terms[p - 1]], first_id[t]]
+                if seen[g] != doc:
+                    seen[g] = doc
+                    df[g] += 1
+                m += 1
+        longest = max(longest, m)
+    return df, longest
+
+
+@njit(cache=True)
+def gram_norms_by_term(doc_indptr, doc_terms, gram_indptr, gram_ids, last_id, first_id,
+                       pair_ids, idf, log_counts):  # noqa: ANN001, ANN201
+    """:func:`gram_norms` from the tokens' own trigrams (dense ids in the order of the keys,
+    as :func:`gram_frequencies_by_term` reads them; ``idf`` per dense id): each title's
+    distinct ids are visited in ascending order, so the sum runs over its distinct keys in
+    ascending order with the same float64 operations, and the norms are bit-equal. The ids
+    are counted in a dense array and marked in a bitmap read word by word, or sorted when
+    the span of the bitmap words is long next to the title (:func:`_sorted_run_sum`)."""
+    n_docs = doc_indptr.shape[0] - 1
+    n_ids = idf.shape[0]
+    norm = np.zeros(n_docs)
+    counts = np.zeros(n_ids, dtype=np.int64)
+    words = np.zeros((n_ids >> 6) + 1, dtype=np.uint64)
+    buf = np.empty(64, dtype=np.int64)
+    for doc in range(n_docs):
+        start, end = doc_indptr[doc], doc_indptr[doc + 1]
+        if end == start:
+            continue
+        m = end - start - 1
+        for p in range(start, end):
+            m += gram_indptr[doc_terms[p] + 1] - gram_indptr[doc_terms[p]]
+        if m > buf.shape[0]:
+            buf = np.empty(2 * m, dtype=np.int64)
+        n, low, high = 0, n_ids, 0
+        for p in range(start, end):
+            t = doc_terms[p]
+            for k in range(gram_indptr[t] - (1 if p > start else 0), gram_indptr[t + 1]):
+                g = gram_ids[k] if k >= gram_indptr[t] else pair_ids[
+                    last_id[doc_terms[p - 1]], first_id[t]]
+                buf[n] = g
+                n += 1
+                low, high = min(low, g), max(high, g)
+        if (high >> 6) - (low >> 6) > 8 * m:
+            grams = buf[:m]
+            _insertion_sort(grams)
+            norm[doc] = np.sqrt(_sorted_run_sum(grams, idf, log_counts))
+            continue
+        for i in range(m):
+            g = buf[i]
+            counts[g] += 1
+            words[g >> 6] |= np.uint64(1) << np.uint64(g & 63)
+        total = 0.0
+        for w in range(low >> 6, (high >> 6) + 1):
+            x = words[w]
+            while x:
+                bit = x & (~x + np.uint64(1))  # the lowest set bit
+                g = (w << 6) + _DE_BRUIJN_INDEX[(bit * _DE_BRUIJN) >> np.uint64(58)]
+                wt = (1.0 + log_counts[counts[g] - 1]) * idf[g]
+                sq = wt * wt
+                total += sq
+                counts[g] = 0
+                x ^= bit
+            words[w] = 0
+        norm[doc] = np.sqrt(total)
+    return norm
+
+
+@njit(cache=True)
+def _sorted_run_sum(grams, idf, log_counts):  # noqa: ANN001, ANN202
+    """Sum over the runs of equal ids of sorted ``grams`` of ((1 + log count) * IDF)^2."""
+    m = grams.shape[0]
+    total = 0.0
+    first = 0
+    for i in range(1, m + 1):
+        if i == m or grams[i] != grams[first]:
+            w = (1.0 + log_counts[i - first - 1]) * idf[grams[first]]
+            sq = w * w
+            total += sq
+            first = i
+    return total
+
+
+#: The index of the set bit of a power of two ``b`` is ``_DE_BRUIJN_INDEX[(b * _DE_BRUIJN)
+#: >> 58]`` (a De Bruijn sequence: every 6-bit window differs).
+_DE_BRUIJN = np.uint64(0x03F79D71B4CB0A89)
+_DE_BRUIJN_INDEX = np.zeros(64, dtype=np.int64)
+for _bit in range(64):
+    _DE_BRUIJN_INDEX[((1 << _bit) * 0x03F79D71B4CB0A89 % (1 << 64)) >> 58] = _bit
+del _bit
+
+
+@njit(cache=True)
+def _insertion_sort(a):  # noqa: ANN001, ANN202
+    """Sort ``a`` in place: a title's few dozen trigram ids, mostly in runs that are already
+    ascending, where this beats a general sort."""
+    if a.shape[0] > 256:
+        a.sort()
+        return
+    for i in range(1, a.shape[0]):
+        x = a[i]
+        j = i - 1
+        while j >= 0 and a[j] > x:
+            a[j + 1] = a[j]
+            j -= 1
+        a[j + 1] = x

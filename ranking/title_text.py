@@ -64,6 +64,36 @@ def head_lengths(titles: list[str], analyzer: Analyzer, title_lengths: np.ndarra
     return np.where(heads > 0, heads, title_lengths)
 
 
+def _grams_by_term(index: FieldIndex, term_indptr: np.ndarray, term_chars: np.ndarray
+                   ) -> tuple[np.ndarray, tuple] | None:
+    """The catalog's candidate trigram keys, sorted (every trigram of a title token padded
+    by spaces, and every (last character, space, first character) of two tokens that may be
+    adjacent), and what :func:`ranking._title_kernels.gram_frequencies_by_term` reads: each
+    title token's trigrams as dense ids (positions in the sorted keys) and the dense id of
+    each (last, first) pair. A title's trigrams are then read per token, not per character.
+    None if a title token is empty or the pairs would be more than :data:`_MOST_PAIRS`."""
+    used = np.zeros(term_indptr.shape[0] - 1, dtype=np.bool_)
+    used[index.doc_terms] = True
+    if np.any(np.diff(term_indptr)[used] == 0):
+        return None
+    gram_indptr, keys, first, last = kernels.term_grams(term_indptr, term_chars, used)
+    lasts, last_id = np.unique(last[used], return_inverse=True)
+    firsts, first_id = np.unique(first[used], return_inverse=True)
+    if lasts.shape[0] * firsts.shape[0] > _MOST_PAIRS:
+        return None
+    pairs = ((lasts[:, None] << 42) | (np.int64(kernels._SPACE) << 21) | firsts[None, :]).ravel()
+    universe, ids = np.unique(np.concatenate([keys, pairs]), return_inverse=True)
+    term_last = np.zeros(used.shape[0], dtype=np.int64)
+    term_first = np.zeros(used.shape[0], dtype=np.int64)
+    term_last[used], term_first[used] = last_id, first_id
+    pair_ids = ids[keys.shape[0]:].reshape(lasts.shape[0], firsts.shape[0])
+    return universe, (gram_indptr, ids[:keys.shape[0]], term_last, term_first, pair_ids)
+
+
+#: The most (last character, first character) pairs :func:`_grams_by_term` lays out.
+_MOST_PAIRS = 1 << 22
+
+
 def gram_idf(df: np.ndarray | float, n_docs: int) -> np.ndarray:
     """Smoothed IDF, log((n + 1) / (df + 1)) + 1: positive for every trigram, and the
     largest (df = 0) for a query trigram that no title has."""
@@ -90,13 +120,26 @@ class TitleText:
         by a hash table of the catalog's trigrams, then each title's norm from its own sorted
         trigrams. The IDF and ``log`` of the counts are numpy's, so every value is the one
         a sort of all (title, trigram) pairs gave before."""
-        n = index.n_docs
-        distinct, df, longest, table, rank = kernels.gram_document_frequencies(
-            index.doc_indptr, index.doc_terms, term_indptr, term_chars)
-        idf = gram_idf(df, n)
-        log_counts = np.log(np.arange(1, max(longest, 1) + 1, dtype=np.int64))
-        norm = kernels.gram_norms(index.doc_indptr, index.doc_terms, term_indptr, term_chars,
-                                  table, rank, idf, log_counts)
+        by_term = _grams_by_term(index, term_indptr, term_chars)
+        if by_term is None:  # an empty token, or too many (last, first) character pairs
+            distinct, df, longest, table, rank = kernels.gram_document_frequencies(
+                index.doc_indptr, index.doc_terms, term_indptr, term_chars)
+            idf = gram_idf(df, index.n_docs)
+            log_counts = np.log(np.arange(1, max(longest, 1) + 1, dtype=np.int64))
+            norm = kernels.gram_norms(index.doc_indptr, index.doc_terms, term_indptr,
+                                      term_chars, table, rank, idf, log_counts)
+        else:
+            universe, arrays = by_term
+            df_all, longest = kernels.gram_frequencies_by_term(
+                index.doc_indptr, index.doc_terms, *arrays, universe.shape[0])
+            present = df_all > 0
+            distinct, df = universe[present], df_all[present]
+            idf = gram_idf(df, index.n_docs)
+            idf_all = np.zeros(universe.shape[0])
+            idf_all[present] = idf
+            log_counts = np.log(np.arange(1, max(longest, 1) + 1, dtype=np.int64))
+            norm = kernels.gram_norms_by_term(index.doc_indptr, index.doc_terms, *arrays,
+                                              idf_all, log_counts)
         lengths = np.diff(index.doc_indptr).astype(np.int64)
         return cls(head_lengths(titles, analyzer, lengths, cache), norm, distinct, idf)
 
