@@ -38,6 +38,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
@@ -67,7 +68,7 @@ from ranking.app.config_store import (
     accept_text,
     read_stable,
 )
-from ranking.ranker import WEIGHTS_FILE, Ranker, pin_rule
+from ranking.ranker import WEIGHTS_FILE, Ranker, SearchResult, pin_rule
 
 ENV_BUNDLE = "MARGINRANK_BUNDLE"
 ENV_CONFIG = "MARGINRANK_CONFIG"
@@ -179,6 +180,7 @@ class Metrics:
                                 "generation this worker serves", registry=reg)
         self.loaded_at = Gauge("marginrank_config_loaded_timestamp_seconds", "Unix time the "
                                "serving config was accepted", registry=reg)
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def swapped(self, generation: Generation) -> None:
         self.config.clear()
@@ -187,8 +189,13 @@ class Metrics:
         self.loaded_at.set(generation.accepted_at)
 
     def observe(self, path: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(path, method, str(status)).inc()
-        self.latency.labels(path).observe(seconds)
+        key = (path, method, status)
+        children = self._children.get(key)
+        if children is None:  # the label lookups (a lock and a tuple each) once per key
+            children = self._children[key] = (self.requests.labels(path, method, str(status)),
+                                               self.latency.labels(path))
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 class _StoreCounts:
@@ -374,23 +381,43 @@ Explain = Annotated[bool, Query(description="add each term's contribution to eve
 
 # -- endpoints -------------------------------------------------------------------------------
 async def search(request: Request, state: State, q: QueryText, customer_id: CustomerId = None,
-                 k: TopK = 20, explain: Explain = False) -> JSONResponse:
+                 k: TopK = 20, explain: Explain = False) -> Response:
     """Ranked products for ``q``. A query with no known word returns no results.
 
     Runs on the event loop, not in a thread pool: a search is about a millisecond of work,
     mostly under the GIL (the Numba kernels do not release it), so threads would add hand-offs
-    and GIL contention; for more cores, run more worker processes (docs/service.md).
+    and GIL contention; for more cores, run more worker processes (docs/service.md). A valid
+    search seldom gets here: :class:`_FastSearch` answers it first, with the same body.
     """
     ranker = state.require_ranker()  # one snapshot: its config ranks, its version is reported
+    return Response(search_body(request, ranker, q, customer_id, k, explain),
+                    media_type="application/json",
+                    headers={"x-config-version": ranker.serving.version})
+
+
+def search_body(request: Request, ranker: Ranker, q: str, customer_id: str | None, k: int,
+                explain: bool) -> bytes:
+    """Search with ``ranker`` (its config ranks; its version is the one reported), queue the
+    impression, note the log fields, and return the JSON body of :class:`SearchResponse`."""
     results = ranker.search(q, customer_id=customer_id, k=k, explain=explain,
                             request_id=request.scope.get(events_api.REQUEST_ID_KEY))
-    hits = [Hit.model_validate(r) for r in results]
     events_api.log_search(request, q, customer_id, results)  # queued; never waits (--events)
-    request.scope[_LOG_KEY].update(customer_id=customer_id, k=k, results=len(hits),
-                                   arm=hits[0].arm if hits else None)
-    version = ranker.serving.version
-    body = SearchResponse(query=q, k=k, config_version=version, results=hits)
-    return JSONResponse(body.model_dump(), headers={"x-config-version": version})
+    request.scope[_LOG_KEY].update(customer_id=customer_id, k=k, results=len(results),
+                                   arm=results[0].arm if results else None)
+    return encode_search_response(q, k, ranker.serving.version, results)
+
+
+def encode_search_response(q: str, k: int, version: str, results: list[SearchResult]) -> bytes:
+    """``SearchResponse(...).model_dump()`` rendered as ``JSONResponse`` renders it, built
+    from the results directly: validating each hit through pydantic and dumping it again
+    cost more than the HTTP work around it (tests/ranking/app/test_service_fast.py holds the
+    two byte-equal)."""
+    return json.dumps(
+        {"query": q, "k": k, "config_version": version, "results": [
+            {"rank": r.rank, "product_id": r.product_id, "title": r.title, "score": r.score,
+             "pinned": r.pinned, "arm": r.arm, "contributions": r.contributions,
+             "from_prior": r.from_prior} for r in results]},
+        ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode("utf-8")
 
 
 async def healthz(state: State) -> JSONResponse:
@@ -526,7 +553,7 @@ def create_app(bundle_dir: str | Path, config: str | Path | None = None, *,
     metrics_.registry.register(_StoreCounts(store))
     state = ServiceState(Path(bundle_dir), Path(config) if config else None, store, metrics_,
                          admin_token, seed)
-    app = FastAPI(title="marginrank", summary="Product search ranked for relevance, then for "
+    app = _ServiceApp(title="marginrank", summary="Product search ranked for relevance, then for "
                   "margin, CLV, returns and inventory", lifespan=_lifespan,
                   docs_url=None, redoc_url=None)  # their assets come from a CDN: off
     app.state.service = state
@@ -547,9 +574,27 @@ def create_app(bundle_dir: str | Path, config: str | Path | None = None, *,
     events_api.install(app)  # POST /events and the impression log (--events DIR)
     dashboard.install(app)  # /ui
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_middleware(_Observe, metrics=metrics_, paths=frozenset(r.path for r in app.routes),
-                       worker=os.environ.get(ENV_WORKER_ID, ""))
+    app.front = _Observe(_FastSearch(app, state, app.framework), metrics=metrics_,
+                         paths=frozenset(r.path for r in app.routes),
+                         worker=os.environ.get(ENV_WORKER_ID, ""))
     return app
+
+
+class _ServiceApp(FastAPI):
+    """FastAPI with the request observation (:class:`_Observe`) outermost and the fast path
+    of ``GET /search`` (:class:`_FastSearch`) inside it; every other request, and a search
+    the fast path declines, goes through the framework as before."""
+
+    front: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.front is None:
+            await self.framework(scope, receive, send)
+        else:
+            await self.front(scope, receive, send)
+
+    async def framework(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await super().__call__(scope, receive, send)
 
 
 @asynccontextmanager
@@ -572,8 +617,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 # -- request observation ---------------------------------------------------------------------
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
-ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]],
-                   Awaitable[None]]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class _Observe:
@@ -619,6 +665,73 @@ class _Observe:
             log.info("request", extra={"fields": {
                 "request_id": request_id, "method": scope["method"], "path": path,
                 "status": status, "latency_ms": round(seconds * 1000, 3), **fields}})
+
+
+#: ``explain`` values pydantic reads as a bool (the lower-case forms; others: the framework).
+_TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
+_FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
+_K = re.compile(r"[0-9]{1,3}")
+
+
+def search_args(query_string: bytes) -> tuple[str, str | None, int, bool] | None:
+    """``GET /search``'s arguments (q, customer_id, k, explain) when they surely pass the
+    route's validation (:data:`QueryText`, :data:`CustomerId`, :data:`TopK`,
+    :data:`Explain`); None for anything else (a repeated name, an empty customer id, a ``k``
+    that is not plain digits...), which the framework then validates and answers itself.
+    The query string is split as Starlette splits it."""
+    q = customer_id = None
+    k, explain, seen = 20, False, set()
+    for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        if name in seen:
+            return None
+        seen.add(name)
+        if name == "q":
+            q = value
+        elif name == "customer_id":
+            customer_id = value
+        elif name == "k":
+            if not _K.fullmatch(value):
+                return None
+            k = int(value)
+        elif name == "explain":
+            if value not in _TRUE and value not in _FALSE:
+                return None
+            explain = value in _TRUE
+    if q is None or not 1 <= len(q) <= MAX_QUERY_CHARS or not q.strip() or not 1 <= k <= MAX_K:
+        return None
+    if customer_id is not None and not 1 <= len(customer_id) <= MAX_CUSTOMER_ID_CHARS:
+        return None
+    return q, customer_id, k, explain
+
+
+class _FastSearch:
+    """``GET /search`` without the framework's per-request machinery (routing, dependency
+    injection, parameter and answer models), which cost a worker more CPU than the search
+    itself: the same rules (:func:`search_args`), the same body (:func:`search_body`) and
+    headers. A search the rules do not surely accept, or one that arrives before the ranker
+    is ready, goes to the framework, which answers it (422, 503) as before; so does every
+    other request."""
+
+    def __init__(self, app: FastAPI, state: ServiceState, framework: ASGIApp) -> None:
+        self.app, self.state, self.framework = app, state, framework
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ranker = self.state.ranker
+        args = None
+        if scope["type"] == "http" and scope["path"] == "/search" and scope["method"] == "GET" \
+                and ranker is not None:
+            args = search_args(scope["query_string"])
+        if args is None:
+            await self.framework(scope, receive, send)
+            return
+        scope["app"] = self.app  # what the framework sets; the impression log reads it
+        version = ranker.serving.version
+        body = search_body(Request(scope), ranker, *args)
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"x-config-version", version.encode("latin-1")),
+            (b"content-length", str(len(body)).encode("latin-1")),
+            (b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body})
 
 
 def _request_id(scope: Scope) -> str:
