@@ -32,7 +32,18 @@ ANALYZER_RULE = -1
 def split_segments(cps, never, lookback, unit_codes, unit_lengths, unit_first):  # noqa: ANN001, ANN201
     """Segments of NUL-separated texts ``cps`` (uint32 code points): (starts, ends, text of
     each, distinct id of each (int32, first-seen order), first occurrence of each distinct
-    segment, whether each distinct segment holds a digit-like character).
+    segment, whether each distinct segment holds a digit-like character). The segments are
+    :func:`cut_segments`'."""
+    starts, ends, texts, digit = cut_segments(cps, never, lookback, unit_codes, unit_lengths,
+                                              unit_first)
+    ids, first = _distinct(cps, starts, ends)
+    return starts, ends, texts, ids, first, digit[first]
+
+
+@njit(cache=True)
+def cut_segments(cps, never, lookback, unit_codes, unit_lengths, unit_first):  # noqa: ANN001, ANN201
+    """Segments of NUL-separated texts ``cps`` (uint32 code points): (starts, ends, text of
+    each, whether each holds a digit-like character).
 
     ``lookback`` < 0 is the rule of :class:`ranking.text.Analyzer`'s regexes: a segment ends
     at NUL, at a character of ``never`` (ASCII, never consumed by a match), and at a space or
@@ -100,8 +111,7 @@ def split_segments(cps, never, lookback, unit_codes, unit_lengths, unit_first): 
     if start >= 0:
         starts[m], ends[m], texts[m], digit[m] = start, n, text, has_digit
         m += 1
-    ids, first = _distinct(cps, starts[:m], ends[:m])
-    return starts[:m], ends[:m], texts[:m], ids, first, digit[:m][first]
+    return starts[:m], ends[:m], texts[:m], digit[:m]
 
 
 @njit(cache=True)
@@ -246,6 +256,114 @@ def _distinct(cps, starts, ends):  # noqa: ANN001, ANN202
                     break
             slot = (slot + 1) & (size - 1)
     return ids, first[:n_distinct]
+
+
+@njit(cache=True)
+def distinct_into(cps, starts, ends, table, hashes, chars, at, n_known):  # noqa: ANN001, ANN201
+    """:func:`_distinct` against a table kept from call to call (one per index build and
+    analyzer): the id of each segment ``cps[starts[i]:ends[i]]`` among all segments seen so
+    far (new ones numbered from ``n_known`` in first-seen order), and the table's arrays,
+    grown as needed: ``table`` (open addressing, slots hold ids, -1 empty, at most half
+    full), ``hashes`` (FNV-1a of each id), ``chars``/``at`` (id d's code points are
+    ``chars[at[d]:at[d + 1]]``). Returns (ids, n_known after, table, hashes, chars, at)."""
+    m = starts.shape[0]
+    ids = np.empty(m, dtype=np.int32)
+    size = table.shape[0]
+    n = n_known
+    for s in range(m):
+        h = np.uint64(14695981039346656037)
+        for p in range(starts[s], ends[s]):
+            h = (h ^ np.uint64(cps[p])) * np.uint64(1099511628211)
+        slot = np.int64(h & np.uint64(size - 1))
+        length = ends[s] - starts[s]
+        while True:
+            d = table[slot]
+            if d < 0:
+                break
+            if hashes[d] == h and at[d + 1] - at[d] == length:
+                same = True
+                base = at[d]
+                for k in range(length):
+                    if chars[base + k] != cps[starts[s] + k]:
+                        same = False
+                        break
+                if same:
+                    break
+            slot = (slot + 1) & (size - 1)
+        if d >= 0:
+            ids[s] = d
+            continue
+        # a new segment: kept, the arrays grown first if full
+        if n + 1 > hashes.shape[0] or n + 2 > at.shape[0]:
+            capacity = 2 * hashes.shape[0] + 2
+            grown_h = np.empty(capacity, dtype=np.uint64)
+            grown_h[:n] = hashes[:n]
+            hashes = grown_h
+            grown_at = np.zeros(capacity + 1, dtype=np.int64)
+            grown_at[:n + 1] = at[:n + 1]
+            at = grown_at
+        if at[n] + length > chars.shape[0]:
+            grown_c = np.empty(2 * (chars.shape[0] + length), dtype=np.uint32)
+            grown_c[:at[n]] = chars[:at[n]]
+            chars = grown_c
+        hashes[n] = h
+        for k in range(length):
+            chars[at[n] + k] = cps[starts[s] + k]
+        at[n + 1] = at[n] + length
+        table[slot] = n
+        ids[s] = n
+        n += 1
+        if 2 * n > size:
+            size *= 2
+            table = np.full(size, -1, dtype=np.int64)
+            for e in range(n):
+                slot = np.int64(hashes[e] & np.uint64(size - 1))
+                while table[slot] >= 0:
+                    slot = (slot + 1) & (size - 1)
+                table[slot] = e
+    return ids, n, table, hashes, chars, at
+
+
+@njit(cache=True)
+def lower_code_points(cps, lower_from, lower_to):  # noqa: ANN001, ANN201
+    """Lowercase ``cps`` in place: ASCII A-Z, and each code point of ``lower_from`` (sorted,
+    outside ASCII) to the one of ``lower_to`` at the same place (the caller gives only
+    characters whose lowercase is one character and does not depend on the context)."""
+    k = lower_from.shape[0]
+    for i in range(cps.shape[0]):
+        c = cps[i]
+        if 65 <= c <= 90:
+            cps[i] = c + 32
+        elif c >= 128 and k:
+            j = np.searchsorted(lower_from, c)
+            if j < k and lower_from[j] == c:
+                cps[i] = lower_to[j]
+
+
+@njit(cache=True)
+def head_token_counts(seg_starts, seg_ends, owner, ids, indptr, text_starts, cuts):  # noqa: ANN001, ANN201
+    """Per text, the token count of its head: of the segments (``owner``: text of each; their
+    token counts ``indptr[id + 1] - indptr[id]``) that end at or before its cut, at
+    ``text_starts[t] + cuts[t]`` (:func:`head_cuts`); all its tokens when ``cuts[t]`` is -1.
+    -1 when the text must be read by the regex: ``cuts[t]`` < -1, or a segment runs across the
+    cut (so its characters before the cut may make other tokens alone)."""
+    n_texts = text_starts.shape[0]
+    out = np.zeros(n_texts, dtype=np.int64)
+    for s in range(ids.shape[0]):
+        t = owner[s]
+        cut = cuts[t]
+        if cut < -1 or out[t] < 0:
+            out[t] = -1
+            continue
+        d = ids[s]
+        if cut == -1 or seg_ends[s] <= text_starts[t] + cut:
+            out[t] += indptr[d + 1] - indptr[d]
+        elif seg_starts[s] <= text_starts[t] + cut:
+            out[t] = -1
+    for t in range(n_texts):
+        if cuts[t] < -1:
+            out[t] = -1
+    return out
 
 
 @njit(cache=True)

@@ -23,7 +23,6 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import chain
 
 import numpy as np
 
@@ -82,70 +81,152 @@ def analyze_many(analyzer: Analyzer, texts: Sequence[str], chunk: int = CHUNK) -
                     np.concatenate([p.is_word for p in parts]), indptr)
 
 
+class SegmentCache:
+    """The distinct segments of one index build under one analyzer, kept from chunk to
+    chunk and field to field, with what each was analyzed to: a segment is looked up by a
+    kernel (:func:`ranking._bulk_kernels.distinct_into`) and analyzed in Python only the
+    first time the build meets it, so Python's work grows with the catalog's distinct
+    segments, not with its chunks. ``payload`` holds, per segment id, its exact and stemmed
+    term ids (CSR), or, for :mod:`ranking.bulk_units`, its quantities."""
+
+    def __init__(self) -> None:
+        self.table = np.full(1 << 12, -1, dtype=np.int64)
+        self.hashes = np.empty(1 << 10, dtype=np.uint64)
+        self.chars = np.empty(1 << 14, dtype=np.uint32)
+        self.at = np.zeros((1 << 10) + 1, dtype=np.int64)
+        self.n = 0
+        self.indptr = np.zeros(1, dtype=np.int64)
+        self.payload: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int32),
+                                                       np.zeros(0, np.int32))
+
+    def ids(self, cps: np.ndarray, starts: np.ndarray, ends: np.ndarray
+            ) -> tuple[np.ndarray, list[str]]:
+        """Each segment's id, and the text of the segments new to the cache, in id order."""
+        known = self.n
+        (ids, self.n, self.table, self.hashes, self.chars,
+         self.at) = kernels.distinct_into(cps, starts, ends, self.table, self.hashes,
+                                          self.chars, self.at, self.n)
+        base = int(self.at[known])
+        text = self.chars[base:int(self.at[self.n])].tobytes().decode("utf-32-le",
+                                                                      "surrogatepass")
+        bounds = (self.at[known:self.n + 1] - base).tolist()
+        return ids, [text[bounds[k]:bounds[k + 1]] for k in range(len(bounds) - 1)]
+
+    def extend(self, lengths: list[int], *columns: list) -> None:
+        """Append the new segments' payload rows (``lengths`` values each, ``columns`` flat)."""
+        grown = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=grown[1:])
+        self.indptr = np.concatenate([self.indptr, self.indptr[-1] + grown[1:]])
+        self.payload = tuple(np.concatenate([old, np.asarray(new, dtype=old.dtype)])
+                             for old, new in zip(self.payload, columns, strict=True))
+
+
 def forward_ids(analyzer: Analyzer, texts: Sequence[str], vocab: Vocabulary,
                 stem_vocab: Vocabulary | None = None, chunk: int = CHUNK,
-                cache: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] | None = None
+                cache: SegmentCache | None = None
                 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
     """The forward index of ``texts`` ((int32 term ids, int64 offsets) per text) over
     ``vocab`` under ``analyzer``, and, with ``stem_vocab``, over ``stem_vocab`` under the same
     analyzer with stemming: what ``vocab.add_docs([analyzer(t) for t in texts])`` gives.
 
-    A chunk of texts is cut into segments (:func:`_segments`); each distinct segment is
-    analyzed once and its tokens given ids (new tokens in first-seen order: a token first
-    occurs in the first occurrence of some segment, and distinct segments are taken in the
-    order they first occur), then the ids are spread over the texts by a kernel. ``cache``
-    (segment -> its exact and stemmed ids) carries the analyzed segments from one call to the
-    next: it belongs to one (``analyzer``, ``vocab``, ``stem_vocab``)."""
-    cache = {} if cache is None else cache
+    A chunk of texts is cut into segments (:func:`_code_points`,
+    :func:`ranking._bulk_kernels.cut_segments`); each distinct segment is analyzed once and
+    its tokens given ids (new tokens in first-seen order: a token first occurs in the first
+    occurrence of some segment, and new segments are numbered in the order they first
+    occur), then the ids are spread over the texts by a kernel. ``cache`` carries the
+    analyzed segments from one call to the next: it belongs to one (``analyzer``, ``vocab``,
+    ``stem_vocab``)."""
+    forward, stems, _ = _forward(analyzer, texts, vocab, stem_vocab, chunk, cache, False)
+    return forward, stems
+
+
+def title_forward_ids(analyzer: Analyzer, titles: Sequence[str], vocab: Vocabulary,
+                      stem_vocab: Vocabulary, cache: SegmentCache, chunk: int = CHUNK
+                      ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray],
+                                 np.ndarray]:
+    """:func:`forward_ids` of the titles, and each title's head length in tokens
+    (:func:`ranking.title_text.head_lengths` before its last clipping) from the same
+    segments: the tokens of the segments that end before the title's
+    :data:`ranking.title_text.HEAD_CUT` (:func:`ranking._bulk_kernels.head_token_counts`).
+    Where that cannot be read off the segments (a title outside ASCII, a segment across the
+    cut, a NUL), the head is cut by the regex and analyzed as
+    :func:`ranking.title_text.head_lengths` does."""
+    return _forward(analyzer, titles, vocab, stem_vocab, chunk, cache, True)
+
+
+def _forward(analyzer: Analyzer, texts: Sequence[str], vocab: Vocabulary,
+             stem_vocab: Vocabulary | None, chunk: int, cache: SegmentCache | None,
+             heads: bool) -> tuple:
+    cache = SegmentCache() if cache is None else cache
     plain = _plain(analyzer)
     stemmer = text_module._stemmer()
     stop = text_module.ENGLISH_STOPWORDS if analyzer.stopwords else frozenset()
     stems_too = analyzer.stem or stem_vocab is not None
-    ids, stem_ids, lengths = [], [], []
+    ids, stem_ids, lengths, head_counts = [], [], [], []
     for i in range(0, len(texts), chunk):
         part = texts[i:i + chunk]
-        found = _segments(analyzer, part)
-        if found is None:  # a text holds a NUL: one text at a time
+        cps = _code_points(part, analyzer.lowercase, normalize=True)
+        if cps is None:  # a text holds a NUL: one text at a time
             exact, stems, counts = _forward_one_by_one(plain, analyzer, part, vocab, stem_vocab,
                                                        stemmer)
+            head_counts.append(np.full(len(part), -1, dtype=np.int64))
         else:
-            joined, starts, ends, owner, seg_ids, first, _ = found
-            entries = []
-            for s, e in zip(starts[first].tolist(), ends[first].tolist(), strict=True):
-                segment = joined[s:e]
-                entry = cache.get(segment)
-                if entry is None:
-                    if segment.isalpha():  # one plain word (the analyzer's \w+), most segments
-                        entry = () if segment in stop else (segment,)
-                        if entry and stems_too:
-                            stem = stemmer.stemWord(segment)
-                            exact = (vocab.add(stem if analyzer.stem else segment),)
-                            entry = (exact, (stem_vocab.add(stem),) if stem_vocab is not None
-                                     else exact)
-                        elif entry:
-                            entry = ((vocab.add(segment),),) * 2
-                        else:
-                            entry = ((), ())
+            starts, ends, owner, _ = kernels.cut_segments(
+                cps, kernels.NEVER_CONSUMED, kernels.ANALYZER_RULE, *UNIT_CODES)
+            seg_ids, new = cache.ids(cps, starts, ends)
+            sizes, flat, flat_stem = [], [], []
+            for segment in new:
+                if segment.isalpha():  # one plain word (the analyzer's \w+), most segments
+                    if segment in stop:
+                        exact = stem = ()
+                    elif stems_too:
+                        word = stemmer.stemWord(segment)
+                        exact = (vocab.add(word if analyzer.stem else segment),)
+                        stem = (stem_vocab.add(word),) if stem_vocab is not None else exact
                     else:
-                        entry = _segment_ids(plain, analyzer, segment, vocab, stem_vocab,
-                                             stemmer)
-                    cache[segment] = entry
-                entries.append(entry)
-            indptr = np.zeros(len(entries) + 1, dtype=np.int64)
-            np.cumsum(np.fromiter((len(x) for x, _ in entries), dtype=np.int64,
-                                  count=len(entries)), out=indptr[1:])
-            flat = np.fromiter(chain.from_iterable(x for x, _ in entries), dtype=np.int32,
-                               count=int(indptr[-1]))
-            flat_stem = np.fromiter(chain.from_iterable(y for _, y in entries), dtype=np.int32,
-                                    count=int(indptr[-1]))
-            exact, stems, counts = kernels.gather_ids(seg_ids, owner, len(part), indptr, flat,
-                                                      flat_stem)
+                        exact = stem = (vocab.add(segment),)
+                else:
+                    exact, stem = _segment_ids(plain, analyzer, segment, vocab, stem_vocab,
+                                               stemmer)
+                sizes.append(len(exact))
+                flat += exact
+                flat_stem += stem
+            cache.extend(sizes, flat, flat_stem)
+            exact, stems, counts = kernels.gather_ids(seg_ids, owner, len(part), cache.indptr,
+                                                      *cache.payload)
+            if heads:
+                text_starts, cuts = kernels.head_cuts(cps, len(part))
+                if not "".join(part).isascii():  # the regex reads the raw text outside ASCII
+                    cuts[~np.fromiter(map(str.isascii, part), bool, len(part))] = -2
+                head_counts.append(kernels.head_token_counts(
+                    starts, ends, owner, seg_ids, cache.indptr, text_starts, cuts))
         ids.append(exact)
         stem_ids.append(stems)
         lengths.append(counts)
     indptr = _indptr(lengths, len(texts))
     out = (_concat(ids), indptr)
-    return out, ((_concat(stem_ids), indptr.copy()) if stem_vocab is not None else None)
+    stem_out = (_concat(stem_ids), indptr.copy()) if stem_vocab is not None else None
+    if not heads:
+        return out, stem_out, None
+    return out, stem_out, _heads_by_regex(
+        analyzer, texts, np.concatenate(head_counts) if head_counts else np.zeros(0, np.int64))
+
+
+def _heads_by_regex(analyzer: Analyzer, titles: Sequence[str], counts: np.ndarray
+                    ) -> np.ndarray:
+    """``counts`` with each -1 replaced by the token count of the title's head cut by
+    :data:`ranking.title_text.HEAD_CUT` (-1 for a title without a cut: all of it)."""
+    from ranking.title_text import HEAD_CUT
+
+    rows = np.flatnonzero(counts < 0)
+    heads = [HEAD_CUT.split(titles[r], maxsplit=1)[0] for r in rows.tolist()]
+    cut = [len(head) < len(titles[r]) for head, r in zip(heads, rows.tolist(), strict=True)]
+    counts = counts.copy()
+    counts[rows] = -1
+    if any(cut):
+        at = rows[np.array(cut, dtype=bool)]
+        counts[at] = token_counts(analyzer, [h for h, c in zip(heads, cut, strict=True) if c])
+    return counts
 
 
 def _plain(analyzer: Analyzer) -> Analyzer:
@@ -310,10 +391,47 @@ UNIT_CODES = _unit_codes()
 
 
 def code_points(text: str) -> np.ndarray:
-    """The code points of ``text`` (uint32), index for index with the string."""
-    if text.isascii():
-        return np.frombuffer(text.encode("ascii"), dtype=np.uint8).astype(np.uint32)
-    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    """The code points of ``text`` (uint32, a writable array), index for index with the
+    string."""
+    try:
+        return np.frombuffer(text.encode("latin-1"), dtype=np.uint8).astype(np.uint32)
+    except UnicodeEncodeError:
+        return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).copy()
+
+
+def _code_points(texts: Sequence[str], lowercase: bool, normalize: bool) -> np.ndarray | None:
+    """The texts NUL-joined (a NUL after each), NFKC-normalized text by text if
+    ``normalize``, lowercased as ``str.lower`` does if ``lowercase``, as code points; None if
+    a text holds a NUL or the segment rule is not :data:`SEGMENTS_SOUND`. Lowercasing is a
+    kernel's (:func:`ranking._bulk_kernels.lower_code_points`) when every character outside
+    ASCII lowercases to one character by itself (not a capital sigma, whose lowercase
+    depends on what follows), else ``str.lower``'s."""
+    joined = _SEP.join(texts) + _SEP
+    if joined.count(_SEP) != len(texts) or not SEGMENTS_SOUND:
+        return None
+    if normalize and not joined.isascii() and not unicodedata.is_normalized("NFKC", joined):
+        normalized = unicodedata.is_normalized
+        joined = _SEP.join([t if normalized("NFKC", t) else unicodedata.normalize("NFKC", t)
+                            for t in texts]) + _SEP
+    cps = code_points(joined)
+    if lowercase and not _lower(cps):
+        cps = code_points(joined.lower())
+    return cps
+
+
+def _lower(cps: np.ndarray) -> bool:
+    """Lowercase code points in place as ``str.lower`` would, if a kernel can (see
+    :func:`_code_points`); False, ``cps`` untouched, if not."""
+    high = np.unique(cps[cps >= 128])
+    lowered = [chr(c).lower() for c in high.tolist()]
+    if _CAPITAL_SIGMA in high or any(len(low) != 1 for low in lowered):
+        return False
+    kernels.lower_code_points(cps, high, np.array([ord(low) for low in lowered],
+                                                  dtype=np.uint32))
+    return True
+
+
+_CAPITAL_SIGMA = 0x3A3
 
 
 def _segment_tokens(plain: Analyzer, segment: str) -> tuple[list[str], list[bool]]:

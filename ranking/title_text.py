@@ -60,6 +60,12 @@ def head_lengths(titles: list[str], analyzer: Analyzer, title_lengths: np.ndarra
                 cut.append(head)
     if cut:
         heads[np.array(rows, dtype=np.int64)] = bulk_text.token_counts(analyzer, cut, cache)
+    return clip_heads(heads, title_lengths)
+
+
+def clip_heads(heads: np.ndarray, title_lengths: np.ndarray) -> np.ndarray:
+    """Head token counts at most the title's length; a head without a token (or -1) is the
+    whole title."""
     heads = np.minimum(heads, title_lengths)
     return np.where(heads > 0, heads, title_lengths)
 
@@ -112,9 +118,11 @@ class TitleText:
     @classmethod
     def build(cls, titles: list[str], analyzer: Analyzer, index: FieldIndex,
               term_indptr: np.ndarray, term_chars: np.ndarray,
-              cache: dict | None = None) -> TitleText:
+              cache: dict | None = None, heads: np.ndarray | None = None) -> TitleText:
         """From the raw titles and their plain index (``index``, tokens by ``analyzer``) with
-        the characters of every vocabulary token (``cache``: see :func:`head_lengths`).
+        the characters of every vocabulary token (``cache``: see :func:`head_lengths`), or
+        with the heads' token counts already read (``heads``, before :func:`clip_heads`:
+        :func:`ranking.bulk_text.title_forward_ids`).
 
         Two kernel passes over the titles' trigrams in bounded memory: document frequencies
         by a hash table of the catalog's trigrams, then each title's norm from its own sorted
@@ -141,7 +149,9 @@ class TitleText:
             norm = kernels.gram_norms_by_term(index.doc_indptr, index.doc_terms, *arrays,
                                               idf_all, log_counts)
         lengths = np.diff(index.doc_indptr).astype(np.int64)
-        return cls(head_lengths(titles, analyzer, lengths, cache), norm, distinct, idf)
+        heads = (head_lengths(titles, analyzer, lengths, cache) if heads is None
+                 else clip_heads(heads, lengths))
+        return cls(heads, norm, distinct, idf)
 
     def kernel_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
         """What :func:`ranking._title_kernels.title_columns` reads: head lengths, title norms,

@@ -24,7 +24,7 @@ from ranking import bulk_text, bulk_units
 from ranking.bm25 import MultiFieldIndex
 from ranking.features import QUANTITY_FIELDS, TEXT_FIELDS, FeatureSpace
 from ranking.text import Analyzer
-from ranking.title_text import HEAD_CUT, head_lengths
+from ranking.title_text import HEAD_CUT, clip_heads, head_lengths
 from ranking.units import QuantityTable, quantities
 from ranking.vocab import Vocabulary
 
@@ -193,7 +193,7 @@ def test_segment_analysis_equals_the_analyzer_on_random_texts(analyzer: Analyzer
     assert bulk_text.token_counts(analyzer, texts).tolist() == [len(analyzer(t)) for t in texts]
     vocab, stem_vocab = Vocabulary(), Vocabulary()
     (ids, indptr), (stem_ids, stem_indptr) = bulk_text.forward_ids(
-        analyzer, texts, vocab, stem_vocab, chunk=900, cache={})
+        analyzer, texts, vocab, stem_vocab, chunk=900, cache=bulk_text.SegmentCache())
     ref_vocab, ref_stem = Vocabulary(), Vocabulary()
     ref_ids, ref_indptr = ref_vocab.add_docs([analyzer(t) for t in texts])
     stemmer = dataclasses.replace(analyzer, stem=True)
@@ -231,3 +231,23 @@ def test_the_segment_rules_were_proven_against_the_current_regexes() -> None:
     """The segment cuts read the analyzer's and the quantity parser's regexes; a change to
     either turns the fast path off (correct but slow) until the rules are checked again."""
     assert bulk_text.SEGMENTS_SOUND and bulk_units.SEGMENTS_SOUND
+
+
+@pytest.mark.parametrize("analyzer", [Analyzer(), Analyzer(stopwords=True, units=False),
+                                      Analyzer(lowercase=False)])
+def test_heads_read_off_the_title_segments_equal_the_regex_cut(analyzer: Analyzer) -> None:
+    """The build's head lengths (:func:`ranking.bulk_text.title_forward_ids`: the tokens of
+    the segments before the cut) equal the regex-cut heads analyzed alone, across chunks, in
+    a chunk where a title holds a NUL, and for titles outside ASCII."""
+    titles = _random_texts(14) + TRICKY + [
+        "Drill With Case", "Fan 2 in White", "Fan in White", "a AND b", "x OR y", "1 - 2",
+        "2 - 4 in. Hose", "3 x 4, Blue", "ｗｉｔｈ Drill with bit", "Σ Drill, ΣΑΣ"]
+    lengths = np.array([len(analyzer(t)) for t in titles])
+    expected = np.array([len(analyzer(HEAD_CUT.split(t, maxsplit=1)[0])) for t in titles])
+    expected = np.where(np.minimum(expected, lengths) > 0, np.minimum(expected, lengths),
+                        lengths)
+    vocab, stem_vocab = Vocabulary(), Vocabulary()
+    (ids, indptr), _, heads = bulk_text.title_forward_ids(
+        analyzer, titles, vocab, stem_vocab, bulk_text.SegmentCache(), chunk=700)
+    assert np.diff(indptr).tolist() == lengths.tolist()
+    assert clip_heads(heads, lengths).tolist() == expected.tolist()
