@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ranking import _extract_kernels as extract_kernels
 from ranking import _feature_kernels as kernels
-from ranking import _title_kernels as title_kernels
 from ranking import bulk_text, bundle
 from ranking.bm25 import BM25IndexError, FieldIndex, MultiFieldIndex
 from ranking.query import AnalyzedQuery
@@ -118,20 +118,10 @@ FEATURE_NAMES: tuple[str, ...] = tuple(name for name, _ in FEATURES)
 COLUMN = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
 
-def _columns(names: tuple[str, ...]) -> slice | np.ndarray:
-    """Where the features ``names`` sit: a slice when they are adjacent in this order (one
-    cheap assignment per search), else their column indexes."""
-    at = [COLUMN[name] for name in names]
-    if at == list(range(at[0], at[0] + len(at))):
-        return slice(at[0], at[-1] + 1)
-    return np.array(at, dtype=np.int64)
-
-
 #: The feature of each column of :func:`ranking._title_kernels.title_columns`, in its order.
 TITLE_TEXT_COLUMNS = ("edit_sim_title", "trigram_sim_title", "char3_cover_title",
                       "char3_cosine_title", "head_last_in_query", "head_last_is_query_last",
                       "head_last_sim", "cover_exact_title")
-_TITLE_TEXT = _columns(TITLE_TEXT_COLUMNS)
 #: Title features that are a :data:`ranking._feature_kernels.MATCH_COLUMNS` column of the
 #: stemmed title.
 _TITLE_MATCH = {"idf_cover_title": "idf_cover", "phrase_title": "phrase",
@@ -139,10 +129,15 @@ _TITLE_MATCH = {"idf_cover_title": "idf_cover", "phrase_title": "phrase",
                 "first_pos_title": "first_pos", "last_token_title": "last_token",
                 "title_in_query": "field_in_query", "idf_missing_title": "idf_missing",
                 "title_last_in_query": "field_last_in_query"}
-#: The columns of :meth:`FeatureSpace._query_features`, in its order.
-_QUERY = _columns(("query_len", "query_unknown", "query_idf_sum", "query_idf_max",
-                   "query_idf_min"))
-_PRIORS = _columns(tuple(p.name for p in PRIORS))
+#: Where :func:`ranking._extract_kernels.extract_rows` writes what is not a field kernel's
+#: column, in the order of its offsets: title length, the columns that are the same for
+#: every candidate (they let the trees tell easy queries from hard ones), the title kernel's,
+#: the quantity kernel's, the priors.
+_PLACES = np.array([COLUMN[name] for name in (
+    "title_len", "query_len", "query_unknown", "query_idf_sum", "query_idf_max",
+    "query_idf_min", *TITLE_TEXT_COLUMNS, "unit_match", "unit_conflict",
+    *(p.name for p in PRIORS))], dtype=np.int64)
+_PLACES.flags.writeable = False
 _FIELD = kernels.FIELD  # column of field_columns by name
 
 
@@ -239,46 +234,58 @@ class FeatureSpace:
 
         ``priors`` is (n_products, len(PRIORS)), NaN where unknown (XGBoost treats NaN as
         missing and learns a default branch for it).
+
+        One kernel call fills the whole matrix (:func:`ranking._extract_kernels.extract_rows`):
+        a field no product has is all missing without a kernel, and a field indexed exactly
+        as an earlier one reads its columns (``all`` is ``title`` when the catalog has no
+        other text, as Home Depot).
         """
         if isinstance(query, str):
             query = self.analyze(query)
         docs = self._checked_docs(docs)
-        exact, stemmed = query.exact, query.stemmed
-        out = np.full((docs.shape[0], len(FEATURE_NAMES)), np.nan, dtype=np.float32)
-        fields = self._field_columns(exact, stemmed, docs)
-        for name, columns in fields.items():
-            if self.index.fields[name].doc_terms.shape[0] == 0:
-                continue  # no product has the field: its columns stay missing, as out starts
-            out[:, COLUMN[f"bm25_{name}"]] = columns[:, _FIELD["bm25"]]
-            out[:, COLUMN[f"bm25_stem_{name}"]] = columns[:, _FIELD["bm25_stem"]]
-            out[:, COLUMN[f"cover_{name}"]] = columns[:, _FIELD["cover"]]
-        self._title_features(out, fields["title"], docs)
-        self._title_text_features(out, exact, stemmed, query.chars, docs)
-        out[:, COLUMN["brand_in_query"]] = fields["brand"][:, _FIELD["field_in_query"]]
-        q = self.quantities
-        out[:, [COLUMN["unit_match"], COLUMN["unit_conflict"]]] = kernels.quantity_match(
-            query.quantity_values, query.quantity_units, q.indptr, q.values, q.units, docs)
-        self._query_features(out, exact, stemmed)
-        out[:, _PRIORS] = priors[docs]
+        priors = np.asarray(priors)
+        if priors.ndim != 2 or priors.shape[1] != len(PRIORS):
+            raise ValueError(f"priors must be (n_products, {len(PRIORS)}); got {priors.shape}")
+        out = np.empty((docs.shape[0], len(FEATURE_NAMES)), dtype=np.float32)
+        plan = self._extract_plan
+        status = extract_kernels.extract_rows(
+            out, (query.exact, query.stemmed, *query.chars, query.quantity_values,
+                  query.quantity_units), plan.fields, plan.field_map, self._title_arrays,
+            self.term_chars, self._title_text_arrays, plan.quantities, plan.all_idf, _PLACES,
+            priors, docs)
+        if status == extract_kernels.BAD_DOC:
+            n = self.index.fields["all"].n_docs
+            raise BM25IndexError(f"doc ids must be in [0, {n}); got {docs.min()}..{docs.max()}")
+        if status == extract_kernels.NO_PRIOR:
+            raise ValueError(f"priors has {priors.shape[0]:,} rows; candidate row "
+                             f"{docs.max():,} has none")
         return out
 
-    def _field_columns(self, exact: np.ndarray, stemmed: np.ndarray,
-                       docs: np.ndarray) -> dict[str, np.ndarray]:
-        """:func:`ranking._feature_kernels.field_columns` of every indexed field. A search pays
-        for each kernel call, so a field no product has is all missing without one, and a
-        field indexed exactly as an earlier one reuses its columns (``all`` is ``title`` when
-        the catalog has no other text, as Home Depot)."""
-        out: dict[str, np.ndarray] = {}
-        missing = np.full((docs.shape[0], len(kernels.FIELD_COLUMNS)), np.nan)
-        for name in INDEXED_FIELDS:
-            if self._same_field[name] is not None:
-                out[name] = out[self._same_field[name]]
-            elif self.index.fields[name].doc_terms.shape[0] == 0:
-                out[name] = missing
-            else:
-                out[name] = kernels.field_columns(exact, stemmed, *self._field_arrays[name],
-                                                  docs)
-        return out
+    @cached_property
+    def _extract_plan(self) -> _ExtractPlan:
+        """What :meth:`extract` hands its kernel besides the query: the field kernels'
+        arrays of each field computed (non-empty, not indexed as an earlier field) and where
+        their columns go."""
+        computed = [name for name in INDEXED_FIELDS if self._same_field[name] is None
+                    and self.index.fields[name].doc_terms.shape[0] > 0]
+        source = {name: computed.index(self._same_field[name] or name)
+                  for name in INDEXED_FIELDS if (self._same_field[name] or name) in computed}
+        rows = []
+        for name, f in source.items():
+            rows += [(COLUMN[f"bm25_{name}"], f, _FIELD["bm25"]),
+                     (COLUMN[f"bm25_stem_{name}"], f, _FIELD["bm25_stem"]),
+                     (COLUMN[f"cover_{name}"], f, _FIELD["cover"])]
+        if "title" in source:
+            rows += [(COLUMN[name], source["title"], _FIELD[match])
+                     for name, match in _TITLE_MATCH.items()]
+        if "brand" in source:
+            rows.append((COLUMN["brand_in_query"], source["brand"], _FIELD["field_in_query"]))
+        # the kernel indexes the fields by a run-time number: one tuple type for all of them
+        fields = tuple(_uniform(self._field_arrays[name]) for name in computed or ["all"])
+        q = self.quantities
+        return _ExtractPlan(fields, np.array(rows, dtype=np.int64).reshape(-1, 3),
+                            (q.indptr, q.values, q.units),
+                            self.stem_index.fields["all"].idf)
 
     @cached_property
     def _field_arrays(self) -> dict[str, tuple[tuple, tuple]]:
@@ -311,33 +318,14 @@ class FeatureSpace:
         return same
 
     def _checked_docs(self, docs: np.ndarray) -> np.ndarray:
-        """``docs`` as int64 product rows, refused with a clear error if any is not a row of
-        the catalog (the kernels do not bounds-check)."""
+        """``docs`` as int64 product rows; the kernel refuses a row that is not one (it
+        reports it, and :meth:`extract` raises a clear error), as the other kernels do not
+        bounds-check."""
         docs = np.asarray(docs)
-        n = self.index.fields["all"].n_docs
-        if docs.ndim != 1 or not (docs.size == 0 or np.issubdtype(docs.dtype, np.integer)):
+        if docs.ndim != 1 or not (docs.size == 0 or docs.dtype.kind in "iu"):
             raise BM25IndexError(f"doc ids must be a 1-d array of integers; got dtype "
                                  f"{docs.dtype}, shape {docs.shape}")
-        if docs.size and (docs.min() < 0 or docs.max() >= n):
-            raise BM25IndexError(f"doc ids must be in [0, {n}); got {docs.min()}..{docs.max()}")
         return docs.astype(np.int64, copy=False)
-
-    def _title_features(self, out: np.ndarray, columns: np.ndarray, docs: np.ndarray) -> None:
-        """The title's stemmed match ``columns`` (:func:`kernels.field_columns`) and length."""
-        for name, match in _TITLE_MATCH.items():
-            out[:, COLUMN[name]] = columns[:, _FIELD[match]]
-        indptr = self._title_arrays[0]
-        out[:, COLUMN["title_len"]] = indptr[docs + 1] - indptr[docs]
-
-    def _title_text_features(self, out: np.ndarray, exact: np.ndarray, stemmed: np.ndarray,
-                             chars: tuple[np.ndarray, ...], docs: np.ndarray) -> None:
-        """Exact coverage, typos (each query token's best match among the title's tokens),
-        character trigrams of the whole title and the match of its head's last token: one
-        kernel call, as they share the candidates' distinct title tokens. ``chars`` are the
-        query tokens' (:func:`_chars`)."""
-        columns = title_kernels.title_columns((stemmed, exact, *chars), self._title_arrays,
-                                              self.term_chars, self._title_text_arrays, docs)
-        out[:, _TITLE_TEXT] = columns
 
     @cached_property
     def _title_text_arrays(self) -> tuple:
@@ -353,14 +341,6 @@ class FeatureSpace:
         name = self._same_field["title"] or "title"
         plain, stem = self.index.fields[name], self.stem_index.fields[name]
         return plain.doc_indptr, plain.doc_terms, stem.doc_terms
-
-    def _query_features(self, out: np.ndarray, exact: np.ndarray, stemmed: np.ndarray) -> None:
-        """Columns that are the same for every candidate: they let the trees tell easy
-        queries from hard ones."""
-        idf = self.stem_index.fields["all"].idf[stemmed[stemmed >= 0]]
-        unknown = 1.0 - (exact >= 0).sum() / exact.shape[0] if exact.shape[0] else 1.0
-        out[:, _QUERY] = (exact.shape[0], unknown, idf.sum(),
-                          idf.max() if idf.size else np.nan, idf.min() if idf.size else np.nan)
 
     # -- bundle ----------------------------------------------------------------------------
     def save(self, directory: Path) -> list[Path]:
@@ -409,6 +389,27 @@ TITLE_TEXT = "title_text.npz"
 #: Files :meth:`FeatureSpace.save` writes, for the bundle's list of required files.
 BUNDLE_FILES = ("features.json", f"{STEM_INDEX}.npz", f"{STEM_INDEX}_vocab.json",
                 QUANTITIES, TITLE_TEXT)
+
+
+@dataclass(frozen=True)
+class _ExtractPlan:
+    """What :meth:`FeatureSpace.extract` gives its kernel for every query (see
+    :func:`ranking._extract_kernels.extract_rows`)."""
+
+    fields: tuple  # (plain, stem) field-kernel arrays of each field computed, one type
+    field_map: np.ndarray  # int64 (out column, index into fields, field-kernel column) rows
+    quantities: tuple[np.ndarray, np.ndarray, np.ndarray]  # the products' indptr, values, units
+    all_idf: np.ndarray  # IDF of the stemmed ``all`` field, for the query columns
+
+
+def _uniform(arrays: tuple[tuple, tuple]) -> tuple[tuple, tuple]:
+    """A field's (plain, stem) :func:`_bm25_arrays` as one Numba type for every field:
+    contiguous arrays of the index's dtypes, and k1 a float (the kernel picks a field by a
+    run-time number, which a tuple of one element type allows)."""
+    return tuple((np.ascontiguousarray(side[0], np.int64), np.ascontiguousarray(side[1]),
+                  np.ascontiguousarray(side[2], np.float64),
+                  np.ascontiguousarray(side[3], np.float64), float(side[4]))
+                 for side in arrays)
 
 
 def _same_index(a: FieldIndex, b: FieldIndex) -> bool:
