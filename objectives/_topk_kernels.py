@@ -45,7 +45,8 @@ def _sift_down(heap, size, pos, primary, secondary, tiebreak):  # noqa: ANN001, 
 def topk_select(primary, secondary, tiebreak, k):  # noqa: ANN001, ANN201
     """Positions of the best ``k`` items, best first (all three arrays have one row per item).
 
-    O(n log k): a bounded min-heap, then an insertion sort of the k survivors.
+    O(n log k): a bounded min-heap, then a heapsort of the k survivors (the worst is moved
+    behind the others k times), so a large k costs k log k, not the k^2 of an insertion sort.
     """
     n = primary.shape[0]
     size = min(k, n)
@@ -60,13 +61,9 @@ def topk_select(primary, secondary, tiebreak, k):  # noqa: ANN001, ANN201
         if _better(primary, secondary, tiebreak, t, heap[0]):
             heap[0] = t
             _sift_down(heap, size, 0, primary, secondary, tiebreak)
-    for t in range(1, size):  # insertion sort, best first
-        item = heap[t]
-        u = t - 1
-        while u >= 0 and _better(primary, secondary, tiebreak, item, heap[u]):
-            heap[u + 1] = heap[u]
-            u -= 1
-        heap[u + 1] = item
+    for end in range(size - 1, 0, -1):  # heapsort: the worst left goes last, best first
+        heap[0], heap[end] = heap[end], heap[0]
+        _sift_down(heap, end, 0, primary, secondary, tiebreak)
     return heap
 
 
@@ -110,3 +107,25 @@ def heap_offer(docs, scores, size, doc, score):  # noqa: ANN001, ANN201
         docs[pos], docs[worst] = docs[worst], docs[pos]
         scores[pos], scores[worst] = scores[worst], scores[pos]
         pos = worst
+
+
+@njit(cache=True)
+def heap_sorted(docs, scores, size):  # noqa: ANN001, ANN201
+    """The items of a :func:`heap_offer` heap, best first (copies of the first ``size`` slots),
+    by heapsort: k log k, where selecting them again would cost a k^2 insertion sort."""
+    docs, scores = docs[:size].copy(), scores[:size].copy()
+    for end in range(size - 1, 0, -1):
+        docs[0], docs[end] = docs[end], docs[0]
+        scores[0], scores[end] = scores[end], scores[0]
+        pos = 0
+        while True:  # sift the new root down within [0, end)
+            worst = pos
+            for child in (2 * pos + 1, 2 * pos + 2):
+                if child < end and _worse(scores, docs, child, worst):
+                    worst = child
+            if worst == pos:
+                break
+            docs[pos], docs[worst] = docs[worst], docs[pos]
+            scores[pos], scores[worst] = scores[worst], scores[pos]
+            pos = worst
+    return docs, scores

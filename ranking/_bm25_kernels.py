@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from objectives._topk_kernels import heap_offer, topk_select
+from objectives._topk_kernels import heap_offer, heap_sorted
 
 # Pruning compares bounds summed in another order than the exact score; this relative slack
 # keeps rounding from ever pruning a document that belongs in the top k.
@@ -114,6 +114,21 @@ def score_all(query, post_indptr, post_docs, frac, idf, n_docs):  # noqa: ANN001
 
 
 @njit(cache=True)
+def query_postings(query, post_indptr, idf):  # noqa: ANN001, ANN201
+    """(known query terms, their postings, the least IDF among them): what
+    :meth:`ranking.bm25.FieldIndex.search` chooses its kernel by, in one call rather than
+    several numpy ones (which cost more than a small query's search)."""
+    n_known, postings, least = 0, 0, np.inf
+    for qi in range(query.shape[0]):
+        t = query[qi]
+        if t >= 0:
+            n_known += 1
+            postings += post_indptr[t + 1] - post_indptr[t]
+            least = min(least, idf[t])
+    return n_known, postings, least
+
+
+@njit(cache=True)
 def search_exhaustive(query, post_indptr, post_docs, frac, idf, scratch, k):  # noqa: ANN001, ANN201
     """Top-``k`` (doc ids, scores) among documents containing a query term, by scoring them all
     term at a time (as :func:`score_all`) and keeping the best k in a bounded heap.
@@ -166,11 +181,68 @@ def search_exhaustive(query, post_indptr, post_docs, frac, idf, scratch, k):  # 
 
 
 @njit(cache=True)
+def search_accumulate(query, post_indptr, post_docs, frac, idf, zeros, k):  # noqa: ANN001, ANN201
+    """:func:`search_exhaustive` for queries whose known terms all have an IDF > 0, on an
+    accumulator ``zeros`` that is all 0.0 on entry and again on return.
+
+    With every term weight and every ``frac`` positive, a document scores above 0 exactly when
+    it contains a query term, so 0 marks "untouched" and the postings loop is a bare
+    ``zeros[d] += w * frac[p]`` (0 + x is x: the sums are rank_bm25's, in query order), with
+    no test per posting. The sparse case lists documents as they first leave 0; the dense
+    case reads and zeroes every slot in one pass, offering only those above the k-th score
+    held (one compare per slot: no NaN test)."""
+    n_docs = zeros.shape[0]
+    n_postings = 0
+    for qi in range(query.shape[0]):
+        if query[qi] >= 0:
+            n_postings += post_indptr[query[qi] + 1] - post_indptr[query[qi]]
+    sparse = _SPARSE * n_postings < n_docs
+    heap_docs = np.empty(k, dtype=np.int64)
+    heap_scores = np.empty(k, dtype=np.float64)
+    size = 0
+    if sparse:
+        touched = np.empty(n_postings, dtype=np.int32)
+        n_touched = 0
+        for qi in range(query.shape[0]):
+            t = query[qi]
+            if t < 0:
+                continue
+            w = idf[t]
+            for p in range(post_indptr[t], post_indptr[t + 1]):
+                d = post_docs[p]
+                if zeros[d] == 0.0:
+                    touched[n_touched] = d
+                    n_touched += 1
+                zeros[d] += w * frac[p]
+        for i in range(n_touched):
+            d = touched[i]
+            x = zeros[d]
+            zeros[d] = 0.0
+            if size < k or x >= heap_scores[0]:
+                size = heap_offer(heap_docs, heap_scores, size, d, x)
+        return _best_first(heap_docs, heap_scores, size)
+    for qi in range(query.shape[0]):
+        t = query[qi]
+        if t < 0:
+            continue
+        w = idf[t]
+        for p in range(post_indptr[t], post_indptr[t + 1]):
+            zeros[post_docs[p]] += w * frac[p]
+    floor = 0.0  # a slot must be above this to enter: 0 (untouched), then the k-th score
+    for d in range(n_docs):
+        x = zeros[d]
+        zeros[d] = 0.0
+        if x > floor:  # documents come in id order: a tie with the k-th loses
+            size = heap_offer(heap_docs, heap_scores, size, d, x)
+            if size == k:
+                floor = heap_scores[0]
+    return _best_first(heap_docs, heap_scores, size)
+
+
+@njit(cache=True)
 def _best_first(heap_docs, heap_scores, size):  # noqa: ANN001, ANN202
     """The held (doc ids, scores), best first, ties by doc id."""
-    docs, scores = heap_docs[:size], heap_scores[:size]
-    best = topk_select(np.zeros(size, dtype=np.int64), scores, docs, size)
-    return docs[best], scores[best]
+    return heap_sorted(heap_docs, heap_scores, size)
 
 
 @njit(cache=True, inline="always")

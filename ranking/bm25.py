@@ -44,6 +44,18 @@ _MAXSCORE_TERMS = 64
 #: to exhaustive scoring: where its bounds prune little (several common terms), a visit costs
 #: as much as hundreds of postings scored in bulk.
 _MAXSCORE_BUDGET = 256
+#: ... and only single-term queries, or those where one term dominates: the other terms'
+#: bounds together below this fraction of its own. Then the k-th score soon exceeds what
+#: the others can add, and only the dominant term's list is walked (with block skips).
+#: Where two long terms weigh alike, the bounds cannot prune and MaxScore would visit most
+#: documents of both, one by one: many times slower than accumulating them (measured on the
+#: synthetic 1M catalog of benchmarks/bm25_speed.py).
+_MAXSCORE_DOMINANT = 0.25
+#: Queries whose known terms all weigh more than this are scored on a zeroed accumulator
+#: (:func:`kernels.search_accumulate`, where 0 means "no query term"); products of such
+#: weights with a posting's tf part cannot round to 0. Others (a zero or negative IDF, as
+#: BM25Okapi's floor gives in tiny catalogs) use the NaN-marked one.
+_POSITIVE = 1e-200
 
 
 @dataclass(frozen=True)
@@ -115,6 +127,17 @@ class FieldIndex:
         kernels.block_max_fractions(self.post_indptr, self.frac, block_indptr, block_max)
         return block_indptr, block_max
 
+    @cached_property
+    def _term_max(self) -> np.ndarray:
+        """Per term, its largest :attr:`frac` (0 for a term the field lacks): times the
+        term's weight in a query, the most it can add to any document."""
+        block_indptr, block_max = self.blocks
+        out = np.zeros(self.post_indptr.shape[0] - 1)
+        present = np.flatnonzero(np.diff(block_indptr))
+        if present.size:
+            out[present] = np.maximum.reduceat(block_max, block_indptr[present])
+        return out
+
     @classmethod
     def build(
         cls, term_ids: Sequence[np.ndarray], n_terms: int, params: BM25Params = BM25Params()
@@ -166,17 +189,30 @@ class FieldIndex:
         query = self._checked_query(query)
         if isinstance(k, bool) or not isinstance(k, Integral) or k < 1:
             raise BM25IndexError(f"k must be a whole number >= 1, got {k!r}")
-        known = query[query >= 0]
-        if self.n_docs == 0 or known.size == 0:
+        n_known, postings, least_idf = (kernels.query_postings(query, self.post_indptr, self.idf)
+                                        if self.n_docs else (0, 0, 0.0))
+        if n_known == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
         k = min(int(k), self.n_docs)
-        postings = int((self.post_indptr[known + 1] - self.post_indptr[known]).sum())
         if postings >= _MAXSCORE_POSTINGS:
-            found = self._search_maxscore(known, postings, k)
+            found = self._search_maxscore(query[query >= 0], int(postings), k)
             if found is not None:
                 return found
+        if least_idf > _POSITIVE:
+            return kernels.search_accumulate(query, self.post_indptr, self.post_docs, self.frac,
+                                             self.idf, self._zeros(), k)
         return kernels.search_exhaustive(query, self.post_indptr, self.post_docs, self.frac,
                                          self.idf, self._scratch(), k)
+
+    def _zeros(self) -> np.ndarray:
+        """This thread's score accumulator for :func:`kernels.search_accumulate`: one float64
+        per document, 0 between queries (the kernel resets what it touched). Allocated once
+        per thread, so a query never fills one slot per product; threads never share one."""
+        local = self._threads
+        zeros = getattr(local, "zeros", None)
+        if zeros is None:
+            zeros = local.zeros = np.zeros(self.n_docs)
+        return zeros
 
     def _scratch(self) -> np.ndarray:
         """This thread's score accumulator for :func:`kernels.search_exhaustive`: one float64
@@ -198,6 +234,11 @@ class FieldIndex:
         terms, slots = np.unique(known, return_inverse=True)
         if terms.size > _MAXSCORE_TERMS or (self.idf[terms] < 0).any():
             return None
+        if terms.size > 1:
+            upper = (np.bincount(slots, minlength=terms.size) * self.idf[terms]
+                     * self._term_max[terms])
+            if upper.sum() - upper.max() >= _MAXSCORE_DOMINANT * upper.max():
+                return None
         ids, scores, done = kernels.search_maxscore(
             terms, slots.astype(np.int64), self.post_indptr, self.post_docs, self.frac, self.idf,
             self.n_docs, *self.blocks, k, k + postings // _MAXSCORE_BUDGET)
@@ -209,9 +250,13 @@ class FieldIndex:
         if self.n_docs == 0 or self.post_docs.size == 0:
             return
         term = np.array([int(np.argmax(np.diff(self.post_indptr)))])
-        kernels.search_exhaustive(term, self.post_indptr, self.post_docs, self.frac, self.idf,
-                                  self._scratch(), 1)
+        kernels.search_accumulate(term, self.post_indptr, self.post_docs, self.frac, self.idf,
+                                  self._zeros(), 1)
+        # compiled on a query of nothing: its NaN accumulator is only made if a query needs it
+        kernels.search_exhaustive(term[:0], self.post_indptr, self.post_docs, self.frac,
+                                  self.idf, np.full(1, np.nan), 1)
         self._search_maxscore(term, 0, 1)
+        self._term_max  # noqa: B018 - computed now, not by the first query that needs it
         self.score_all(term)
         self.score(term, np.zeros(1, dtype=np.int64))
 

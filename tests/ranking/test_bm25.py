@@ -157,9 +157,10 @@ def test_catalog_of_empty_documents_scores_nothing() -> None:
 
 def test_both_top_k_kernels_equal_a_stable_sort_of_rank_bm25() -> None:
     """Seeded corpora full of ties and repeated terms: the MaxScore kernel (with pruning and
-    block skipping) and the exhaustive kernel each return exactly the stable argsort of
-    rank_bm25's scores, restricted to documents that contain a query term (in tiny corpora
-    the IDF floor can be negative, and then a match scores below a non-match's 0)."""
+    block skipping) and the exhaustive kernels (NaN-marked, and zeroed where every IDF is
+    positive) each return exactly the stable argsort of rank_bm25's scores, restricted to
+    documents that contain a query term (in tiny corpora the IDF floor can be negative, and
+    then a match scores below a non-match's 0)."""
     rng = np.random.default_rng(7)
     for _ in range(40):
         n, vocab = int(rng.integers(50, 400)), int(rng.integers(3, 30))
@@ -188,6 +189,11 @@ def _matching(field: FieldIndex, q: np.ndarray) -> np.ndarray:
 def _both_kernels(field: FieldIndex, q: np.ndarray, k: int) -> list[tuple[np.ndarray, ...]]:
     out = [kernels.search_exhaustive(q, field.post_indptr, field.post_docs, field.frac,
                                      field.idf, np.full(field.n_docs, np.nan), k)]
+    if (field.idf[q[q >= 0]] > 0).all():  # the zeroed accumulator's precondition
+        zeros = np.zeros(field.n_docs)
+        out.append(kernels.search_accumulate(q, field.post_indptr, field.post_docs, field.frac,
+                                             field.idf, zeros, k))
+        assert not zeros.any()
     terms, slots = np.unique(q[q >= 0], return_inverse=True)
     if terms.size and (field.idf[terms] >= 0).all():
         ids, scores, done = kernels.search_maxscore(
@@ -278,6 +284,7 @@ def test_search_leaves_its_accumulator_clean_and_costs_no_per_product_fill() -> 
         assert ids.tolist() == order.tolist()
         assert scores.tolist() == expected[ids].tolist()
         assert np.isnan(field._scratch()).all()
+        assert not field._zeros().any()
     mine = field._scratch()
     other = []
     thread = threading.Thread(target=lambda: other.append(field._scratch()))
