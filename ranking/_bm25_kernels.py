@@ -25,6 +25,9 @@ _SLACK = 1.0 + 1e-9
 _SPARSE = 16
 #: Postings per block of :func:`block_max_fractions`.
 BLOCK = 64
+#: Up to this k, the touched documents of a sparse query are offered to a heap; above it
+#: (the serving path asks for 200 candidates) :func:`_take_top` partitions them instead.
+_HEAP_K = 32
 
 
 @njit(cache=True, inline="always")
@@ -115,17 +118,23 @@ def score_all(query, post_indptr, post_docs, frac, idf, n_docs):  # noqa: ANN001
 
 @njit(cache=True)
 def query_postings(query, post_indptr, idf):  # noqa: ANN001, ANN201
-    """(known query terms, their postings, the least IDF among them): what
-    :meth:`ranking.bm25.FieldIndex.search` chooses its kernel by, in one call rather than
-    several numpy ones (which cost more than a small query's search)."""
-    n_known, postings, least = 0, 0, np.inf
+    """(known query terms, their postings, the least IDF among them, the largest term id):
+    what :meth:`ranking.bm25.FieldIndex.search` checks and chooses its kernel by, in one call
+    rather than several numpy ones (which cost more than a small query's search). A term id
+    beyond the vocabulary stops it before any array is read with it (all zeros but that id).
+    """
+    n_known, postings, least, top = 0, 0, np.inf, -1
+    for qi in range(query.shape[0]):
+        top = max(top, query[qi])
+    if top >= idf.shape[0]:
+        return 0, 0, 0.0, top
     for qi in range(query.shape[0]):
         t = query[qi]
         if t >= 0:
             n_known += 1
             postings += post_indptr[t + 1] - post_indptr[t]
             least = min(least, idf[t])
-    return n_known, postings, least
+    return n_known, postings, least, top
 
 
 @njit(cache=True)
@@ -196,11 +205,7 @@ def search_accumulate(query, post_indptr, post_docs, frac, idf, zeros, k):  # no
     for qi in range(query.shape[0]):
         if query[qi] >= 0:
             n_postings += post_indptr[query[qi] + 1] - post_indptr[query[qi]]
-    sparse = _SPARSE * n_postings < n_docs
-    heap_docs = np.empty(k, dtype=np.int64)
-    heap_scores = np.empty(k, dtype=np.float64)
-    size = 0
-    if sparse:
+    if _SPARSE * n_postings < n_docs:
         touched = np.empty(n_postings, dtype=np.int32)
         n_touched = 0
         for qi in range(query.shape[0]):
@@ -214,6 +219,11 @@ def search_accumulate(query, post_indptr, post_docs, frac, idf, zeros, k):  # no
                     touched[n_touched] = d
                     n_touched += 1
                 zeros[d] += w * frac[p]
+        if k > _HEAP_K:
+            return _take_top(touched[:n_touched], zeros, k)
+        heap_docs = np.empty(k, dtype=np.int64)
+        heap_scores = np.empty(k, dtype=np.float64)
+        size = 0
         for i in range(n_touched):
             d = touched[i]
             x = zeros[d]
@@ -228,6 +238,9 @@ def search_accumulate(query, post_indptr, post_docs, frac, idf, zeros, k):  # no
         w = idf[t]
         for p in range(post_indptr[t], post_indptr[t + 1]):
             zeros[post_docs[p]] += w * frac[p]
+    heap_docs = np.empty(k, dtype=np.int64)
+    heap_scores = np.empty(k, dtype=np.float64)
+    size = 0
     floor = 0.0  # a slot must be above this to enter: 0 (untouched), then the k-th score
     for d in range(n_docs):
         x = zeros[d]
@@ -237,6 +250,30 @@ def search_accumulate(query, post_indptr, post_docs, frac, idf, zeros, k):  # no
             if size == k:
                 floor = heap_scores[0]
     return _best_first(heap_docs, heap_scores, size)
+
+
+@njit(cache=True)
+def _take_top(docs, zeros, k):  # noqa: ANN001, ANN202
+    """The best ``k`` of ``docs`` (distinct) by their score in ``zeros``, best first, ties by
+    doc id; their slots are zeroed. The k-th score is found by a partition (linear), and only
+    the documents at or above it are sorted: where a heap would take a sift per entering
+    document, which costs most of a small query when k is in the hundreds."""
+    n = docs.shape[0]
+    xs = np.empty(n)
+    for i in range(n):
+        xs[i] = zeros[docs[i]]
+        zeros[docs[i]] = 0.0
+    kth = np.partition(xs, n - k)[n - k] if n > k else -np.inf
+    keep = np.empty(n, dtype=np.int64)
+    m = 0
+    for i in range(n):
+        if xs[i] >= kth:
+            keep[m] = i
+            m += 1
+    keep = keep[:m]
+    by_doc = keep[np.argsort(docs[keep])]  # ties in score then keep doc id order
+    order = by_doc[np.argsort(-xs[by_doc], kind="mergesort")[:k]]
+    return docs[order].astype(np.int64), xs[order]
 
 
 @njit(cache=True)

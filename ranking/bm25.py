@@ -33,6 +33,7 @@ from ranking import _bm25_kernels as kernels
 from ranking.vocab import Vocabulary
 
 Variant = Literal["okapi", "lucene"]
+_INT64 = np.dtype(np.int64)
 
 #: Top-k by MaxScore (document at a time, skipping what cannot make the top k) only pays on
 #: long posting lists: below this many postings, scoring them all term at a time is faster.
@@ -87,7 +88,7 @@ class FieldIndex:
     avgdl: float
     params: BM25Params
 
-    @property
+    @cached_property
     def n_docs(self) -> int:
         return int(self.doc_indptr.shape[0] - 1)
 
@@ -186,12 +187,14 @@ class FieldIndex:
         Ties break by doc id. A query with no known term, or an empty catalog, gives empty
         arrays; a ``k`` above the number of matching documents gives them all.
         """
-        query = self._checked_query(query)
-        if isinstance(k, bool) or not isinstance(k, Integral) or k < 1:
+        query = self._checked_query(query, bounded=False)
+        if type(k) is not int and (isinstance(k, bool) or not isinstance(k, Integral)) or k < 1:
             raise BM25IndexError(f"k must be a whole number >= 1, got {k!r}")
-        n_known, postings, least_idf = (kernels.query_postings(query, self.post_indptr, self.idf)
-                                        if self.n_docs else (0, 0, 0.0))
-        if n_known == 0:
+        n_known, postings, least_idf, top = kernels.query_postings(query, self.post_indptr,
+                                                                   self.idf)
+        if top >= self.idf.shape[0]:
+            self._unknown_term(top)
+        if n_known == 0 or self.n_docs == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
         k = min(int(k), self.n_docs)
         if postings >= _MAXSCORE_POSTINGS:
@@ -285,18 +288,26 @@ class FieldIndex:
         return kernels.score_candidates(query, self.doc_indptr, self.doc_terms, self.idf,
                                         self.norm, self.params.k1_value, docs)
 
-    def _checked_query(self, query: np.ndarray) -> np.ndarray:
+    def _checked_query(self, query: np.ndarray, bounded: bool = True) -> np.ndarray:
         """``query`` as int64 term ids, refused with a clear error if it could not index this
-        field's arrays (the kernels do not bounds-check)."""
-        query = np.asarray(query)
-        if query.ndim != 1 or not (query.size == 0 or np.issubdtype(query.dtype, np.integer)):
-            raise BM25IndexError(f"a query must be a 1-d array of term ids; got dtype "
-                                 f"{query.dtype}, shape {query.shape}")
-        query = query.astype(np.int64, copy=False)
-        if query.size and query.max() >= self.idf.shape[0]:
-            raise BM25IndexError(f"term id {query.max()} is not in this index's vocabulary of "
-                                 f"{self.idf.shape[0]} terms")
+        field's arrays (the kernels do not bounds-check). ``bounded=False`` leaves the
+        vocabulary bound to the caller (:meth:`search` gets it from
+        :func:`kernels.query_postings`): on a small query these checks cost more than the
+        search."""
+        if not (type(query) is np.ndarray and query.dtype == _INT64 and query.ndim == 1):
+            query = np.asarray(query)
+            if query.ndim != 1 or not (query.size == 0
+                                       or np.issubdtype(query.dtype, np.integer)):
+                raise BM25IndexError(f"a query must be a 1-d array of term ids; got dtype "
+                                     f"{query.dtype}, shape {query.shape}")
+            query = query.astype(np.int64, copy=False)
+        if bounded and query.size and query.max() >= self.idf.shape[0]:
+            self._unknown_term(int(query.max()))
         return query
+
+    def _unknown_term(self, term: int) -> None:
+        raise BM25IndexError(f"term id {term} is not in this index's vocabulary of "
+                             f"{self.idf.shape[0]} terms")
 
     def arrays(self, prefix: str) -> dict[str, np.ndarray]:
         """The arrays to store in an ``.npz``, keys prefixed by the field name."""
