@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ranking._feature_kernels import field_columns, quantity_match
+from ranking._feature_kernels import field_columns, quantity_match, trigram_keys
 from ranking._title_kernels import title_columns
 
 #: Offsets into :func:`extract_rows`' ``places``: the output column of each single feature,
@@ -35,8 +35,8 @@ def extract_rows(out, query, fields, field_map, title, vocab, text, quantities, 
                  places, priors, docs):
     """Fill ``out`` (float32, len(docs) x features) for the candidate rows ``docs``.
 
-    ``query`` = (exact ids, stemmed ids, token indptr, characters, trigram keys, quantity
-    values, quantity units), as :class:`ranking.query.AnalyzedQuery` holds them; ``fields``
+    ``query`` = (exact ids, stemmed ids, token indptr, characters, quantity values, quantity
+    units), as :class:`ranking.query.AnalyzedQuery` holds them; ``fields``
     the (plain, stem) :func:`field_columns` arrays of each field computed, and ``field_map``
     (out column, index into ``fields``, column of :func:`field_columns`) rows: a field
     indexed as an earlier one is read from its columns, a field no product has is not
@@ -53,7 +53,8 @@ def extract_rows(out, query, fields, field_map, title, vocab, text, quantities, 
     for j in range(docs.shape[0]):
         if docs[j] >= priors.shape[0]:
             return NO_PRIOR
-    exact, stemmed, q_indptr, q_chars, q_grams, q_values, q_units = query
+    exact, stemmed, q_indptr, q_chars, q_values, q_units = query
+    q_grams = trigram_keys(q_indptr, q_chars)
     out[:] = np.nan
     for f in range(len(fields)):
         columns = field_columns(exact, stemmed, fields[f][0], fields[f][1], docs)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -26,7 +27,7 @@ from ranking import _extract_kernels as extract_kernels
 from ranking import _feature_kernels as kernels
 from ranking import bulk_text, bundle
 from ranking.bm25 import BM25IndexError, FieldIndex, MultiFieldIndex
-from ranking.query import AnalyzedQuery
+from ranking.query import AnalyzedQuery, query_chars
 from ranking.text import Analyzer
 from ranking.title_text import TitleText
 from ranking.units import QuantityTable, query_arrays
@@ -40,6 +41,9 @@ TEXT_FIELDS = ("title", "description", "category", "brand", "attributes")
 INDEXED_FIELDS = ("all", *TEXT_FIELDS)
 #: Fields whose quantities (sizes, volts, gallons...) a product is matched on.
 QUANTITY_FIELDS = ("title", "attributes")
+#: A quantity starts with a digit (:func:`ranking.units.quantities`), so text without one
+#: has none.
+_HAS_DIGIT = re.compile(r"\d")
 
 
 @dataclass(frozen=True)
@@ -220,12 +224,24 @@ class FeatureSpace:
 
     def analyze(self, text: str) -> AnalyzedQuery:
         """The query ``text`` analyzed once, for every stage of a search: tokens and term ids
-        under both analyzers, the tokens' characters and the quantities."""
-        tokens = self.analyzer(text)
-        values, units = query_arrays(text)
+        under both analyzers, the tokens' characters and the quantities. The stemmed tokens
+        come from the same pass as the exact ones when the stemmed analyzer is the exact one
+        with stemming (as :meth:`build` makes it); a text without a digit has no quantity."""
+        if self._stems_in_one_pass:
+            tokens, stems = self.analyzer.with_stems(text)
+        else:
+            tokens, stems = self.analyzer(text), self.stem_analyzer(text)
+        if _HAS_DIGIT.search(text):
+            values, units = query_arrays(text)
+        else:
+            values, units = np.zeros(0), np.zeros(0, dtype=np.int64)
         return AnalyzedQuery(text, tuple(tokens), self.index.vocab.lookup(tokens),
-                             self.stem_index.vocab.lookup(self.stem_analyzer(text)),
-                             _chars(tokens), values, units)
+                             self.stem_index.vocab.lookup(stems), query_chars(tokens), values,
+                             units)
+
+    @cached_property
+    def _stems_in_one_pass(self) -> bool:
+        return self.stem_analyzer == dataclasses.replace(self.analyzer, stem=True)
 
     def extract(self, query: AnalyzedQuery | str, docs: np.ndarray,
                 priors: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 import numpy as np
 
@@ -18,6 +19,14 @@ def query_key(tokens: Sequence[str]) -> str:
     """The form a query is matched to a pin in: its analyzer tokens joined by spaces, so a pin
     matches however the query is typed (case, width, punctuation, unit spelling)."""
     return " ".join(tokens)
+
+
+def query_chars(tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 indptr, int32 code points) of ``tokens``, one CSR row per token; the kernels
+    derive the trigram keys (:func:`ranking._feature_kernels.trigram_keys`) themselves."""
+    indptr = np.fromiter(accumulate(map(len, tokens), initial=0), dtype=np.int64,
+                         count=len(tokens) + 1)
+    return indptr, np.frombuffer("".join(tokens).encode("utf-32-le"), dtype=np.int32)
 
 
 @dataclass(frozen=True, eq=False)
@@ -31,9 +40,9 @@ class AnalyzedQuery:
     tokens: tuple[str, ...]  # the exact analyzer's tokens, in order
     exact: np.ndarray  # int64 term ids of ``tokens`` in the exact vocabulary (-1: unknown)
     stemmed: np.ndarray  # int64 term ids of the stemmed analyzer's tokens (-1: unknown)
-    #: (indptr, int32 code points, int64 sorted trigram keys) of ``tokens``, one CSR row each:
+    #: (int64 indptr, int32 code points) of ``tokens``, one CSR row each (:func:`query_chars`):
     #: what the typo-tolerant and trigram kernels compare against the titles' tokens.
-    chars: tuple[np.ndarray, np.ndarray, np.ndarray]
+    chars: tuple[np.ndarray, np.ndarray]
     quantity_values: np.ndarray  # float64, one per quantity in ``text``
     quantity_units: np.ndarray  # int64 index into :data:`ranking.units.UNITS`
 

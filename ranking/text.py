@@ -77,23 +77,47 @@ class Analyzer:
 
     def __call__(self, text: str) -> list[str]:
         """Tokens of ``text`` in order; empty for empty or whitespace-only text."""
+        tokens: list[str] = []
+        for words, quantity in self._runs(text):
+            tokens += self._words(words)
+            tokens += quantity
+        return tokens
+
+    def with_stems(self, text: str) -> tuple[list[str], list[str]]:
+        """(``self(text)``, what this analyzer with ``stem`` on gives) in one pass over the
+        text: the stemmed tokens are the same tokens with each plain word stemmed (a search
+        needs both, and the pass costs more than the stemming)."""
+        tokens: list[str] = []
+        stemmed: list[str] = []
+        for words, quantity in self._runs(text):
+            words = self._words(words)
+            tokens += words
+            stemmed += words if self.stem or not words else _stemmer().stemWords(words)
+            tokens += quantity
+            stemmed += quantity
+        return tokens, stemmed
+
+    def _runs(self, text: str) -> list[tuple[list[str], list[str]]]:
+        """``text`` as (run of plain words, the tokens of the quantity after it) pairs, in
+        order: the words are filtered and stemmed together (:meth:`_words`), the quantities
+        never."""
         if not text:
             return []
         text = unicodedata.normalize("NFKC", text)
         if self.lowercase:
             text = text.lower()
         if not self.units or not _HAS_DIGIT.search(text):  # no digit: no quantity either
-            return self._words(_TOKEN_RE.findall(text))
-        tokens: list[str] = []
-        words: list[str] = []  # a run of plain words, filtered and stemmed together
+            return [(_TOKEN_RE.findall(text), [])]
+        runs: list[tuple[list[str], list[str]]] = []
+        words: list[str] = []
         for match in _QUANTITY_RE.finditer(text):
             if match["word"] is not None:
                 words.append(match["word"])
                 continue
-            tokens += self._words(words)
+            runs.append((words, _quantity(match["number"], match["unit"])))
             words = []
-            tokens += _quantity(match["number"], match["unit"])
-        return tokens + self._words(words)
+        runs.append((words, []))
+        return runs
 
     def _words(self, words: list[str]) -> list[str]:
         """Plain words after the optional stopword filter and stemmer (quantities skip both:

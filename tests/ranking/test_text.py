@@ -72,3 +72,32 @@ def test_bad_settings_are_refused_clearly() -> None:
         Analyzer.from_dict({"lowercase": True, "stemming": True})
     with pytest.raises(AnalyzerError, match="'stem' must be true or false"):
         Analyzer.from_dict({"stem": "yes"})
+
+
+WITH_STEMS_TEXTS = [
+    "", " ", "Cordless Drills 20V", '3/4 in. x 50 ft Hoses 60-Watt 3/4" 1 1/2 ft .5 gal',
+    "drilling in cases", "the running sprinklers of the lawns", "ΟΔΟΣ Σ σ tests",
+    "ﬁnes ｆｕｌｌ１２ｉｎ",
+    "1,000 lbs. and 3-1/2 in. (Pack of 2) batteries", "tab\there 12\tin and 5 -ft", "٣/٤ in bulbs",
+]
+
+
+@pytest.mark.parametrize("analyzer", [
+    Analyzer(lowercase=lower, stopwords=stop, units=units, stem=stem)
+    for lower in (True, False) for stop in (True, False) for units in (True, False)
+    for stem in (True, False)])
+def test_with_stems_is_both_analyzers_in_one_pass(analyzer: Analyzer) -> None:
+    stemming = Analyzer(**{**analyzer.to_dict(), "stem": True})
+    for text in WITH_STEMS_TEXTS:
+        assert analyzer.with_stems(text) == (analyzer(text), stemming(text)), text
+
+
+@pytest.mark.realdata
+def test_with_stems_is_both_analyzers_on_home_depot(home_depot) -> None:  # noqa: ANN001
+    import pandas as pd
+
+    frame = pd.read_csv(home_depot, encoding="latin-1", usecols=["search_term", "product_title"])
+    texts = [*frame["search_term"].drop_duplicates(), *frame["product_title"].iloc[:5000]]
+    analyzer, stemming = Analyzer(), Analyzer(stem=True)
+    for text in texts:
+        assert analyzer.with_stems(text) == (analyzer(text), stemming(text)), text
