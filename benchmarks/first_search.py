@@ -3,14 +3,24 @@
 Each run is a fresh ``python -c`` that imports :mod:`ranking.ranker`, loads a bundle
 (``Ranker.load``, which warms every kernel) and answers one search. It reports wall and CPU
 seconds per phase (import, load, first search), the heavy modules the process imported (none
-of pandas, xgboost, scikit-learn or cvxpy should be), and how many kernels Numba compiled
-instead of loading from its cache. Runs: ``--repeat`` with the project's cache (the first may
-fill it), then one with ``NUMBA_CACHE_DIR`` pointing at an empty directory: a missing cache
-still answers, only slower, and the compile count says why.
+of pandas, xgboost, scikit-learn or cvxpy should be; ``scipy.linalg`` and ``cffi`` only
+without the workers' setting), and how many kernels Numba compiled instead of loading from
+its cache.
 
-The machine is shared with other agents' jobs: load averages are recorded.
+Variants, run round-robin so that a change in the machine's load hits all of them alike:
 
-    python benchmarks/first_search.py --bundle DIR [--repeat 5] [--out docs/first_search.json]
+- ``this tree``: the library's default, as a user's process runs it;
+- ``this tree, worker setting``: with ``MARGINRANK_LEAN_NUMBA=1``, as the service's
+  workers run (:func:`ranking.kernel_cache.load_registries`);
+- ``reference`` (with ``--reference DIR``): another checkout of the project, for instance
+  ``git worktree add /tmp/ref 24b96db``, run from its own directory.
+
+Then one run of this tree with ``NUMBA_CACHE_DIR`` pointing at an empty directory: a missing
+cache still answers, only slower, and the compile count says why (``--no-empty-cache`` skips it).
+The machine is shared with other agents' jobs: load averages are recorded per run.
+
+    python benchmarks/first_search.py --bundle DIR [--repeat 7] [--reference DIR]
+        [--out docs/first_search.json]
 """
 
 from __future__ import annotations
@@ -26,7 +36,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("pandas", "xgboost", "sklearn", "cvxpy", "scipy.stats")
+HEAVY = ("pandas", "xgboost", "sklearn", "cvxpy", "scipy.stats", "pydantic", "scipy.linalg",
+         "cffi")
+LEAN_ENV = "MARGINRANK_LEAN_NUMBA"  # ranking.kernel_cache.LEAN_ENV
 
 CHILD = f"""
 import json, logging, resource, sys, time
@@ -50,15 +62,17 @@ for name, module in list(sys.modules.items()):
 print(json.dumps({{
     "wall": {{"import": w1 - w0, "load": w2 - w1, "search": w3 - w2, "total": w3 - w0}},
     "cpu": {{"import": c1 - c0, "load": c2 - c1, "search": c3 - c2, "total": c3 - c0}},
-    "results": len(hits), "heavy": [m for m in HEAVY if m in sys.modules],
+    "results": [h.product_id for h in hits], "heavy": [m for m in HEAVY if m in sys.modules],
     "kernels_compiled": misses}}))
 """
 
 
-def run(bundle: Path, env: dict[str, str]) -> dict:
+def run(bundle: Path, tree: Path, env: dict[str, str]) -> dict:
+    """One new process of the source ``tree`` (run from it, so it imports its own modules)."""
     load = os.getloadavg()[0]
+    env = {**env, "PYTHONPATH": str(tree)}
     done = subprocess.run([sys.executable, "-c", CHILD, str(bundle)], capture_output=True,
-                          text=True, cwd=ROOT, env=env, timeout=1800, check=False)
+                          text=True, cwd=tree, env=env, timeout=1800, check=False)
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-3000:])
     out = json.loads(done.stdout.strip().splitlines()[-1])
@@ -68,51 +82,95 @@ def run(bundle: Path, env: dict[str, str]) -> dict:
     return out
 
 
+def variants(reference: Path | None) -> dict[str, tuple[Path, dict[str, str]]]:
+    """Name -> (source tree, environment) of each variant run round-robin."""
+    env = {k: v for k, v in os.environ.items() if k != LEAN_ENV}
+    out = {"this tree": (ROOT, env),
+           "this tree, worker setting": (ROOT, {**env, LEAN_ENV: "1"})}
+    if reference is not None:
+        out["reference"] = (reference.resolve(), env)
+    return out
+
+
+def median_of(runs: list[dict]) -> dict:
+    """Per phase, the median wall and CPU seconds of ``runs``."""
+    return {k: {p: float(np.median([r[k][p] for r in runs])) for p in runs[0][k]}
+            for k in ("wall", "cpu")}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, required=True)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--reference", type=Path, default=None,
+                        help="another checkout of the project to compare with (old vs new)")
+    parser.add_argument("--no-empty-cache", action="store_true",
+                        help="skip the run with an empty Numba cache (it compiles for minutes)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "first_search.json")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from report_env import command, environment, finish, header, write_report
 
     cmd, report_env = command(__file__), environment("numpy", "numba")
-    env = dict(os.environ)
-    cached = [run(args.bundle, env) for _ in range(args.repeat)]
-    with tempfile.TemporaryDirectory() as empty:
-        cold = run(args.bundle, {**env, "NUMBA_CACHE_DIR": empty})
+    plan = variants(args.reference)
+    for tree, env in plan.values():  # fills a stale cache first; not counted
+        run(args.bundle, tree, env)
+    runs: dict[str, list[dict]] = {name: [] for name in plan}
+    for i in range(args.repeat):
+        for name, (tree, env) in plan.items():
+            runs[name].append(run(args.bundle, tree, env))
+            print(f"{i + 1}/{args.repeat} {name}: {runs[name][-1]['wall']['total']:.3f} s wall "
+                  f"({runs[name][-1]['cpu']['total']:.3f} CPU)", file=sys.stderr)
+    cold = None
+    if not args.no_empty_cache:
+        with tempfile.TemporaryDirectory() as empty:
+            cold = run(args.bundle, ROOT, {**plan["this tree"][1], "NUMBA_CACHE_DIR": empty})
     report_env = finish(report_env)
+    medians = {name: median_of(r) for name, r in runs.items()}
+    base = "reference" if "reference" in plan else "this tree"
     lines = [*header("First search of a new process", cmd, report_env),
-             f"Median of {args.repeat} new processes with the Numba cache; one with an empty "
-             "cache (`NUMBA_CACHE_DIR` pointing at an empty directory). Seconds are wall "
-             "(CPU); the machine is shared, so wall time waits for a core.", "",
+             f"Median of {args.repeat} new processes per variant with the Numba cache, the "
+             "variants run round-robin"
+             + ("; one with an empty cache (`NUMBA_CACHE_DIR` pointing at an empty "
+                "directory)" if cold else "")
+             + ". Seconds are wall (CPU); the machine is shared, so wall time waits for a core. "
+             f"The worker setting is `{LEAN_ENV}=1` (see `ranking.kernel_cache`)."
+             + (f" Reference: `{args.reference}`." if args.reference else ""), "",
              "| run | import s (CPU) | load s (CPU) | first search s (CPU) | total s (CPU) | "
-             "kernels compiled | heavy modules | load avg |", "| --- | --- | --- | --- | --- | "
-             "--- | --- | --- |"]
+             f"total vs {base}: wall, CPU | kernels compiled | heavy modules | load avg |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
 
-    def row(name: str, r: dict) -> str:
-        w, c = r["wall"], r["cpu"]
+    def row(name: str, r: dict, m: dict) -> str:
+        w, c = m["wall"], m["cpu"]
+        ref = medians[base]
+        ratio = (f"{w['total'] / ref['wall']['total']:.2f}x, "
+                 f"{c['total'] / ref['cpu']['total']:.2f}x")
+        loads = [x for run_ in (runs.get(name) or [r]) for x in run_["load_average_1min"]]
         return (f"| {name} | {w['import']:.3f} ({c['import']:.3f}) | {w['load']:.3f} "
                 f"({c['load']:.3f}) | {w['search']:.4f} ({c['search']:.4f}) | "
-                f"{w['total']:.3f} ({c['total']:.3f}) | {r['kernels_compiled']} | "
-                f"{', '.join(r['heavy']) or 'none'} | "
-                "{:.1f}-{:.1f} |".format(*r["load_average_1min"]))
+                f"{w['total']:.3f} ({c['total']:.3f}) | {ratio} | {r['kernels_compiled']} | "
+                f"{', '.join(r['heavy']) or 'none'} | {min(loads):.1f}-{max(loads):.1f} |")
 
-    median = {k: {p: float(np.median([r[k][p] for r in cached])) for p in cached[0][k]}
-              for k in ("wall", "cpu")}
-    lines.append(row(f"cached (median of {len(cached)})", {
-        **cached[-1], **median,
-        "kernels_compiled": max(r["kernels_compiled"] for r in cached[1:] or cached)}))
-    lines.append(row("empty Numba cache", cold))
-    slow = cold["kernels_compiled"] > 0
-    lines += ["", f"Without its cache the process compiled {cold['kernels_compiled']} kernels "
-              f"and answered after {cold['wall']['total']:.1f} s: "
-              + ("a slow first start, not a failure." if slow else "no compile."),
-              "", "What `Ranker.warm` logged (logger `marginrank.kernels`):", "",
-              f"- with the cache: {_logged(cached)}",
-              f"- with an empty cache: {_logged([cold])}"]
-    write_report(args.out, lines, {"cached": cached, "empty_cache": cold}, cmd, report_env)
+    for name, r in runs.items():
+        lines.append(row(f"{name} (median of {len(r)})",
+                         {**r[-1], "kernels_compiled": max(x["kernels_compiled"] for x in r)},
+                         medians[name]))
+    if cold:
+        lines.append(row("empty Numba cache", cold, {"wall": cold["wall"], "cpu": cold["cpu"]}))
+    same = all(r["results"] == runs["this tree"][0]["results"] for rs in runs.values()
+               for r in rs)
+    lines += ["", "Every variant answered the same products in the same order: "
+              + ("yes." if same else "**no**.")]
+    if cold:
+        slow = cold["kernels_compiled"] > 0
+        lines += ["", f"Without its cache the process compiled {cold['kernels_compiled']} "
+                  f"kernels and answered after {cold['wall']['total']:.1f} s: "
+                  + ("a slow first start, not a failure." if slow else "no compile."),
+                  "", "What `Ranker.warm` logged (logger `marginrank.kernels`):", "",
+                  f"- with the cache: {_logged(runs['this tree'])}",
+                  f"- with an empty cache: {_logged([cold])}"]
+    write_report(args.out, lines, {"runs": runs, "medians": medians, "empty_cache": cold},
+                 cmd, report_env)
     print("\n".join(lines))
 
 

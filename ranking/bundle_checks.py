@@ -15,6 +15,7 @@ import contextlib
 import json
 import math
 import re
+import struct
 import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -58,10 +59,10 @@ def check_npz(path: Path) -> None:
 def _members(path: Path, *, read: bool) -> dict[str, np.ndarray]:
     arrays = {}
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(path) as archive, path.open("rb", buffering=0) as raw:
             for info in archive.infolist():
                 name = info.filename.removesuffix(".npy")
-                arrays[name] = _member(path, archive, info, name, read)
+                arrays[name] = _member(path, archive, info, name, raw if read else None)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise refuse(path, f"passed its checksum but cannot be read as .npz "
                            f"({type(exc).__name__}: {exc})") from exc
@@ -69,7 +70,8 @@ def _members(path: Path, *, read: bool) -> dict[str, np.ndarray]:
 
 
 def _member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str,
-            read: bool) -> np.ndarray:
+            raw: Any) -> np.ndarray:
+    """One member's array (of shape 0 without ``raw``, the open file to read it from)."""
     if info.compress_type != zipfile.ZIP_STORED:
         raise refuse(path, f"array {name} is compressed; bundles store arrays uncompressed "
                            "(np.savez), so that an array is never larger than its file")
@@ -88,11 +90,38 @@ def _member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: s
         if header + need != info.file_size:
             raise refuse(path, f"array {name} declares shape {shape} of {dtype} ({need:,} "
                                f"bytes) but its member holds {info.file_size - header:,} bytes")
-        array = np.empty(shape if read else 0, dtype=dtype, order="F" if fortran else "C")
-        if read and need and member.readinto(memoryview(array.reshape(-1, order="A"))
-                                             .cast("B")) != need:
+    array = np.empty(shape if raw is not None else 0, dtype=dtype,
+                     order="F" if fortran else "C")
+    if raw is not None and need:
+        # the data straight from the file, as stored members lie in it: one read, without
+        # zipfile's chunked copies and CRC (the manifest's sha256 has covered the file)
+        raw.seek(_data_offset(path, raw, info) + header)
+        if _read_into(raw, memoryview(array.reshape(-1, order="A")).cast("B")) != need:
             raise refuse(path, f"array {name} is shorter than its header says")
     return array
+
+
+def _read_into(raw: Any, view: memoryview) -> int:
+    """Fill ``view`` from the unbuffered file ``raw`` (one read returns at most ~2 GB);
+    the bytes read, fewer at the end of the file."""
+    done = 0
+    while done < len(view):
+        got = raw.readinto(view[done:])
+        if not got:
+            break
+        done += got
+    return done
+
+
+def _data_offset(path: Path, raw: Any, info: zipfile.ZipInfo) -> int:
+    """Where the stored member ``info``'s data starts in the file: after its local header
+    (fixed fields, then its name and extra field, whose lengths the header gives)."""
+    raw.seek(info.header_offset)
+    local = raw.read(zipfile.sizeFileHeader)
+    if len(local) != zipfile.sizeFileHeader or local[:4] != zipfile.stringFileHeader:
+        raise refuse(path, f"member {info.filename} has no local header")
+    *_, name_length, extra_length = struct.unpack(zipfile.structFileHeader, local)
+    return info.header_offset + zipfile.sizeFileHeader + name_length + extra_length
 
 
 def read_json(path: Path, *, max_bytes: int | None = None, max_depth: int | None = None) -> Any:
@@ -294,11 +323,50 @@ def check_field(source: str | Path, field: str, data: Mapping[str, np.ndarray],
 
 def check_vocabulary(source: str | Path, tokens: object) -> list[str]:
     """A vocabulary file: a JSON list of distinct strings (term id = position)."""
-    if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+    if not isinstance(tokens, list) or not _all_strings(tokens):
         raise refuse(source, "must be a JSON list of strings")
     if len(set(tokens)) != len(tokens):
         raise refuse(source, "repeats a token, so term ids would shift")
     return tokens
+
+
+def check_trigram_keys(source: str | Path, arrays: Mapping[str, np.ndarray],
+                       indptr: np.ndarray, chars: np.ndarray) -> np.ndarray:
+    """``term_chars.npz``'s ``trigram_keys``: int64, one key per character of the vocabulary's
+    tokens (``indptr``, ``chars``, which the loader derives from the vocabulary itself),
+    sorted within each token, each key's middle code point one of the token's (their sums
+    agree per token), so that a stored file cannot give a token trigrams it does not have."""
+    if "trigram_keys" not in arrays:
+        raise refuse(source, "missing array(s) ['trigram_keys']")
+    keys = arrays["trigram_keys"]
+    check_dtype(source, "trigram_keys", keys, ("int64",))
+    if keys.shape != chars.shape:
+        raise refuse(source, f"trigram_keys has {keys.shape[0]:,} keys for the vocabulary's "
+                             f"{chars.shape[0]:,} characters")
+    if keys.size == 0:
+        return keys
+    if keys.min() < 0:
+        raise refuse(source, f"trigram_keys[{int(np.argmax(keys < 0)):,}] is negative")
+    first = np.zeros(keys.shape[0], dtype=bool)
+    first[indptr[:-1][indptr[:-1] < keys.shape[0]]] = True
+    down = np.flatnonzero((keys[1:] < keys[:-1]) & ~first[1:])
+    if down.size:
+        raise refuse(source, f"trigram_keys is not sorted within its token at key "
+                             f"{int(down[0]) + 1:,}")
+    n_tokens = indptr.shape[0] - 1
+    token = np.repeat(np.arange(n_tokens), np.diff(indptr))
+    wrong = np.flatnonzero(np.bincount(token, weights=(keys >> 21) & 0x1FFFFF, minlength=n_tokens)
+                           != np.bincount(token, weights=chars, minlength=n_tokens))
+    if wrong.size:
+        raise refuse(source, f"trigram_keys of token {int(wrong[0]):,} are not its characters' "
+                             "trigrams")
+    return keys
+
+
+def _all_strings(values: list) -> bool:
+    """Whether every item is a str: the types collected in C first (a bundle's lists hold
+    tens of thousands of strings, read at every start), item by item only if that fails."""
+    return set(map(type, values)) <= {str} or all(isinstance(v, str) for v in values)
 
 
 # -- catalog, model, settings --------------------------------------------------------------
@@ -310,7 +378,7 @@ def check_products_json(source: str | Path, meta: object) -> int:
     lengths = {}
     for key in ("product_id", "title", "category"):
         values = meta.get(key)
-        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        if not isinstance(values, list) or not _all_strings(values):
             raise refuse(source, f"{key} must be a list of strings")
         lengths[key] = len(values)
     if len(set(lengths.values())) != 1:
@@ -359,7 +427,7 @@ def tree_problem(left: np.ndarray, right: np.ndarray) -> str | None:
     children = np.concatenate([left[inner], right[inner]])
     if children.size and (children.min() < 1 or children.max() >= n):
         return f"a child index outside its {n} nodes"
-    if np.unique(children).size != children.size:
+    if children.size and np.bincount(children).max() > 1:  # (np.unique imports numpy.ma)
         return "a node reached twice (a cycle or a shared node)"
     return None
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -362,18 +363,23 @@ class FeatureSpace:
     def save(self, directory: Path) -> list[Path]:
         """Write what the ranker's own files (``analyzer.json``, ``bm25.*``) do not hold:
         ``features.json`` (feature names, the stemmed analyzer's settings), the stemmed
-        index, ``quantities.npz`` and ``title_text.npz``."""
+        index, ``quantities.npz``, ``title_text.npz`` and ``term_chars.npz``."""
         meta, quantities = directory / "features.json", directory / QUANTITIES
-        title_text = directory / TITLE_TEXT
+        title_text, term_chars = directory / TITLE_TEXT, directory / TERM_CHARS
         meta.write_text(json.dumps({"feature_names": list(FEATURE_NAMES),
                                     "stem_analyzer": self.stem_analyzer.to_dict()}, indent=2))
         np.savez(quantities, **self.quantities.arrays())
         np.savez(title_text, **self.title_text.arrays())
-        return [meta, *self.stem_index.save(directory, STEM_INDEX), quantities, title_text]
+        np.savez(term_chars, trigram_keys=self.term_chars[2])
+        return [meta, *self.stem_index.save(directory, STEM_INDEX), quantities, title_text,
+                term_chars]
 
     @classmethod
-    def load(cls, directory: Path, analyzer: Analyzer, index: MultiFieldIndex) -> FeatureSpace:
-        """Reopen what :meth:`save` wrote; a bundle made for other features is refused."""
+    def load(cls, directory: Path, analyzer: Analyzer, index: MultiFieldIndex,
+             listed: Collection[str] | None = None) -> FeatureSpace:
+        """Reopen what :meth:`save` wrote; a bundle made for other features is refused.
+        ``listed``: the files the bundle's manifest lists (checked), of which
+        :data:`OPTIONAL_FILES` are read when present; None: those present in ``directory``."""
         from ranking import bundle_checks
 
         path = directory / "features.json"
@@ -393,7 +399,7 @@ class FeatureSpace:
                                            str(directory / TITLE_TEXT))
         return cls(analyzer, index, Analyzer.from_dict(meta["stem_analyzer"]),
                    MultiFieldIndex.load(directory, STEM_INDEX), quantities, title_text,
-                   _vocab_chars(index))
+                   _vocab_chars(index, _optional(directory, TERM_CHARS, listed)))
 
 
 #: File stem of the stemmed index in a bundle (``bm25_stemmed.npz``, ``bm25_stemmed_vocab.json``).
@@ -403,8 +409,13 @@ QUANTITIES = "quantities.npz"
 #: File of the titles' head lengths and trigram statistics (:class:`TitleText`).
 TITLE_TEXT = "title_text.npz"
 #: Files :meth:`FeatureSpace.save` writes, for the bundle's list of required files.
+#: File of the trigram keys of every exact token (:func:`_vocab_chars`), so that a load does
+#: not compute them again; bundles written before it have none, and compute them.
+TERM_CHARS = "term_chars.npz"
 BUNDLE_FILES = ("features.json", f"{STEM_INDEX}.npz", f"{STEM_INDEX}_vocab.json",
-                QUANTITIES, TITLE_TEXT)
+                QUANTITIES, TITLE_TEXT, TERM_CHARS)
+#: Of :data:`BUNDLE_FILES`, those a bundle may lack (written by later versions).
+OPTIONAL_FILES = (TERM_CHARS,)
 
 
 @dataclass(frozen=True)
@@ -439,15 +450,38 @@ def _bm25_arrays(field: FieldIndex) -> tuple:
     return field.doc_indptr, field.doc_terms, field.idf, field.norm, field.params.k1_value
 
 
-def _vocab_chars(index: MultiFieldIndex) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`_chars` of every exact token of ``index``'s vocabulary, in term-id order."""
-    return _chars([index.vocab.token(i) for i in range(len(index.vocab))])
+def _vocab_chars(index: MultiFieldIndex, stored: Path | None = None,
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_chars` of every exact token of ``index``'s vocabulary, in term-id order. The
+    trigram keys (the costly part) are read from ``stored`` (:data:`TERM_CHARS`) when given,
+    after checking them against the vocabulary's characters."""
+    tokens = [index.vocab.token(i) for i in range(len(index.vocab))]
+    if stored is None:
+        return _chars(tokens)
+    from ranking import bundle_checks
+
+    indptr, chars = _token_chars(tokens)
+    keys = bundle_checks.check_trigram_keys(stored, bundle_checks.load_npz(stored), indptr,
+                                            chars)
+    return indptr, chars, keys
+
+
+def _optional(directory: Path, name: str, listed: Collection[str] | None) -> Path | None:
+    """The optional bundle file ``name`` if the manifest lists it (``listed``; or, without a
+    manifest, if it exists), else None."""
+    path = directory / name
+    return path if (name in listed if listed is not None else path.is_file()) else None
 
 
 def _chars(tokens: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Tokens as (indptr, int32 code points, int64 sorted trigram keys), one CSR row per
     token."""
+    indptr, chars = _token_chars(tokens)
+    return indptr, chars, kernels.trigram_keys(indptr, chars)
+
+
+def _token_chars(tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(indptr, int32 code points) of ``tokens``, one CSR row per token."""
     indptr = np.zeros(len(tokens) + 1, dtype=np.int64)
     np.cumsum([len(t) for t in tokens], out=indptr[1:])
-    chars = np.frombuffer("".join(tokens).encode("utf-32-le"), dtype=np.int32).copy()
-    return indptr, chars, kernels.trigram_keys(indptr, chars)
+    return indptr, np.frombuffer("".join(tokens).encode("utf-32-le"), dtype=np.int32).copy()

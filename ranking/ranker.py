@@ -45,7 +45,8 @@ RELEVANCE_SOURCES = (RELEVANCE_MODEL, RELEVANCE_BM25)
 #: Optional bundle file: the build's judged query texts, the real queries ``preview`` samples.
 QUERIES_FILE = "queries.json"
 #: Files every bundle must list in its manifest (``Ranker.load`` reads each of them).
-BUNDLE_FILES = (*features.BUNDLE_FILES, "analyzer.json", WEIGHTS_FILE, "customers.npz",
+BUNDLE_FILES = (*(f for f in features.BUNDLE_FILES if f not in features.OPTIONAL_FILES),
+                "analyzer.json", WEIGHTS_FILE, "customers.npz",
                 "bm25.npz", "bm25_vocab.json",
                 "model.ubj", "model.json", "products.json", "products.npz")
 
@@ -394,6 +395,9 @@ class Ranker:
         :func:`ranking.bundle.configured_key`), and every array against the others
         (:mod:`ranking.bundle_checks`): anything wrong is a :class:`ranking.bundle.BundleError`
         naming the file and the array, before any kernel runs."""
+        from ranking import kernel_cache
+
+        kernel_cache.load_registries()  # before the first kernel; lean in the workers
         directory = Path(directory)
         manifest = bundle.verify(directory, BUNDLE_FILES, key=key)
         settings, manifest_path = manifest["settings"], directory / bundle.MANIFEST
@@ -420,7 +424,7 @@ class Ranker:
             index = MultiFieldIndex.load(directory)
         with bundle_checks.reading(directory / f"{features.STEM_INDEX}.npz"):
             _check_fields(directory / "bm25.npz", index, len(catalog.product_ids))
-            space = features.FeatureSpace.load(directory, analyzer, index)
+            space = features.FeatureSpace.load(directory, analyzer, index, manifest["files"])
             _check_fields(directory / f"{features.STEM_INDEX}.npz", space.stem_index,
                           len(catalog.product_ids))
         with bundle_checks.reading(directory / "model.ubj"):

@@ -14,10 +14,13 @@ class Vocabulary:
     """Dense term ids for tokens, in first-seen order; unknown tokens look up as -1."""
 
     def __init__(self, tokens: Sequence[str] = ()) -> None:
-        self._ids: dict[str, int] = {}
-        self._tokens: list[str] = []
-        for token in tokens:
-            self.add(token)
+        listed = list(tokens)
+        self._tokens: list[str] = listed
+        self._ids: dict[str, int] = dict(zip(listed, range(len(listed)), strict=True))
+        if len(self._ids) != len(listed):  # repeats: each keeps its first id, as add() does
+            self._ids, self._tokens = {}, []
+            for token in listed:
+                self.add(token)
 
     def add(self, token: str) -> int:
         """Id of ``token``, assigning the next id if it is new."""

@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 from clv.errors import ConfigError, ConfigIssue, MarginRankError
-from ranking import bundle
+from ranking import bundle, kernel_cache
 from ranking.app import auth, limits
 from ranking.app.config_store import ConfigStore, Validator, accept_file, read_stable
 from ranking.app.service import (
@@ -230,7 +230,9 @@ class Supervisor:
 
     def _spawn(self, worker: _Worker, sock: socket.socket) -> None:
         worker.incarnation += 1
-        env = {**os.environ, ENV_BUNDLE: str(self.bundle_dir),
+        # workers load Numba lean (kernel_cache.LEAN_ENV) unless the operator's environment
+        # says otherwise
+        env = {kernel_cache.LEAN_ENV: "1", **os.environ, ENV_BUNDLE: str(self.bundle_dir),
                ENV_CONFIG: str(self.config or ""), ENV_STATE_DIR: str(self._store.directory)
                if self._store else "", ENV_LOAD_FIRST: "1" if len(self.workers) > 1 else "",
                ENV_WORKER_ID: f"{worker.slot}.{worker.incarnation}",
@@ -292,7 +294,7 @@ def run_worker() -> int:
     from ranking.app.service import app_from_env
 
     config = uvicorn.Config(
-        app_from_env(), http=limits.GuardedH11Protocol, lifespan="on", log_config=LOG_CONFIG,
+        app_from_env(), http=limits.GuardedProtocol, lifespan="on", log_config=LOG_CONFIG,
         access_log=False, timeout_keep_alive=KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=DRAIN_SECONDS, limit_concurrency=LIMIT_CONCURRENCY,
         h11_max_incomplete_event_size=limits.H11_MAX_INCOMPLETE, server_header=False,

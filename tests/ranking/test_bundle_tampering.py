@@ -295,6 +295,18 @@ CASES: list[tuple[str, Callable[[Path], None], str, str]] = [
      "customers.npz", r"clv of customer row 3 is not finite"),
     ("unsorted title trigrams", edit_npz("title_text.npz", _replace("keys", lambda a: a[::-1])),
      "title_text.npz", r"keys is not sorted without repeats"),
+    ("unsorted token trigram keys", edit_npz("term_chars.npz", _replace("trigram_keys",
+                                                                       lambda a: a[::-1])),
+     "term_chars.npz", r"trigram_keys is not sorted within its token"),
+    ("token trigram keys of other characters", edit_npz("term_chars.npz", _replace(
+        "trigram_keys", lambda a: a + (1 << 21))),
+     "term_chars.npz", r"trigram_keys of token 0 are not its characters' trigrams"),
+    ("token trigram keys one short", edit_npz("term_chars.npz", _replace("trigram_keys",
+                                                                        lambda a: a[:-1])),
+     "term_chars.npz", r"trigram_keys has [\d,]+ keys for the vocabulary's [\d,]+ characters"),
+    ("token trigram keys as int32", edit_npz("term_chars.npz", _replace(
+        "trigram_keys", lambda a: a.astype(np.int32))),
+     "term_chars.npz", r"trigram_keys is <i4 .* expected int64"),
     ("weights.yaml linked to /etc/passwd", _symlink("weights.yaml", "/etc/passwd"),
      "weights.yaml", "is a symbolic link"),
     ("a file linked inside the bundle", _symlink("analyzer.json", "features.json"),
@@ -417,3 +429,22 @@ def test_saving_with_a_key_signs_and_a_rebuild_without_drops_the_signature(
     assert Ranker.load(out, key=KEY, warm=False).config_version == ranker.config_version
     ranker.save(out)  # no key now: the old signature must not survive the new manifest
     assert not (out / bundle.SIGNATURE).exists()
+
+
+def test_a_bundle_without_term_chars_loads_and_answers_the_same(bundle_dir: Path,
+                                                                 tmp_path: Path) -> None:
+    """Bundles written before ``term_chars.npz`` compute the tokens' trigram keys at load, as
+    before; a ``term_chars.npz`` the manifest does not list is never read."""
+    assert features.TERM_CHARS in json.loads((bundle_dir / MANIFEST).read_text())["files"]
+    old = tmp_path / "old"
+    shutil.copytree(bundle_dir, old)
+    (old / features.TERM_CHARS).write_bytes(b"not an npz")  # present, unlisted: ignored
+    edit_manifest(lambda m: m["files"].pop(features.TERM_CHARS))(old)
+    stored, computed = Ranker.load(bundle_dir), Ranker.load(old)
+    for a, b in zip(stored.feature_space.term_chars, computed.feature_space.term_chars,
+                    strict=True):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+    for query in ("drill", "cordless drill 20v", "garden hose 50 ft", "drils"):
+        assert ([r.to_dict() for r in stored.search(query, k=10, explain=True)]
+                == [r.to_dict() for r in computed.search(query, k=10, explain=True)])

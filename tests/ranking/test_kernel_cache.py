@@ -5,6 +5,9 @@ every kernel is compiled, the search answers, and ``Ranker.warm`` logs one warni
 cause (kernels compiled, the cache location) and the fix. A second process with the same,
 now filled, directory loads the kernels from it and logs nothing (or, if a kernel module was
 edited in between, compiles fewer).
+
+With ``MARGINRANK_LEAN_NUMBA=1`` (the service workers' setting) a process loads the bundle and
+answers the same results without importing ``scipy.linalg`` or ``cffi``, which stay importable.
 """
 
 from __future__ import annotations
@@ -61,3 +64,47 @@ def test_an_empty_numba_cache_answers_and_is_reported_as_a_slow_first_start(
 
 def _compiled(warning: str) -> int:
     return int(re.search(r"(\d+) Numba kernels were compiled", warning).group(1))
+
+
+LEAN = "MARGINRANK_LEAN_NUMBA"
+PROBE = """
+import json, sys
+from ranking.ranker import Ranker
+hits = Ranker.load(sys.argv[1]).search("drill", k=10, explain=True)
+import numba.np.arraymath
+from numba.core.typing import cffi_utils
+out = {"hits": [h.to_dict() for h in hits], "blas": numba.np.arraymath._HAVE_BLAS,
+       "skipped": [m for m in ("scipy.linalg", "cffi") if m not in sys.modules],
+       "cffi_support": cffi_utils.SUPPORTED}
+import cffi, scipy.linalg  # still importable: the hook was there while the registries loaded
+out["norm"], out["ffi"] = float(scipy.linalg.norm([3.0, 4.0])), cffi.FFI().sizeof("int")
+print(json.dumps(out))
+"""
+
+
+def _probe(bundle: Path, **env: str) -> dict:
+    environment = {k: v for k, v in os.environ.items() if k != LEAN}
+    done = subprocess.run([sys.executable, "-c", PROBE, str(bundle)], capture_output=True,
+                          text=True, cwd=ROOT, env={**environment, **env}, timeout=1800,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_lean_worker_loads_without_scipy_linalg_or_cffi_and_answers_the_same(
+        small_world: Path, tmp_path: Path) -> None:
+    from ranking.app.build import BuildInputs, BuildSettings, build
+    from ranking.kernel_cache import LEAN_ENV, LEAN_SKIPS
+
+    assert (LEAN_ENV, LEAN_SKIPS) == (LEAN, ("scipy.linalg", "cffi"))
+    bundle = tmp_path / "bundle"
+    build(BuildInputs(small_world / "catalog.csv", small_world / "judgments.csv",
+                      small_world / "transactions.csv.gz"), bundle, BuildSettings(seed=3))
+    default = _probe(bundle)
+    worker = _probe(bundle, **{LEAN: "1"})
+    assert default["hits"] and worker["hits"] == default["hits"]  # same products and scores
+    # by default Numba imports both, as before: a library user's process keeps that behaviour
+    assert default["skipped"] == [] and default["blas"] and default["cffi_support"]
+    assert worker["skipped"] == ["scipy.linalg", "cffi"]
+    assert not worker["blas"] and not worker["cffi_support"]
+    assert worker["norm"] == default["norm"] == 5.0 and worker["ffi"] == default["ffi"] == 4
