@@ -450,3 +450,16 @@ def _word_at(cps, p, end, word):  # noqa: ANN001, ANN202
         if c != word[k]:
             return False
     return cps[p + n] == 32
+
+
+@njit(cache=True)
+def place_field(out, before, ids, indptr):  # noqa: ANN001, ANN201
+    """Copy each document's ids (``ids[indptr[d]:indptr[d + 1]]``) to ``out`` at
+    ``before[d]``, and move ``before[d]`` past them: one field of a concatenation of fields,
+    document by document."""
+    for d in range(indptr.shape[0] - 1):
+        at = before[d]
+        for p in range(indptr[d], indptr[d + 1]):
+            out[at] = ids[p]
+            at += 1
+        before[d] = at

@@ -382,8 +382,13 @@ class MultiFieldIndex:
                      params: BM25Params = BM25Params()) -> MultiFieldIndex:
         """Index fields given as forward indexes ((term ids, doc offsets) each) over
         ``vocab``, e.g. by :func:`ranking.bulk_text.forward_ids`."""
-        fields = {name: FieldIndex.from_doc_terms(terms, indptr, len(vocab), params)
-                  for name, (terms, indptr) in forward.items()}
+        fields: dict[str, FieldIndex] = {}
+        built: dict[tuple[int, int], FieldIndex] = {}  # a field given as the very arrays of
+        for name, (terms, indptr) in forward.items():  # an earlier one is that index again
+            key = (id(terms), id(indptr))
+            if key not in built:
+                built[key] = FieldIndex.from_doc_terms(terms, indptr, len(vocab), params)
+            fields[name] = built[key]
         return cls(vocab=vocab, fields=fields, params=params)
 
     def save(self, directory: Path, stem: str = "bm25") -> list[Path]:

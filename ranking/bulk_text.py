@@ -129,7 +129,7 @@ def forward_ids(analyzer: Analyzer, texts: Sequence[str], vocab: Vocabulary,
     ``vocab`` under ``analyzer``, and, with ``stem_vocab``, over ``stem_vocab`` under the same
     analyzer with stemming: what ``vocab.add_docs([analyzer(t) for t in texts])`` gives.
 
-    A chunk of texts is cut into segments (:func:`_code_points`,
+    A chunk of texts is cut into segments (:func:`joined_code_points`,
     :func:`ranking._bulk_kernels.cut_segments`); each distinct segment is analyzed once and
     its tokens given ids (new tokens in first-seen order: a token first occurs in the first
     occurrence of some segment, and new segments are numbered in the order they first
@@ -160,13 +160,12 @@ def _forward(analyzer: Analyzer, texts: Sequence[str], vocab: Vocabulary,
     cache = SegmentCache() if cache is None else cache
     plain = _plain(analyzer)
     stemmer = text_module._stemmer()
-    stop = text_module.ENGLISH_STOPWORDS if analyzer.stopwords else frozenset()
-    stems_too = analyzer.stem or stem_vocab is not None
     ids, stem_ids, lengths, head_counts = [], [], [], []
     for i in range(0, len(texts), chunk):
         part = texts[i:i + chunk]
-        cps = _code_points(part, analyzer.lowercase, normalize=True)
-        if cps is None:  # a text holds a NUL: one text at a time
+        cps = (joined_code_points(part, analyzer.lowercase, normalize=True) if SEGMENTS_SOUND
+               else None)
+        if cps is None:  # a text holds a NUL (or the rule is unproven): one text at a time
             exact, stems, counts = _forward_one_by_one(plain, analyzer, part, vocab, stem_vocab,
                                                        stemmer)
             head_counts.append(np.full(len(part), -1, dtype=np.int64))
@@ -174,23 +173,8 @@ def _forward(analyzer: Analyzer, texts: Sequence[str], vocab: Vocabulary,
             starts, ends, owner, _ = kernels.cut_segments(
                 cps, kernels.NEVER_CONSUMED, kernels.ANALYZER_RULE, *UNIT_CODES)
             seg_ids, new = cache.ids(cps, starts, ends)
-            sizes, flat, flat_stem = [], [], []
-            for segment in new:
-                if segment.isalpha():  # one plain word (the analyzer's \w+), most segments
-                    if segment in stop:
-                        exact = stem = ()
-                    elif stems_too:
-                        word = stemmer.stemWord(segment)
-                        exact = (vocab.add(word if analyzer.stem else segment),)
-                        stem = (stem_vocab.add(word),) if stem_vocab is not None else exact
-                    else:
-                        exact = stem = (vocab.add(segment),)
-                else:
-                    exact, stem = _segment_ids(plain, analyzer, segment, vocab, stem_vocab,
-                                               stemmer)
-                sizes.append(len(exact))
-                flat += exact
-                flat_stem += stem
+            sizes, flat, flat_stem = _new_segment_ids(plain, analyzer, new, vocab, stem_vocab,
+                                                      stemmer)
             cache.extend(sizes, flat, flat_stem)
             exact, stems, counts = kernels.gather_ids(seg_ids, owner, len(part), cache.indptr,
                                                       *cache.payload)
@@ -229,18 +213,96 @@ def _heads_by_regex(analyzer: Analyzer, titles: Sequence[str], counts: np.ndarra
     return counts
 
 
+def _new_segment_ids(plain: Analyzer, analyzer: Analyzer, segments: list[str],
+                     vocab: Vocabulary, stem_vocab: Vocabulary | None, stemmer: object
+                     ) -> tuple[list[int], list[int], list[int]]:
+    """Token count, exact ids and stemmed ids (flat) of ``segments`` in order, new tokens
+    added to the vocabularies segment by segment, token by token. A segment of letters only
+    is one word (or a stopword, none); the others are read by the analyzer's regex in one
+    pass over them all, NUL-joined (:func:`_joined_tokens`), and every word is stemmed in
+    one call."""
+    stop = text_module.ENGLISH_STOPWORDS if analyzer.stopwords else frozenset()
+    others = [k for k, segment in enumerate(segments) if not segment.isalpha()]
+    found = dict(zip(others, _joined_tokens(plain, [segments[k] for k in others]),
+                     strict=True))
+    tokens: list[str] = []
+    words: list[bool] = []
+    sizes: list[int] = []
+    for k, segment in enumerate(segments):
+        if k in found:
+            toks, flags = found[k]
+            tokens += toks
+            words += flags
+            sizes.append(len(toks))
+        elif segment in stop:
+            sizes.append(0)
+        else:
+            tokens.append(segment)
+            words.append(True)
+            sizes.append(1)
+    stems = tokens
+    if analyzer.stem or stem_vocab is not None:
+        stemmed = iter(stemmer.stemWords([t for t, w in zip(tokens, words, strict=True) if w]))
+        stems = [next(stemmed) if w else t for t, w in zip(tokens, words, strict=True)]
+    add = vocab.add
+    exact = [add(t) for t in (stems if analyzer.stem else tokens)]
+    if stem_vocab is None:
+        return sizes, exact, exact
+    add = stem_vocab.add
+    return sizes, exact, [add(t) for t in stems]
+
+
+def _joined_tokens(plain: Analyzer, segments: list[str]) -> list[tuple[list[str], list[bool]]]:
+    """:func:`_segment_tokens` of each segment, by one pass of the regex over the segments
+    joined by NUL (a NUL is no character a match consumes or a lookaround tells from a
+    text's end, as in the texts themselves)."""
+    if not segments:
+        return []
+    joined = _SEP.join(segments)
+    ends = np.cumsum([len(s) + 1 for s in segments]).tolist()
+    out: list[tuple[list[str], list[bool]]] = [([], []) for _ in segments]
+    k = 0
+    if not plain.units:
+        for match in text_module._TOKEN_RE.finditer(joined):
+            while match.start() >= ends[k]:
+                k += 1
+            out[k][0].append(match.group())
+        for toks, flags in out:
+            toks[:] = plain._words(toks)
+            flags += [True] * len(toks)
+        return out
+    words: list[str] = []
+    for match in text_module._QUANTITY_RE.finditer(joined):
+        if match.start() >= ends[k]:
+            _close(plain, out[k], words)
+            words = []
+            while match.start() >= ends[k]:
+                k += 1
+        word = match["word"]
+        if word is not None:
+            words.append(word)
+            continue
+        _close(plain, out[k], words)
+        words = []
+        spelled = _spelled(match["number"], match["unit"])
+        out[k][0].extend(spelled)
+        out[k][1].extend([False] * len(spelled))
+    _close(plain, out[k], words)
+    return out
+
+
+def _close(plain: Analyzer, into: tuple[list[str], list[bool]], words: list[str]) -> None:
+    """Append a run of plain words (stopwords dropped by ``plain``) to a segment's tokens."""
+    if words:
+        kept = plain._words(words)
+        into[0].extend(kept)
+        into[1].extend([True] * len(kept))
+
+
 def _plain(analyzer: Analyzer) -> Analyzer:
     """``analyzer`` without its stemming: segments are stemmed word by word afterwards."""
     return Analyzer(lowercase=analyzer.lowercase, stopwords=analyzer.stopwords, stem=False,
                     units=analyzer.units)
-
-
-def _segment_ids(plain: Analyzer, analyzer: Analyzer, segment: str, vocab: Vocabulary,
-                 stem_vocab: Vocabulary | None, stemmer: object
-                 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(exact ids, stemmed ids) of one segment's tokens, new tokens added in order."""
-    tokens, is_word = _segment_tokens(plain, segment)
-    return _ids_of(tokens, is_word, analyzer, vocab, stem_vocab, stemmer)
 
 
 def _ids_of(tokens: list[str], is_word: list[bool], analyzer: Analyzer, vocab: Vocabulary,
@@ -275,17 +337,21 @@ def _forward_one_by_one(plain: Analyzer, analyzer: Analyzer, texts: Sequence[str
 def concat_fields(forward: Sequence[tuple[np.ndarray, np.ndarray]]
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Per document, the term ids of every field in turn (the ``all`` field): the forward
-    indexes (ids, offsets) of the fields, over the same documents, concatenated doc by doc."""
+    indexes (ids, offsets) of the fields, over the same documents, concatenated doc by doc.
+    When one field alone has tokens (a catalog of titles only), its very arrays: the index
+    build then indexes them once (:meth:`ranking.bm25.MultiFieldIndex.from_forward`)."""
+    filled = [f for f in forward if f[0].shape[0]]
+    if len(filled) == 1 and all(f[1].shape == filled[0][1].shape for f in forward):
+        return filled[0]
     lengths = [np.diff(indptr) for _, indptr in forward]
     total = np.sum(lengths, axis=0) if lengths else np.zeros(0, dtype=np.int64)
     indptr = np.zeros(total.shape[0] + 1, dtype=np.int64)
     np.cumsum(total, out=indptr[1:])
     out = np.empty(int(indptr[-1]), dtype=np.int32)
     before = indptr[:-1].copy()  # where each doc's next field starts
-    for (ids, field_indptr), n in zip(forward, lengths, strict=True):
-        dest = np.repeat(before - field_indptr[:-1], n) + np.arange(ids.shape[0])
-        out[dest] = ids
-        before += n
+    for ids, field_indptr in forward:
+        if ids.shape[0]:
+            kernels.place_field(out, before, ids, field_indptr)
     return out, indptr
 
 
@@ -399,15 +465,16 @@ def code_points(text: str) -> np.ndarray:
         return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).copy()
 
 
-def _code_points(texts: Sequence[str], lowercase: bool, normalize: bool) -> np.ndarray | None:
+def joined_code_points(texts: Sequence[str], lowercase: bool, normalize: bool
+                       ) -> np.ndarray | None:
     """The texts NUL-joined (a NUL after each), NFKC-normalized text by text if
     ``normalize``, lowercased as ``str.lower`` does if ``lowercase``, as code points; None if
-    a text holds a NUL or the segment rule is not :data:`SEGMENTS_SOUND`. Lowercasing is a
+    a text holds a NUL. Lowercasing is a
     kernel's (:func:`ranking._bulk_kernels.lower_code_points`) when every character outside
     ASCII lowercases to one character by itself (not a capital sigma, whose lowercase
     depends on what follows), else ``str.lower``'s."""
     joined = _SEP.join(texts) + _SEP
-    if joined.count(_SEP) != len(texts) or not SEGMENTS_SOUND:
+    if joined.count(_SEP) != len(texts):
         return None
     if normalize and not joined.isascii() and not unicodedata.is_normalized("NFKC", joined):
         normalized = unicodedata.is_normalized
@@ -421,7 +488,7 @@ def _code_points(texts: Sequence[str], lowercase: bool, normalize: bool) -> np.n
 
 def _lower(cps: np.ndarray) -> bool:
     """Lowercase code points in place as ``str.lower`` would, if a kernel can (see
-    :func:`_code_points`); False, ``cps`` untouched, if not."""
+    :func:`joined_code_points`); False, ``cps`` untouched, if not."""
     high = np.unique(cps[cps >= 128])
     lowered = [chr(c).lower() for c in high.tolist()]
     if _CAPITAL_SIGMA in high or any(len(low) != 1 for low in lowered):

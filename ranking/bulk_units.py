@@ -3,11 +3,11 @@ reads from each.
 
 An index build reads the quantities of every product; most of a catalog's text holds none
 and most of what does repeats ("3/4 in.", "20-volt"). A chunk of texts is lowercased as one
-NUL-joined string, cut into segments by :func:`ranking._bulk_kernels.split_segments` at
+NUL-joined string, cut into segments by :func:`ranking._bulk_kernels.cut_segments` at
 whitespace that no quantity match can cross (the regex crosses a space only within a few
 characters after a digit, :data:`LOOKBACK`), and the quantity regex runs once per distinct
-segment that holds a digit; each distinct (number, unit) is converted once. Segments without
-a digit have no quantity and cost nothing. ``tests/ranking/test_build_parity.py`` holds the
+segment of the whole call that is not all letters; each distinct (number, unit) is converted
+once. ``tests/ranking/test_build_parity.py`` holds the
 result equal to :func:`ranking.units.quantities` text by text.
 
 Used only by index builds.
@@ -21,7 +21,7 @@ import numpy as np
 
 from ranking import _bulk_kernels as kernels
 from ranking import units
-from ranking.bulk_text import code_points
+from ranking.bulk_text import SegmentCache, joined_code_points
 from ranking.units import QuantityTable
 
 #: The quantity regex as :data:`LOOKBACK` was derived from (a number ending in a digit, at most
@@ -56,47 +56,51 @@ PREFIXES = _prefixes()
 
 
 def quantity_table(texts: Sequence[str], chunk: int = CHUNK) -> QuantityTable:
-    """:class:`ranking.units.QuantityTable` of ``texts`` (each text's quantities in order)."""
+    """:class:`ranking.units.QuantityTable` of ``texts`` (each text's quantities in order).
+    The distinct segments are kept for the whole call (:class:`ranking.bulk_text.SegmentCache`):
+    the regex reads a segment the first time it occurs, in letters only never."""
     if not SEGMENTS_SOUND:
         return QuantityTable.from_texts(texts)
     parsed: dict[tuple[str, str], tuple[float, int]] = {}
+    cache = SegmentCache()
+    cache.payload = (np.zeros(0, np.float64), np.zeros(0, np.int64))
     counts, values, unit_ids = [], [], []
     for i in range(0, len(texts), chunk):
         part = texts[i:i + chunk]
-        joined = "\x00".join(part) + "\x00"
-        if joined.count("\x00") != len(part):  # a text holds a NUL: one text at a time
+        cps = joined_code_points(part, lowercase=True, normalize=False)
+        if cps is None:  # a text holds a NUL: one text at a time
             table = QuantityTable.from_texts(part)
             counts.append(np.diff(table.indptr))
             values.append(table.values)
             unit_ids.append(table.units)
             continue
-        joined = joined.lower()
-        starts, ends, owner, seg_ids, first, digit = kernels.split_segments(
-            code_points(joined), kernels.NEVER_CONSUMED, LOOKBACK, *PREFIXES)
+        starts, ends, owner, digit = kernels.cut_segments(cps, kernels.NEVER_CONSUMED,
+                                                          LOOKBACK, *PREFIXES)
+        keep = np.flatnonzero(digit)  # a quantity needs a digit: the other segments have none
+        starts, ends, owner = starts[keep], ends[keep], owner[keep]
+        seg_ids, new = cache.ids(cps, starts, ends)
+        lengths: list[int] = []
         flat_values: list[float] = []
         flat_units: list[int] = []
-        lengths = np.zeros(first.shape[0], dtype=np.int64)
-        for d in np.flatnonzero(digit).tolist():
-            segment = joined[int(starts[first[d]]):int(ends[first[d]])]
+        for segment in new:
             n = 0
-            for key in units._QUANTITY_RE.findall(segment):
-                found = parsed.get(key)
-                if found is None:
-                    found = parsed[key] = units._parsed(*key)
-                if found[1] >= 0:  # a value that is not finite (1/0) is no quantity
-                    flat_values.append(found[0])
-                    flat_units.append(found[1])
-                    n += 1
-            lengths[d] = n
-        indptr = np.zeros(lengths.shape[0] + 1, dtype=np.int64)
-        np.cumsum(lengths, out=indptr[1:])
-        # distinct segments without a digit have empty rows; values are in row order
-        order = np.arange(int(indptr[-1]), dtype=np.int32)
-        positions, _, per_text = kernels.gather_ids(seg_ids, owner, len(part), indptr, order,
-                                                    order)
+            if not segment.isalpha():
+                for key in units._QUANTITY_RE.findall(segment):
+                    found = parsed.get(key)
+                    if found is None:
+                        found = parsed[key] = units._parsed(*key)
+                    if found[1] >= 0:  # a value that is not finite (1/0) is no quantity
+                        flat_values.append(found[0])
+                        flat_units.append(found[1])
+                        n += 1
+            lengths.append(n)
+        cache.extend(lengths, flat_values, flat_units)
+        order = np.arange(cache.payload[0].shape[0], dtype=np.int32)
+        positions, _, per_text = kernels.gather_ids(seg_ids, owner, len(part), cache.indptr,
+                                                    order, order)
         counts.append(per_text)
-        values.append(np.array(flat_values, dtype=np.float64)[positions])
-        unit_ids.append(np.array(flat_units, dtype=np.int64)[positions])
+        values.append(cache.payload[0][positions])
+        unit_ids.append(cache.payload[1][positions])
     indptr = np.zeros(len(texts) + 1, dtype=np.int64)
     if counts:
         np.cumsum(np.concatenate(counts), out=indptr[1:])
