@@ -35,7 +35,7 @@ def _frac(tf, norm, k1):  # noqa: ANN001, ANN202
     return tf * (k1 + 1.0) / (tf + norm)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def count_postings(doc_indptr, doc_terms, df, last_doc, first_seen):  # noqa: ANN001, ANN201
     """Fill ``df`` (documents per term) and ``first_seen`` (the field's terms in the order they
     first occur); return the largest term frequency and the number of distinct terms.
@@ -61,7 +61,7 @@ def count_postings(doc_indptr, doc_terms, df, last_doc, first_seen):  # noqa: AN
     return max_tf, n_seen
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def fill_postings(doc_indptr, doc_terms, next_slot, last_doc, post_docs, post_tf):  # noqa: ANN001, ANN201, E501
     """Counting sort of (term, doc) into CSR postings, doc ids ascending within each term.
 

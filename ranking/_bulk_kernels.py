@@ -28,7 +28,7 @@ _WITH, _FOR, _BY, _AND, _OR, _IN = (tuple(ord(c) for c in w)
 ANALYZER_RULE = -1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def split_segments(cps, never, lookback, unit_codes, unit_lengths, unit_first):  # noqa: ANN001, ANN201
     """Segments of NUL-separated texts ``cps`` (uint32 code points): (starts, ends, text of
     each, distinct id of each (int32, first-seen order), first occurrence of each distinct
@@ -40,7 +40,7 @@ def split_segments(cps, never, lookback, unit_codes, unit_lengths, unit_first): 
     return starts, ends, texts, ids, first, digit[first]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def cut_segments(cps, never, lookback, unit_codes, unit_lengths, unit_first):  # noqa: ANN001, ANN201
     """Segments of NUL-separated texts ``cps`` (uint32 code points): (starts, ends, text of
     each, whether each holds a digit-like character).
@@ -114,7 +114,7 @@ def cut_segments(cps, never, lookback, unit_codes, unit_lengths, unit_first):  #
     return starts[:m], ends[:m], texts[:m], digit[:m]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _apart(cps, i, prefixes, prefix_lengths):  # noqa: ANN001, ANN202
     """For the quantity regex, whether the whitespace at ``i`` (a digit shortly before)
     still cannot be inside a match: a match crosses whitespace only right after a digit, a
@@ -140,7 +140,7 @@ def _apart(cps, i, prefixes, prefix_lengths):  # noqa: ANN001, ANN202
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _crossable(cps, i, unit_codes, unit_lengths, unit_first):  # noqa: ANN001, ANN202
     """Whether a match of the analyzer's quantity regex could cross the run of spaces and
     tabs starting at ``i`` (after a character ``p`` that is not a separator): only by
@@ -166,7 +166,7 @@ def _crossable(cps, i, unit_codes, unit_lengths, unit_first):  # noqa: ANN001, A
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _unit_at(cps, j, unit_codes, unit_lengths, unit_first):  # noqa: ANN001, ANN202
     """Whether a unit spelling (lowercase ASCII code points, any case in the text, sorted, so
     ``unit_first[c]:unit_first[c + 1]`` are those starting with c) starts at ``j`` and no
@@ -200,7 +200,7 @@ def _unit_at(cps, j, unit_codes, unit_lengths, unit_first):  # noqa: ANN001, ANN
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _distinct(cps, starts, ends):  # noqa: ANN001, ANN202
     """Distinct ids (first-seen order) of the segments ``cps[starts[i]:ends[i]]`` by an
     open-addressing hash table (FNV-1a over the code points, then a full comparison with a
@@ -258,7 +258,7 @@ def _distinct(cps, starts, ends):  # noqa: ANN001, ANN202
     return ids, first[:n_distinct]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def distinct_into(cps, starts, ends, table, hashes, chars, at, n_known):  # noqa: ANN001, ANN201
     """:func:`_distinct` against a table kept from call to call (one per index build and
     analyzer): the id of each segment ``cps[starts[i]:ends[i]]`` among all segments seen so
@@ -324,7 +324,7 @@ def distinct_into(cps, starts, ends, table, hashes, chars, at, n_known):  # noqa
     return ids, n, table, hashes, chars, at
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def lower_code_points(cps, lower_from, lower_to):  # noqa: ANN001, ANN201
     """Lowercase ``cps`` in place: ASCII A-Z, and each code point of ``lower_from`` (sorted,
     outside ASCII) to the one of ``lower_to`` at the same place (the caller gives only
@@ -340,7 +340,7 @@ def lower_code_points(cps, lower_from, lower_to):  # noqa: ANN001, ANN201
                 cps[i] = lower_to[j]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def head_token_counts(seg_starts, seg_ends, owner, ids, indptr, text_starts, cuts):  # noqa: ANN001, ANN201
     """Per text, the token count of its head: of the segments (``owner``: text of each; their
     token counts ``indptr[id + 1] - indptr[id]``) that end at or before its cut, at
@@ -366,7 +366,7 @@ def head_token_counts(seg_starts, seg_ends, owner, ids, indptr, text_starts, cut
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def gather_ids(ids, texts, n_texts, indptr, exact, stem):  # noqa: ANN001, ANN201
     """Every segment's term ids (``exact`` and ``stem``, CSR ``indptr`` over the distinct
     segments) in segment order, and each text's token count: the texts' forward indexes."""
@@ -387,7 +387,7 @@ def gather_ids(ids, texts, n_texts, indptr, exact, stem):  # noqa: ANN001, ANN20
     return out, out_stem, counts
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def head_cuts(cps, n_texts):  # noqa: ANN001, ANN201
     """Per NUL-separated text of ``cps``: its start, and where
     :data:`ranking.title_text.HEAD_CUT` first matches in it (relative to the start), -1 if
@@ -436,7 +436,7 @@ def head_cuts(cps, n_texts):  # noqa: ANN001, ANN201
     return starts, cuts
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _word_at(cps, p, end, word):  # noqa: ANN001, ANN202
     """Whether ``word`` (code points of lowercase ASCII letters), in any case, then a space
     start at ``p``."""
@@ -452,7 +452,7 @@ def _word_at(cps, p, end, word):  # noqa: ANN001, ANN202
     return cps[p + n] == 32
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def place_field(out, before, ids, indptr):  # noqa: ANN001, ANN201
     """Copy each document's ids (``ids[indptr[d]:indptr[d + 1]]``) to ``out`` at
     ``before[d]``, and move ``before[d]`` past them: one field of a concatenation of fields,

@@ -464,7 +464,7 @@ def gram_norms(doc_indptr, doc_terms, term_indptr, term_chars, table_keys, table
     return norm
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def term_grams(term_indptr, term_chars, used):  # noqa: ANN001, ANN201
     """Per token of the vocabulary that ``used`` marks: the trigram keys of " t " (its
     characters padded by a space each side, :func:`_stream`'s spelling: len(t) of them), as
@@ -495,7 +495,7 @@ def term_grams(term_indptr, term_chars, used):  # noqa: ANN001, ANN201
     return indptr, keys, first, last
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def gram_frequencies_by_term(doc_indptr, doc_terms, gram_indptr, gram_ids, last_id, first_id,
                              pair_ids, n_ids):  # noqa: ANN001, ANN201
     """:func:`gram_document_frequencies` from the tokens' own trigrams: every trigram of a
@@ -529,7 +529,7 @@ def gram_frequencies_by_term(doc_indptr, doc_terms, gram_indptr, gram_ids, last_
     return df, longest
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def gram_norms_by_term(doc_indptr, doc_terms, gram_indptr, gram_ids, last_id, first_id,
                        pair_ids, idf, log_counts):  # noqa: ANN001, ANN201
     """:func:`gram_norms` from the tokens' own trigrams (dense ids in the order of the keys,

@@ -198,6 +198,8 @@ class FeatureSpace:
     def build(cls, catalog: pd.DataFrame, analyzer: Analyzer) -> FeatureSpace:
         """Indexes of a validated catalog (every text field present) under ``analyzer`` and
         under the same analyzer with stemming."""
+        from concurrent.futures import ThreadPoolExecutor
+
         from ranking import bulk_units  # index builds only
 
         stem_analyzer = dataclasses.replace(analyzer, stem=True)
@@ -205,23 +207,28 @@ class FeatureSpace:
         forward, stem_forward = {}, {}
         segments = bulk_text.SegmentCache()  # each distinct segment analyzed once per build
         titles = catalog["title"].astype(str).tolist()
-        for name in TEXT_FIELDS:  # field by field: the vocabularies' first-seen order
-            if name == "title":  # the heads' token counts from the same segments
-                forward[name], stem_forward[name], heads = bulk_text.title_forward_ids(
-                    analyzer, titles, vocab, stem_vocab, segments)
-            else:
-                forward[name], stem_forward[name] = bulk_text.forward_ids(
-                    analyzer, catalog[name].tolist(), vocab, stem_vocab, cache=segments)
-        forward["all"] = bulk_text.concat_fields([forward[f] for f in TEXT_FIELDS])
-        stem_forward["all"] = bulk_text.concat_fields([stem_forward[f] for f in TEXT_FIELDS])
-        index = MultiFieldIndex.from_forward(vocab, forward)
-        term_chars = _vocab_chars(index)
-        title_text = TitleText.build(titles, analyzer, index.fields["title"], *term_chars[:2],
-                                     heads=heads)
-        del segments
-        return cls(analyzer, index, stem_analyzer,
-                   MultiFieldIndex.from_forward(stem_vocab, stem_forward),
-                   bulk_units.quantity_table(quantity_texts(catalog)), title_text, term_chars)
+        # A second thread reads the quantities, then indexes the stemmed tokens, while this
+        # one analyzes the text and indexes the exact tokens: their kernels release the GIL,
+        # so on two cores they overlap. Neither shares a mutable object with the other.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="feature-build") as pool:
+            quantities = pool.submit(lambda: bulk_units.quantity_table(quantity_texts(catalog)))
+            for name in TEXT_FIELDS:  # field by field: the vocabularies' first-seen order
+                if name == "title":  # the heads' token counts from the same segments
+                    forward[name], stem_forward[name], heads = bulk_text.title_forward_ids(
+                        analyzer, titles, vocab, stem_vocab, segments)
+                else:
+                    forward[name], stem_forward[name] = bulk_text.forward_ids(
+                        analyzer, catalog[name].tolist(), vocab, stem_vocab, cache=segments)
+            del segments
+            forward["all"] = bulk_text.concat_fields([forward[f] for f in TEXT_FIELDS])
+            stem_forward["all"] = bulk_text.concat_fields([stem_forward[f] for f in TEXT_FIELDS])
+            stem_index = pool.submit(MultiFieldIndex.from_forward, stem_vocab, stem_forward)
+            index = MultiFieldIndex.from_forward(vocab, forward)
+            term_chars = _vocab_chars(index)
+            title_text = TitleText.build(titles, analyzer, index.fields["title"],
+                                         *term_chars[:2], heads=heads)
+            return cls(analyzer, index, stem_analyzer, stem_index.result(), quantities.result(),
+                       title_text, term_chars)
 
     def analyze(self, text: str) -> AnalyzedQuery:
         """The query ``text`` analyzed once, for every stage of a search: tokens and term ids
