@@ -202,69 +202,30 @@ def _unit_at(cps, j, unit_codes, unit_lengths, unit_first):  # noqa: ANN001, ANN
 
 @njit(cache=True, nogil=True)
 def _distinct(cps, starts, ends):  # noqa: ANN001, ANN202
-    """Distinct ids (first-seen order) of the segments ``cps[starts[i]:ends[i]]`` by an
-    open-addressing hash table (FNV-1a over the code points, then a full comparison with a
-    compact copy of the distinct segments, which stays in the CPU's cache), and the first
-    occurrence of each distinct segment."""
-    m = starts.shape[0]
-    size = 4096  # grown to stay at most half full: a small table stays in the CPU's cache
-    table = np.full(size, -1, dtype=np.int64)
-    hashes = np.empty(m, dtype=np.uint64)
-    first = np.empty(m, dtype=np.int64)
-    ids = np.empty(m, dtype=np.int32)
-    chars = np.empty(4096, dtype=cps.dtype)
-    at = np.zeros(m + 1, dtype=np.int64)  # distinct d's characters: chars[at[d]:at[d + 1]]
-    n_distinct = 0
-    for s in range(m):
-        h = np.uint64(14695981039346656037)
-        for p in range(starts[s], ends[s]):
-            h = (h ^ np.uint64(cps[p])) * np.uint64(1099511628211)
-        if 2 * (n_distinct + 1) > size:
-            size *= 2
-            table = np.full(size, -1, dtype=np.int64)
-            for d in range(n_distinct):
-                slot = np.int64(hashes[d] & np.uint64(size - 1))
-                while table[slot] >= 0:
-                    slot = (slot + 1) & (size - 1)
-                table[slot] = d
-        slot = np.int64(h & np.uint64(size - 1))
-        length = ends[s] - starts[s]
-        while True:
-            d = table[slot]
-            if d < 0:
-                table[slot] = n_distinct
-                hashes[n_distinct] = h
-                first[n_distinct] = s
-                ids[s] = n_distinct
-                if at[n_distinct] + length > chars.shape[0]:
-                    grown = np.empty(2 * (chars.shape[0] + length), dtype=cps.dtype)
-                    grown[:at[n_distinct]] = chars[:at[n_distinct]]
-                    chars = grown
-                for k in range(length):
-                    chars[at[n_distinct] + k] = cps[starts[s] + k]
-                at[n_distinct + 1] = at[n_distinct] + length
-                n_distinct += 1
-                break
-            if hashes[d] == h and at[d + 1] - at[d] == length:
-                same = True
-                for k in range(length):
-                    if chars[at[d] + k] != cps[starts[s] + k]:
-                        same = False
-                        break
-                if same:
-                    ids[s] = d
-                    break
-            slot = (slot + 1) & (size - 1)
-    return ids, first[:n_distinct]
+    """Distinct ids (first-seen order) of the segments ``cps[starts[i]:ends[i]]``
+    (:func:`distinct_into` with a table of their own), and the first occurrence of each
+    distinct segment."""
+    ids, n, _, _, _, _ = distinct_into(cps, starts, ends, np.full(4096, -1, dtype=np.int64),
+                                       np.empty(1024, dtype=np.uint64),
+                                       np.empty(4096, dtype=np.uint32),
+                                       np.zeros(1025, dtype=np.int64), 0)
+    first = np.empty(n, dtype=np.int64)
+    seen = 0
+    for s in range(ids.shape[0]):
+        if ids[s] == seen:  # ids are numbered in first-seen order
+            first[seen] = s
+            seen += 1
+    return ids, first
 
 
 @njit(cache=True, nogil=True)
 def distinct_into(cps, starts, ends, table, hashes, chars, at, n_known):  # noqa: ANN001, ANN201
-    """:func:`_distinct` against a table kept from call to call (one per index build and
-    analyzer): the id of each segment ``cps[starts[i]:ends[i]]`` among all segments seen so
-    far (new ones numbered from ``n_known`` in first-seen order), and the table's arrays,
-    grown as needed: ``table`` (open addressing, slots hold ids, -1 empty, at most half
-    full), ``hashes`` (FNV-1a of each id), ``chars``/``at`` (id d's code points are
+    """The id of each segment ``cps[starts[i]:ends[i]]`` among all segments seen so far (new
+    ones numbered from ``n_known`` in first-seen order), by an open-addressing hash table
+    kept from call to call (one per index build and analyzer): FNV-1a over the code points,
+    then a full comparison with a compact copy of the distinct segments. The table's arrays
+    are returned, grown as needed: ``table`` (slots hold ids, -1 empty, at most half full),
+    ``hashes`` (FNV-1a of each id), ``chars``/``at`` (id d's code points are
     ``chars[at[d]:at[d + 1]]``). Returns (ids, n_known after, table, hashes, chars, at)."""
     m = starts.shape[0]
     ids = np.empty(m, dtype=np.int32)
