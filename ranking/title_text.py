@@ -11,6 +11,7 @@ together with each title's TF-IDF norm, so a search only looks up the query's ow
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,6 +97,17 @@ def _grams_by_term(index: FieldIndex, term_indptr: np.ndarray, term_chars: np.nd
     return universe, (gram_indptr, ids[:keys.shape[0]], term_last, term_first, pair_ids)
 
 
+def _halves(doc_indptr: np.ndarray) -> list[np.ndarray]:
+    """``doc_indptr`` as the offsets of two halves of the documents (one if few): each is
+    read by a kernel on its own thread (offsets index the whole ``doc_terms``)."""
+    n = doc_indptr.shape[0] - 1
+    if n < 2 * _HALF_AT_LEAST:
+        return [doc_indptr]
+    return [doc_indptr[:n // 2 + 1], doc_indptr[n // 2:]]
+
+
+#: Fewest documents in a half of :func:`_halves` (below, a thread is not worth its start).
+_HALF_AT_LEAST = 20_000
 #: The most (last character, first character) pairs :func:`_grams_by_term` lays out.
 _MOST_PAIRS = 1 << 22
 
@@ -124,10 +136,12 @@ class TitleText:
         with the heads' token counts already read (``heads``, before :func:`clip_heads`:
         :func:`ranking.bulk_text.title_forward_ids`).
 
-        Two kernel passes over the titles' trigrams in bounded memory: document frequencies
-        by a hash table of the catalog's trigrams, then each title's norm from its own sorted
-        trigrams. The IDF and ``log`` of the counts are numpy's, so every value is the one
-        a sort of all (title, trigram) pairs gave before."""
+        Two kernel passes over the titles' trigrams in bounded memory: document frequencies,
+        then each title's norm from its own trigrams in ascending order, each pass over the
+        two halves of the catalog on two threads (the kernels release the GIL; the counts of
+        the halves add up exactly and a norm is one title's). The IDF and ``log`` of the
+        counts are numpy's, so every value is the one a sort of all (title, trigram) pairs
+        gave before."""
         by_term = _grams_by_term(index, term_indptr, term_chars)
         if by_term is None:  # an empty token, or too many (last, first) character pairs
             distinct, df, longest, table, rank = kernels.gram_document_frequencies(
@@ -138,16 +152,20 @@ class TitleText:
                                       term_chars, table, rank, idf, log_counts)
         else:
             universe, arrays = by_term
-            df_all, longest = kernels.gram_frequencies_by_term(
-                index.doc_indptr, index.doc_terms, *arrays, universe.shape[0])
-            present = df_all > 0
-            distinct, df = universe[present], df_all[present]
-            idf = gram_idf(df, index.n_docs)
-            idf_all = np.zeros(universe.shape[0])
-            idf_all[present] = idf
-            log_counts = np.log(np.arange(1, max(longest, 1) + 1, dtype=np.int64))
-            norm = kernels.gram_norms_by_term(index.doc_indptr, index.doc_terms, *arrays,
-                                              idf_all, log_counts)
+            halves = _halves(index.doc_indptr)
+            with ThreadPoolExecutor(max_workers=len(halves)) as pool:
+                counted = list(pool.map(lambda part: kernels.gram_frequencies_by_term(
+                    part, index.doc_terms, *arrays, universe.shape[0]), halves))
+                df_all = np.sum([df_part for df_part, _ in counted], axis=0)
+                longest = max(m for _, m in counted)
+                present = df_all > 0
+                distinct, df = universe[present], df_all[present]
+                idf = gram_idf(df, index.n_docs)
+                idf_all = np.zeros(universe.shape[0])
+                idf_all[present] = idf
+                log_counts = np.log(np.arange(1, max(longest, 1) + 1, dtype=np.int64))
+                norm = np.concatenate(list(pool.map(lambda part: kernels.gram_norms_by_term(
+                    part, index.doc_terms, *arrays, idf_all, log_counts), halves)))
         lengths = np.diff(index.doc_indptr).astype(np.int64)
         heads = (head_lengths(titles, analyzer, lengths, cache) if heads is None
                  else clip_heads(heads, lengths))
