@@ -54,14 +54,16 @@ def parse_head(head: bytes) -> tuple[int, dict[str, str]]:
     return int(status_line.split()[1]), fields
 
 
-def _content_length(head: bytes) -> int:
-    """``Content-Length`` of a response head, found without parsing the other headers."""
+def _framing(head: bytes) -> tuple[int, bool]:
+    """``Content-Length`` of a response head, and whether the server closes the connection
+    after it (``Connection: close``), found without parsing the other headers."""
     lower = head.lower()
+    closes = b"\r\nconnection: close" in lower
     at = lower.find(b"\r\ncontent-length:")
     if at < 0:
-        return 0
+        return 0, closes
     end = lower.find(b"\r\n", at + 17)
-    return int(lower[at + 17:end if end >= 0 else len(lower)])
+    return int(lower[at + 17:end if end >= 0 else len(lower)]), closes
 
 
 # -- the load driver -------------------------------------------------------------------------
@@ -92,19 +94,20 @@ class BlastResult:
 
 
 class _Conn:
-    __slots__ = ("sock", "index", "buf", "sent_at", "head_end", "need")
+    __slots__ = ("sock", "index", "buf", "sent_at", "head_end", "need", "closes")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock, self.index, self.buf = sock, -1, bytearray()
-        self.sent_at, self.head_end, self.need = 0.0, -1, -1
+        self.sent_at, self.head_end, self.need, self.closes = 0.0, -1, -1, False
 
 
 def blast(port: int, requests: Sequence[bytes], connections: int, *, timeout: float = 120.0,
           keep_bodies: bool = False) -> BlastResult:
     """Send every request in ``requests`` over ``connections`` keep-alive connections, one in
     flight on each, from this thread; returns when all are answered (or failed) or after
-    ``timeout`` seconds. A connection the server closes is reopened for the next request;
-    the request it held counts as failed."""
+    ``timeout`` seconds. After an answer with ``Connection: close`` the next request goes on a
+    new connection; a connection the server drops is reopened for the next request, and the
+    request it held counts as failed."""
     result = BlastResult(len(requests), keep_bodies)
     selector = selectors.DefaultSelector()
     next_index = 0
@@ -149,7 +152,7 @@ def blast(port: int, requests: Sequence[bytes], connections: int, *, timeout: fl
             for key, _ in selector.select(timeout=max(0.0, deadline - time.perf_counter())):
                 conn: _Conn = key.data
                 try:
-                    chunk = conn.sock.recv(262144)
+                    chunk = conn.sock.recv(65536)
                 except BlockingIOError:
                     continue
                 except OSError as exc:
@@ -163,8 +166,8 @@ def blast(port: int, requests: Sequence[bytes], connections: int, *, timeout: fl
                     conn.head_end = conn.buf.find(b"\r\n\r\n")
                     if conn.head_end < 0:
                         continue
-                    conn.need = conn.head_end + 4 + _content_length(bytes(conn.buf[
-                        :conn.head_end]))
+                    length, conn.closes = _framing(bytes(conn.buf[:conn.head_end]))
+                    conn.need = conn.head_end + 4 + length
                 if len(conn.buf) < conn.need:
                     continue
                 result.latencies.append(time.perf_counter() - conn.sent_at)
@@ -173,6 +176,11 @@ def blast(port: int, requests: Sequence[bytes], connections: int, *, timeout: fl
                 if result.bodies is not None:
                     result.bodies[conn.index] = bytes(conn.buf[conn.head_end + 4:conn.need])
                 del conn.buf[:conn.need]
+                if conn.closes:  # the server said so: the next request on a new connection
+                    selector.unregister(conn.sock)
+                    conn.sock.close()
+                    if next_index < len(requests):
+                        conn = open_conn()
                 if not send_next(conn):
                     live -= 1
     finally:

@@ -42,7 +42,67 @@ def _plain(status: int, reason: str, text: str) -> bytes:
             f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode() + body
 
 
-class GuardedH11Protocol(H11Protocol):
+class _Guard:
+    """The limits, for either of uvicorn's HTTP/1.1 protocols (mixed in before it)."""
+
+    transport: asyncio.Transport
+    loop: asyncio.AbstractEventLoop
+    connections: set
+    cycle: object
+
+    def _guard_start(self) -> None:
+        """After the protocol's ``connection_made``: the cap, then the head deadline."""
+        if len(self.connections) > MAX_CONNECTIONS:
+            self._refuse(503, "Service Unavailable", "too many connections; retry later")
+            return
+        self._arm("head", HEADER_SECONDS)
+
+    def _head_refused(self, data: bytes) -> bool:
+        """Bytes of a request head: start its deadline at its first byte; 414 for an over-long
+        request line, 431 for an over-large head (True: refused, do not parse)."""
+        if self._timer is None:
+            self._arm("head", HEADER_SECONDS)  # the first byte of a keep-alive request
+        self._head += data[:MAX_HEAD_BYTES + 1 - len(self._head)]
+        line_end = self._head.find(b"\r\n")
+        if (line_end < 0 and len(self._head) > MAX_REQUEST_LINE) or \
+                line_end > MAX_REQUEST_LINE:
+            self._refuse(414, "URI Too Long", f"request line over {MAX_REQUEST_LINE} bytes")
+            return True
+        if len(self._head) > MAX_HEAD_BYTES and b"\r\n\r\n" not in self._head:
+            self._refuse(431, "Request Header Fields Too Large",
+                         f"request head over {MAX_HEAD_BYTES} bytes")
+            return True
+        return False
+
+    def _arm(self, phase: str, seconds: float) -> None:
+        self._disarm()
+        self._phase = phase
+        self._timer = self.loop.call_later(seconds, self._expired)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._phase = None, ""
+
+    def _expired(self) -> None:
+        self._timer = None
+        if self.transport.is_closing():
+            return
+        what = "request head" if self._phase == "head" else "request body"
+        if self.cycle is None or not self.cycle.response_started:  # type: ignore[attr-defined]
+            self.transport.write(_plain(408, "Request Timeout", f"{what} too slow"))
+        self.transport.close()
+
+    def _refuse(self, status: int, reason: str, text: str) -> None:
+        self._disarm()
+        self._refused = True
+        self.transport.write(_plain(status, reason, text))
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+
+class GuardedH11Protocol(_Guard, H11Protocol):
     """uvicorn's h11 protocol with head/body deadlines, 414/431 and a connection cap."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -51,10 +111,7 @@ class GuardedH11Protocol(H11Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._phase = ""
         super().connection_made(transport)
-        if len(self.connections) > MAX_CONNECTIONS:
-            self._refuse(503, "Service Unavailable", "too many connections; retry later")
-            return
-        self._arm("head", HEADER_SECONDS)
+        self._guard_start()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -63,20 +120,8 @@ class GuardedH11Protocol(H11Protocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return  # lingering: read and drop
-        reading_head = self.conn.their_state is h11.IDLE
-        if reading_head:
-            if self._timer is None:
-                self._arm("head", HEADER_SECONDS)  # the first byte of a keep-alive request
-            self._head += data[:MAX_HEAD_BYTES + 1 - len(self._head)]
-            line_end = self._head.find(b"\r\n")
-            if (line_end < 0 and len(self._head) > MAX_REQUEST_LINE) or \
-                    line_end > MAX_REQUEST_LINE:
-                self._refuse(414, "URI Too Long", f"request line over {MAX_REQUEST_LINE} bytes")
-                return
-            if len(self._head) > MAX_HEAD_BYTES and b"\r\n\r\n" not in self._head:
-                self._refuse(431, "Request Header Fields Too Large",
-                             f"request head over {MAX_HEAD_BYTES} bytes")
-                return
+        if self.conn.their_state is h11.IDLE and self._head_refused(data):
+            return
         super().data_received(data)
         self._follow()
 
@@ -98,29 +143,54 @@ class GuardedH11Protocol(H11Protocol):
             elif self._phase:
                 self._disarm()
 
-    def _arm(self, phase: str, seconds: float) -> None:
-        self._disarm()
-        self._phase = phase
-        self._timer = self.loop.call_later(seconds, self._expired)
 
-    def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer, self._phase = None, ""
+def _httptools_protocol() -> type | None:
+    """The same limits on uvicorn's httptools protocol (llhttp parses in C: a request costs
+    the worker less CPU than h11's pure-Python parser and writer), when httptools is
+    installed (the service extra has it); None otherwise."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:
+        return None
 
-    def _expired(self) -> None:
-        self._timer = None
-        if self.transport.is_closing():
-            return
-        what = "request head" if self._phase == "head" else "request body"
-        if self.cycle is None or not self.cycle.response_started:  # say why
-            self.transport.write(_plain(408, "Request Timeout", f"{what} too slow"))
-        self.transport.close()
+    class GuardedHttpToolsProtocol(_Guard, HttpToolsProtocol):
+        """uvicorn's httptools protocol with head/body deadlines, 414/431 and a connection
+        cap. The head deadline runs from a request's first byte to its headers; the body
+        deadline from the headers to the end of the message."""
 
-    def _refuse(self, status: int, reason: str, text: str) -> None:
-        self._disarm()
-        self._refused = True
-        self.transport.write(_plain(status, reason, text))
-        if self.transport.can_write_eof():
-            self.transport.write_eof()
-        self.loop.call_later(LINGER_SECONDS, self.transport.close)
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore
+            self._head = bytearray()
+            self._refused = False
+            self._timer: asyncio.TimerHandle | None = None
+            self._phase = ""
+            self._reading_head = True
+            super().connection_made(transport)
+            self._guard_start()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            if self._refused:
+                return  # lingering: read and drop
+            if self._reading_head and self._head_refused(data):
+                return
+            super().data_received(data)
+
+        def on_headers_complete(self) -> None:
+            self._reading_head = False
+            self._head.clear()
+            self._arm("body", BODY_SECONDS)
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            self._reading_head = True
+            self._disarm()
+            super().on_message_complete()
+
+    return GuardedHttpToolsProtocol
+
+
+#: The protocol a worker runs: httptools' when it is installed, else h11's.
+GuardedProtocol: type = _httptools_protocol() or GuardedH11Protocol
