@@ -190,6 +190,46 @@ def search_exhaustive(query, post_indptr, post_docs, frac, idf, scratch, k):  # 
 
 
 @njit(cache=True)
+def _runs(query):  # noqa: ANN001, ANN202
+    """The known terms of ``query`` as runs: (term ids, times repeated in a row). Unknown
+    terms (id < 0) add nothing, so they do not break a run."""
+    terms = np.empty(query.shape[0], dtype=np.int64)
+    reps = np.zeros(query.shape[0], dtype=np.int64)
+    m = 0
+    for qi in range(query.shape[0]):
+        t = query[qi]
+        if t < 0:
+            continue
+        if m == 0 or terms[m - 1] != t:
+            terms[m] = t
+            m += 1
+        reps[m - 1] += 1
+    return terms[:m], reps[:m]
+
+
+@njit(cache=True, inline="always")
+def _add_run(zeros, post_docs, frac, lo, hi, w, reps, first):  # noqa: ANN001, ANN202
+    """Add a run of ``reps`` occurrences of one term (postings ``lo:hi``, weight ``w``) to the
+    documents' sums: ``reps`` additions each, as rank_bm25 does them, in one pass over the
+    postings. The query's first run writes (every sum is still 0, and 0 + x is x)."""
+    if reps == 1:
+        if first:
+            for p in range(lo, hi):
+                zeros[post_docs[p]] = w * frac[p]
+        else:
+            for p in range(lo, hi):
+                zeros[post_docs[p]] += w * frac[p]
+        return
+    for p in range(lo, hi):
+        d = post_docs[p]
+        x = 0.0 if first else zeros[d]
+        v = w * frac[p]
+        for _ in range(reps):
+            x += v
+        zeros[d] = x
+
+
+@njit(cache=True)
 def search_accumulate(query, post_indptr, post_docs, frac, idf, zeros, k):  # noqa: ANN001, ANN201
     """:func:`search_exhaustive` for queries whose known terms all have an IDF > 0, on an
     accumulator ``zeros`` that is all 0.0 on entry and again on return.
@@ -197,28 +237,30 @@ def search_accumulate(query, post_indptr, post_docs, frac, idf, zeros, k):  # no
     With every term weight and every ``frac`` positive, a document scores above 0 exactly when
     it contains a query term, so 0 marks "untouched" and the postings loop is a bare
     ``zeros[d] += w * frac[p]`` (0 + x is x: the sums are rank_bm25's, in query order), with
-    no test per posting. The sparse case lists documents as they first leave 0; the dense
-    case reads and zeroes every slot in one pass, offering only those above the k-th score
-    held (one compare per slot: no NaN test)."""
+    no test per posting; a term repeated in a row is added as often in one pass over its
+    postings (:func:`_add_run`). The sparse case lists documents as they first leave 0; the
+    dense case reads and zeroes every slot in one pass, offering only those above the k-th
+    score held (one compare per slot: no NaN test)."""
     n_docs = zeros.shape[0]
+    terms, reps = _runs(query)
     n_postings = 0
-    for qi in range(query.shape[0]):
-        if query[qi] >= 0:
-            n_postings += post_indptr[query[qi] + 1] - post_indptr[query[qi]]
+    for i in range(terms.shape[0]):
+        n_postings += post_indptr[terms[i] + 1] - post_indptr[terms[i]]
     if _SPARSE * n_postings < n_docs:
         touched = np.empty(n_postings, dtype=np.int32)
         n_touched = 0
-        for qi in range(query.shape[0]):
-            t = query[qi]
-            if t < 0:
-                continue
-            w = idf[t]
+        for i in range(terms.shape[0]):
+            t, w, r = terms[i], idf[terms[i]], reps[i]
             for p in range(post_indptr[t], post_indptr[t + 1]):
                 d = post_docs[p]
-                if zeros[d] == 0.0:
+                x = zeros[d]
+                if x == 0.0:
                     touched[n_touched] = d
                     n_touched += 1
-                zeros[d] += w * frac[p]
+                v = w * frac[p]
+                for _ in range(r):
+                    x += v
+                zeros[d] = x
         if k > _HEAP_K:
             return _take_top(touched[:n_touched], zeros, k)
         heap_docs = np.empty(k, dtype=np.int64)
@@ -231,13 +273,10 @@ def search_accumulate(query, post_indptr, post_docs, frac, idf, zeros, k):  # no
             if size < k or x >= heap_scores[0]:
                 size = heap_offer(heap_docs, heap_scores, size, d, x)
         return _best_first(heap_docs, heap_scores, size)
-    for qi in range(query.shape[0]):
-        t = query[qi]
-        if t < 0:
-            continue
-        w = idf[t]
-        for p in range(post_indptr[t], post_indptr[t + 1]):
-            zeros[post_docs[p]] += w * frac[p]
+    for i in range(terms.shape[0]):
+        t = terms[i]
+        _add_run(zeros, post_docs, frac, post_indptr[t], post_indptr[t + 1], idf[t], reps[i],
+                 i == 0)
     heap_docs = np.empty(k, dtype=np.int64)
     heap_scores = np.empty(k, dtype=np.float64)
     size = 0

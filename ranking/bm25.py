@@ -51,7 +51,7 @@ _MAXSCORE_BUDGET = 256
 #: Where two long terms weigh alike, the bounds cannot prune and MaxScore would visit most
 #: documents of both, one by one: many times slower than accumulating them (measured on the
 #: synthetic 1M catalog of benchmarks/bm25_speed.py).
-_MAXSCORE_DOMINANT = 0.25
+_MAXSCORE_DOMINANT = 0.1
 #: Queries whose known terms all weigh more than this are scored on a zeroed accumulator
 #: (:func:`kernels.search_accumulate`, where 0 means "no query term"); products of such
 #: weights with a posting's tf part cannot round to 0. Others (a zero or negative IDF, as
@@ -260,6 +260,7 @@ class FieldIndex:
                                   self.idf, np.full(1, np.nan), 1)
         self._search_maxscore(term, 0, 1)
         self._term_max  # noqa: B018 - computed now, not by the first query that needs it
+        self.search(term, 1)  # and what search calls before its kernels
         self.score_all(term)
         self.score(term, np.zeros(1, dtype=np.int64))
 

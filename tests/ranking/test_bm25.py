@@ -295,15 +295,17 @@ def test_search_leaves_its_accumulator_clean_and_costs_no_per_product_fill() -> 
 
 def test_large_k_on_sparse_and_dense_queries_equals_a_stable_sort_of_rank_bm25() -> None:
     """k in the hundreds (the serving path asks for 200 candidates) on queries that touch few
-    documents (the partition selection) and many (the dense pass), with ties and repeated
-    terms: exactly rank_bm25's stable order and scores, and the accumulator left clean."""
+    documents (the partition selection) and many (the dense pass), with ties and terms
+    repeated, in a row (one pass adds them) or not: exactly rank_bm25's stable order and
+    scores, and the accumulator left clean."""
     rng = np.random.default_rng(5)
     docs = [[f"w{x}" for x in np.minimum(rng.zipf(1.3, size=rng.integers(1, 10)), 3_000)]
             for _ in range(4_000)]
     index = MultiFieldIndex.build({"t": docs})
     field, ref = index.fields["t"], BM25Okapi(docs)
     queries = [["w1"], ["w2", "w5", "w2"], [f"w{i}" for i in range(30, 60)], ["w90", "w91"],
-               [f"w{i}" for i in range(200, 400, 7)]]
+               [f"w{i}" for i in range(200, 400, 7)], ["w1", "w1", "w3", "w3", "w3"],
+               ["w4", "nope", "w4", "w2"], ["w95", "w95", "w96"]]
     sparse = 0
     for tokens in queries:
         q = index.vocab.lookup(tokens)
