@@ -7,12 +7,13 @@ non-negative IDF ``log(1 + (N - n + 0.5) / (n + 0.5))`` with k1=1.2. The heavy l
 kernels in :mod:`ranking._bm25_kernels`; this module builds, saves and fronts them.
 
 Retrieval (:meth:`FieldIndex.search`) reads each posting's precomputed tf part, so a query only
-multiplies and adds; on long posting lists it finds the top k by MaxScore, skipping documents
-whose score bounds cannot reach the k-th best, and otherwise scores every matching document in
-a per-thread accumulator that it leaves clean, so that a query costs what its postings cost,
-not one slot per product. Both are exact, with ties broken by doc id. The precomputed arrays
-are derived from the saved ones on first use, so the ``.npz`` holds only postings, the
-forward index and IDF.
+multiplies and adds; on long posting lists where one term dominates it finds the top k by
+MaxScore, skipping documents whose score bounds cannot reach the k-th best, and otherwise
+scores every matching document term at a time in a per-thread accumulator that it leaves
+clean (all zeros, so the postings loop has no test when every query IDF is positive), so that
+a query costs what its postings cost, not one slot per product. All are exact, with ties
+broken by doc id. The precomputed arrays are derived from the saved ones on first use, so the
+``.npz`` holds only postings, the forward index and IDF.
 """
 
 from __future__ import annotations
