@@ -305,7 +305,9 @@ class FeatureSpace:
         if "brand" in source:
             rows.append((COLUMN["brand_in_query"], source["brand"], _FIELD["field_in_query"]))
         # the kernel indexes the fields by a run-time number: one tuple type for all of them
-        fields = tuple(_uniform(self._field_arrays[name]) for name in computed or ["all"])
+        names = computed or ["all"]
+        terms = np.result_type(*(side[1] for name in names for side in self._field_arrays[name]))
+        fields = tuple(_uniform(self._field_arrays[name], terms) for name in names)
         q = self.quantities
         return _ExtractPlan(fields, np.array(rows, dtype=np.int64).reshape(-1, 3),
                             (q.indptr, q.values, q.units),
@@ -436,11 +438,12 @@ class _ExtractPlan:
     all_idf: np.ndarray  # IDF of the stemmed ``all`` field, for the query columns
 
 
-def _uniform(arrays: tuple[tuple, tuple]) -> tuple[tuple, tuple]:
+def _uniform(arrays: tuple[tuple, tuple], terms: np.dtype) -> tuple[tuple, tuple]:
     """A field's (plain, stem) :func:`_bm25_arrays` as one Numba type for every field:
-    contiguous arrays of the index's dtypes, and k1 a float (the kernel picks a field by a
-    run-time number, which a tuple of one element type allows)."""
-    return tuple((np.ascontiguousarray(side[0], np.int64), np.ascontiguousarray(side[1]),
+    contiguous arrays, the doc terms of dtype ``terms`` (common to the fields), and k1 a
+    float (the kernel picks a field by a run-time number, which a tuple of one element type
+    allows)."""
+    return tuple((np.ascontiguousarray(side[0], np.int64), np.ascontiguousarray(side[1], terms),
                   np.ascontiguousarray(side[2], np.float64),
                   np.ascontiguousarray(side[3], np.float64), float(side[4]))
                  for side in arrays)
