@@ -62,7 +62,8 @@ def cut_segments(cps, never, lookback, unit_codes, unit_lengths, unit_first):  #
     space, tab, newline or carriage return with no digit-like character (an ASCII digit or
     any non-ASCII character) among the ``lookback`` before it, or that :func:`_apart` shows
     no match can be crossing (``unit_codes`` and ``unit_lengths`` are then the beginnings of
-    the unit spellings with a space, before that space).
+    the unit spellings with a space, before that space, and ``unit_first`` flags the ASCII
+    characters that begin a unit spelling).
     """
     n = cps.shape[0]
     starts = np.empty(n // 2 + 1, dtype=np.int64)
@@ -92,7 +93,8 @@ def cut_segments(cps, never, lookback, unit_codes, unit_lengths, unit_first):  #
                 split = False
                 blocks = c < 128 and not (48 <= c <= 57 or c == 120 or c == 88 or c == 45)
         elif c == 32 or c == 9 or c == 10 or c == 13:
-            split = i - last_digit > lookback or _apart(cps, i, unit_codes, unit_lengths)
+            split = i - last_digit > lookback or _apart(cps, i, unit_codes, unit_lengths,
+                                                        unit_first)
         else:
             split = False
         if not split and (c >= 128 or 48 <= c <= 57):
@@ -115,14 +117,17 @@ def cut_segments(cps, never, lookback, unit_codes, unit_lengths, unit_first):  #
 
 
 @njit(cache=True, nogil=True)
-def _apart(cps, i, prefixes, prefix_lengths):  # noqa: ANN001, ANN202
+def _apart(cps, i, prefixes, prefix_lengths, starts_unit):  # noqa: ANN001, ANN202
     """For the quantity regex, whether the whitespace at ``i`` (a digit shortly before)
-    still cannot be inside a match: a match crosses whitespace only right after a digit, a
-    hyphen or other whitespace (the number's own space, ``\\s?-?\\s?``), or as the space
-    inside a unit spelled with one, after its beginning (``prefixes``: "sq", "square"...).
-    Anything outside ASCII, and any ASCII control character, counts as able to."""
+    still cannot be inside a match: a match crosses whitespace only right after a digit
+    (:func:`_apart_after_digit`), a hyphen or other whitespace (the number's own space,
+    ``\\s?-?\\s?``), or as the space inside a unit spelled with one, after its beginning
+    (``prefixes``: "sq", "square"...). Anything outside ASCII, and any ASCII control
+    character, counts as able to."""
     p = cps[i - 1]
-    if p >= 128 or p < 33 or p == 127 or p == 45 or 48 <= p <= 57:
+    if 48 <= p <= 57:
+        return _apart_after_digit(cps, i, starts_unit)
+    if p >= 128 or p < 33 or p == 127 or p == 45:
         return False
     if cps[i] != 32:
         return True
@@ -137,6 +142,30 @@ def _apart(cps, i, prefixes, prefix_lengths):  # noqa: ANN001, ANN202
                 break
         if same:
             return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _apart_after_digit(cps, i, starts_unit):  # noqa: ANN001, ANN202
+    """Whether no quantity match crosses the whitespace at ``i`` right after a digit: one
+    could only as the space of a fraction's ``\\d+[- ]\\d+/\\d+`` (a space, digits, then
+    ``/``), or inside ``\\s?-?\\s?`` before a unit (then, after this whitespace, maybe a
+    hyphen, maybe one more whitespace, and a character that begins a unit spelling:
+    ``starts_unit``, ASCII). Anything outside ASCII counts as able to."""
+    n = cps.shape[0]
+    if cps[i] == 32:
+        j = i + 1
+        while j < n and 48 <= cps[j] <= 57:
+            j += 1
+        if j < n and (cps[j] >= 128 or (j > i + 1 and cps[j] == 47)):
+            return False
+    j = i + 1
+    if j < n and cps[j] == 45:
+        j += 1
+    if j < n and (9 <= cps[j] <= 13 or 28 <= cps[j] <= 32):
+        j += 1
+    if j < n and (cps[j] >= 128 or starts_unit[cps[j]]):
+        return False
     return True
 
 

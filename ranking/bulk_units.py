@@ -40,15 +40,20 @@ CHUNK = 50_000
 
 def _prefixes() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """What comes before each space of a unit spelling ("sq" of "sq ft", "fl." of "fl. oz."),
-    as (code points, lengths, unused) for :func:`ranking._bulk_kernels.split_segments`. A
-    spelling outside ASCII only matches text outside ASCII, which the kernel already treats
-    as able to continue a match."""
+    as (code points, lengths), and a flag per ASCII character that begins a unit spelling
+    (lowercase: the text is lowercased first), for :func:`ranking._bulk_kernels.cut_segments`.
+    A spelling outside ASCII only matches text outside ASCII, which the kernel already
+    treats as able to continue a match."""
     found = sorted({a[:i] for a in units._ALIASES for i, ch in enumerate(a)
                     if ch == " " and a.isascii()})
     codes = np.zeros((len(found), max(map(len, found), default=1)), dtype=np.uint32)
     for k, prefix in enumerate(found):
         codes[k, :len(prefix)] = [ord(c) for c in prefix]
-    return codes, np.array([len(p) for p in found], dtype=np.int64), np.zeros(129, np.int64)
+    starts_unit = np.zeros(129, dtype=np.int64)
+    for alias in units._ALIASES:
+        if alias and ord(alias[0]) < 128:
+            starts_unit[ord(alias[0].lower())] = starts_unit[ord(alias[0])] = 1
+    return codes, np.array([len(p) for p in found], dtype=np.int64), starts_unit
 
 
 #: :func:`_prefixes`.
