@@ -58,11 +58,12 @@ class _Guard:
         self._arm("head", HEADER_SECONDS)
 
     def _head_refused(self, data: bytes) -> bool:
-        """Bytes of a request head: start its deadline at its first byte; 414 for an over-long
+        """Bytes of a request head: start its deadline at its first byte, unless the head is
+        complete in them (no timer to arm and cancel for most requests); 414 for an over-long
         request line, 431 for an over-large head (True: refused, do not parse)."""
-        if self._timer is None:
-            self._arm("head", HEADER_SECONDS)  # the first byte of a keep-alive request
         self._head += data[:MAX_HEAD_BYTES + 1 - len(self._head)]
+        if self._timer is None and b"\r\n\r\n" not in self._head:
+            self._arm("head", HEADER_SECONDS)  # the first byte of a keep-alive request
         line_end = self._head.find(b"\r\n")
         if (line_end < 0 and len(self._head) > MAX_REQUEST_LINE) or \
                 line_end > MAX_REQUEST_LINE:
@@ -181,7 +182,11 @@ def _httptools_protocol() -> type | None:
         def on_headers_complete(self) -> None:
             self._reading_head = False
             self._head.clear()
-            self._arm("body", BODY_SECONDS)
+            if any(name == b"transfer-encoding" or (name == b"content-length" and value != b"0")
+                   for name, value in self.headers):
+                self._arm("body", BODY_SECONDS)
+            else:
+                self._disarm()
             super().on_headers_complete()
 
         def on_message_complete(self) -> None:

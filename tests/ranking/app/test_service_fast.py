@@ -143,3 +143,17 @@ def test_the_body_is_the_response_models_dump(service_bundle: Path, config: Path
                     JSONResponse(dumped.model_dump()).body
                 checked += len(results)
     assert checked > 100  # real hits were compared, pinned and explained ones among them
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.floats(min_value=0, max_value=4e9, allow_nan=False)
+       | st.integers(0, 4_000_000_000).map(lambda s: s + 0.9999995))
+def test_the_log_time_is_isoformat_to_the_millisecond(created: float) -> None:
+    from datetime import UTC, datetime
+
+    from ranking.app.service import JsonFormatter
+
+    formatter = JsonFormatter()
+    for _ in range(2):  # formatted, then from the cached second
+        assert formatter._ts(created) == \
+            datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
