@@ -386,9 +386,10 @@ async def search(request: Request, state: State, q: QueryText, customer_id: Cust
 
     Runs on the event loop, not in a thread pool: a search is about a millisecond of work,
     mostly under the GIL (the Numba kernels do not release it), so threads would add hand-offs
-    and GIL contention; for more cores, run more worker processes (docs/service.md). A valid
-    search seldom gets here: :class:`_FastSearch` answers it first, with the same body.
+    and GIL contention; for more cores, run more worker processes (docs/service.md).
     """
+    # (The docstring above is the OpenAPI description.) A valid search seldom gets here:
+    # _FastSearch answers it first, with the same body.
     ranker = state.require_ranker()  # one snapshot: its config ranks, its version is reported
     return Response(search_body(request, ranker, q, customer_id, k, explain),
                     media_type="application/json",
