@@ -173,9 +173,10 @@ def _apart_after_digit(cps, i, starts_unit):  # noqa: ANN001, ANN202
 def _crossable(cps, i, unit_codes, unit_lengths, unit_first):  # noqa: ANN001, ANN202
     """Whether a match of the analyzer's quantity regex could cross the run of spaces and
     tabs starting at ``i`` (after a character ``p`` that is not a separator): only by
-    ``[ -]\\d+/\\d+`` or ``[ \\t]*[x×][ \\t]*\\d+`` (``p`` a digit or an x, a digit or an x
-    next), or ``[ \\t]*-?[ \\t]*unit(?!\\w)`` (``p`` a digit or a hyphen, then a hyphen or a
-    unit). Anything outside ASCII counts as able to."""
+    ``[ -]\\d+/\\d+`` (``p`` a digit, then digits and a slash) or ``[ \\t]*[x×][ \\t]*\\d+``
+    (``p`` a digit or an x, a digit or an x next), or ``[ \\t]*-?[ \\t]*unit(?!\\w)`` (``p``
+    a digit or a hyphen, then a hyphen or a unit). Anything outside ASCII counts as able
+    to."""
     n = cps.shape[0]
     p = cps[i - 1]
     j = i
@@ -186,8 +187,12 @@ def _crossable(cps, i, unit_codes, unit_lengths, unit_first):  # noqa: ANN001, A
         return True
     q_digit = 48 <= q <= 57
     if 48 <= p <= 57:
-        return q_digit or q == 120 or q == 88 or q == 45 or _unit_at(cps, j, unit_codes,
-                                                                    unit_lengths, unit_first)
+        if q_digit:  # only a fraction's "[ -]\d+/": digits, then a slash (or non-ASCII)
+            while j < n and 48 <= cps[j] <= 57:
+                j += 1
+            return j < n and (cps[j] == 47 or cps[j] >= 128)
+        return q == 120 or q == 88 or q == 45 or _unit_at(cps, j, unit_codes, unit_lengths,
+                                                          unit_first)
     if p == 120 or p == 88:
         return q_digit
     if p == 45:
