@@ -251,3 +251,36 @@ def test_heads_read_off_the_title_segments_equal_the_regex_cut(analyzer: Analyze
         analyzer, titles, vocab, stem_vocab, bulk_text.SegmentCache(), chunk=700)
     assert np.diff(indptr).tolist() == lengths.tolist()
     assert clip_heads(heads, lengths).tolist() == expected.tolist()
+
+
+#: Pieces heavy in numbers, spaces, fractions and units: where the segment rules split at the
+#: whitespace after a digit unless a fraction, a dimension or a unit may follow.
+NUMBER_PIECES = ["1", "2", "12", "40", "3/4", "/", ".", ".5", " ", "  ", "\t", "\n", "-", " - ",
+                 "x", "X", "\u00d7", "in", "in.", "ft", "'", '"', "gal", "v", "volt", "w",
+                 "sq", " ft", "sq ft", "amp hour", "lb", "\u00b0", "a", "the", "\u0663",
+                 "\u00a0", "\x0b", "oz", "fl oz", "mm", ",", "(", "-in"]
+
+
+def test_number_heavy_texts_equal_the_analyzer_and_the_parser() -> None:
+    rng = np.random.default_rng(15)
+    texts = ["".join(rng.choice(NUMBER_PIECES, size=int(rng.integers(0, 14))))
+             for _ in range(6000)]
+    table = bulk_units.quantity_table(texts, chunk=1100)
+    for i, text in enumerate(texts):
+        got = list(zip(table.values[table.indptr[i]:table.indptr[i + 1]].tolist(),
+                       table.units[table.indptr[i]:table.indptr[i + 1]].tolist(), strict=True))
+        assert got == quantities(text), text
+    analyzer = Analyzer()
+    vocab, stem_vocab = Vocabulary(), Vocabulary()
+    (ids, indptr), (stem_ids, _), heads = bulk_text.title_forward_ids(
+        analyzer, texts, vocab, stem_vocab, bulk_text.SegmentCache(), chunk=1100)
+    ref_vocab = Vocabulary()
+    ref_ids, ref_indptr = ref_vocab.add_docs([analyzer(t) for t in texts])
+    assert ids.tolist() == ref_ids.tolist() and indptr.tolist() == ref_indptr.tolist()
+    assert stem_ids.tolist() == Vocabulary().add_docs(
+        [dataclasses.replace(analyzer, stem=True)(t) for t in texts])[0].tolist()
+    lengths = np.diff(ref_indptr)
+    expected = np.array([len(analyzer(HEAD_CUT.split(t, maxsplit=1)[0])) for t in texts])
+    expected = np.where(np.minimum(expected, lengths) > 0, np.minimum(expected, lengths),
+                        lengths)
+    assert clip_heads(heads, lengths).tolist() == expected.tolist()
