@@ -15,6 +15,8 @@ and a reset connection. This protocol adds:
 
 The deadlines and the cap can be set with ``MARGINRANK_HEADER_SECONDS``,
 ``MARGINRANK_BODY_SECONDS`` and ``MARGINRANK_MAX_CONNECTIONS`` (read when a worker starts).
+Both of uvicorn's HTTP/1.1 parsers get them: httptools' (C; the default when installed) and
+h11's (pure Python; ``MARGINRANK_HTTP_PARSER=h11``).
 """
 
 from __future__ import annotations
@@ -50,12 +52,20 @@ class _Guard:
     connections: set
     cycle: object
 
-    def _guard_start(self) -> None:
-        """After the protocol's ``connection_made``: the cap, then the head deadline."""
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        self._head = bytearray()
+        self._refused = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._phase = ""
+        super().connection_made(transport)  # type: ignore[misc]  # the protocol's, next in line
         if len(self.connections) > MAX_CONNECTIONS:
             self._refuse(503, "Service Unavailable", "too many connections; retry later")
             return
         self._arm("head", HEADER_SECONDS)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)  # type: ignore[misc]
 
     def _head_refused(self, data: bytes) -> bool:
         """Bytes of a request head: start its deadline at its first byte, unless the head is
@@ -106,18 +116,6 @@ class _Guard:
 class GuardedH11Protocol(_Guard, H11Protocol):
     """uvicorn's h11 protocol with head/body deadlines, 414/431 and a connection cap."""
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        self._head = bytearray()
-        self._refused = False
-        self._timer: asyncio.TimerHandle | None = None
-        self._phase = ""
-        super().connection_made(transport)
-        self._guard_start()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
-
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return  # lingering: read and drop
@@ -159,18 +157,7 @@ def _httptools_protocol() -> type | None:
         cap. The head deadline runs from a request's first byte to its headers; the body
         deadline from the headers to the end of the message."""
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore
-            self._head = bytearray()
-            self._refused = False
-            self._timer: asyncio.TimerHandle | None = None
-            self._phase = ""
-            self._reading_head = True
-            super().connection_made(transport)
-            self._guard_start()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
-            super().connection_lost(exc)
+        _reading_head = True  # between two messages, or before the first
 
         def data_received(self, data: bytes) -> None:
             if self._refused:
@@ -197,5 +184,7 @@ def _httptools_protocol() -> type | None:
     return GuardedHttpToolsProtocol
 
 
-#: The protocol a worker runs: httptools' when it is installed, else h11's.
-GuardedProtocol: type = _httptools_protocol() or GuardedH11Protocol
+#: The protocol a worker runs: httptools' when it is installed, else h11's
+#: (``MARGINRANK_HTTP_PARSER=h11`` asks for h11's).
+GuardedProtocol: type = (GuardedH11Protocol if os.environ.get("MARGINRANK_HTTP_PARSER") == "h11"
+                         else _httptools_protocol() or GuardedH11Protocol)

@@ -31,16 +31,18 @@ HEADER_SECONDS = 1.0
 MAX_CONNECTIONS = 8
 
 
-@pytest.fixture(scope="module")
-def tight(service_bundle: Path,
-          tmp_path_factory: pytest.TempPathFactory) -> Iterator[load.ServiceProcess]:
-    """A service with a 1 s head/body deadline and 8 connections per worker."""
+@pytest.fixture(scope="module", params=["httptools", "h11"])
+def tight(service_bundle: Path, tmp_path_factory: pytest.TempPathFactory,
+          request: pytest.FixtureRequest) -> Iterator[load.ServiceProcess]:
+    """A service with a 1 s head/body deadline and 8 connections per worker, on each of the
+    HTTP parsers a worker may run (httptools when installed, else h11)."""
     tmp = tmp_path_factory.mktemp("tight")
     config = tmp / "weights.yaml"
     write_with_sidecar(config, RICH_WEIGHTS)
     limits = {"MARGINRANK_HEADER_SECONDS": str(HEADER_SECONDS),
               "MARGINRANK_BODY_SECONDS": str(HEADER_SECONDS),
-              "MARGINRANK_MAX_CONNECTIONS": str(MAX_CONNECTIONS)}
+              "MARGINRANK_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
+              "MARGINRANK_HTTP_PARSER": request.param}
     saved = {k: os.environ.get(k) for k in limits}
     os.environ.update(limits)
     try:
