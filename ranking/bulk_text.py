@@ -19,8 +19,10 @@ Used only by index builds: pandas is imported inside, not on the serving path.
 
 from __future__ import annotations
 
+import gc
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -79,6 +81,22 @@ def analyze_many(analyzer: Analyzer, texts: Sequence[str], chunk: int = CHUNK) -
     np.cumsum(lengths, out=indptr[1:])
     return Analyzed(np.concatenate([p.tokens for p in parts]),
                     np.concatenate([p.is_word for p in parts]), indptr)
+
+
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """Pause Python's cycle collector for an index build: the build makes a few hundred
+    thousand short-lived lists and tuples (one per new segment and token), and each
+    collection they set off walks every tracked object of the process, the catalog
+    included (a fifth of the analysis's CPU at 250k products). Reference counting still
+    frees them; the build makes no cycles to wait for. The collector's state is restored."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class SegmentCache:

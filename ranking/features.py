@@ -210,7 +210,8 @@ class FeatureSpace:
         # A second thread reads the quantities, then indexes the stemmed tokens, while this
         # one analyzes the text and indexes the exact tokens: their kernels release the GIL,
         # so on two cores they overlap. Neither shares a mutable object with the other.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="feature-build") as pool:
+        with (bulk_text.cyclic_gc_paused(),
+              ThreadPoolExecutor(max_workers=1, thread_name_prefix="feature-build") as pool):
             quantities = pool.submit(lambda: bulk_units.quantity_table(quantity_texts(catalog)))
             for name in TEXT_FIELDS:  # field by field: the vocabularies' first-seen order
                 if name == "title":  # the heads' token counts from the same segments

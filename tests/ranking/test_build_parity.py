@@ -284,3 +284,24 @@ def test_number_heavy_texts_equal_the_analyzer_and_the_parser() -> None:
     expected = np.where(np.minimum(expected, lengths) > 0, np.minimum(expected, lengths),
                         lengths)
     assert clip_heads(heads, lengths).tolist() == expected.tolist()
+
+
+def test_the_build_leaves_the_cycle_collector_as_it_found_it() -> None:
+    """The build pauses Python's cycle collector (:func:`ranking.bulk_text.cyclic_gc_paused`)
+    and puts it back as it was, also when the build fails."""
+    import gc
+
+    catalog, _ = validate_catalog(pd.DataFrame({"product_id": ["a", "b"],
+                                                "title": ["Drill 20V", "Saw"]}))
+    assert gc.isenabled()
+    FeatureSpace.build(catalog, Analyzer())
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        FeatureSpace.build(catalog, Analyzer())
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with pytest.raises(KeyError):
+        FeatureSpace.build(catalog.drop(columns=["description"]), Analyzer())
+    assert gc.isenabled()
