@@ -51,9 +51,7 @@ from __future__ import annotations
 import argparse
 import copy
 import gc
-import json
 import os
-import platform
 import sys
 import time
 import tracemalloc
@@ -73,6 +71,17 @@ TOP_K = 100
 LIBRARIES = ("marginrank", "rank_bm25", "bm25s", "bm25s_numba", "tantivy")
 TOP_KS = (10, 100)
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from report_env import (  # noqa: E402
+    command,
+    environment,
+    finish,
+    header,
+    report_paths,
+    target,
+    target_table,
+    write_report,
+)
 
 
 def timed(fn: Callable[[object], object], queries: list) -> dict[str, float]:
@@ -314,51 +323,46 @@ def table(name: str, result: dict) -> str:
     return "\n".join(lines)
 
 
-def _verdict(wall: bool, cpu: bool) -> str:
-    """MET or MISSED on wall time, with the thread-CPU verdict beside it when they differ (on
-    a loaded machine wall time includes waiting for a core)."""
-    word = {True: "MET", False: "MISSED"}
-    return word[wall] if wall == cpu else f"{word[wall]} (on thread CPU time: {word[cpu]})"
+def _cpu_note(wall: bool, cpu: bool) -> str:
+    """The thread-CPU verdict, when it differs from the wall-time one (on a loaded machine wall
+    time includes waiting for a core)."""
+    return "" if wall == cpu else f"; on thread CPU time: {'MET' if cpu else 'MISSED'}"
 
 
-def verdicts(report: dict) -> list[str]:
-    """One line per retrieval target of issue 17, from this run's figures."""
-    lines = []
+def targets(report: dict) -> list[dict[str, str]]:
+    """Issue 17's retrieval targets (:func:`report_env.target`), judged on wall time, from
+    this run's figures."""
+    out = []
     syn = report.get("synthetic")
+    skips = ("; bm25s skips the negative-IDF words, to which BM25Okapi's floor gives a "
+             "positive weight; ours scores them, exactly")
     if syn:
         n = f"{syn['documents']:,} docs"
         for mode in ("loop", "interleaved"):
             t = syn["per_query_ms"][f"top 100, {mode}"]
             ours, numba = t["marginrank"], t["bm25s_numba"]
             if mode == "loop":
-                lines.append(
-                    f"- top-100 p99 at {n} ({mode}) <= 3 ms: ours {ours['p99']:.2f} ms wall, "
-                    f"{ours['cpu_p99']:.2f} ms CPU: "
-                    f"{_verdict(ours['p99'] <= 3.0, ours['cpu_p99'] <= 3.0)}")
-            lines.append(
-                f"- top-100 p99 at {n} ({mode}) below bm25s-numba's: ours {ours['p99']:.2f} vs "
-                f"{numba['p99']:.2f} ms wall ({numba['p99'] / ours['p99']:.2f}x), CPU "
-                f"{ours['cpu_p99']:.2f} vs {numba['cpu_p99']:.2f} ms: "
-                f"{_verdict(ours['p99'] < numba['p99'], ours['cpu_p99'] < numba['cpu_p99'])} "
-                "(bm25s skips the negative-IDF words, to which BM25Okapi's floor gives a "
-                "positive weight; ours scores them, exactly)")
+                wall, cpu = ours["p99"] <= 3.0, ours["cpu_p99"] <= 3.0
+                out.append(target(f"top-100 p99 at {n} ({mode}) <= 3 ms",
+                                  f"{ours['p99']:.2f} ms wall, {ours['cpu_p99']:.2f} ms CPU"
+                                  + _cpu_note(wall, cpu), wall))
+            wall, cpu = ours["p99"] < numba["p99"], ours["cpu_p99"] < numba["cpu_p99"]
+            out.append(target(
+                f"top-100 p99 at {n} ({mode}) below bm25s-numba's",
+                f"ours {ours['p99']:.2f} vs {numba['p99']:.2f} ms wall "
+                f"({numba['p99'] / ours['p99']:.2f}x), CPU {ours['cpu_p99']:.2f} vs "
+                f"{numba['cpu_p99']:.2f} ms" + _cpu_note(wall, cpu) + skips, wall))
     hd = report["home_depot"]
     t = hd["per_query_ms"]["top 10, interleaved"]
     ours, tv = t["marginrank"], t["tantivy"]
     ratio = ours["p50"] / tv["p50"]
-    lines.append(
-        f"- top-10 p50 at {hd['documents']:,} docs, interleaved (cold cache), within 2x of "
-        f"Tantivy's parsed query: ours {ours['p50']:.3f} ms vs {tv['p50']:.3f} ms wall "
-        f"({ratio:.2f}x; CPU {ours['cpu_p50'] / tv['cpu_p50']:.2f}x): "
-        f"{_verdict(ratio <= 2.0, ours['cpu_p50'] <= 2.0 * tv['cpu_p50'])}")
-    return lines
-
-
-def environment() -> str:
-    """The command and machine, for the top of the report."""
-    return (f"`{' '.join(['python', *sys.argv])}`\n\nPython {platform.python_version()}, "
-            f"{platform.machine()}, {os.cpu_count()} cores, shared with other agents' jobs "
-            "(load averages below); one thread per library.")
+    wall, cpu = ratio <= 2.0, ours["cpu_p50"] <= 2.0 * tv["cpu_p50"]
+    out.append(target(
+        f"top-10 p50 at {hd['documents']:,} docs, interleaved (cold cache), within 2x of "
+        "Tantivy's parsed query",
+        f"ours {ours['p50']:.3f} vs {tv['p50']:.3f} ms wall ({ratio:.2f}x; CPU "
+        f"{ours['cpu_p50'] / tv['cpu_p50']:.2f}x)" + _cpu_note(wall, cpu), wall))
+    return out
 
 
 def main() -> None:
@@ -371,8 +375,9 @@ def main() -> None:
     parser.add_argument("--other-work-mb", type=int, default=8)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bm25_speed.json")
     args = parser.parse_args()
-    sections = ["# BM25 speed", "", environment(), ""]
-    report = {"command": " ".join(sys.argv), "home_depot": compare(
+    cmd, env = command(__file__), environment("numpy", "numba", "bm25s", "tantivy")
+    sections: list[str] = []
+    report = {"home_depot": compare(
         *home_depot(args.data, args.queries), args.queries, args.other_work_mb)}
     sections.append(table("Home Depot titles", report["home_depot"]))
     print(sections[-1], "\n", flush=True)
@@ -381,12 +386,15 @@ def main() -> None:
                                       args.rank_bm25_synthetic_queries, args.other_work_mb)
         sections += ["", table("Synthetic catalog", report["synthetic"])]
         print(sections[-1])
-    report["verdicts"] = verdicts(report)
-    sections += ["", "## Verdicts (issue 17 retrieval targets)", "", *report["verdicts"]]
-    print("\n".join(sections[-len(report["verdicts"]) - 2:]))
-    args.out.write_text(json.dumps(report, indent=2))
-    args.out.with_suffix(".md").write_text("\n".join(sections) + "\n")
-    print(f"\nwritten: {args.out} and {args.out.with_suffix('.md')}")
+    report["targets"] = targets(report)
+    sections += ["", "## Issue 17 retrieval targets (judged on wall time)", "",
+                 *target_table(report["targets"])]
+    print("\n".join(sections[-len(report["targets"]) - 4:]))
+    env = finish(env)
+    write_report(args.out, header("BM25 speed", cmd, env) + [
+        "One thread per library; wall time beside the thread's CPU time.", "", *sections],
+        report, cmd, env)
+    print("\nwritten: " + ", ".join(map(str, report_paths(args.out))))
 
 
 if __name__ == "__main__":

@@ -162,3 +162,18 @@ def _json_default(value: object) -> object:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def target(name: str, measured: str, met: bool | None) -> dict[str, str]:
+    """One target of an issue as a report states it: what was asked, what this run measured,
+    and the verdict (``None``: not measured in this run). Reports keep these under
+    ``"targets"`` in their JSON, so :mod:`speed_targets` gathers every verdict without knowing
+    each report's layout."""
+    verdict = "NOT MEASURED" if met is None else ("MET" if met else "MISSED")
+    return {"target": name, "measured": measured, "verdict": verdict}
+
+
+def target_table(targets: Sequence[dict[str, str]]) -> list[str]:
+    """:func:`target` rows as a markdown table."""
+    return ["| target | measured | verdict |", "| --- | --- | --- |",
+            *(f"| {t['target']} | {t['measured']} | {t['verdict']} |" for t in targets)]
