@@ -397,7 +397,8 @@ class Ranker:
         naming the file and the array, before any kernel runs."""
         from ranking import kernel_cache
 
-        kernel_cache.load_registries()  # before the first kernel; lean in the workers
+        # Numba's registries load in a thread while the files are read (lean in the workers)
+        registries = kernel_cache.Registries()
         directory = Path(directory)
         manifest = bundle.verify(directory, BUNDLE_FILES, key=key)
         settings, manifest_path = manifest["settings"], directory / bundle.MANIFEST
@@ -424,6 +425,8 @@ class Ranker:
             index = MultiFieldIndex.load(directory)
         with bundle_checks.reading(directory / f"{features.STEM_INDEX}.npz"):
             _check_fields(directory / "bm25.npz", index, len(catalog.product_ids))
+            if features.TERM_CHARS not in manifest["files"]:
+                registries.wait()  # an older bundle: a kernel computes its trigram keys
             space = features.FeatureSpace.load(directory, analyzer, index, manifest["files"])
             _check_fields(directory / f"{features.STEM_INDEX}.npz", space.stem_index,
                           len(catalog.product_ids))
@@ -440,6 +443,7 @@ class Ranker:
         ranker = cls(feature_space=space, model=model, catalog=catalog,
                      customers=customers, config=config, config_text=text,
                      n_candidates=n_candidates, relevance=relevance)
+        registries.wait()  # before the first kernel
         if warm:
             ranker.warm()
         return ranker
