@@ -385,14 +385,10 @@ def _concat(arrays: list[np.ndarray]) -> np.ndarray:
         0, dtype=np.int32)
 
 
-def token_counts(analyzer: Analyzer, texts: Sequence[str],
-                 cache: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] | None = None
-                 ) -> np.ndarray:
-    """How many tokens ``analyzer`` gives each text (int64). ``cache`` is a
-    :func:`forward_ids` cache of the same analyzer: its segments are not analyzed again (and
-    nothing is added to its vocabularies)."""
+def token_counts(analyzer: Analyzer, texts: Sequence[str]) -> np.ndarray:
+    """How many tokens ``analyzer`` gives each text (int64), each distinct segment analyzed
+    once (nothing is added to a vocabulary)."""
     plain = _plain(analyzer)
-    known = {} if cache is None else cache
     counted: dict[str, int] = {}
     out = []
     for i in range(0, len(texts), CHUNK):
@@ -406,14 +402,10 @@ def token_counts(analyzer: Analyzer, texts: Sequence[str],
         for d, (s, e) in enumerate(zip(starts[first].tolist(), ends[first].tolist(),
                                        strict=True)):
             segment = joined[s:e]
-            entry = known.get(segment)
-            if entry is not None:
-                lengths[d] = len(entry[0])
-            else:
-                n = counted.get(segment)
-                if n is None:
-                    n = counted[segment] = len(_segment_tokens(plain, segment)[0])
-                lengths[d] = n
+            n = counted.get(segment)
+            if n is None:
+                n = counted[segment] = len(_segment_tokens(plain, segment)[0])
+            lengths[d] = n
         out.append(np.bincount(owner, weights=lengths[seg_ids], minlength=len(part)
                                ).astype(np.int64))
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)

@@ -27,14 +27,15 @@ from ranking.text import Analyzer
 HEAD_CUT = re.compile(r",| - |\(| (?:with|for|by|and|or) | (?<!\d )in ", re.IGNORECASE)
 
 
-def head_lengths(titles: list[str], analyzer: Analyzer, title_lengths: np.ndarray,
-                 cache: dict | None = None) -> np.ndarray:
+def head_lengths(titles: list[str], analyzer: Analyzer, title_lengths: np.ndarray
+                 ) -> np.ndarray:
     """Token count of each title's head: the tokens of the text before :data:`HEAD_CUT`
     (the analyzer reads text left to right, so they are the title's first tokens), at most
     the title's length; a title whose head has no token is all head. ``title_lengths`` are
     the titles' token counts under ``analyzer``: a title without a cut is all head, so only
-    the cut ones are analyzed again, all at once (:func:`ranking.bulk_text.token_counts`,
-    with ``cache``, a :func:`ranking.bulk_text.forward_ids` cache of ``analyzer``). The cuts
+    the cut ones are analyzed again, all at once (:func:`ranking.bulk_text.token_counts`;
+    an index build reads the heads off its own analysis instead:
+    :func:`ranking.bulk_text.title_forward_ids`). The cuts
     are found by a kernel over the NUL-joined titles (:func:`ranking._bulk_kernels.head_cuts`;
     titles with a non-ASCII character or a NUL by the regex)."""
     heads = np.asarray(title_lengths, dtype=np.int64).copy()
@@ -60,7 +61,7 @@ def head_lengths(titles: list[str], analyzer: Analyzer, title_lengths: np.ndarra
                 rows.append(i + j)
                 cut.append(head)
     if cut:
-        heads[np.array(rows, dtype=np.int64)] = bulk_text.token_counts(analyzer, cut, cache)
+        heads[np.array(rows, dtype=np.int64)] = bulk_text.token_counts(analyzer, cut)
     return clip_heads(heads, title_lengths)
 
 
@@ -130,9 +131,9 @@ class TitleText:
     @classmethod
     def build(cls, titles: list[str], analyzer: Analyzer, index: FieldIndex,
               term_indptr: np.ndarray, term_chars: np.ndarray,
-              cache: dict | None = None, heads: np.ndarray | None = None) -> TitleText:
+              heads: np.ndarray | None = None) -> TitleText:
         """From the raw titles and their plain index (``index``, tokens by ``analyzer``) with
-        the characters of every vocabulary token (``cache``: see :func:`head_lengths`), or
+        the characters of every vocabulary token (heads by :func:`head_lengths`), or
         with the heads' token counts already read (``heads``, before :func:`clip_heads`:
         :func:`ranking.bulk_text.title_forward_ids`).
 
@@ -167,7 +168,7 @@ class TitleText:
                 norm = np.concatenate(list(pool.map(lambda part: kernels.gram_norms_by_term(
                     part, index.doc_terms, *arrays, idf_all, log_counts), halves)))
         lengths = np.diff(index.doc_indptr).astype(np.int64)
-        heads = (head_lengths(titles, analyzer, lengths, cache) if heads is None
+        heads = (head_lengths(titles, analyzer, lengths) if heads is None
                  else clip_heads(heads, lengths))
         return cls(heads, norm, distinct, idf)
 
