@@ -3,7 +3,9 @@
 Starts ``marginrank serve`` as a child process on a free 127.0.0.1 port (default bundle: the
 demo's, ``marginrank-demo/bundle``; run ``marginrank demo`` first), waits until ``/readyz`` says
 ready, then sends a bounded number of ``GET /search`` requests (default 20,000) at a fixed
-concurrency (default 32) from one asyncio httpx client. The queries are the distinct queries of
+concurrency (default 32) from the light load client's asyncio connections
+(``benchmarks/http_client.py``: raw sockets, keep-alive; httpx's own CPU per request was more
+than the server's). The queries are the distinct queries of
 a judgments file (default: the demo world's judged queries), shuffled; a third of the requests
 name a known customer, a third an unknown one, a third none; every tenth asks for explain.
 
@@ -31,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import json
 import os
 import random
 import secrets
@@ -40,6 +43,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import numpy as np
@@ -51,6 +55,7 @@ from objectives.config import TermWeights, dump_config, parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from http_client import Connection  # noqa: E402
 from report_env import (  # noqa: E402
     command,
     environment,
@@ -160,18 +165,21 @@ def request_plan(queries: list[str], customers: list[str], n: int,
     return plan
 
 
-async def _searcher(client: httpx.AsyncClient, plan: list[dict[str, str]], next_index: list[int],
+async def _searcher(conn: Connection, plan: list[dict[str, str]], next_index: list[int],
                     tally: Tally) -> None:
     while next_index[0] < len(plan):
         params = plan[next_index[0]]
         next_index[0] += 1
         start = time.perf_counter()
         try:
-            response = await client.get("/search", params=params)
-            ok = response.status_code == 200 and isinstance(response.json().get("results"), list)
-            problem = "" if ok else f"{response.status_code} {response.text[:200]}"
-        except (httpx.HTTPError, ValueError) as exc:
+            answer = await asyncio.wait_for(conn.request("GET", "/search?" + urlencode(params)),
+                                            30)
+            ok = answer.status == 200 and isinstance(json.loads(answer.body).get("results"),
+                                                     list)
+            problem = "" if ok else f"{answer.status} {answer.body[:200]!r}"
+        except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as exc:
             problem = f"{type(exc).__name__}: {exc}"
+            conn.close()
         tally.latencies.append(time.perf_counter() - start)
         if problem:
             tally.failures.append(problem)
@@ -222,15 +230,17 @@ async def _drive(url: str, config: Path, good: list[str], bad: str,
                  plan: list[dict[str, str]], concurrency: int, every: float,
                  headers: dict[str, str]) -> tuple[Tally, float]:
     tally, done, next_index = Tally(), asyncio.Event(), [0]
-    # One connection per searcher, one for the reloads.
-    limits = httpx.Limits(max_connections=concurrency + 1,
-                          max_keepalive_connections=concurrency + 1)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+    # One light keep-alive connection per searcher; the reloads go through httpx.
+    conns = [Connection(urlsplit(url).port or 80) for _ in range(concurrency)]
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         reloads = asyncio.create_task(_reloader(client, config, good, bad, every, done, tally,
                                                headers))
         start = time.perf_counter()
-        await asyncio.gather(*(_searcher(client, plan, next_index, tally)
-                               for _ in range(concurrency)))
+        try:
+            await asyncio.gather(*(_searcher(conn, plan, next_index, tally) for conn in conns))
+        finally:
+            for conn in conns:
+                conn.close()
         seconds = time.perf_counter() - start
         done.set()
         await reloads
