@@ -48,6 +48,7 @@ from report_env import (  # noqa: E402
     finish,
     header,
     report_paths,
+    target,
     write_report,
 )
 from service_load import ServiceProcess, request_plan  # noqa: E402
@@ -162,6 +163,25 @@ def verdict(ok: bool) -> str:
     return "MET" if ok else "MISSED"
 
 
+def targets(result: dict) -> list[dict[str, str]]:
+    """Issue 17's HTTP targets (:func:`report_env.target`), on the medians over the rounds."""
+    cpu, sc = result["cpu"], result["scaling"]
+    share = cpu["client_ms"]["median"] / cpu["server_ms"]["median"]
+    return [
+        target(f"server CPU per search <= {CPU_TARGET}x the in-process time",
+               f"{cpu['server_ms']['median']:.3f} vs {cpu['in_process_ms']['median']:.3f} ms: "
+               f"{cpu['ratio']['median']:.2f}x", cpu["ratio"]["median"] <= CPU_TARGET),
+        target(f"2 workers >= {SCALING_TARGET}x one worker's throughput",
+               f"{sc['ratio']['median']:.2f}x ({sc['one_per_s']['median']:,.0f} -> "
+               f"{sc['two_per_s']['median']:,.0f} searches/s; "
+               f"{sc['two_cores_busy']['median']:.2f} cores busy)",
+               sc["ratio"]["median"] >= SCALING_TARGET),
+        target("a load client light enough not to compete for the cores",
+               f"{cpu['client_ms']['median']:.3f} ms of client CPU per request, {share:.0%} of "
+               "the server's", share <= 0.1),
+    ]
+
+
 def table(result: dict) -> list[str]:
     cpu, sc = result["cpu"], result["scaling"]
 
@@ -245,7 +265,7 @@ def main(argv: list[str] | None = None) -> dict:
         "pre-encoded requests, one thread under selectors). The service runs without its "
         "impression log. Method: the script's docstring.", "", *table(result)]
     print("\n".join(lines))
-    result = write_report(args.out, lines, result, cmd, env)
+    result = write_report(args.out, lines, {**result, "targets": targets(result)}, cmd, env)
     print("\nwritten: " + ", ".join(map(str, report_paths(args.out))))
     return result
 
