@@ -143,6 +143,49 @@ class GuardedH11Protocol(_Guard, H11Protocol):
                 self._disarm()
 
 
+class _HeadWithBody:
+    """A response cycle's transport that holds the response head back until the first write
+    of the body, and writes both at once: one ``send`` (one system call, one loopback
+    segment) per answer instead of two. The bytes and their order are unchanged; a
+    ``100 Continue`` (written before the response starts) passes straight through; a close
+    sends a held head first. Everything else is the connection's transport."""
+
+    __slots__ = ("_transport", "_cycle", "_head", "_done")
+
+    def __init__(self, transport: asyncio.Transport, cycle: object) -> None:
+        self._transport, self._cycle = transport, cycle
+        self._head: bytes | None = None
+        self._done = False  # the head went out
+
+    def write(self, data: bytes) -> None:
+        if self._done:
+            self._transport.write(data)
+        elif self._head is not None:
+            self._done = True
+            self._transport.write(self._head + data)
+            self._head = None
+        elif self._cycle.response_started:  # type: ignore[attr-defined]  # this is the head
+            self._head = bytes(data)
+        else:
+            self._transport.write(data)
+
+    def _flush(self) -> None:
+        if self._head is not None and not self._transport.is_closing():
+            self._transport.write(self._head)
+        self._head, self._done = None, True
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def write_eof(self) -> None:
+        self._flush()
+        self._transport.write_eof()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._transport, name)
+
+
 def _httptools_protocol() -> type | None:
     """The same limits on uvicorn's httptools protocol (llhttp parses in C: a request costs
     the worker less CPU than h11's pure-Python parser and writer), when httptools is
@@ -175,6 +218,9 @@ def _httptools_protocol() -> type | None:
             else:
                 self._disarm()
             super().on_headers_complete()
+            cycle = self.cycle
+            if cycle is not None and cycle.transport is self.transport:  # a new cycle
+                cycle.transport = _HeadWithBody(self.transport, cycle)
 
         def on_message_complete(self) -> None:
             self._reading_head = True

@@ -413,12 +413,53 @@ def encode_search_response(q: str, k: int, version: str, results: list[SearchRes
     from the results directly: validating each hit through pydantic and dumping it again
     cost more than the HTTP work around it (tests/ranking/app/test_service_fast.py holds the
     two byte-equal)."""
-    return json.dumps(
-        {"query": q, "k": k, "config_version": version, "results": [
+    if type(q) is not str or type(k) is not int or type(version) is not str:
+        return _BODY_JSON.encode({"query": q, "k": k, "config_version": version, "results": [
             {"rank": r.rank, "product_id": r.product_id, "title": r.title, "score": r.score,
              "pinned": r.pinned, "arm": r.arm, "contributions": r.contributions,
-             "from_prior": r.from_prior} for r in results]},
-        ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode("utf-8")
+             "from_prior": r.from_prior} for r in results]}).encode()
+    hits = []
+    for r in results:
+        score, pinned, rank = r.score, r.pinned, r.rank
+        if type(score) is float and score - score == 0.0 and type(rank) is int \
+                and (pinned is True or pinned is False) and r.arm is None \
+                and r.contributions is None and r.from_prior is None:
+            # the common hit, written as the encoder writes it (finite float: its repr)
+            hits.append(f'{{"rank":{rank!r},{_id_title(r.product_id, r.title)},"score":'
+                        f'{float.__repr__(score)},"pinned":{"true" if pinned else "false"},'
+                        '"arm":null,"contributions":null,"from_prior":null}')
+        else:  # explain, an arm, a pinned product (null score), anything unusual
+            hits.append(_BODY_JSON.encode({
+                "rank": rank, "product_id": r.product_id, "title": r.title, "score": score,
+                "pinned": pinned, "arm": r.arm, "contributions": r.contributions,
+                "from_prior": r.from_prior}))
+    return (f'{{"query":{_json_str(q)},"k":{k!r},"config_version":{_json_str(version)},'
+            f'"results":[{",".join(hits)}]}}').encode()
+
+
+def _id_title(product_id: str, title: str) -> str:
+    """``"product_id":...,"title":...`` as the encoder writes them, kept per product (a
+    bounded cache: the catalog's strings never change under a product id and title)."""
+    key = (product_id, title)
+    text = _ID_TITLE.get(key)
+    if text is None:
+        if len(_ID_TITLE) >= _ID_TITLE_MAX:
+            _ID_TITLE.clear()
+        text = _ID_TITLE[key] = (f'"product_id":{_BODY_JSON.encode(product_id)},'
+                                 f'"title":{_BODY_JSON.encode(title)}')
+    return text
+
+
+_ID_TITLE: dict[tuple[str, str], str] = {}
+_ID_TITLE_MAX = 100_000
+
+
+#: What ``json.dumps`` builds per call with these options (as ``JSONResponse`` renders), built
+#: once; and the log line's encoder (:class:`JsonFormatter`).
+_BODY_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None,
+                              separators=(",", ":"))
+_LOG_JSON = json.JSONEncoder(ensure_ascii=False, default=str)
+_json_str = json.encoder.encode_basestring  # a str as the encoder above writes it
 
 
 async def healthz(state: State) -> JSONResponse:
@@ -663,9 +704,12 @@ class _Observe:
             seconds = time.perf_counter() - start
             path = scope["path"] if scope["path"] in self.paths else "other"
             self.metrics.observe(path, scope["method"], status, seconds)
-            log.info("request", extra={"fields": {
-                "request_id": request_id, "method": scope["method"], "path": path,
-                "status": status, "latency_ms": round(seconds * 1000, 3), **fields}})
+            if log.isEnabledFor(logging.INFO):  # log.info without looking up its caller's
+                # frame (file, line, function: no part of the JSON line)
+                log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, "request", (),
+                                          None, "_Observe", {"fields": {
+                    "request_id": request_id, "method": scope["method"], "path": path,
+                    "status": status, "latency_ms": round(seconds * 1000, 3), **fields}}))
 
 
 #: ``explain`` values pydantic reads as a bool (the lower-case forms; others: the framework).
@@ -771,7 +815,7 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
-        return json.dumps(doc, ensure_ascii=False, default=str)
+        return _LOG_JSON.encode(doc)  # json.dumps(doc, ensure_ascii=False, default=str)
 
 
 #: uvicorn's and our loggers, all as JSON lines on stderr.
