@@ -418,10 +418,10 @@ STEM_INDEX = "bm25_stemmed"
 QUANTITIES = "quantities.npz"
 #: File of the titles' head lengths and trigram statistics (:class:`TitleText`).
 TITLE_TEXT = "title_text.npz"
-#: Files :meth:`FeatureSpace.save` writes, for the bundle's list of required files.
 #: File of the trigram keys of every exact token (:func:`_vocab_chars`), so that a load does
 #: not compute them again; bundles written before it have none, and compute them.
 TERM_CHARS = "term_chars.npz"
+#: Files :meth:`FeatureSpace.save` writes, for the bundle's list of files.
 BUNDLE_FILES = ("features.json", f"{STEM_INDEX}.npz", f"{STEM_INDEX}_vocab.json",
                 QUANTITIES, TITLE_TEXT, TERM_CHARS)
 #: Of :data:`BUNDLE_FILES`, those a bundle may lack (written by later versions).
@@ -492,7 +492,8 @@ def _chars(tokens: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _token_chars(tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(indptr, int32 code points) of ``tokens``, one CSR row per token."""
-    indptr = np.zeros(len(tokens) + 1, dtype=np.int64)
-    np.cumsum([len(t) for t in tokens], out=indptr[1:])
-    return indptr, np.frombuffer("".join(tokens).encode("utf-32-le"), dtype=np.int32).copy()
+    """:func:`ranking.query.query_chars` of ``tokens``, with the code points copied into a
+    writable array (the vocabulary's arrays keep the Numba type the kernels were compiled
+    for; a query's are read-only views)."""
+    indptr, chars = query_chars(tokens)
+    return indptr, chars.copy()
