@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -157,6 +158,20 @@ class _HeadWithBody:
         self._head: bytes | None = None
         self._done = False  # the head went out
 
+    @classmethod
+    def install(cls, cycle: Any) -> None:
+        """Give ``cycle`` a held-head transport, flushed at the latest when its response
+        completes: an answer to HEAD (uvicorn writes no body for it) has no body write to
+        carry its head, and must not wait for the connection to close."""
+        held = cls(cycle.transport, cycle)
+        cycle.transport, completed = held, cycle.on_response
+
+        def on_response() -> None:
+            held._flush()
+            completed()
+
+        cycle.on_response = on_response
+
     def write(self, data: bytes) -> None:
         if self._done:
             self._transport.write(data)
@@ -220,7 +235,7 @@ def _httptools_protocol() -> type | None:
             super().on_headers_complete()
             cycle = self.cycle
             if cycle is not None and cycle.transport is self.transport:  # a new cycle
-                cycle.transport = _HeadWithBody(self.transport, cycle)
+                _HeadWithBody.install(cycle)
 
         def on_message_complete(self) -> None:
             self._reading_head = True

@@ -70,6 +70,23 @@ def test_over_long_request_line_gets_414_and_a_huge_head_431(tight: load.Service
     assert httpx.get(tight.url + "/healthz").status_code == 200
 
 
+def test_head_requests_are_answered_on_a_kept_alive_connection(
+        tight: load.ServiceProcess) -> None:
+    """A HEAD answer (405: the routes are GET) has no body for its head to travel with: it
+    must still arrive at once, and the next request on the same connection be answered."""
+    with socket.create_connection(("127.0.0.1", tight.port), timeout=5) as sock:
+        for path in (b"/healthz", b"/search?q=drill"):
+            sock.sendall(b"HEAD " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = sock.recv(4096)  # the 5 s timeout fails the test if nothing comes
+                assert chunk, "the server closed the connection"
+                head += chunk
+            assert status_of(head) == 405 and b"allow: get" in head.lower()
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert status_of(sock.recv(4096)) == 200
+
+
 def poll(sock: socket.socket) -> bytes | None:
     """What the server sent (b"" once it closed), or None while the connection is open."""
     sock.settimeout(0.001)
