@@ -209,24 +209,23 @@ class FieldIndex:
                                          self.idf, self._scratch(), k)
 
     def _zeros(self) -> np.ndarray:
-        """This thread's score accumulator for :func:`kernels.search_accumulate`: one float64
-        per document, 0 between queries (the kernel resets what it touched). Allocated once
-        per thread, so a query never fills one slot per product; threads never share one."""
-        local = self._threads
-        zeros = getattr(local, "zeros", None)
-        if zeros is None:
-            zeros = local.zeros = np.zeros(self.n_docs)
-        return zeros
+        """The accumulator of :func:`kernels.search_accumulate`: 0 means "no query term"."""
+        return self._accumulator("zeros", 0.0)
 
     def _scratch(self) -> np.ndarray:
-        """This thread's score accumulator for :func:`kernels.search_exhaustive`: one float64
-        per document, NaN between queries (the kernel resets what it touched). Allocated once
-        per thread, so a query never fills one slot per product; threads never share one."""
+        """The accumulator of :func:`kernels.search_exhaustive`: NaN means "no query term"."""
+        return self._accumulator("scratch", np.nan)
+
+    def _accumulator(self, name: str, fill: float) -> np.ndarray:
+        """This thread's score accumulator ``name``: one float64 per document, ``fill``
+        between queries (the kernel resets what it touched). Allocated once per thread, so a
+        query never fills one slot per product; threads never share one."""
         local = self._threads
-        scratch = getattr(local, "scratch", None)
-        if scratch is None:
-            scratch = local.scratch = np.full(self.n_docs, np.nan)
-        return scratch
+        slots = getattr(local, name, None)
+        if slots is None:
+            slots = np.full(self.n_docs, fill)
+            setattr(local, name, slots)
+        return slots
 
     @cached_property
     def _threads(self) -> threading.local:
